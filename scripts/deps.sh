@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs what building and testing Postern needs on Debian 12. As root it
+# runs apt-get (and npm for the browser tests); otherwise it prints the
+# command and stops.
+set -eu
+
+DEBS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
+libesmtp-dev libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
+libconfig-dev libgmime-3.0-dev libargon2-dev libgumbo-dev libqrencode-dev \
+libcairo2-dev libpango1.0-dev libqpdf-dev libytnef0-dev libcmocka-dev \
+python3 python3-pytest python3-aiosmtpd swaks openssl poppler-utils qpdf \
+iproute2 nftables fonts-dejavu-core"
+
+missing=""
+for p in $DEBS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+	    missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing Debian packages; run as root:" >&2
+		echo "  apt-get update && apt-get install -y$missing" >&2
+		exit 1
+	fi
+	echo "deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+exit 0

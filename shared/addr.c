@@ -1,0 +1,316 @@
+/* Address parsing and the split-mode rewrite codec; see addr.h. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+
+/* RFC 5322 atext, plus any non-ASCII byte when UTF-8 is allowed. */
+static int
+addr_is_atext(unsigned char c, int utf8)
+{
+	if (c >= 0x80)
+		return utf8;
+	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+/* Checks UTF-8 well-formedness (no overlongs, no surrogates). */
+static int
+addr_valid_utf8(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		unsigned int cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2; cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3; cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4; cp = c & 0x07;
+		} else
+			return 0;
+		if (i + len > n)
+			return 0;
+		for (size_t j = 1; j < len; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+int
+addr_local_is_dot_atom(const char *local)
+{
+	const unsigned char *p = (const unsigned char *)local;
+	int prevdot = 1;
+
+	if (*p == '\0')
+		return 0;
+	for (; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (prevdot)
+				return 0;
+			prevdot = 1;
+		} else if (addr_is_atext(*p, 1))
+			prevdot = 0;
+		else
+			return 0;
+	}
+	return !prevdot;
+}
+
+static int
+addr_parse_domain(const char *d, int utf8, const char **why)
+{
+	size_t n = strlen(d), lablen = 0;
+
+	if (n == 0) {
+		*why = "empty domain";
+		return -1;
+	}
+	if (n > 255) {
+		*why = "domain too long";
+		return -1;
+	}
+	if (d[0] == '[') {
+		/* Address literal: [IPv4] or [IPv6:...], printable, no brackets
+		 * or backslash inside. */
+		if (d[n - 1] != ']' || n < 3) {
+			*why = "bad address literal";
+			return -1;
+		}
+		for (size_t i = 1; i < n - 1; i++)
+			if (d[i] <= 32 || d[i] >= 127 || d[i] == '[' ||
+			    d[i] == ']' || d[i] == '\\') {
+				*why = "bad address literal";
+				return -1;
+			}
+		return 0;
+	}
+	if (!addr_valid_utf8((const unsigned char *)d, n)) {
+		*why = "domain is not valid UTF-8";
+		return -1;
+	}
+	for (size_t i = 0; i <= n; i++) {
+		unsigned char c = d[i];
+
+		if (c == '.' || c == '\0') {
+			if (lablen == 0 || lablen > 63 || d[i - 1] == '-') {
+				*why = "bad domain label";
+				return -1;
+			}
+			lablen = 0;
+			continue;
+		}
+		if (lablen == 0 && c == '-') {
+			*why = "bad domain label";
+			return -1;
+		}
+		if (!(isalnum(c) || c == '-' || (c >= 0x80 && utf8))) {
+			*why = "bad character in domain";
+			return -1;
+		}
+		lablen++;
+	}
+	return 0;
+}
+
+int
+addr_parse(const char *s, int utf8, struct addr *a, const char **why)
+{
+	const char *at, *p;
+	size_t n = 0;
+
+	*why = NULL;
+	memset(a, 0, sizeof(*a));
+	if (strlen(s) >= ADDR_MAX) {
+		*why = "address too long";
+		return -1;
+	}
+	if (!utf8) {
+		for (p = s; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80) {
+				*why = "8-bit address without SMTPUTF8";
+				return -1;
+			}
+	} else if (!addr_valid_utf8((const unsigned char *)s, strlen(s))) {
+		*why = "address is not valid UTF-8";
+		return -1;
+	}
+	if (*s == '"') {
+		/* quoted-string local part */
+		for (p = s + 1; *p != '"'; p++) {
+			unsigned char c = *p;
+
+			if (c == '\0') {
+				*why = "unterminated quoted local part";
+				return -1;
+			}
+			if (c == '\\') {
+				c = *++p;
+				if (c < 32 || c == 127) {
+					*why = "bad quoted pair";
+					return -1;
+				}
+			} else if ((c < 32 && c != '\t') || c == 127) {
+				*why = "control character in local part";
+				return -1;
+			}
+			if (n + 1 >= sizeof(a->local)) {
+				*why = "local part too long";
+				return -1;
+			}
+			a->local[n++] = c;
+		}
+		a->local[n] = '\0';
+		if (p[1] != '@') {
+			*why = "missing @ after quoted local part";
+			return -1;
+		}
+		at = p + 1;
+	} else {
+		if ((at = strrchr(s, '@')) == NULL) {
+			*why = "missing @";
+			return -1;
+		}
+		n = at - s;
+		memcpy(a->local, s, n);
+		a->local[n] = '\0';
+		if (!addr_local_is_dot_atom(a->local)) {
+			*why = "bad local part";
+			return -1;
+		}
+	}
+	if (n == 0) {
+		*why = "empty local part";
+		return -1;
+	}
+	if (n > 64 && !utf8) {
+		*why = "local part longer than 64 octets";
+		return -1;
+	}
+	snprintf(a->domain, sizeof(a->domain), "%s", at + 1);
+	return addr_parse_domain(a->domain, utf8, why);
+}
+
+static int
+addr_format_local(const char *local, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (addr_local_is_dot_atom(local))
+		return snprintf(out, outlen, "%s", local) < (int)outlen ? 0 : -1;
+	if (o < outlen)
+		out[o++] = '"';
+	for (const char *p = local; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = '\\';
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = *p;
+	}
+	if (o + 2 > outlen)
+		return -1;
+	out[o++] = '"';
+	out[o] = '\0';
+	return 0;
+}
+
+int
+addr_format(const struct addr *a, char *out, size_t outlen)
+{
+	char local[ADDR_MAX * 2 + 3];
+
+	if (addr_format_local(a->local, local, sizeof(local)) == -1)
+		return -1;
+	if ((size_t)snprintf(out, outlen, "%s@%s", local, a->domain) >= outlen)
+		return -1;
+	return 0;
+}
+
+int
+addr_rewrite(const char *addr, const char *relay_domain, int utf8, char *out,
+    size_t outlen, const char **why)
+{
+	struct addr a, r;
+
+	if (addr_parse(addr, utf8, &a, why) == -1)
+		return -1;
+	memset(&r, 0, sizeof(r));
+	if ((size_t)snprintf(r.local, sizeof(r.local), "%s=%s", a.local,
+	    a.domain) >= sizeof(r.local)) {
+		*why = "rewritten address too long";
+		return -1;
+	}
+	snprintf(r.domain, sizeof(r.domain), "%s", relay_domain);
+	if (addr_format(&r, out, outlen) == -1) {
+		*why = "rewritten address too long";
+		return -1;
+	}
+	return 0;
+}
+
+int
+addr_revert(const char *addr, const char *relay_domain, int utf8, char *out,
+    size_t outlen, const char **why)
+{
+	struct addr a, r;
+	char *eq;
+
+	if (addr_parse(addr, utf8, &a, why) == -1)
+		return -1;
+	if (strcasecmp(a.domain, relay_domain) != 0) {
+		*why = "not in the relay domain";
+		return -1;
+	}
+	if ((eq = strrchr(a.local, '=')) == NULL) {
+		*why = "no '=' in rewritten local part";
+		return -1;
+	}
+	memset(&r, 0, sizeof(r));
+	memcpy(r.local, a.local, eq - a.local);
+	snprintf(r.domain, sizeof(r.domain), "%s", eq + 1);
+	if (r.local[0] == '\0') {
+		*why = "empty original local part";
+		return -1;
+	}
+	if (addr_parse_domain(r.domain, utf8, why) == -1)
+		return -1;
+	if (addr_format(&r, out, outlen) == -1) {
+		*why = "address too long";
+		return -1;
+	}
+	return 0;
+}
+
+int
+addr_domain_of(const char *addr, char *out, size_t outlen)
+{
+	const char *at = strrchr(addr, '@');
+	size_t i;
+
+	if (at == NULL || at[1] == '\0')
+		return -1;
+	for (i = 0; at[1 + i] != '\0' && i + 1 < outlen; i++)
+		out[i] = tolower((unsigned char)at[1 + i]);
+	out[i] = '\0';
+	return at[1 + i] == '\0' ? 0 : -1;
+}
