@@ -1,0 +1,189 @@
+"""Shared fixtures for integration tests: real daemons on loopback, real
+aiosmtpd next hops. Daemons announce readiness with a log line ending in
+": ready"; tests wait for that line, never for a fixed time."""
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as AioSMTP
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("POSTERN_BUILD", os.path.join(ROOT, "build"))
+READY_TIMEOUT = 30
+
+
+def bin_path(name):
+    p = os.path.join(BUILD, name)
+    if not os.path.exists(p):
+        pytest.fail(f"{p} is not built (run make)")
+    return p
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A daemon in the foreground; its stderr is collected line by line."""
+
+    def __init__(self, argv, env=None, ready=r": ready$"):
+        e = dict(os.environ)
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+        e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        if env:
+            e.update(env)
+        self.argv = argv
+        self.lines = []
+        self._q = queue.Queue()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=e,
+                                     start_new_session=True)
+        self._t = threading.Thread(target=self._reader, daemon=True)
+        self._t.start()
+        if ready:
+            self.wait_for(ready, READY_TIMEOUT)
+
+    def _reader(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            self._q.put(line)
+        self._q.put(None)
+
+    def wait_for(self, pattern, timeout=READY_TIMEOUT):
+        """Blocks until a log line matches pattern; returns the match."""
+        rx = re.compile(pattern)
+        for line in list(self.lines):
+            m = rx.search(line)
+            if m:
+                return m
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"no log line matching {pattern!r}; log:\n" + self.log())
+            try:
+                line = self._q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(
+                    f"daemon exited ({self.proc.wait()}) before {pattern!r};"
+                    " log:\n" + self.log())
+            m = rx.search(line)
+            if m:
+                return m
+
+    def log(self):
+        return "\n".join(self.lines)
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        # Sanitizer reports mean a bug even when the test passed.
+        bad = [l for l in self.lines if "ERROR: AddressSanitizer" in l
+               or "runtime error:" in l]
+        assert not bad, "sanitizer report:\n" + self.log()
+
+
+class _Recorder:
+    """aiosmtpd handler that records messages and answers per recipient
+    from a table: {address: "450 4.2.0 try later"}; data_reply overrides
+    the end-of-data answer."""
+
+    def __init__(self):
+        self.messages = []
+        self.rcpt_replies = {}
+        self.data_reply = None
+        self.cond = threading.Condition()
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        r = self.rcpt_replies.get(address)
+        if r:
+            return r
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        with self.cond:
+            self.messages.append({
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "data": envelope.original_content or envelope.content,
+                "tls": session.ssl is not None,
+            })
+            self.cond.notify_all()
+        return "250 2.0.0 OK sink"
+
+
+class Sink:
+    """A real SMTP server (aiosmtpd) standing in for a next hop."""
+
+    def __init__(self, host="127.0.0.1", port=None, tls_context=None,
+                 require_starttls=False):
+        self.host = host
+        self.port = port or free_port(host)
+        self.handler = _Recorder()
+        kw = {}
+        if tls_context is not None:
+            kw["tls_context"] = tls_context
+            kw["require_starttls"] = require_starttls
+        self.controller = Controller(self.handler, hostname=host,
+                                     port=self.port, decode_data=False,
+                                     enable_SMTPUTF8=True, **kw)
+        self.controller.start()
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+    def wait(self, count=1, timeout=20):
+        """Waits until count messages arrived; returns them."""
+        with self.handler.cond:
+            ok = self.handler.cond.wait_for(
+                lambda: len(self.handler.messages) >= count, timeout)
+        assert ok, f"sink got {len(self.handler.messages)} of {count} messages"
+        return self.handler.messages
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def sink2():
+    s = Sink()
+    yield s
+    s.stop()
