@@ -1,0 +1,62 @@
+/*
+ * Schema of internal-gw's boot configuration. Policy lives in properties
+ * (props.h); this file only holds what is needed before the first message:
+ * listeners, limits, paths, TLS files and next hops. Every key is
+ * documented in config/internal-gw.conf and docs/internal-gw.md.
+ */
+#include <limits.h>
+
+#include "gw_conf.h"
+
+#define MB	(1024LL * 1024)
+
+const struct conf_key gw_conf_schema[] = {
+	{ "node", CONF_STRING, 1, 0, 32, NULL },
+	{ "hostname", CONF_STRING, 0, 0, 255, "localhost" },
+	{ "database", CONF_STRING, 1, 0, PATH_MAX, NULL },
+	{ "spool_dir", CONF_STRING, 1, 0, PATH_MAX, NULL },
+	{ "keys_dir", CONF_STRING, 1, 0, PATH_MAX, NULL },
+	{ "trust_anchors", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "user", CONF_STRING, 0, 0, 64, NULL },
+	{ "keyd_user", CONF_STRING, 0, 0, 64, NULL },
+	{ "workers", CONF_INT, 0, 1, 64, "4" },
+
+	{ "log", CONF_GROUP, 0, 0, 0, NULL },
+	{ "log.syslog", CONF_BOOL, 0, 0, 0, "false" },
+	{ "log.debug", CONF_BOOL, 0, 0, 0, "false" },
+
+	{ "smtp", CONF_GROUP, 1, 0, 0, NULL },
+	{ "smtp.listen", CONF_STRLIST, 0, 0, 0, NULL },
+	{ "smtp.lmtp_listen", CONF_STRLIST, 0, 0, 0, NULL },
+	{ "smtp.max_line", CONF_INT, 0, 512, 65536, "2048" },
+	{ "smtp.max_message_size", CONF_INT, 0, 1024, 4096 * MB, "52428800" },
+	{ "smtp.max_header_size", CONF_INT, 0, 1024, 64 * MB, "1048576" },
+	{ "smtp.max_recipients", CONF_INT, 0, 1, 100000, "1000" },
+	{ "smtp.max_connections", CONF_INT, 0, 1, 100000, "200" },
+	{ "smtp.max_per_ip", CONF_INT, 0, 1, 100000, "50" },
+	{ "smtp.cmd_timeout", CONF_INT, 0, 1, 3600, "300" },
+	{ "smtp.data_timeout", CONF_INT, 0, 1, 3600, "600" },
+	{ "smtp.max_errors", CONF_INT, 0, 1, 1000, "10" },
+	{ "smtp.tls_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "smtp.tls_key", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "smtp.tls_required", CONF_BOOL, 0, 0, 0, "false" },
+	{ "smtp.xforward_from", CONF_STRLIST, 0, 0, 0, NULL },
+
+	{ "relay", CONF_GROUP, 1, 0, 0, NULL },
+	{ "relay.transport_map", CONF_STRING, 1, 0, PATH_MAX, NULL },
+	{ "relay.default_tls", CONF_STRING, 0, 0, 16, "may" },
+	{ "relay.ca_file", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "relay.client_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "relay.client_key", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "relay.timeout", CONF_INT, 0, 1, 3600, "120" },
+	{ "relay.ledger_ttl_days", CONF_INT, 0, 1, 365, "7" },
+	{ "relay.tls_policy", CONF_GROUPLIST, 0, 0, 0, NULL },
+	{ "relay.tls_policy.[].nexthop", CONF_STRING, 1, 0, 300, NULL },
+	{ "relay.tls_policy.[].level", CONF_STRING, 1, 0, 16, NULL },
+	{ "relay.tls_policy.[].ca_file", CONF_STRING, 0, 0, PATH_MAX, NULL },
+
+	{ "portal", CONF_GROUP, 0, 0, 0, NULL },
+	{ "portal.tunnel_signer", CONF_STRING, 0, 0, 512, NULL },
+
+	{ NULL, 0, 0, 0, 0, NULL },
+};
