@@ -1,0 +1,456 @@
+/*
+ * internal-gw: the LAN gateway. The parent reads the configuration, binds
+ * the listeners, spawns the key holder (keyd: the only process that loads
+ * private keys) and the SMTP worker (faces the LAN MTA, holds no private
+ * key), then supervises: if either dies the daemon fails closed and exits
+ * so that systemd restarts it. The parent itself reads no peer input.
+ */
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <gmime/gmime.h>
+#include <openssl/ssl.h>
+#include <sqlite3.h>
+
+#include "certstore.h"
+#include "config.h"
+#include "db.h"
+#include "gateway.h"
+#include "gw_conf.h"
+#include "keyd.h"
+#include "log.h"
+#include "netaddr.h"
+#include "props.h"
+#include "relay.h"
+#include "smtp_server.h"
+#include "tls.h"
+#include "transport.h"
+#include "workq.h"
+#include "xmalloc.h"
+
+#define GW_MAX_LISTEN	16
+
+struct gw_listeners {
+	int	smtp[GW_MAX_LISTEN];
+	int	nsmtp;
+	int	lmtp[GW_MAX_LISTEN];
+	int	nlmtp;
+};
+
+static volatile sig_atomic_t gw_sig;
+
+static void
+gw_usage(void)
+{
+	fprintf(stderr, "usage: internal-gw -c FILE [--check] [-d]\n");
+	exit(2);
+}
+
+static void
+gw_signal(int sig)
+{
+	gw_sig = sig;
+}
+
+/* Drops to user (when running as root); a failure is fatal. */
+static void
+gw_drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("unknown user %s", user);
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot drop privileges to %s", user);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_NO_NEW_PRIVS");
+}
+
+static struct relay *
+gw_relay_new(const struct conf *c, char **err)
+{
+	struct relay_conf rc;
+	config_setting_t *pol = conf_setting(c, "relay.tls_policy");
+	struct relay *r;
+	size_t n = pol ? (size_t)config_setting_length(pol) : 0;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.transport_map = conf_str(c, "relay.transport_map");
+	rc.default_tls = conf_str(c, "relay.default_tls");
+	rc.ca_file = conf_str(c, "relay.ca_file");
+	rc.cert_file = conf_str(c, "relay.client_cert");
+	rc.key_file = conf_str(c, "relay.client_key");
+	rc.helo = conf_str(c, "hostname");
+	rc.timeout = conf_int(c, "relay.timeout");
+	rc.dbpath = conf_str(c, "database");
+	rc.ledger_ttl = conf_int(c, "relay.ledger_ttl_days") * 86400;
+	rc.tls_policy = xcalloc(n + 1, sizeof(*rc.tls_policy));
+	rc.ntls_policy = n;
+	for (size_t i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(pol, i);
+		const char *ca = conf_elem_str(c, e, "relay.tls_policy",
+		    "ca_file");
+
+		snprintf(rc.tls_policy[i].nexthop,
+		    sizeof(rc.tls_policy[i].nexthop), "%s", conf_elem_str(c, e,
+		    "relay.tls_policy", "nexthop"));
+		if (relay_tls_level(conf_elem_str(c, e, "relay.tls_policy",
+		    "level"), &rc.tls_policy[i].level) == -1) {
+			xasprintf(err, "%s:%d: relay.tls_policy.[].level: must "
+			    "be none, may or encrypt", c->file,
+			    config_setting_source_line(e));
+			free(rc.tls_policy);
+			return NULL;
+		}
+		snprintf(rc.tls_policy[i].ca_file,
+		    sizeof(rc.tls_policy[i].ca_file), "%s", ca ? ca : "");
+	}
+	r = relay_new(&rc, err);
+	free(rc.tls_policy);
+	return r;
+}
+
+/* Opens what the daemon needs; with report set, names each problem. */
+static int
+gw_check(const struct conf *c)
+{
+	const char *s;
+	char *err = NULL;
+	int bad = 0;
+	struct sqlite3 *db;
+	X509_STORE *trust;
+	SSL_CTX *ctx;
+	struct relay *r;
+	const char **l;
+	size_t n;
+
+	if ((db = db_open(conf_str(c, "database"), &err)) == NULL) {
+		fprintf(stderr, "database %s: %s\n", conf_str(c, "database"),
+		    err);
+		xfree(&err);
+		bad = 1;
+	} else {
+		struct props *p = props_wrap(db);
+
+		props_close(p);
+		sqlite3_close(db);
+	}
+	if (access(conf_str(c, "spool_dir"), W_OK | X_OK) == -1) {
+		fprintf(stderr, "spool_dir %s: %s\n", conf_str(c, "spool_dir"),
+		    strerror(errno));
+		bad = 1;
+	}
+	if (access(conf_str(c, "keys_dir"), R_OK | X_OK) == -1) {
+		fprintf(stderr, "keys_dir %s: %s\n", conf_str(c, "keys_dir"),
+		    strerror(errno));
+		bad = 1;
+	}
+	if ((s = conf_str(c, "trust_anchors")) != NULL) {
+		if ((trust = certstore_trust_load(s, &err)) == NULL) {
+			fprintf(stderr, "trust_anchors %s: %s\n", s, err);
+			xfree(&err);
+			bad = 1;
+		} else
+			X509_STORE_free(trust);
+	}
+	if (conf_str(c, "smtp.tls_cert") != NULL ||
+	    conf_str(c, "smtp.tls_key") != NULL) {
+		if ((ctx = tls_server_ctx(conf_str(c, "smtp.tls_cert"),
+		    conf_str(c, "smtp.tls_key"), NULL, &err)) == NULL) {
+			fprintf(stderr, "smtp.tls_cert/tls_key: %s\n", err);
+			xfree(&err);
+			bad = 1;
+		} else
+			SSL_CTX_free(ctx);
+	}
+	if ((r = gw_relay_new(c, &err)) == NULL) {
+		fprintf(stderr, "relay: %s\n", err);
+		xfree(&err);
+		bad = 1;
+	} else
+		relay_free(r);
+	n = conf_strlist(c, "smtp.xforward_from", &l);
+	if (n > 0) {
+		struct netaddr_list *nl = netaddr_list_parse(l, n, &err);
+
+		if (nl == NULL) {
+			fprintf(stderr, "%s: smtp.xforward_from: %s\n", c->file,
+			    err);
+			xfree(&err);
+			bad = 1;
+		} else
+			netaddr_list_free(nl);
+	}
+	free(l);
+	if (conf_strlist(c, "smtp.listen", &l) == 0 &&
+	    conf_strlist(c, "smtp.lmtp_listen", &l) == 0) {
+		fprintf(stderr, "%s: smtp: neither listen nor lmtp_listen set\n",
+		    c->file);
+		bad = 1;
+	}
+	free(l);
+	return bad ? -1 : 0;
+}
+
+static void
+gw_listen(const struct conf *c, const char *key, int *fds, int *n)
+{
+	const char **l;
+	char *err = NULL;
+	size_t cnt = conf_strlist(c, key, &l);
+
+	if (cnt > GW_MAX_LISTEN)
+		fatalx("%s: more than %d listeners", key, GW_MAX_LISTEN);
+	for (size_t i = 0; i < cnt; i++) {
+		if ((fds[(*n)++] = netaddr_listen(l[i], 128, &err)) == -1)
+			fatalx("%s %s: %s", key, l[i], err);
+		log_info("listening on %s (%s)", l[i],
+		    strcmp(key, "smtp.listen") == 0 ? "smtp" : "lmtp");
+	}
+	free(l);
+}
+
+static void
+gw_sigterm_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	event_base_loopexit(arg, NULL);
+}
+
+/* The SMTP worker: network-facing, no private key. Never returns. */
+static void
+gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
+{
+	struct smtp_server_conf sc;
+	struct smtp_server_ops ops;
+	struct smtp_server *smtp = NULL, *lmtp = NULL;
+	struct gateway gw;
+	struct event_base *base;
+	struct event *ev_term, *ev_int;
+	struct workq *wq;
+	struct netaddr_list *xf = NULL;
+	const char **l;
+	char *err = NULL;
+	size_t n;
+
+	log_setproc("smtp");
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads");
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+
+	memset(&gw, 0, sizeof(gw));
+	gw.dbpath = conf_str(c, "database");
+	gw.spool_dir = conf_str(c, "spool_dir");
+	gw.max_header = conf_int(c, "smtp.max_header_size");
+	gw.tunnel_signer = conf_str(c, "portal.tunnel_signer");
+	gw.keyd = keyd_client_new(keyd_fd);
+	if (conf_str(c, "trust_anchors") != NULL &&
+	    (gw.trust = certstore_trust_load(conf_str(c, "trust_anchors"),
+	    &err)) == NULL)
+		fatalx("trust_anchors: %s", err);
+	if ((gw.relay = gw_relay_new(c, &err)) == NULL)
+		fatalx("relay: %s", err);
+
+	memset(&sc, 0, sizeof(sc));
+	sc.hostname = conf_str(c, "hostname");
+	sc.spool_dir = gw.spool_dir;
+	sc.max_line = conf_int(c, "smtp.max_line");
+	sc.max_message_size = conf_int(c, "smtp.max_message_size");
+	sc.max_recipients = conf_int(c, "smtp.max_recipients");
+	sc.max_connections = conf_int(c, "smtp.max_connections");
+	sc.max_per_ip = conf_int(c, "smtp.max_per_ip");
+	sc.cmd_timeout = conf_int(c, "smtp.cmd_timeout");
+	sc.data_timeout = conf_int(c, "smtp.data_timeout");
+	sc.max_errors = conf_int(c, "smtp.max_errors");
+	sc.tls_required = conf_bool(c, "smtp.tls_required");
+	if (conf_str(c, "smtp.tls_cert") != NULL &&
+	    (sc.tls_ctx = tls_server_ctx(conf_str(c, "smtp.tls_cert"),
+	    conf_str(c, "smtp.tls_key"), NULL, &err)) == NULL)
+		fatalx("smtp.tls_cert: %s", err);
+	if ((n = conf_strlist(c, "smtp.xforward_from", &l)) > 0 &&
+	    (xf = netaddr_list_parse(l, n, &err)) == NULL)
+		fatalx("smtp.xforward_from: %s", err);
+	free(l);
+	sc.xforward_from = xf;
+
+	gw_drop_privileges(conf_str(c, "user"));
+
+	memset(&ops, 0, sizeof(ops));
+	ops.message = gateway_message;
+	wq = workq_new(base, conf_int(c, "workers"));
+	if (ls->nsmtp > 0) {
+		smtp = smtp_server_new(base, &sc, &ops, &gw, wq);
+		for (int i = 0; i < ls->nsmtp; i++)
+			smtp_server_add_listener(smtp, ls->smtp[i]);
+	}
+	if (ls->nlmtp > 0) {
+		sc.lmtp = 1;
+		lmtp = smtp_server_new(base, &sc, &ops, &gw, wq);
+		for (int i = 0; i < ls->nlmtp; i++)
+			smtp_server_add_listener(lmtp, ls->lmtp[i]);
+	}
+	ev_term = evsignal_new(base, SIGTERM, gw_sigterm_cb, base);
+	ev_int = evsignal_new(base, SIGINT, gw_sigterm_cb, base);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+
+	log_info("ready");
+	event_base_dispatch(base);
+	log_info("shutting down");
+	if (smtp)
+		smtp_server_free(smtp);
+	if (lmtp)
+		smtp_server_free(lmtp);
+	workq_free(wq);
+	event_free(ev_term);
+	event_free(ev_int);
+	relay_free(gw.relay);
+	event_base_free(base);
+	exit(0);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "check", no_argument, NULL, 'C' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gw_listeners ls;
+	struct conf c;
+	struct sigaction sa;
+	const char *file = "/etc/postern/internal-gw.conf";
+	char *err = NULL;
+	int ch, check = 0, debug = 0, keyd_fd, status;
+	pid_t keyd_pid, smtp_pid, pid;
+	sigset_t mask, old;
+
+	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': file = optarg; break;
+		case 'C': check = 1; break;
+		case 'd': debug = 1; break;
+		default: gw_usage();
+		}
+	}
+	if (optind != argc)
+		gw_usage();
+
+	log_init("internal-gw", LOG_TO_STDERR, debug);
+	if (conf_load(&c, file, gw_conf_schema, &err) == -1) {
+		fputs(err, stderr);
+		return 1;
+	}
+	if (strcmp(conf_str(&c, "node"), "internal-gw") != 0) {
+		config_setting_t *s = conf_setting(&c, "node");
+
+		fprintf(stderr, "%s:%d: node: must be \"internal-gw\"\n", file,
+		    config_setting_source_line(s));
+		return 1;
+	}
+	if (conf_bool(&c, "log.syslog"))
+		log_init("internal-gw", LOG_TO_STDERR | LOG_TO_SYSLOG,
+		    debug || conf_bool(&c, "log.debug"));
+	g_mime_init();
+	if (check) {
+		if (gw_check(&c) == -1)
+			return 1;
+		printf("%s: configuration OK\n", file);
+		return 0;
+	}
+
+	memset(&ls, 0, sizeof(ls));
+	gw_listen(&c, "smtp.listen", ls.smtp, &ls.nsmtp);
+	gw_listen(&c, "smtp.lmtp_listen", ls.lmtp, &ls.nlmtp);
+	if (ls.nsmtp + ls.nlmtp == 0)
+		fatalx("%s: smtp: neither listen nor lmtp_listen set", file);
+
+	/* Block signals until the children exist so none is lost. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = gw_signal;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	keyd_pid = keyd_spawn(conf_str(&c, "keys_dir"),
+	    conf_str(&c, "keyd_user"), &keyd_fd);
+	switch ((smtp_pid = fork())) {
+	case -1:
+		fatal("fork");
+	case 0:
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		signal(SIGCHLD, SIG_DFL);
+		signal(SIGHUP, SIG_IGN);
+		gw_worker(&c, &ls, keyd_fd);
+	}
+	close(keyd_fd);
+	for (int i = 0; i < ls.nsmtp; i++)
+		close(ls.smtp[i]);
+	for (int i = 0; i < ls.nlmtp; i++)
+		close(ls.lmtp[i]);
+	log_setproc("parent");
+
+	/* Supervise: any child's death is fatal (fail closed). */
+	for (;;) {
+		sigset_t waitmask = old;
+
+		sigdelset(&waitmask, SIGCHLD);
+		sigsuspend(&waitmask);
+		if (gw_sig == SIGHUP) {
+			gw_sig = 0;
+			kill(keyd_pid, SIGHUP);
+			continue;
+		}
+		if (gw_sig == SIGTERM || gw_sig == SIGINT) {
+			kill(smtp_pid, SIGTERM);
+			while ((pid = waitpid(smtp_pid, &status, 0)) == -1 &&
+			    errno == EINTR)
+				;
+			kill(keyd_pid, SIGTERM);
+			waitpid(keyd_pid, &status, 0);
+			log_info("stopped");
+			return 0;
+		}
+		if (gw_sig == SIGCHLD) {
+			gw_sig = 0;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				log_warnx("%s process %ld exited (status %d); "
+				    "failing closed", pid == keyd_pid ? "keyd" :
+				    "smtp", (long)pid, status);
+				kill(keyd_pid, SIGTERM);
+				kill(smtp_pid, SIGTERM);
+				return 1;
+			}
+		}
+	}
+}
