@@ -38,10 +38,25 @@ struct props_def {
 	const char	*choices;	/* PROPS_ENUM: "a|b|c" */
 	long long	 min, max;	/* PROPS_INT */
 	const char	*doc;		/* one line for docs and `list` */
+	int		 check;		/* PROPS_CHECK_*: extra value syntax */
 };
+
+/* Extra checks on PROPS_STRING values (all refuse control characters). */
+#define PROPS_CHECK_NONE	0
+#define PROPS_CHECK_HEADER	1	/* "Name: value" or empty */
+#define PROPS_CHECK_DOMAINS	2	/* "a.example, b.example" or empty */
+#define PROPS_CHECK_DOMAIN	3	/* one domain name */
 
 extern const struct props_def props_defs[];	/* NULL name ends it */
 const struct props_def *props_def_find(const char *name);
+const char	*props_type_name(enum props_type);	/* "bool", ... */
+const char	*props_scope_name(enum props_scope);	/* "user", ... */
+/*
+ * Checks value against def's type, range, choices or syntax. 0 with the
+ * canonical form in *norm (caller frees; NULL allowed), or -1 with *err.
+ */
+int		 props_check_value(const struct props_def *, const char *value,
+		    char **norm, char **err);
 
 struct props;
 
@@ -54,6 +69,11 @@ void		 props_close(struct props *);
 /*
  * The effective value for email (NULL: global and default only). Returns a
  * string the caller frees; *from (may be NULL) tells which level gave it.
+ * A struct props (like its connection) belongs to one thread.
+ * Asking for a name not in props_defs is a programming error (fatalx). On
+ * a database failure (logged) props_get returns NULL, props_get_bool and
+ * props_get_int -1 (every PROPS_INT has min >= 0): the caller must treat it
+ * as a temporary failure, never fall back to a default.
  */
 char		*props_get(struct props *, const char *email, const char *name,
 		    enum props_scope *from);
@@ -61,6 +81,18 @@ int		 props_get_bool(struct props *, const char *email,
 		    const char *name);
 long long	 props_get_int(struct props *, const char *email,
 		    const char *name);
+/*
+ * The effective value seen from one level: key is the email (user), the
+ * domain (domain) or NULL (global, default). props_get(p, email, ...) is
+ * props_get_at(p, PROPS_SCOPE_USER, email, ...).
+ */
+char		*props_get_at(struct props *, enum props_scope, const char *key,
+		    const char *name, enum props_scope *from);
+/*
+ * Restricts props_set to properties used by node (PROPS_NODE_*); 0, the
+ * default, allows all.
+ */
+void		 props_set_node(struct props *, int node);
 
 /*
  * Sets or (value NULL) removes a property at one level. key is the email

@@ -1,0 +1,800 @@
+/*
+ * Property store: global, domain and user levels in three tables of the
+ * node's database, plus the list of domains. Values are checked against
+ * props_defs when set and again when read, so a row edited by hand that no
+ * longer fits its type fails closed instead of falling back to a weaker
+ * default. Keys (emails, domains) are stored lowercased.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "addr.h"
+#include "db.h"
+#include "header.h"
+#include "log.h"
+#include "props.h"
+#include "xmalloc.h"
+
+#define PROPS_VALUE_MAX		1024
+#define PROPS_DOMAIN_MAX	253
+#define PROPS_LABEL_MAX		63
+
+struct props {
+	sqlite3		*db;
+	int		 owned;
+	int		 node;
+	sqlite3_stmt	*lookup;	/* cached: read on every message */
+};
+
+static const char props_schema[] =
+    "CREATE TABLE IF NOT EXISTS props_global ("
+    " name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS props_domain ("
+    " domain TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (domain, name));"
+    "CREATE TABLE IF NOT EXISTS props_user ("
+    " email TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (email, name));"
+    "CREATE TABLE IF NOT EXISTS props_domains ("
+    " domain TEXT PRIMARY KEY);";
+
+/* Every level that may hold name, most specific first. */
+static const char props_lookup_sql[] =
+    "SELECT 0, value FROM props_user WHERE email = ?1 AND name = ?3"
+    " UNION ALL "
+    "SELECT 1, value FROM props_domain WHERE domain = ?2 AND name = ?3"
+    " UNION ALL "
+    "SELECT 2, value FROM props_global WHERE name = ?3"
+    " ORDER BY 1";
+
+const struct props_def *
+props_def_find(const char *name)
+{
+	const struct props_def *d;
+
+	if (name == NULL)
+		return NULL;
+	for (d = props_defs; d->name != NULL; d++)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+const char *
+props_type_name(enum props_type t)
+{
+	switch (t) {
+	case PROPS_BOOL: return "bool";
+	case PROPS_INT: return "int";
+	case PROPS_STRING: return "string";
+	case PROPS_ENUM: return "enum";
+	case PROPS_REGEX: return "regex";
+	}
+	return "?";
+}
+
+const char *
+props_scope_name(enum props_scope s)
+{
+	switch (s) {
+	case PROPS_SCOPE_USER: return "user";
+	case PROPS_SCOPE_DOMAIN: return "domain";
+	case PROPS_SCOPE_GLOBAL: return "global";
+	case PROPS_SCOPE_DEFAULT: return "default";
+	}
+	return "?";
+}
+
+static int
+props_scope_bit(enum props_scope s)
+{
+	switch (s) {
+	case PROPS_SCOPE_USER: return PROPS_IN_USER;
+	case PROPS_SCOPE_DOMAIN: return PROPS_IN_DOMAIN;
+	case PROPS_SCOPE_GLOBAL: return PROPS_IN_GLOBAL;
+	case PROPS_SCOPE_DEFAULT: return 0;
+	}
+	return 0;
+}
+
+static char *
+props_lower(const char *s)
+{
+	char *r = xstrdup(s), *p;
+
+	for (p = r; *p != '\0'; p++)
+		*p = tolower((unsigned char)*p);
+	return r;
+}
+
+/* ASCII letters, digits, '-' and UTF-8 bytes (IDN), in dot-separated
+ * labels; the caller passes it lowercased. */
+static int
+props_domain_valid(const char *d)
+{
+	size_t len = strlen(d), label = 0, i;
+
+	if (len == 0 || len > PROPS_DOMAIN_MAX)
+		return 0;
+	for (i = 0; i <= len; i++) {
+		unsigned char c = d[i];
+
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > PROPS_LABEL_MAX ||
+			    d[i - 1] == '-' || d[i - label] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') &&
+		    c != '-' && c < 0x80)
+			return 0;
+		label++;
+	}
+	return 1;
+}
+
+static int
+props_header_name_valid(const char *n)
+{
+	if (*n == '\0')
+		return 0;
+	for (; *n != '\0'; n++)
+		if (*n < 33 || *n > 126 || *n == ':')
+			return 0;
+	return 1;
+}
+
+static int
+props_check_string(const struct props_def *def, const char *value,
+    char **norm, char **err)
+{
+	char name[128], val[PROPS_VALUE_MAX], *out, *copy, *tok, *save;
+	size_t outlen;
+
+	switch (def->check) {
+	case PROPS_CHECK_NONE:
+		*norm = xstrdup(value);
+		return 0;
+	case PROPS_CHECK_HEADER:
+		if (*value == '\0') {
+			*norm = xstrdup("");
+			return 0;
+		}
+		if (header_trigger_parse(value, name, sizeof(name), val,
+		    sizeof(val)) == -1 || !props_header_name_valid(name)) {
+			xasprintf(err, "%s: \"%s\" is not a header "
+			    "\"Name: value\"", def->name, value);
+			return -1;
+		}
+		xasprintf(norm, "%s: %s", name, val);
+		return 0;
+	case PROPS_CHECK_DOMAIN:
+		out = props_lower(value);
+		if (!props_domain_valid(out)) {
+			xasprintf(err, "%s: \"%s\" is not a domain name",
+			    def->name, value);
+			free(out);
+			return -1;
+		}
+		*norm = out;
+		return 0;
+	case PROPS_CHECK_DOMAINS:
+		copy = props_lower(value);
+		out = xcalloc(1, strlen(value) + 1);
+		outlen = 0;
+		for (tok = strtok_r(copy, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save)) {
+			size_t n;
+
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			n = strlen(tok);
+			while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+				tok[--n] = '\0';
+			if (!props_domain_valid(tok)) {
+				xasprintf(err, "%s: \"%s\" is not a domain name",
+				    def->name, tok);
+				free(copy);
+				free(out);
+				return -1;
+			}
+			if (outlen > 0)
+				out[outlen++] = ',';
+			memcpy(out + outlen, tok, n + 1);
+			outlen += n;
+		}
+		free(copy);
+		*norm = out;
+		return 0;
+	}
+	fatalx("props: %s: unknown check %d", def->name, def->check);
+}
+
+int
+props_check_value(const struct props_def *def, const char *value,
+    char **norm, char **err)
+{
+	const unsigned char *p;
+	char *tmp = NULL, *end;
+	const char *c, *bar;
+	long long n;
+	regex_t re;
+	int rc;
+
+	*err = NULL;
+	if (norm == NULL)
+		norm = &tmp;
+	*norm = NULL;
+	if (value == NULL) {
+		xasprintf(err, "%s: no value", def->name);
+		return -1;
+	}
+	if (strlen(value) > PROPS_VALUE_MAX) {
+		xasprintf(err, "%s: value longer than %d bytes", def->name,
+		    PROPS_VALUE_MAX);
+		return -1;
+	}
+	/* Values end up in headers and log lines: no CR, LF or other
+	 * control characters. */
+	for (p = (const unsigned char *)value; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			xasprintf(err, "%s: control character in value",
+			    def->name);
+			return -1;
+		}
+
+	switch (def->type) {
+	case PROPS_BOOL:
+		if (strcasecmp(value, "true") == 0)
+			*norm = xstrdup("true");
+		else if (strcasecmp(value, "false") == 0)
+			*norm = xstrdup("false");
+		else {
+			xasprintf(err, "%s: \"%s\" is not a boolean (true or "
+			    "false)", def->name, value);
+			return -1;
+		}
+		break;
+	case PROPS_INT:
+		errno = 0;
+		n = strtoll(value, &end, 10);
+		if (*value == '\0' || *end != '\0' || errno != 0 ||
+		    !(isdigit((unsigned char)*value) || *value == '-')) {
+			xasprintf(err, "%s: \"%s\" is not an integer",
+			    def->name, value);
+			return -1;
+		}
+		if (n < def->min || n > def->max) {
+			xasprintf(err, "%s: %lld is out of range %lld..%lld",
+			    def->name, n, def->min, def->max);
+			return -1;
+		}
+		xasprintf(norm, "%lld", n);
+		break;
+	case PROPS_ENUM:
+		for (c = def->choices; c != NULL && *c != '\0';
+		    c = bar ? bar + 1 : NULL) {
+			size_t len;
+
+			bar = strchr(c, '|');
+			len = bar ? (size_t)(bar - c) : strlen(c);
+			if (strlen(value) == len &&
+			    strncasecmp(value, c, len) == 0) {
+				*norm = xstrndup(c, len);
+				break;
+			}
+		}
+		if (*norm == NULL) {
+			xasprintf(err, "%s: \"%s\" is not one of %s",
+			    def->name, value, def->choices);
+			return -1;
+		}
+		break;
+	case PROPS_REGEX:
+		if (*value == '\0') {
+			xasprintf(err, "%s: empty regular expression",
+			    def->name);
+			return -1;
+		}
+		if ((rc = regcomp(&re, value, REG_EXTENDED | REG_ICASE |
+		    REG_NOSUB)) != 0) {
+			char why[256];
+
+			regerror(rc, &re, why, sizeof(why));
+			xasprintf(err, "%s: bad regular expression \"%s\": %s",
+			    def->name, value, why);
+			return -1;
+		}
+		regfree(&re);
+		*norm = xstrdup(value);
+		break;
+	case PROPS_STRING:
+		if (props_check_string(def, value, norm, err) == -1)
+			return -1;
+		break;
+	}
+	free(tmp);
+	return 0;
+}
+
+static int
+props_init(struct props *p)
+{
+	char *err = NULL;
+
+	if (db_exec(p->db, props_schema, &err) == -1) {
+		log_warnx("props: creating tables: %s", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+struct props *
+props_wrap(struct sqlite3 *db)
+{
+	struct props *p = xcalloc(1, sizeof(*p));
+
+	p->db = db;
+	if (props_init(p) == -1) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct props *
+props_open(const char *dbpath, char **err)
+{
+	struct sqlite3 *db;
+	struct props *p;
+
+	if ((db = db_open(dbpath, err)) == NULL)
+		return NULL;
+	if ((p = props_wrap(db)) == NULL) {
+		xasprintf(err, "%s: cannot create the property tables: %s",
+		    dbpath, sqlite3_errmsg(db));
+		db_close(db);
+		return NULL;
+	}
+	p->owned = 1;
+	return p;
+}
+
+void
+props_close(struct props *p)
+{
+	if (p == NULL)
+		return;
+	sqlite3_finalize(p->lookup);
+	if (p->owned)
+		db_close(p->db);
+	free(p);
+}
+
+void
+props_set_node(struct props *p, int node)
+{
+	p->node = node;
+}
+
+/* The stored form of an email key: canonical address, lowercased. */
+static char *
+props_email_key(const char *email)
+{
+	struct addr a;
+	char buf[2 * ADDR_MAX + 2];
+	const char *why;
+
+	if (addr_parse(email, 1, &a, &why) == 0 &&
+	    addr_format(&a, buf, sizeof(buf)) == 0)
+		return props_lower(buf);
+	return props_lower(email);
+}
+
+char *
+props_get_at(struct props *p, enum props_scope scope, const char *key,
+    const char *name, enum props_scope *from)
+{
+	const struct props_def *def;
+	char *email = NULL, *domain = NULL, *val = NULL, *err = NULL;
+	char dom[PROPS_DOMAIN_MAX + 2];
+	int rc;
+
+	if ((def = props_def_find(name)) == NULL)
+		fatalx("props: unknown property %s", name ? name : "(null)");
+	if (key != NULL && *key == '\0')
+		key = NULL;
+	if (key != NULL && scope == PROPS_SCOPE_USER) {
+		email = props_email_key(key);
+		if (addr_domain_of(email, dom, sizeof(dom)) == 0)
+			domain = xstrdup(dom);
+	} else if (key != NULL && scope == PROPS_SCOPE_DOMAIN)
+		domain = props_lower(key);
+
+	if (scope != PROPS_SCOPE_DEFAULT) {
+		if (p->lookup == NULL && sqlite3_prepare_v2(p->db,
+		    props_lookup_sql, -1, &p->lookup, NULL) != SQLITE_OK) {
+			log_warnx("props: %s", sqlite3_errmsg(p->db));
+			p->lookup = NULL;
+			goto fail;
+		}
+		sqlite3_reset(p->lookup);
+		sqlite3_clear_bindings(p->lookup);
+		if (email != NULL)
+			sqlite3_bind_text(p->lookup, 1, email, -1,
+			    SQLITE_STATIC);
+		if (domain != NULL)
+			sqlite3_bind_text(p->lookup, 2, domain, -1,
+			    SQLITE_STATIC);
+		sqlite3_bind_text(p->lookup, 3, name, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(p->lookup)) == SQLITE_ROW) {
+			enum props_scope lvl = sqlite3_column_int(p->lookup, 0);
+			const char *v = (const char *)
+			    sqlite3_column_text(p->lookup, 1);
+
+			/* A level the property may not live at is not
+			 * consulted, whatever the table holds. */
+			if ((def->scopes & props_scope_bit(lvl)) == 0 ||
+			    lvl < scope)
+				continue;
+			if (props_check_value(def, v ? v : "", &val,
+			    &err) == -1) {
+				log_warnx("props: stored %s value refused: %s",
+				    props_scope_name(lvl), err);
+				free(err);
+				sqlite3_reset(p->lookup);
+				goto fail;
+			}
+			if (from != NULL)
+				*from = lvl;
+			break;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			log_warnx("props: looking up %s: %s", name,
+			    sqlite3_errmsg(p->db));
+			sqlite3_reset(p->lookup);
+			goto fail;
+		}
+		sqlite3_reset(p->lookup);
+		sqlite3_clear_bindings(p->lookup);
+	}
+	if (val == NULL) {
+		val = xstrdup(def->def);
+		if (from != NULL)
+			*from = PROPS_SCOPE_DEFAULT;
+	}
+	free(email);
+	free(domain);
+	return val;
+fail:
+	free(email);
+	free(domain);
+	return NULL;
+}
+
+char *
+props_get(struct props *p, const char *email, const char *name,
+    enum props_scope *from)
+{
+	return props_get_at(p, PROPS_SCOPE_USER, email, name, from);
+}
+
+int
+props_get_bool(struct props *p, const char *email, const char *name)
+{
+	char *v;
+	int r;
+
+	if (props_def_find(name) == NULL ||
+	    props_def_find(name)->type != PROPS_BOOL)
+		fatalx("props: %s is not a boolean property", name);
+	if ((v = props_get(p, email, name, NULL)) == NULL)
+		return -1;
+	r = strcmp(v, "true") == 0;
+	free(v);
+	return r;
+}
+
+long long
+props_get_int(struct props *p, const char *email, const char *name)
+{
+	char *v;
+	long long r;
+
+	if (props_def_find(name) == NULL ||
+	    props_def_find(name)->type != PROPS_INT)
+		fatalx("props: %s is not an integer property", name);
+	if ((v = props_get(p, email, name, NULL)) == NULL)
+		return -1;
+	r = strtoll(v, NULL, 10);
+	free(v);
+	return r;
+}
+
+/*
+ * The table, key column and normalised key for a level; -1 with *err when
+ * the key does not fit the level.
+ */
+static int
+props_level(enum props_scope scope, const char *key, const char **table,
+    const char **col, char **nkey, char **err)
+{
+	struct addr a;
+	const char *why;
+
+	*nkey = NULL;
+	switch (scope) {
+	case PROPS_SCOPE_USER:
+		if (key == NULL || addr_parse(key, 1, &a, &why) == -1) {
+			xasprintf(err, "\"%s\" is not an email address%s%s",
+			    key ? key : "", key ? ": " : "", key ? why : "");
+			return -1;
+		}
+		*table = "props_user";
+		*col = "email";
+		*nkey = props_email_key(key);
+		return 0;
+	case PROPS_SCOPE_DOMAIN:
+		*nkey = props_lower(key ? key : "");
+		if (!props_domain_valid(*nkey)) {
+			xasprintf(err, "\"%s\" is not a domain name",
+			    key ? key : "");
+			xfree(nkey);
+			return -1;
+		}
+		*table = "props_domain";
+		*col = "domain";
+		return 0;
+	case PROPS_SCOPE_GLOBAL:
+		*table = "props_global";
+		*col = NULL;
+		return 0;
+	case PROPS_SCOPE_DEFAULT:
+		break;
+	}
+	xasprintf(err, "the built-in defaults cannot be changed");
+	return -1;
+}
+
+static int
+props_scopes_text(int scopes, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s%s",
+	    scopes & PROPS_IN_USER ? "user" : "",
+	    (scopes & PROPS_IN_USER) && (scopes & ~PROPS_IN_USER) ? ", " : "",
+	    scopes & PROPS_IN_DOMAIN ? "domain" : "",
+	    (scopes & PROPS_IN_DOMAIN) && (scopes & PROPS_IN_GLOBAL) ?
+	    ", " : "",
+	    scopes & PROPS_IN_GLOBAL ? "global" : "");
+	return 0;
+}
+
+int
+props_set(struct props *p, enum props_scope scope, const char *key,
+    const char *name, const char *value, char **err)
+{
+	const struct props_def *def;
+	const char *table, *col;
+	char *nkey = NULL, *norm = NULL, *sql = NULL, scopes[64];
+	sqlite3_stmt *st = NULL;
+	int i = 1, rc;
+
+	*err = NULL;
+	if ((def = props_def_find(name)) == NULL) {
+		xasprintf(err, "unknown property \"%s\"", name ? name : "");
+		return -1;
+	}
+	if (p->node != 0 && (def->nodes & p->node) == 0) {
+		xasprintf(err, "property %s is not used on %s", name,
+		    p->node == PROPS_NODE_GW ? "internal-gw" :
+		    "external-portal");
+		return -1;
+	}
+	if (scope != PROPS_SCOPE_DEFAULT &&
+	    (def->scopes & props_scope_bit(scope)) == 0) {
+		props_scopes_text(def->scopes, scopes, sizeof(scopes));
+		xasprintf(err, "property %s cannot be set at %s level "
+		    "(allowed: %s)", name, props_scope_name(scope), scopes);
+		return -1;
+	}
+	if (props_level(scope, key, &table, &col, &nkey, err) == -1)
+		return -1;
+	if (value != NULL && props_check_value(def, value, &norm, err) == -1) {
+		free(nkey);
+		return -1;
+	}
+
+	if (value == NULL)
+		xasprintf(&sql, "DELETE FROM %s WHERE name = ?%s%s%s", table,
+		    col ? " AND " : "", col ? col : "", col ? " = ?" : "");
+	else
+		xasprintf(&sql, "INSERT INTO %s (name, value%s%s) VALUES "
+		    "(?, ?%s) ON CONFLICT DO UPDATE SET value = excluded.value",
+		    table, col ? ", " : "", col ? col : "", col ? ", ?" : "");
+	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(st, i++, name, -1, SQLITE_STATIC);
+	if (norm != NULL)
+		sqlite3_bind_text(st, i++, norm, -1, SQLITE_STATIC);
+	if (col != NULL)
+		sqlite3_bind_text(st, i++, nkey, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(st);
+	free(sql);
+	free(nkey);
+	free(norm);
+	return 0;
+dberr:
+	xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+	sqlite3_finalize(st);
+	free(sql);
+	free(nkey);
+	free(norm);
+	return -1;
+}
+
+int
+props_list(struct props *p, enum props_scope scope, const char *key,
+    void (*cb)(void *, const char *, const char *), void *arg)
+{
+	const char *table, *col;
+	char *nkey = NULL, *sql = NULL, *err = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (props_level(scope, key, &table, &col, &nkey, &err) == -1) {
+		log_warnx("props: %s", err);
+		free(err);
+		return -1;
+	}
+	xasprintf(&sql, "SELECT name, value FROM %s%s%s%s ORDER BY name",
+	    table, col ? " WHERE " : "", col ? col : "", col ? " = ?" : "");
+	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("props: %s", sqlite3_errmsg(p->db));
+		free(sql);
+		free(nkey);
+		return -1;
+	}
+	if (col != NULL)
+		sqlite3_bind_text(st, 1, nkey, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1));
+	if (rc != SQLITE_DONE)
+		log_warnx("props: listing: %s", sqlite3_errmsg(p->db));
+	sqlite3_finalize(st);
+	free(sql);
+	free(nkey);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Runs one statement with one text parameter; sqlite3_changes or -1. */
+static int
+props_exec1(struct props *p, const char *sql, const char *arg, char **err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT)
+			xasprintf(err, "\"%s\" already exists", arg);
+		else
+			xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		return -1;
+	}
+	return sqlite3_changes(p->db);
+}
+
+int
+props_domain_add(struct props *p, const char *domain, char **err)
+{
+	char *d = props_lower(domain ? domain : "");
+	int rc;
+
+	*err = NULL;
+	if (!props_domain_valid(d)) {
+		xasprintf(err, "\"%s\" is not a domain name",
+		    domain ? domain : "");
+		free(d);
+		return -1;
+	}
+	rc = props_exec1(p, "INSERT INTO props_domains (domain) VALUES (?)",
+	    d, err);
+	free(d);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Removing a domain removes its domain-level properties too. */
+int
+props_domain_remove(struct props *p, const char *domain, char **err)
+{
+	char *d = props_lower(domain ? domain : ""), *e = NULL;
+	int n;
+
+	*err = NULL;
+	if (db_exec(p->db, "BEGIN IMMEDIATE", &e) == -1) {
+		xasprintf(err, "database: %s", e);
+		free(e);
+		free(d);
+		return -1;
+	}
+	if ((n = props_exec1(p, "DELETE FROM props_domains WHERE domain = ?",
+	    d, err)) == 0)
+		xasprintf(err, "no such domain \"%s\"", d);
+	if (n > 0 && props_exec1(p, "DELETE FROM props_domain WHERE "
+	    "domain = ?", d, err) == -1)
+		n = -1;
+	if (db_exec(p->db, n > 0 ? "COMMIT" : "ROLLBACK", &e) == -1) {
+		free(*err);
+		xasprintf(err, "database: %s", e);
+		free(e);
+		db_exec(p->db, "ROLLBACK", &e);
+		free(e);
+		n = -1;
+	}
+	free(d);
+	return n > 0 ? 0 : -1;
+}
+
+int
+props_domain_exists(struct props *p, const char *domain)
+{
+	sqlite3_stmt *st = NULL;
+	char *d;
+	int rc;
+
+	if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM props_domains WHERE "
+	    "domain = ?", -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("props: %s", sqlite3_errmsg(p->db));
+		return -1;
+	}
+	d = props_lower(domain ? domain : "");
+	sqlite3_bind_text(st, 1, d, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	free(d);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	log_warnx("props: %s", sqlite3_errmsg(p->db));
+	return -1;
+}
+
+int
+props_domain_list(struct props *p, void (*cb)(void *, const char *),
+    void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(p->db, "SELECT domain FROM props_domains "
+	    "ORDER BY domain", -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("props: %s", sqlite3_errmsg(p->db));
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0));
+	if (rc != SQLITE_DONE)
+		log_warnx("props: listing domains: %s", sqlite3_errmsg(p->db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
