@@ -120,8 +120,11 @@ struct smtp_cmd {
 	char		 arg[512];	/* HELO/EHLO domain, XFORWARD attrs */
 };
 
+/* The longest command line the parser takes; conf.max_line is capped to it. */
+#define SMTP_CMD_MAX	4096
+
 /*
- * Parses one command line (without CRLF). Returns 0, or -1 with a full
+ * Parses one command line (without CRLF; it need not be NUL-terminated). Returns 0, or -1 with a full
  * reply in reply ("500 5.5.2 ...", "501 5.5.4 ...").
  */
 int	smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *,
