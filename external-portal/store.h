@@ -1,0 +1,208 @@
+/*
+ * The portal's store: message bytes as files in one directory, metadata
+ * (users, messages, tokens, outbox) in SQLite. Every SQL statement of the
+ * portal lives in store.c so the store can move to another engine without
+ * touching its callers. Shared by the ingest worker, the web worker and
+ * postern-cli; every call is safe from several threads.
+ *
+ * Durability: a message is committed as tmp file -> fsync -> link/rename to
+ * its final name -> fsync(directory) -> row committed (WAL,
+ * synchronous=FULL). store_open() removes what a crash can leave behind:
+ * temp files, files without a row and rows without a file.
+ */
+#ifndef PORTAL_STORE_H
+#define PORTAL_STORE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "addr.h"
+
+enum store_folder { STORE_FOLDER_INBOX, STORE_FOLDER_SENT };
+enum store_msg_state { STORE_MSG_WEBMAIL, STORE_MSG_PDF_PENDING };
+enum store_user_state { STORE_USER_PENDING, STORE_USER_ACTIVE };
+enum store_token_kind { STORE_TOKEN_SIGNUP, STORE_TOKEN_RESET };
+enum store_outbox_kind {
+	STORE_OUTBOX_SIGNUP,	/* invite: a fresh sign-up token at send time */
+	STORE_OUTBOX_NEWMSG,	/* "you have a new message", sign-in link */
+	STORE_OUTBOX_RAW,	/* a complete message file (PDF, reply) */
+};
+
+/* Results beyond 0 / -1 (environment failure). */
+#define STORE_NOTFOUND	1
+#define STORE_EQUOTA	(-2)
+
+#define STORE_HASH_HEX	65	/* SHA-256 hex + NUL */
+
+struct store;
+
+struct store_user {
+	char			 email[ADDR_MAX];
+	enum store_user_state	 state;
+	char			*password_hash;	/* NULL while pending */
+	char			*totp_secret;	/* base32, NULL if none */
+	int			 totp_enabled;
+	int64_t			 totp_last_step; /* replay guard */
+	int64_t			 created;	/* unix seconds */
+};
+
+struct store_msg {
+	int64_t			 id;
+	char			 owner[ADDR_MAX];
+	enum store_folder	 folder;
+	enum store_msg_state	 state;
+	char			*mail_from;	/* envelope sender */
+	char			*hdr_from;	/* raw From: value */
+	char			*subject;	/* raw Subject: value */
+	int64_t			 date;		/* unix seconds (Date: or arrival) */
+	int64_t			 size;
+	int			 has_attachments;
+	int			 unread;
+	char			*path;		/* absolute */
+	int64_t			 created;
+};
+
+struct store_outbox {
+	int64_t			 id;
+	enum store_outbox_kind	 kind;
+	char			 rcpt[ADDR_MAX];
+	char			*sender_name;	/* original sender, may be NULL */
+	char			*subject;	/* original subject, may be NULL */
+	char			*path;		/* STORE_OUTBOX_RAW: the message */
+	int			 attempts;
+	int64_t			 next_attempt;
+	int64_t			 created;
+};
+
+struct store_stats {
+	int64_t	users, users_pending, users_active;
+	int64_t	messages, messages_pdf_pending, bytes;
+	int64_t	outbox, tokens_live;
+};
+
+/* A message being written before it is committed. */
+struct store_tmp {
+	FILE	*fp;
+	char	*path;
+};
+
+/*
+ * Opens (creating tables and the directory) the store. recover: remove temp
+ * and orphan files and rows without files, logging counts (the daemon does
+ * this at start; the CLI does not). NULL with *err set (caller frees).
+ */
+struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
+		    char **err);
+void		 store_close(struct store *);
+/* Counts of the last recovery, for logs and tests. */
+void		 store_recovered(struct store *, int *files, int *rows);
+
+/* --- messages ------------------------------------------------------------ */
+
+/* A temp file in the store's directory; -1 on failure (logged). */
+int		 store_tmp_create(struct store *, struct store_tmp *);
+/* Closes and removes the temp file. */
+void		 store_tmp_discard(struct store_tmp *);
+
+/*
+ * Makes tmp durable as a new message of owner (tmp stays, so one written
+ * message can be committed for several recipients; discard it after).
+ * meta gives folder, state, from, subject, date, has_attachments; size is
+ * taken from the file. quota: the owner's limit in bytes, 0 for none.
+ * notify: also queue a notification (a sign-up invite while the owner's
+ * account is pending, else "new message") in the same transaction. The
+ * owner's account is created (pending) if absent. Returns 0 with *id set,
+ * STORE_EQUOTA, or -1.
+ */
+int		 store_deliver(struct store *, struct store_tmp *,
+		    const struct store_msg *meta, const char *owner,
+		    int64_t quota, int notify, int64_t *id);
+
+/*
+ * Newest first, keyset paginated: messages of owner in folder with
+ * id < before (0: from the newest), at most limit. Returns the count put in
+ * out (caller-allocated, limit long; free each with store_msg_free) or -1.
+ */
+int		 store_msg_list(struct store *, const char *owner,
+		    enum store_folder, int64_t before, int limit,
+		    struct store_msg *out);
+/* Another owner's id is STORE_NOTFOUND. */
+int		 store_msg_get(struct store *, const char *owner, int64_t id,
+		    struct store_msg *);
+int		 store_msg_set_unread(struct store *, const char *owner,
+		    int64_t id, int unread);
+int		 store_msg_set_state(struct store *, const char *owner,
+		    int64_t id, enum store_msg_state);
+/* Removes the row, then the file. */
+int		 store_msg_delete(struct store *, const char *owner, int64_t id);
+void		 store_msg_free(struct store_msg *);
+
+/* Bytes stored for one owner, one domain, everything; -1 on error. */
+int64_t		 store_usage(struct store *, const char *owner);
+int64_t		 store_usage_domain(struct store *, const char *domain);
+int64_t		 store_usage_total(struct store *);
+/* Message count of an owner (for mailbox listings). */
+int64_t		 store_msg_count(struct store *, const char *owner);
+
+/*
+ * Calls cb for every message created before cutoff (unix seconds), oldest
+ * first, owner NULL for all owners. cb returns 0 to continue.
+ */
+int		 store_msg_older(struct store *, const char *owner,
+		    int64_t cutoff, int (*cb)(void *, const struct store_msg *),
+		    void *arg);
+
+/* --- users --------------------------------------------------------------- */
+
+int		 store_user_get(struct store *, const char *email,
+		    struct store_user *);
+void		 store_user_free(struct store_user *);
+int		 store_user_list(struct store *,
+		    void (*cb)(void *, const struct store_user *), void *arg);
+/* Sets the hash and makes the account active. */
+int		 store_user_set_password(struct store *, const char *email,
+		    const char *hash);
+/* Back to pending: password and 2FA cleared, live tokens revoked. */
+int		 store_user_reset_password(struct store *, const char *email);
+int		 store_user_set_totp(struct store *, const char *email,
+		    const char *secret, int enabled);
+/* Records a used TOTP step; 1 if it is not newer than the last (replay). */
+int		 store_user_totp_step(struct store *, const char *email,
+		    int64_t step);
+/* Deletes the account with its messages (rows, then files) and tokens. */
+int		 store_user_delete(struct store *, const char *email);
+
+/* --- tokens (only hashes are stored) -------------------------------------- */
+
+int		 store_token_put(struct store *, enum store_token_kind,
+		    const char *hash_hex, const char *email, int64_t expires);
+/*
+ * Marks the live token with this hash used and copies its email; 0, or
+ * STORE_NOTFOUND for an unknown, used or expired one. Single use even
+ * under concurrent calls.
+ */
+int		 store_token_consume(struct store *, enum store_token_kind,
+		    const char *hash_hex, int64_t now, char *email,
+		    size_t emaillen);
+/* Marks every live token of kind for email used. */
+int		 store_token_revoke(struct store *, enum store_token_kind,
+		    const char *email);
+
+/* --- outbox ---------------------------------------------------------------- */
+
+int		 store_outbox_add(struct store *, enum store_outbox_kind,
+		    const char *rcpt, const char *sender_name,
+		    const char *subject, const char *path);
+/* The due row with the earliest next_attempt; STORE_NOTFOUND if none. */
+int		 store_outbox_next(struct store *, int64_t now,
+		    struct store_outbox *);
+/* Earliest next_attempt of any row, or -1 if the outbox is empty. */
+int64_t		 store_outbox_wake_time(struct store *);
+int		 store_outbox_done(struct store *, int64_t id);
+int		 store_outbox_retry(struct store *, int64_t id,
+		    int64_t next_attempt, const char *error);
+void		 store_outbox_free(struct store_outbox *);
+
+int		 store_stats(struct store *, struct store_stats *);
+
+#endif

@@ -1,0 +1,301 @@
+/* The portal store: put, get, list (keyset, newest first), delete, quota,
+ * ownership, tokens, outbox and crash recovery. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../../external-portal/store.h"
+#include "xmalloc.h"
+
+struct fx {
+	char		 dir[64];
+	char		*db, *msgs;
+	struct store	*s;
+};
+
+static int
+fx_setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof(*f));
+	char *err;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	xasprintf(&f->db, "%s/portal.db", f->dir);
+	xasprintf(&f->msgs, "%s/messages", f->dir);
+	f->s = store_open(f->db, f->msgs, 1, &err);
+	assert_non_null(f->s);
+	*state = f;
+	return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	char *cmd;
+
+	store_close(f->s);
+	xasprintf(&cmd, "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(f->db);
+	free(f->msgs);
+	free(f);
+	return 0;
+}
+
+static int64_t
+put(struct store *s, const char *owner, const char *subject, const char *body,
+    int64_t quota, int *rcp)
+{
+	struct store_tmp t;
+	struct store_msg m = { 0 };
+	int64_t id = 0;
+	int rc;
+
+	m.folder = STORE_FOLDER_INBOX;
+	m.state = STORE_MSG_WEBMAIL;
+	m.hdr_from = "Alice <alice@example.org>";
+	m.subject = (char *)subject;
+	assert_int_equal(store_tmp_create(s, &t), 0);
+	fprintf(t.fp, "Subject: %s\r\n\r\n%s\r\n", subject, body);
+	rc = store_deliver(s, &t, &m, owner, quota, 1, &id);
+	store_tmp_discard(&t);
+	if (rcp)
+		*rcp = rc;
+	else
+		assert_int_equal(rc, 0);
+	return id;
+}
+
+static void
+test_put_get(void **state)
+{
+	struct fx *f = *state;
+	struct store_msg m;
+	struct store_user u;
+	int64_t id;
+	FILE *fp;
+	char buf[128];
+
+	id = put(f->s, "bob@example.com", "hello", "body text", 0, NULL);
+	assert_true(id > 0);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id, &m), 0);
+	assert_string_equal(m.subject, "hello");
+	assert_int_equal(m.unread, 1);
+	assert_int_equal(m.state, STORE_MSG_WEBMAIL);
+	assert_non_null(fp = fopen(m.path, "r"));
+	assert_non_null(fgets(buf, sizeof(buf), fp));
+	assert_string_equal(buf, "Subject: hello\r\n");
+	fclose(fp);
+	assert_int_equal(m.size, strlen("Subject: hello\r\n\r\nbody text\r\n"));
+	store_msg_free(&m);
+	/* Another owner never sees it. */
+	assert_int_equal(store_msg_get(f->s, "eve@example.com", id, &m),
+	    STORE_NOTFOUND);
+	assert_int_equal(store_msg_delete(f->s, "eve@example.com", id),
+	    STORE_NOTFOUND);
+	/* The account was created pending, with an invite queued. */
+	assert_int_equal(store_user_get(f->s, "bob@example.com", &u), 0);
+	assert_int_equal(u.state, STORE_USER_PENDING);
+	store_user_free(&u);
+	assert_int_equal(store_msg_set_unread(f->s, "bob@example.com", id, 0),
+	    0);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id, &m), 0);
+	assert_int_equal(m.unread, 0);
+	store_msg_free(&m);
+}
+
+static void
+test_list_keyset(void **state)
+{
+	struct fx *f = *state;
+	struct store_msg page[4];
+	int64_t ids[10];
+	int n, seen = 0;
+	int64_t before = 0;
+
+	for (int i = 0; i < 10; i++)
+		ids[i] = put(f->s, "bob@example.com", "m", "x", 0, NULL);
+	put(f->s, "carol@example.com", "other", "x", 0, NULL);
+	while ((n = store_msg_list(f->s, "bob@example.com", STORE_FOLDER_INBOX,
+	    before, 4, page)) > 0) {
+		for (int i = 0; i < n; i++) {
+			assert_int_equal(page[i].id, ids[9 - seen]);
+			assert_string_equal(page[i].owner, "bob@example.com");
+			seen++;
+			before = page[i].id;
+			store_msg_free(&page[i]);
+		}
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(seen, 10);
+	assert_int_equal(store_msg_count(f->s, "bob@example.com"), 10);
+}
+
+static void
+test_delete(void **state)
+{
+	struct fx *f = *state;
+	struct store_msg m;
+	int64_t id1, id2;
+	char *path;
+
+	id1 = put(f->s, "bob@example.com", "a", "x", 0, NULL);
+	id2 = put(f->s, "dave@example.com", "a", "x", 0, NULL);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id1, &m), 0);
+	path = xstrdup(m.path);
+	store_msg_free(&m);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(store_msg_delete(f->s, "bob@example.com", id1), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id1, &m),
+	    STORE_NOTFOUND);
+	/* Per-recipient: the other copy is untouched. */
+	assert_int_equal(store_msg_get(f->s, "dave@example.com", id2, &m), 0);
+	assert_int_equal(access(m.path, F_OK), 0);
+	store_msg_free(&m);
+	free(path);
+	assert_int_equal(store_user_delete(f->s, "dave@example.com"), 0);
+	assert_int_equal(store_msg_count(f->s, "dave@example.com"), 0);
+}
+
+static void
+test_quota(void **state)
+{
+	struct fx *f = *state;
+	int rc;
+	int64_t used;
+
+	put(f->s, "bob@example.com", "a", "0123456789", 0, NULL);
+	used = store_usage(f->s, "bob@example.com");
+	assert_true(used > 10);
+	put(f->s, "bob@example.com", "a", "0123456789", used * 2 + 1, &rc);
+	assert_int_equal(rc, 0);
+	put(f->s, "bob@example.com", "a", "0123456789", used * 2 + 1, &rc);
+	assert_int_equal(rc, STORE_EQUOTA);
+	assert_int_equal(store_usage(f->s, "bob@example.com"), used * 2);
+	assert_int_equal(store_usage_domain(f->s, "EXAMPLE.com"), used * 2);
+	assert_int_equal(store_usage_total(f->s), used * 2);
+}
+
+static void
+test_tokens(void **state)
+{
+	struct fx *f = *state;
+	char email[256];
+	int64_t now = time(NULL);
+
+	assert_int_equal(store_token_put(f->s, STORE_TOKEN_SIGNUP, "aa",
+	    "bob@example.com", now + 100), 0);
+	assert_int_equal(store_token_put(f->s, STORE_TOKEN_SIGNUP, "bb",
+	    "bob@example.com", now - 1), 0);
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_RESET, "aa",
+	    now, email, sizeof(email)), STORE_NOTFOUND);
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_SIGNUP, "bb",
+	    now, email, sizeof(email)), STORE_NOTFOUND);
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_SIGNUP, "aa",
+	    now, email, sizeof(email)), 0);
+	assert_string_equal(email, "bob@example.com");
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_SIGNUP, "aa",
+	    now, email, sizeof(email)), STORE_NOTFOUND);
+}
+
+static void
+test_outbox_and_activation(void **state)
+{
+	struct fx *f = *state;
+	struct store_outbox o;
+	int64_t now = time(NULL);
+
+	put(f->s, "bob@example.com", "first", "x", 0, NULL);
+	assert_int_equal(store_outbox_next(f->s, now, &o), 0);
+	assert_int_equal(o.kind, STORE_OUTBOX_SIGNUP);
+	assert_string_equal(o.rcpt, "bob@example.com");
+	assert_int_equal(store_outbox_retry(f->s, o.id, now + 60, "down"), 0);
+	store_outbox_free(&o);
+	assert_int_equal(store_outbox_next(f->s, now, &o), STORE_NOTFOUND);
+	assert_int_equal(store_outbox_wake_time(f->s), now + 60);
+	assert_int_equal(store_outbox_next(f->s, now + 60, &o), 0);
+	assert_int_equal(o.attempts, 1);
+	assert_int_equal(store_outbox_done(f->s, o.id), 0);
+	store_outbox_free(&o);
+
+	assert_int_equal(store_user_set_password(f->s, "bob@example.com",
+	    "$argon2id$x"), 0);
+	put(f->s, "bob@example.com", "second", "x", 0, NULL);
+	assert_int_equal(store_outbox_next(f->s, now + 60, &o), 0);
+	assert_int_equal(o.kind, STORE_OUTBOX_NEWMSG);
+	store_outbox_free(&o);
+}
+
+static void
+test_recovery(void **state)
+{
+	struct fx *f = *state;
+	struct store_msg m;
+	struct store_tmp t;
+	char *err, *orphan;
+	int64_t id1, id2;
+	int files, rows;
+	FILE *fp;
+
+	id1 = put(f->s, "bob@example.com", "keep", "x", 0, NULL);
+	id2 = put(f->s, "bob@example.com", "lose file", "x", 0, NULL);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id2, &m), 0);
+	assert_int_equal(unlink(m.path), 0);
+	store_msg_free(&m);
+	/* A crash between link and commit, and one during writing. */
+	xasprintf(&orphan, "%s/m-0123456789abcdef0123456789abcdef", f->msgs);
+	assert_non_null(fp = fopen(orphan, "w"));
+	fclose(fp);
+	assert_int_equal(store_tmp_create(f->s, &t), 0);
+	fclose(t.fp);
+	store_close(f->s);
+
+	f->s = store_open(f->db, f->msgs, 1, &err);
+	assert_non_null(f->s);
+	store_recovered(f->s, &files, &rows);
+	assert_int_equal(files, 2);
+	assert_int_equal(rows, 1);
+	assert_int_equal(access(orphan, F_OK), -1);
+	assert_int_equal(access(t.path, F_OK), -1);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id1, &m), 0);
+	store_msg_free(&m);
+	assert_int_equal(store_msg_get(f->s, "bob@example.com", id2, &m),
+	    STORE_NOTFOUND);
+	free(t.path);
+	free(orphan);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_list_keyset, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_delete, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_quota, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tokens, fx_setup,
+		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_and_activation,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recovery, fx_setup,
+		    fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
