@@ -62,7 +62,7 @@ const struct props_def props_defs[] = {
 	  .def = "false", .scopes = G, .nodes = GW,
 	  .doc = "a split-mode portal exists: portal delivery may be chosen" },
 	{ .name = "portal-relay-domain", .type = PROPS_STRING,
-	  .def = "relay-to-webmail.private", .scopes = G, .nodes = GW,
+	  .def = "relay-to-webmail.private", .scopes = G, .nodes = BOTH,
 	  .check = PROPS_CHECK_DOMAIN,
 	  .doc = "private domain of rewritten portal recipients "
 	  "(local=domain@relay-domain)" },
