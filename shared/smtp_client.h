@@ -1,6 +1,13 @@
 /*
- * Outbound SMTP/LMTP (libesmtp for SMTP). Blocking: call it from a worker
- * thread or a process of its own, never from an event loop.
+ * Outbound SMTP. Blocking: call it from a worker thread or a process of its
+ * own, never from an event loop. One connection per call, no shared state,
+ * so any number of threads may send at once. The process must ignore
+ * SIGPIPE (a peer closing during TLS writes would otherwise kill it).
+ *
+ * The message file goes out byte for byte (only dot-stuffed): nothing is
+ * added, removed or refolded. That is why this is not libesmtp, which
+ * inserts Date/From/Message-Id, drops Return-Path and repeated headers,
+ * and cannot send the SMTPUTF8 parameter.
  */
 #ifndef POSTERN_SMTP_CLIENT_H
 #define POSTERN_SMTP_CLIENT_H
@@ -9,7 +16,7 @@
 
 enum smtp_client_tls {
 	SMTP_CLIENT_TLS_NONE,		/* never STARTTLS */
-	SMTP_CLIENT_TLS_MAY,		/* STARTTLS when offered */
+	SMTP_CLIENT_TLS_MAY,		/* STARTTLS when offered, unverified */
 	SMTP_CLIENT_TLS_ENCRYPT,	/* STARTTLS required, cert verified */
 };
 
@@ -37,13 +44,23 @@ struct smtp_client_result {
 	/*
 	 * 2: every recipient accepted and the message taken;
 	 * 4: temporary failure (connection, 4xx); 5: permanent (5xx).
+	 * With some recipients refused and others accepted the message is
+	 * still sent to the accepted ones and status is 4 (any 4xx refusal)
+	 * or 5: rcpt_code[] then says who has it.
 	 */
 	int	 status;
 	int	 code;			/* last SMTP reply code, 0 if none */
 	char	 reply[512];		/* text for logs and upstream */
-	int	*rcpt_code;		/* per recipient, caller-allocated */
+	/*
+	 * Final answer per recipient, caller-allocated: the RCPT refusal, or
+	 * for an accepted recipient the end-of-data reply (2xx: delivered).
+	 * 0 when the session failed before the recipient was tried.
+	 */
+	int	*rcpt_code;
+	char	(*rcpt_reply)[512];	/* the same, as text; optional (NULL) */
 };
 
+/* Returns res->status. */
 int	smtp_client_send(const struct smtp_client_target *,
 	    const struct smtp_client_msg *, struct smtp_client_result *);
 

@@ -1,0 +1,733 @@
+/*
+ * Outbound SMTP client: one blocking session per call (EHLO, optional
+ * STARTTLS, MAIL, RCPT..., DATA, QUIT), the message streamed from its file
+ * in fixed chunks and dot-stuffed, never altered otherwise.
+ *
+ * Untrusted input: the next hop's replies. Reply lines and multi-line
+ * replies are bounded; anything malformed ends the session as a temporary
+ * failure. Bytes the server sends ahead of the TLS handshake are refused
+ * (STARTTLS command injection).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "smtp_client.h"
+
+#define SMTP_CLIENT_LINE_MAX	2048	/* one reply line, CRLF included */
+#define SMTP_CLIENT_REPLY_LINES	128	/* lines in one multi-line reply */
+#define SMTP_CLIENT_CHUNK	65536	/* message read and write unit */
+#define SMTP_CLIENT_ADDR_MAX	1024
+
+#define SMTP_CLIENT_CAP_STARTTLS	0x01
+#define SMTP_CLIENT_CAP_8BITMIME	0x02
+#define SMTP_CLIENT_CAP_SMTPUTF8	0x04
+#define SMTP_CLIENT_CAP_SIZE		0x08
+
+struct smtp_client_conn {
+	int		 fd;
+	SSL_CTX		*ctx;
+	SSL		*ssl;
+	unsigned int	 caps;
+	unsigned long long size_max;	/* SIZE limit, 0: none given */
+	int		 code;		/* last reply */
+	char		 text[512];
+	char		 err[256];	/* local failure, for the result */
+	size_t		 rpos, rlen;
+	char		 rbuf[4096];
+	size_t		 wlen;
+	char		 wbuf[SMTP_CLIENT_CHUNK];
+};
+
+static void
+smtp_client_seterr(struct smtp_client_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+smtp_client_seterr(struct smtp_client_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+static int
+smtp_client_connect(struct smtp_client_conn *c,
+    const struct smtp_client_target *t)
+{
+	struct addrinfo hints, *res, *ai;
+	struct timeval tv;
+	struct pollfd pfd;
+	char port[16];
+	int fd = -1, r, soerr, flags;
+	socklen_t sl;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", t->port);
+	if ((r = getaddrinfo(t->host, port, &hints, &res)) != 0) {
+		smtp_client_seterr(c, "cannot resolve %s: %s", t->host,
+		    gai_strerror(r));
+		return -1;
+	}
+	smtp_client_seterr(c, "no address for %s", t->host);
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd == -1) {
+			smtp_client_seterr(c, "socket: %s", strerror(errno));
+			continue;
+		}
+		r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+		if (r == -1 && errno == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			do
+				r = poll(&pfd, 1, t->timeout * 1000);
+			while (r == -1 && errno == EINTR);
+			if (r == 0) {
+				errno = ETIMEDOUT;
+				r = -1;
+			} else if (r == 1) {
+				sl = sizeof(soerr);
+				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
+				    &sl) == -1)
+					soerr = errno;
+				errno = soerr;
+				r = soerr ? -1 : 0;
+			}
+		}
+		if (r == 0)
+			break;
+		smtp_client_seterr(c, "connect to %s port %d: %s", t->host,
+		    t->port, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd == -1)
+		return -1;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		smtp_client_seterr(c, "fcntl: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* A per-step deadline: every read and write gives up after this. */
+	tv.tv_sec = t->timeout;
+	tv.tv_usec = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1) {
+		smtp_client_seterr(c, "setsockopt: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	c->fd = fd;
+	return 0;
+}
+
+static void
+smtp_client_ioerr(struct smtp_client_conn *c, const char *what, int sslerr)
+{
+	unsigned long e;
+
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		smtp_client_seterr(c, "timeout while %s", what);
+	else if (sslerr == SSL_ERROR_SSL && (e = ERR_get_error()) != 0)
+		smtp_client_seterr(c, "TLS error while %s: %s", what,
+		    ERR_reason_error_string(e));
+	else if (errno != 0)
+		smtp_client_seterr(c, "%s: %s", what, strerror(errno));
+	else
+		smtp_client_seterr(c, "connection closed while %s", what);
+	ERR_clear_error();
+}
+
+/* Fills the read buffer: >0 bytes, -1 on error, timeout or EOF. */
+static int
+smtp_client_fill(struct smtp_client_conn *c)
+{
+	ssize_t n;
+	int e = 0;
+
+	c->rpos = c->rlen = 0;
+	errno = 0;
+	if (c->ssl != NULL) {
+		n = SSL_read(c->ssl, c->rbuf, sizeof(c->rbuf));
+		if (n <= 0)
+			e = SSL_get_error(c->ssl, (int)n);
+	} else {
+		do
+			n = recv(c->fd, c->rbuf, sizeof(c->rbuf), 0);
+		while (n == -1 && errno == EINTR);
+	}
+	if (n <= 0) {
+		if (n == 0 && c->ssl == NULL)
+			errno = 0;
+		smtp_client_ioerr(c, "reading reply", e);
+		return -1;
+	}
+	c->rlen = (size_t)n;
+	return (int)n;
+}
+
+static int
+smtp_client_flush(struct smtp_client_conn *c)
+{
+	size_t off = 0;
+	ssize_t n;
+	int e = 0;
+
+	while (off < c->wlen) {
+		errno = 0;
+		if (c->ssl != NULL) {
+			n = SSL_write(c->ssl, c->wbuf + off,
+			    (int)(c->wlen - off));
+			if (n <= 0)
+				e = SSL_get_error(c->ssl, (int)n);
+		} else {
+			do
+				n = send(c->fd, c->wbuf + off, c->wlen - off,
+				    MSG_NOSIGNAL);
+			while (n == -1 && errno == EINTR);
+		}
+		if (n <= 0) {
+			smtp_client_ioerr(c, "sending", e);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	c->wlen = 0;
+	return 0;
+}
+
+static int
+smtp_client_write(struct smtp_client_conn *c, const char *p, size_t len)
+{
+	size_t n;
+
+	while (len > 0) {
+		if (c->wlen == sizeof(c->wbuf) && smtp_client_flush(c) == -1)
+			return -1;
+		n = sizeof(c->wbuf) - c->wlen;
+		if (n > len)
+			n = len;
+		memcpy(c->wbuf + c->wlen, p, n);
+		c->wlen += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* One reply line without its CRLF; -1 on I/O error or an overlong line. */
+static int
+smtp_client_getline(struct smtp_client_conn *c, char *line, size_t size)
+{
+	size_t len = 0;
+	char ch;
+
+	for (;;) {
+		if (c->rpos == c->rlen && smtp_client_fill(c) == -1)
+			return -1;
+		ch = c->rbuf[c->rpos++];
+		if (ch == '\n')
+			break;
+		if (len + 1 >= size) {
+			smtp_client_seterr(c, "reply line too long");
+			return -1;
+		}
+		line[len++] = ch;
+	}
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	return 0;
+}
+
+static void
+smtp_client_ehlo_line(struct smtp_client_conn *c, const char *kw)
+{
+	size_t n = strcspn(kw, " ");
+
+	if (n == 8 && strncasecmp(kw, "STARTTLS", n) == 0)
+		c->caps |= SMTP_CLIENT_CAP_STARTTLS;
+	else if (n == 8 && strncasecmp(kw, "8BITMIME", n) == 0)
+		c->caps |= SMTP_CLIENT_CAP_8BITMIME;
+	else if (n == 8 && strncasecmp(kw, "SMTPUTF8", n) == 0)
+		c->caps |= SMTP_CLIENT_CAP_SMTPUTF8;
+	else if (n == 4 && strncasecmp(kw, "SIZE", n) == 0) {
+		c->caps |= SMTP_CLIENT_CAP_SIZE;
+		if (kw[n] == ' ')
+			c->size_max = strtoull(kw + n + 1, NULL, 10);
+	}
+}
+
+/*
+ * Reads one (multi-line) reply into c->code and c->text; with ehlo set,
+ * notes the extensions. Returns the code, -1 on I/O or syntax error.
+ */
+static int
+smtp_client_reply(struct smtp_client_conn *c, int ehlo)
+{
+	char line[SMTP_CLIENT_LINE_MAX];
+	const char *rest;
+	size_t tl = 0;
+	int i, w, code = -1, more;
+
+	if (ehlo) {
+		c->caps = 0;
+		c->size_max = 0;
+	}
+	c->text[0] = '\0';
+	for (i = 0; i < SMTP_CLIENT_REPLY_LINES; i++) {
+		if (smtp_client_getline(c, line, sizeof(line)) == -1)
+			return -1;
+		if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' ||
+		    line[1] < '0' || line[1] > '9' ||
+		    line[2] < '0' || line[2] > '9' ||
+		    (line[3] != '\0' && line[3] != ' ' && line[3] != '-') ||
+		    (code != -1 && atoi(line) != code)) {
+			smtp_client_seterr(c, "malformed reply from server");
+			return -1;
+		}
+		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+		    (line[2] - '0');
+		more = line[3] == '-';
+		rest = line[3] ? line + 4 : "";
+		if (ehlo && i > 0)
+			smtp_client_ehlo_line(c, rest);
+		if ((!ehlo || i == 0) && tl + 1 < sizeof(c->text)) {
+			/* Keep the text, lines joined by a space. */
+			w = snprintf(c->text + tl, sizeof(c->text) - tl, "%s%s",
+			    tl ? " " : "", rest);
+			if (w > 0)
+				tl += (size_t)w;
+			if (tl >= sizeof(c->text))
+				tl = sizeof(c->text) - 1;
+		}
+		if (!more) {
+			c->code = code;
+			return code;
+		}
+	}
+	smtp_client_seterr(c, "reply longer than %d lines",
+	    SMTP_CLIENT_REPLY_LINES);
+	return -1;
+}
+
+static int
+smtp_client_cmd(struct smtp_client_conn *c, int ehlo, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+smtp_client_cmd(struct smtp_client_conn *c, int ehlo, const char *fmt, ...)
+{
+	char buf[SMTP_CLIENT_ADDR_MAX + 256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 2)
+		fatalx("smtp_client_cmd: command too long");
+	memcpy(buf + n, "\r\n", 2);
+	if (smtp_client_write(c, buf, (size_t)n + 2) == -1 ||
+	    smtp_client_flush(c) == -1)
+		return -1;
+	return smtp_client_reply(c, ehlo);
+}
+
+static int
+smtp_client_is_ip(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static int
+smtp_client_starttls(struct smtp_client_conn *c,
+    const struct smtp_client_target *t)
+{
+	int r, e, verify = t->tls == SMTP_CLIENT_TLS_ENCRYPT;
+	long vr;
+
+	if (c->rpos != c->rlen) {
+		smtp_client_seterr(c, "server sent data ahead of TLS");
+		return -1;
+	}
+	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		goto sslerr;
+	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	if (verify) {
+		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+		r = t->ca_file != NULL ?
+		    SSL_CTX_load_verify_locations(c->ctx, t->ca_file, NULL) :
+		    SSL_CTX_set_default_verify_paths(c->ctx);
+		if (r != 1) {
+			smtp_client_seterr(c, "cannot load CA file %s",
+			    t->ca_file ? t->ca_file : "(system)");
+			return -1;
+		}
+	} else
+		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+	if (t->cert_file != NULL) {
+		if (SSL_CTX_use_certificate_chain_file(c->ctx,
+		    t->cert_file) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(c->ctx, t->key_file ?
+		    t->key_file : t->cert_file, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(c->ctx) != 1) {
+			smtp_client_seterr(c, "cannot use client certificate "
+			    "%s", t->cert_file);
+			return -1;
+		}
+	}
+	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
+	    SSL_set_fd(c->ssl, c->fd) != 1)
+		goto sslerr;
+	if (smtp_client_is_ip(t->host)) {
+		if (verify && X509_VERIFY_PARAM_set1_ip_asc(
+		    SSL_get0_param(c->ssl), t->host) != 1)
+			goto sslerr;
+	} else {
+		if (SSL_set_tlsext_host_name(c->ssl, t->host) != 1)
+			goto sslerr;
+		if (verify && SSL_set1_host(c->ssl, t->host) != 1)
+			goto sslerr;
+	}
+	errno = 0;
+	if ((r = SSL_connect(c->ssl)) != 1) {
+		e = SSL_get_error(c->ssl, r);
+		if (verify && (vr = SSL_get_verify_result(c->ssl)) !=
+		    X509_V_OK) {
+			smtp_client_seterr(c, "certificate of %s not "
+			    "trusted: %s", t->host,
+			    X509_verify_cert_error_string(vr));
+			ERR_clear_error();
+		} else
+			smtp_client_ioerr(c, "TLS handshake", e);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	return 0;
+
+ sslerr:
+	smtp_client_seterr(c, "TLS setup failed: %s",
+	    ERR_reason_error_string(ERR_get_error()));
+	ERR_clear_error();
+	return -1;
+}
+
+/* Streams the file as DATA content, dot-stuffed, then ".". */
+static int
+smtp_client_data(struct smtp_client_conn *c, const char *path)
+{
+	char *buf;
+	size_t n, i, start;
+	int fd, bol = 1, last = '\n', rv = -1;
+	ssize_t r;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("smtp_client: %s", path);
+		smtp_client_seterr(c, "cannot open message: %s",
+		    strerror(errno));
+		return -1;
+	}
+	buf = malloc(SMTP_CLIENT_CHUNK);
+	if (buf == NULL)
+		fatal("smtp_client_data");
+	for (;;) {
+		do
+			r = read(fd, buf, SMTP_CLIENT_CHUNK);
+		while (r == -1 && errno == EINTR);
+		if (r == -1) {
+			log_warn("smtp_client: read %s", path);
+			smtp_client_seterr(c, "cannot read message: %s",
+			    strerror(errno));
+			goto done;
+		}
+		if (r == 0)
+			break;
+		n = (size_t)r;
+		for (i = start = 0; i < n; i++) {
+			if (bol && buf[i] == '.') {
+				if (smtp_client_write(c, buf + start,
+				    i - start) == -1 ||
+				    smtp_client_write(c, ".", 1) == -1)
+					goto done;
+				start = i;
+			}
+			bol = buf[i] == '\n';
+		}
+		if (smtp_client_write(c, buf + start, n - start) == -1)
+			goto done;
+		last = (unsigned char)buf[n - 1];
+	}
+	/* A last line without its CRLF still needs one before the dot. */
+	if (last != '\n' && smtp_client_write(c, "\r\n", 2) == -1)
+		goto done;
+	if (smtp_client_write(c, ".\r\n", 3) == -1 ||
+	    smtp_client_flush(c) == -1)
+		goto done;
+	rv = 0;
+ done:
+	free(buf);
+	close(fd);
+	return rv;
+}
+
+static int
+smtp_client_addr_ok(const char *a)
+{
+	size_t n = strlen(a);
+
+	if (n > SMTP_CLIENT_ADDR_MAX)
+		return 0;
+	for (; *a != '\0'; a++)
+		if ((unsigned char)*a < 0x20 || *a == 0x7f || *a == '<' ||
+		    *a == '>')
+			return 0;
+	return 1;
+}
+
+static int
+smtp_client_status_of(int code)
+{
+	return code / 100 == 5 ? 5 : code / 100 == 2 ? 2 : 4;
+}
+
+static void
+smtp_client_settext(struct smtp_client_result *res, size_t i, int code,
+    const char *text)
+{
+	res->rcpt_code[i] = code;
+	if (res->rcpt_reply != NULL)
+		snprintf(res->rcpt_reply[i], sizeof(res->rcpt_reply[i]), "%s",
+		    text);
+}
+
+/* The session itself; on failure fills res->status/code/reply. */
+static void
+smtp_client_session(struct smtp_client_conn *c,
+    const struct smtp_client_target *t, const struct smtp_client_msg *m,
+    struct smtp_client_result *res, int *rc)
+{
+	const char *helo = t->helo ? t->helo : "localhost";
+	char size[40] = "";
+	struct stat st;
+	size_t i, nok = 0;
+	int code, any4 = 0, tried_tls = 0;
+
+	if (stat(m->path, &st) == -1) {
+		log_warn("smtp_client: %s", m->path);
+		smtp_client_seterr(c, "cannot open message: %s",
+		    strerror(errno));
+		return;
+	}
+	if (!smtp_client_addr_ok(m->from)) {
+		res->status = 5;
+		smtp_client_seterr(c, "5.1.7 invalid sender address");
+		return;
+	}
+	if (smtp_client_connect(c, t) == -1)
+		return;
+	if ((code = smtp_client_reply(c, 0)) == -1)
+		return;
+	if (code != 220)
+		goto refused;
+ ehlo:
+	if ((code = smtp_client_cmd(c, 1, "EHLO %s", helo)) == -1)
+		return;
+	if (code / 100 == 5 && !tried_tls) {
+		c->caps = 0;
+		if ((code = smtp_client_cmd(c, 0, "HELO %s", helo)) == -1)
+			return;
+	}
+	if (code / 100 != 2)
+		goto refused;
+	if (!tried_tls && t->tls != SMTP_CLIENT_TLS_NONE &&
+	    (c->caps & SMTP_CLIENT_CAP_STARTTLS)) {
+		tried_tls = 1;
+		if ((code = smtp_client_cmd(c, 0, "STARTTLS")) == -1)
+			return;
+		if (code == 220) {
+			if (smtp_client_starttls(c, t) == -1)
+				return;
+			goto ehlo;
+		}
+		if (t->tls == SMTP_CLIENT_TLS_ENCRYPT)
+			goto refused;
+	} else if (!tried_tls && t->tls == SMTP_CLIENT_TLS_ENCRYPT) {
+		smtp_client_seterr(c, "TLS required but %s does not offer "
+		    "STARTTLS", t->host);
+		goto quit;
+	}
+	if (m->smtputf8 && !(c->caps & SMTP_CLIENT_CAP_SMTPUTF8)) {
+		res->status = 5;
+		for (i = 0; i < m->nrcpts; i++)
+			smtp_client_settext(res, i, 550,
+			    "5.6.7 next hop does not support SMTPUTF8");
+		smtp_client_seterr(c, "5.6.7 next hop does not support "
+		    "SMTPUTF8");
+		goto quit;
+	}
+	if ((c->caps & SMTP_CLIENT_CAP_SIZE)) {
+		if (c->size_max > 0 &&
+		    (unsigned long long)st.st_size > c->size_max) {
+			res->status = 5;
+			smtp_client_seterr(c, "5.3.4 message larger than the "
+			    "next hop's limit of %llu bytes", c->size_max);
+			for (i = 0; i < m->nrcpts; i++)
+				smtp_client_settext(res, i, 552, c->err);
+			goto quit;
+		}
+		snprintf(size, sizeof(size), " SIZE=%lld",
+		    (long long)st.st_size);
+	}
+	code = smtp_client_cmd(c, 0, "MAIL FROM:<%s>%s%s%s", m->from, size,
+	    m->body_8bit && (c->caps & SMTP_CLIENT_CAP_8BITMIME) ?
+	    " BODY=8BITMIME" : "", m->smtputf8 ? " SMTPUTF8" : "");
+	if (code == -1)
+		return;
+	if (code / 100 != 2) {
+		for (i = 0; i < m->nrcpts; i++)
+			smtp_client_settext(res, i, code, c->text);
+		goto refused;
+	}
+	for (i = 0; i < m->nrcpts; i++) {
+		if (!smtp_client_addr_ok(m->rcpts[i])) {
+			rc[i] = 501;
+			smtp_client_settext(res, i, 501,
+			    "5.1.3 invalid recipient address");
+			continue;
+		}
+		code = smtp_client_cmd(c, 0, "RCPT TO:<%s>", m->rcpts[i]);
+		if (code == -1)
+			return;
+		rc[i] = code;
+		if (code / 100 == 2)
+			nok++;
+		else {
+			smtp_client_settext(res, i, code, c->text);
+			any4 |= code / 100 != 5;
+			res->code = code;
+			snprintf(res->reply, sizeof(res->reply), "%s",
+			    c->text);
+		}
+	}
+	if (nok == 0) {
+		res->status = any4 ? 4 : 5;
+		goto quit;
+	}
+	if ((code = smtp_client_cmd(c, 0, "DATA")) == -1)
+		return;
+	if (code != 354)
+		goto accepted_fail;
+	if (smtp_client_data(c, m->path) == -1)
+		return;
+	if ((code = smtp_client_reply(c, 0)) == -1)
+		return;
+	if (code / 100 != 2)
+		goto accepted_fail;
+	for (i = 0; i < m->nrcpts; i++)
+		if (rc[i] / 100 == 2)
+			smtp_client_settext(res, i, code, c->text);
+	res->status = nok == m->nrcpts ? 2 : any4 ? 4 : 5;
+	if (nok == m->nrcpts) {
+		res->code = code;
+		snprintf(res->reply, sizeof(res->reply), "%s", c->text);
+	}
+	goto quit;
+
+ accepted_fail:
+	for (i = 0; i < m->nrcpts; i++)
+		if (rc[i] / 100 == 2)
+			smtp_client_settext(res, i, code, c->text);
+ refused:
+	res->status = smtp_client_status_of(code);
+	if (res->status == 2)		/* e.g. 250 where 354 was due */
+		res->status = 4;
+	res->code = code;
+	snprintf(res->reply, sizeof(res->reply), "%s", c->text);
+ quit:
+	if (res->status == 0)
+		res->status = 4;
+	if (res->reply[0] == '\0')
+		snprintf(res->reply, sizeof(res->reply), "%s", c->err[0] ?
+		    c->err : c->text);
+	/* The transaction is settled; QUIT is a courtesy. */
+	(void)smtp_client_cmd(c, 0, "QUIT");
+}
+
+int
+smtp_client_send(const struct smtp_client_target *t,
+    const struct smtp_client_msg *m, struct smtp_client_result *res)
+{
+	struct smtp_client_conn *c;
+	int *rc;
+	size_t i;
+
+	c = calloc(1, sizeof(*c));
+	rc = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rc));
+	if (c == NULL || rc == NULL)
+		fatal("smtp_client_send");
+	c->fd = -1;
+	res->status = 0;
+	res->code = 0;
+	res->reply[0] = '\0';
+	for (i = 0; i < m->nrcpts; i++)
+		smtp_client_settext(res, i, 0, "");
+
+	smtp_client_session(c, t, m, res, rc);
+
+	if (res->status == 0) {
+		/* Broke off: I/O, TLS or protocol error, or a local one. */
+		res->status = 4;
+		res->code = c->code;
+		snprintf(res->reply, sizeof(res->reply), "%s", c->err);
+		for (i = 0; i < m->nrcpts; i++)
+			if (res->rcpt_code[i] == 0 || rc[i] / 100 == 2)
+				smtp_client_settext(res, i, 0, c->err);
+	}
+
+	if (c->ssl != NULL) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	SSL_CTX_free(c->ctx);
+	if (c->fd != -1)
+		close(c->fd);
+	free(rc);
+	free(c);
+	return res->status;
+}
