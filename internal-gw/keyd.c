@@ -1,0 +1,631 @@
+/*
+ * The key holder process (DESIGN §4), after OpenSMTPD's ca.c. It is the
+ * only process that maps a private key. It sees no peer input: its one
+ * socket leads to the gateway parent, which sends typed requests with a
+ * bounded length; a malformed request is a broken invariant (fatalx). The
+ * data it signs is mail from outside, but it only hashes it.
+ *
+ * Wire format, both directions: struct keyd_hdr, then len payload bytes.
+ *   SIGN     uint32 signer length, signer, data   -> OK DER | ERR text
+ *   SIGNERS  (empty)                               -> OK "a\0b\0"
+ *   RELOAD   (empty)                               -> OK uint32 count
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/store.h>
+#include <openssl/x509.h>
+
+#include "certstore.h"
+#include "keyd.h"
+#include "log.h"
+#include "xmalloc.h"
+
+enum keyd_type {
+	KEYD_SIGN = 1,
+	KEYD_SIGNERS,
+	KEYD_RELOAD,
+	KEYD_OK = 100,
+	KEYD_ERR,
+};
+
+struct keyd_hdr {
+	uint32_t	type;
+	uint32_t	len;
+};
+
+#define KEYD_MAX_REPLY	(KEYD_MAX_DATA / 16 + 1024 * 1024)
+#define KEYD_MAX_KEYS	10000
+
+struct keyd_key {
+	char		 *file;
+	EVP_PKEY	 *pkey;
+	X509		 *cert;
+	STACK_OF(X509)	 *chain;
+	char		**emails;
+	size_t		  nemails;
+};
+
+struct keyd_client {
+	int		 fd;
+	pthread_mutex_t	 mtx;
+};
+
+static struct keyd_key	*keyd_keys;
+static size_t		 keyd_nkeys;
+static const char	*keyd_dir;
+
+/* ---- framing, shared by both sides ---- */
+
+static int
+keyd_write_full(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Returns 0, or -1 on error or end of file (errno 0). */
+static int
+keyd_read_full(int fd, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = read(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = 0;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+keyd_send(int fd, uint32_t type, const void *a, size_t alen, const void *b,
+    size_t blen)
+{
+	struct keyd_hdr h;
+
+	if (alen + blen > UINT32_MAX)
+		fatalx("keyd: message too long");
+	h.type = type;
+	h.len = (uint32_t)(alen + blen);
+	if (keyd_write_full(fd, &h, sizeof(h)) == -1 ||
+	    (alen && keyd_write_full(fd, a, alen) == -1) ||
+	    (blen && keyd_write_full(fd, b, blen) == -1))
+		return -1;
+	return 0;
+}
+
+/* ---- the key holder side ---- */
+
+static void
+keyd_key_clear(struct keyd_key *k)
+{
+	free(k->file);
+	EVP_PKEY_free(k->pkey);
+	X509_free(k->cert);
+	sk_X509_pop_free(k->chain, X509_free);
+	certstore_emails_free(&k->emails);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Loads one key file; returns 0, or -1 (logged) when it holds no usable key. */
+static int
+keyd_load_file(const char *path, struct keyd_key *k)
+{
+	OSSL_STORE_CTX *st;
+	OSSL_STORE_INFO *info;
+	STACK_OF(X509) *certs;
+	X509 *x;
+	int i, n;
+
+	memset(k, 0, sizeof(*k));
+	if ((st = OSSL_STORE_open(path, NULL, NULL, NULL, NULL)) == NULL) {
+		log_warnx("keyd: %s: cannot open", path);
+		ERR_clear_error();
+		return -1;
+	}
+	certs = sk_X509_new_null();
+	while (!OSSL_STORE_eof(st)) {
+		if ((info = OSSL_STORE_load(st)) == NULL)
+			continue;
+		switch (OSSL_STORE_INFO_get_type(info)) {
+		case OSSL_STORE_INFO_PKEY:
+			if (k->pkey == NULL)
+				k->pkey = OSSL_STORE_INFO_get1_PKEY(info);
+			break;
+		case OSSL_STORE_INFO_CERT:
+			sk_X509_push(certs, OSSL_STORE_INFO_get1_CERT(info));
+			break;
+		default:
+			break;
+		}
+		OSSL_STORE_INFO_free(info);
+	}
+	OSSL_STORE_close(st);
+	ERR_clear_error();
+
+	if (k->pkey == NULL) {
+		log_warnx("keyd: %s: no private key", path);
+		goto fail;
+	}
+	n = sk_X509_num(certs);
+	for (i = 0; i < n; i++) {
+		x = sk_X509_value(certs, i);
+		if (X509_check_private_key(x, k->pkey) == 1) {
+			k->cert = sk_X509_delete(certs, i);
+			break;
+		}
+	}
+	ERR_clear_error();
+	if (k->cert == NULL) {
+		log_warnx("keyd: %s: no certificate matches the key", path);
+		goto fail;
+	}
+	k->chain = certs;
+	k->nemails = certstore_emails(k->cert, &k->emails);
+	k->file = xstrdup(path);
+	return 0;
+fail:
+	sk_X509_pop_free(certs, X509_free);
+	keyd_key_clear(k);
+	return -1;
+}
+
+static void
+keyd_load_all(void)
+{
+	struct keyd_key *keys = NULL;
+	struct dirent *de;
+	DIR *d;
+	size_t n = 0, len, i;
+	char *path;
+
+	if ((d = opendir(keyd_dir)) == NULL) {
+		log_warn("keyd: %s", keyd_dir);
+	} else {
+		while ((de = readdir(d)) != NULL && n < KEYD_MAX_KEYS) {
+			len = strlen(de->d_name);
+			if (de->d_name[0] == '.' || len < 5 ||
+			    strcmp(de->d_name + len - 4, ".pem") != 0)
+				continue;
+			keys = xreallocarray(keys, n + 1, sizeof(*keys));
+			xasprintf(&path, "%s/%s", keyd_dir, de->d_name);
+			if (keyd_load_file(path, &keys[n]) == 0)
+				n++;
+			free(path);
+		}
+		closedir(d);
+	}
+	for (i = 0; i < keyd_nkeys; i++)
+		keyd_key_clear(&keyd_keys[i]);
+	free(keyd_keys);
+	keyd_keys = keys;
+	keyd_nkeys = n;
+	log_info("loaded %zu signing key%s from %s", n, n == 1 ? "" : "s",
+	    keyd_dir);
+}
+
+static int
+keyd_cert_current(X509 *x)
+{
+	return X509_cmp_current_time(X509_get0_notBefore(x)) < 0 &&
+	    X509_cmp_current_time(X509_get0_notAfter(x)) > 0;
+}
+
+/* The key for signer: a currently valid one first, then the latest expiry. */
+static struct keyd_key *
+keyd_find(const char *signer)
+{
+	struct keyd_key *best = NULL, *k;
+	size_t i, j;
+	int cur, bestcur = 0;
+
+	for (i = 0; i < keyd_nkeys; i++) {
+		k = &keyd_keys[i];
+		for (j = 0; j < k->nemails; j++)
+			if (strcasecmp(k->emails[j], signer) == 0)
+				break;
+		if (j == k->nemails)
+			continue;
+		cur = keyd_cert_current(k->cert);
+		if (best == NULL || cur > bestcur || (cur == bestcur &&
+		    ASN1_TIME_compare(X509_get0_notAfter(k->cert),
+		    X509_get0_notAfter(best->cert)) > 0)) {
+			best = k;
+			bestcur = cur;
+		}
+	}
+	return best;
+}
+
+static void
+keyd_reply_err(int fd, const char *msg)
+{
+	if (keyd_send(fd, KEYD_ERR, msg, strlen(msg), NULL, 0) == -1)
+		fatal("keyd: send");
+}
+
+static void
+keyd_do_sign(int fd, const unsigned char *p, size_t len)
+{
+	struct keyd_key *k;
+	CMS_ContentInfo *cms = NULL;
+	BIO *in = NULL;
+	unsigned char *der = NULL;
+	char signer[KEYD_MAX_SIGNER + 1];
+	uint32_t slen;
+	unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
+	int derlen, i;
+
+	if (len < sizeof(slen))
+		fatalx("keyd: short SIGN request");
+	memcpy(&slen, p, sizeof(slen));
+	if (slen == 0 || slen > KEYD_MAX_SIGNER || slen > len - sizeof(slen))
+		fatalx("keyd: bad signer length %u", slen);
+	memcpy(signer, p + sizeof(slen), slen);
+	signer[slen] = '\0';
+	if (strlen(signer) != slen)
+		fatalx("keyd: NUL in signer");
+	p += sizeof(slen) + slen;
+	len -= sizeof(slen) + slen;
+
+	if ((k = keyd_find(signer)) == NULL) {
+		keyd_reply_err(fd, "no signing key for this sender");
+		return;
+	}
+	if ((in = BIO_new_mem_buf(p, (int)len)) == NULL ||
+	    (cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
+	    CMS_add1_signer(cms, k->cert, k->pkey, EVP_sha256(), flags) == NULL)
+		goto fail;
+	for (i = 0; i < sk_X509_num(k->chain); i++)
+		if (!CMS_add1_cert(cms, sk_X509_value(k->chain, i)))
+			goto fail;
+	if (!CMS_final(cms, in, NULL, flags) ||
+	    (derlen = i2d_CMS_ContentInfo(cms, &der)) <= 0)
+		goto fail;
+	if (keyd_send(fd, KEYD_OK, der, (size_t)derlen, NULL, 0) == -1)
+		fatal("keyd: send");
+	OPENSSL_free(der);
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	return;
+fail:
+	log_warnx("keyd: signing as %s failed: %s", signer,
+	    ERR_reason_error_string(ERR_peek_last_error()));
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	keyd_reply_err(fd, "signing failed");
+}
+
+static void
+keyd_do_signers(int fd)
+{
+	char *buf = NULL;
+	size_t len = 0, l, i, j;
+
+	for (i = 0; i < keyd_nkeys; i++)
+		for (j = 0; j < keyd_keys[i].nemails; j++) {
+			l = strlen(keyd_keys[i].emails[j]) + 1;
+			if (len + l > KEYD_MAX_REPLY)
+				break;
+			buf = xreallocarray(buf, len + l, 1);
+			memcpy(buf + len, keyd_keys[i].emails[j], l);
+			len += l;
+		}
+	if (keyd_send(fd, KEYD_OK, buf, len, NULL, 0) == -1)
+		fatal("keyd: send");
+	free(buf);
+}
+
+static void __attribute__((noreturn))
+keyd_serve(int fd)
+{
+	struct keyd_hdr h;
+	unsigned char *buf;
+	uint32_t count;
+
+	for (;;) {
+		if (keyd_read_full(fd, &h, sizeof(h)) == -1) {
+			if (errno == 0)
+				_exit(0);	/* the parent closed: we are done */
+			fatal("keyd: read");
+		}
+		if (h.len > KEYD_MAX_DATA + sizeof(uint32_t) + KEYD_MAX_SIGNER)
+			fatalx("keyd: request of %u bytes", h.len);
+		buf = xmalloc(h.len + 1);
+		if (keyd_read_full(fd, buf, h.len) == -1)
+			fatalx("keyd: truncated request");
+		switch (h.type) {
+		case KEYD_SIGN:
+			keyd_do_sign(fd, buf, h.len);
+			break;
+		case KEYD_SIGNERS:
+			keyd_do_signers(fd);
+			break;
+		case KEYD_RELOAD:
+			keyd_load_all();
+			count = (uint32_t)keyd_nkeys;
+			if (keyd_send(fd, KEYD_OK, &count, sizeof(count),
+			    NULL, 0) == -1)
+				fatal("keyd: send");
+			break;
+		default:
+			fatalx("keyd: unknown request type %u", h.type);
+		}
+		free(buf);
+	}
+}
+
+static void
+keyd_drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (geteuid() == 0 && user != NULL) {
+		if ((pw = getpwnam(user)) == NULL)
+			fatalx("keyd: unknown user %s", user);
+		if (setgroups(1, &pw->pw_gid) == -1 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+			fatal("keyd: cannot drop privileges to %s", user);
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("keyd: PR_SET_NO_NEW_PRIVS");
+}
+
+pid_t
+keyd_spawn(const char *keys_dir, const char *user, int *client_fd)
+{
+	int sv[2], devnull;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("keyd: socketpair");
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("keyd: fork");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		close(sv[1]);
+		*client_fd = sv[0];
+		return pid;
+	}
+
+	/* Child: keep only stderr (the log) and the socket, as fd 3. */
+	log_setproc("keyd");
+	if (dup2(sv[1], 3) == -1)
+		fatal("keyd: dup2");
+	if ((devnull = open("/dev/null", O_RDWR)) == -1 ||
+	    dup2(devnull, STDIN_FILENO) == -1 ||
+	    dup2(devnull, STDOUT_FILENO) == -1)
+		fatal("keyd: /dev/null");
+	if (close_range(4, ~0U, 0) == -1)
+		fatal("keyd: close_range");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+
+	keyd_dir = keys_dir;
+	keyd_load_all();
+	keyd_drop_privileges(user);
+	keyd_serve(3);
+}
+
+/* ---- the client side ---- */
+
+struct keyd_client *
+keyd_client_new(int fd)
+{
+	struct keyd_client *c;
+
+	c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	if (pthread_mutex_init(&c->mtx, NULL) != 0)
+		fatalx("keyd: pthread_mutex_init");
+	return c;
+}
+
+void
+keyd_client_free(struct keyd_client **cp)
+{
+	struct keyd_client *c = *cp;
+
+	if (c == NULL)
+		return;
+	close(c->fd);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+	*cp = NULL;
+}
+
+/*
+ * One request and its reply under the client's lock. Returns the reply
+ * type with *reply (caller frees, NUL-terminated), or -1 when the key
+ * holder is gone.
+ */
+static int
+keyd_request(struct keyd_client *c, uint32_t type, const void *a,
+    size_t alen, const void *b, size_t blen, unsigned char **reply,
+    size_t *replylen)
+{
+	struct keyd_hdr h;
+	unsigned char *buf = NULL;
+	int rv = -1;
+
+	*reply = NULL;
+	*replylen = 0;
+	pthread_mutex_lock(&c->mtx);
+	if (keyd_send(c->fd, type, a, alen, b, blen) == -1 ||
+	    keyd_read_full(c->fd, &h, sizeof(h)) == -1) {
+		log_warn("key holder unavailable");
+		goto out;
+	}
+	if ((h.type != KEYD_OK && h.type != KEYD_ERR) || h.len > KEYD_MAX_REPLY)
+		fatalx("keyd: bad reply type %u length %u", h.type, h.len);
+	buf = xmalloc((size_t)h.len + 1);
+	if (keyd_read_full(c->fd, buf, h.len) == -1) {
+		log_warn("key holder unavailable");
+		free(buf);
+		goto out;
+	}
+	buf[h.len] = '\0';
+	*reply = buf;
+	*replylen = h.len;
+	rv = (int)h.type;
+out:
+	pthread_mutex_unlock(&c->mtx);
+	return rv;
+}
+
+int
+keyd_sign(struct keyd_client *c, const char *signer, const void *data,
+    size_t len, unsigned char **der, size_t *derlen, char *err,
+    size_t errlen)
+{
+	unsigned char *pre, *reply;
+	size_t slen = strlen(signer), rlen;
+	uint32_t s32;
+	int t;
+
+	*der = NULL;
+	*derlen = 0;
+	if (slen == 0 || slen > KEYD_MAX_SIGNER) {
+		snprintf(err, errlen, "bad signer address");
+		return -1;
+	}
+	if (len > KEYD_MAX_DATA) {
+		snprintf(err, errlen, "message too large to sign");
+		return -1;
+	}
+	s32 = (uint32_t)slen;
+	pre = xmalloc(sizeof(s32) + slen);
+	memcpy(pre, &s32, sizeof(s32));
+	memcpy(pre + sizeof(s32), signer, slen);
+	t = keyd_request(c, KEYD_SIGN, pre, sizeof(s32) + slen, data, len,
+	    &reply, &rlen);
+	free(pre);
+	if (t == -1) {
+		snprintf(err, errlen, "key holder unavailable");
+		return -1;
+	}
+	if (t == KEYD_ERR) {
+		snprintf(err, errlen, "%s", (char *)reply);
+		free(reply);
+		return -1;
+	}
+	*der = reply;
+	*derlen = rlen;
+	return 0;
+}
+
+int
+keyd_signers(struct keyd_client *c, char ***out)
+{
+	unsigned char *reply;
+	size_t rlen, off, n = 0;
+	char **v;
+
+	*out = NULL;
+	if (keyd_request(c, KEYD_SIGNERS, NULL, 0, NULL, 0, &reply, &rlen) !=
+	    KEYD_OK) {
+		free(reply);
+		return -1;
+	}
+	v = xcalloc(1, sizeof(*v));
+	for (off = 0; off < rlen; off += strlen((char *)reply + off) + 1) {
+		v = xreallocarray(v, n + 2, sizeof(*v));
+		v[n++] = xstrdup((char *)reply + off);
+		v[n] = NULL;
+	}
+	free(reply);
+	*out = v;
+	return (int)n;
+}
+
+void
+keyd_signers_free(char ***vp)
+{
+	char **v = *vp;
+
+	if (v == NULL)
+		return;
+	for (size_t i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+	*vp = NULL;
+}
+
+int
+keyd_can_sign(struct keyd_client *c, const char *signer)
+{
+	char **v;
+	int n, found = 0;
+
+	if ((n = keyd_signers(c, &v)) == -1)
+		return -1;
+	for (int i = 0; i < n && !found; i++)
+		found = strcasecmp(v[i], signer) == 0;
+	keyd_signers_free(&v);
+	return found;
+}
+
+int
+keyd_reload(struct keyd_client *c)
+{
+	unsigned char *reply;
+	size_t rlen;
+	uint32_t count;
+
+	if (keyd_request(c, KEYD_RELOAD, NULL, 0, NULL, 0, &reply, &rlen) !=
+	    KEYD_OK || rlen != sizeof(count)) {
+		free(reply);
+		return -1;
+	}
+	memcpy(&count, reply, sizeof(count));
+	free(reply);
+	return (int)count;
+}
