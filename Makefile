@@ -135,7 +135,8 @@ check-fuzz: $(FUZZ_BINS)
 bench: all
 	$(PYTHON) tests/bench/bench_gw.py --build $(CURDIR)/build
 
-demo: all
+demo: deps
+	$(MAKE) all
 	@scripts/demo.sh
 
 e2e: all

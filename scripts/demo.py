@@ -1,0 +1,194 @@
+"""make demo: both daemons on loopback with the example configurations,
+a local sink standing in for the outside world, one sample message sent
+through the gateway. State in demo-state/ is reused by a second run."""
+
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from email.message import EmailMessage
+from email import policy
+
+from aiosmtpd.controller import Controller
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+os.chdir(ROOT)
+BUILD = os.path.join(ROOT, "build")
+STATE = os.path.join(ROOT, "demo-state")
+GW_CONF = "config/internal-gw.conf"
+PORTAL_CONF = "config/external-portal.conf"
+SINK_PORT = 10026
+GW_PORT = 10025
+
+
+def step(msg):
+    print(f"==> {msg}", flush=True)
+
+
+def cli(conf, *args, ok_codes=(0,)):
+    r = subprocess.run([f"{BUILD}/postern-cli", "-c", conf, *args],
+                       capture_output=True, text=True)
+    if r.returncode not in ok_codes:
+        sys.exit(f"postern-cli {' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+class SinkHandler:
+    def __init__(self):
+        self.count = len(os.listdir(f"{STATE}/sink"))
+        self.cond = threading.Condition()
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.cond:
+            self.count += 1
+            path = f"{STATE}/sink/{self.count:04d}.eml"
+            with open(path, "wb") as f:
+                f.write(envelope.original_content or envelope.content)
+            self.messages.append((envelope.rcpt_tos, path))
+            self.cond.notify_all()
+        print(f"    sink: message for {', '.join(envelope.rcpt_tos)} -> "
+              f"{os.path.relpath(path)}", flush=True)
+        return "250 2.0.0 OK demo sink"
+
+
+class Proc:
+    def __init__(self, name, argv):
+        self.name = name
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.log = open(f"{STATE}/{name}.log", "ab")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.log.write(line)
+            self.log.flush()
+            text = line.decode("utf-8", "replace").rstrip()
+            if text.endswith(": ready"):
+                self.ready.set()
+            if " id=" in text or "warn" in text.lower() or "fatal" in text:
+                print(f"    {text}", flush=True)
+        self.ready.set()
+
+    def wait_ready(self):
+        self.ready.wait(60)
+        if self.proc.poll() is not None:
+            sys.exit(f"{self.name} exited; see demo-state/{self.name}.log")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+
+
+def sample_message():
+    m = EmailMessage(policy=policy.SMTP)
+    m["From"] = "Alice Example <alice@example.com>"
+    m["To"] = "Robin Recipient <robin@example.org>"
+    m["Subject"] = "[encrypt] Quartalsbericht Q3 — vertraulich ✓"
+    m["Message-ID"] = f"<demo-{int(time.time())}@example.com>"
+    m.set_content("Hello Robin,\n\nthe Q3 report is attached.\n\nAlice\n")
+    m.add_alternative(
+        "<html><body><h1>Q3 report</h1><p>Hello Robin,</p>"
+        "<p>the <b>Q3 report</b> is attached. Grüße, Alice</p>"
+        "<script>document.title='pwned'</script></body></html>",
+        subtype="html")
+    m.add_attachment("quarter,revenue\nQ3,1000000\n".encode(),
+                     maintype="text", subtype="csv",
+                     filename="Q3-Übersicht.csv")
+    return m.as_bytes()
+
+
+def main():
+    for d in ("pki", "gw/spool", "gw/keys", "portal", "sink"):
+        os.makedirs(f"{STATE}/{d}", exist_ok=True)
+    step("test CA, certificates and keys (demo-state/pki)")
+    subprocess.run(["sh", "tests/pki/mkpki.sh", f"{STATE}/pki"], check=True)
+    with open(f"{STATE}/pki/ca-bundle.pem", "rb") as f, \
+            open(f"{STATE}/pki/trust.pem", "wb") as g:
+        g.write(f.read())
+
+    have_portal = os.path.exists(f"{BUILD}/external-portal") and \
+        os.path.exists(PORTAL_CONF)
+
+    step("internal-gw properties: portal delivery on [encrypt], example.com internal")
+    for name, value in (("remote-portal-enabled", "true"),
+                        ("webmail-enabled", "true"),
+                        ("subject-trigger-enabled", "true")):
+        cli(GW_CONF, "property", "global", "set", "--name", name,
+            "--value", value)
+    cli(GW_CONF, "domain", "add", "--domain", "example.com", ok_codes=(0, 1))
+    cli(GW_CONF, "property", "domain", "set", "--domain", "example.com",
+        "--name", "locality", "--value", "internal")
+    if "alice@example.com" not in cli(GW_CONF, "cert", "list").stdout:
+        cli(GW_CONF, "cert", "import", "--file", f"{STATE}/pki/alice.p12",
+            "--password", "secret")
+
+    handler = SinkHandler()
+    step(f"sink for the outside world on 127.0.0.1:{SINK_PORT}")
+    sink = Controller(handler, hostname="127.0.0.1", port=SINK_PORT,
+                      decode_data=False, enable_SMTPUTF8=True)
+    sink.start()
+
+    procs = []
+    try:
+        if have_portal:
+            step("external-portal properties: relay domain, revert, triggers")
+            cli(PORTAL_CONF, "domain", "add", "--domain",
+                "relay-to-webmail.private", ok_codes=(0, 1))
+            cli(PORTAL_CONF, "property", "domain", "set", "--domain",
+                "relay-to-webmail.private", "--name",
+                "revert-rewrite-recipient", "--value", "true")
+            step("starting external-portal")
+            procs.append(Proc("external-portal", [
+                f"{BUILD}/external-portal", "-c", PORTAL_CONF]))
+            procs[-1].wait_ready()
+        step("starting internal-gw")
+        procs.append(Proc("internal-gw", [f"{BUILD}/internal-gw", "-c",
+                                          GW_CONF]))
+        procs[-1].wait_ready()
+
+        before = len(handler.messages)
+        step(f"sending a sample message (HTML, attachment, Unicode subject) "
+             f"to 127.0.0.1:{GW_PORT}")
+        with smtplib.SMTP("127.0.0.1", GW_PORT) as s:
+            s.sendmail("alice@example.com", ["robin@example.org"],
+                       sample_message())
+        step("accepted by internal-gw (it answers only after the next hop did)")
+
+        if have_portal:
+            with handler.cond:
+                handler.cond.wait_for(
+                    lambda: len(handler.messages) > before, 60)
+            link = None
+            for rcpts, path in handler.messages[before:]:
+                text = open(path, "rb").read().decode("utf-8", "replace")
+                m = re.search(r"https?://\S+?/(?:signup|login)\S*", text)
+                if m:
+                    link = m.group(0).rstrip(">\")'")
+            m = re.search(r'base_url\s*=\s*"([^"]+)"', open(PORTAL_CONF).read())
+            step(f"portal: {m.group(1) if m else '(see config)'}")
+            if link:
+                step(f"sign-up link from the notification: {link}")
+        print("\nThe pair is running; Ctrl-C stops it. Logs: demo-state/*.log",
+              flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        sink.stop()
+        step("stopped")
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    main()
