@@ -1,0 +1,395 @@
+/*
+ * external-portal ingest: the SMTP/LMTP side of the portal. Only the
+ * internal gateway may talk to it (mynetworks, optionally a pinned TLS
+ * client certificate). It turns local=domain@relay-domain back into
+ * local@domain, routes by trigger header, removes the triggers (the rest of
+ * the message is stored byte for byte) and stores one copy per recipient;
+ * 250 only after the store committed.
+ *
+ * SECURITY: the envelope and message are peer input (from the gateway, or
+ * from whoever got into mynetworks): addresses go through addr.h, the
+ * header through header.h with a size limit, and a bad message gets a 5xx
+ * reply, never a crash. Store and database failures answer 451.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+#include <openssl/crypto.h>
+
+#include "addr.h"
+#include "ingest.h"
+#include "log.h"
+#include "netaddr.h"
+#include "outbox.h"
+#include "props.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define INGEST_SPEC_MAX	1024
+
+enum ingest_route
+ingest_classify(const struct header *h, const struct ingest_triggers *t)
+{
+	if (t->otp_enabled && t->otp != NULL && *t->otp != '\0' &&
+	    header_trigger_match(h, t->otp) == 1)
+		return INGEST_ROUTE_PDF;
+	if (t->webmail_enabled && t->webmail != NULL && *t->webmail != '\0' &&
+	    header_trigger_match(h, t->webmail) == 1)
+		return INGEST_ROUTE_WEBMAIL;
+	return INGEST_ROUTE_NONE;
+}
+
+int
+ingest_owner(const char *rcpt, const char *relay_domain, int revert, int utf8,
+    char *out, size_t outlen, const char **why)
+{
+	char dom[ADDR_MAX], buf[2 * ADDR_MAX + 2];
+	struct addr a;
+
+	if (addr_domain_of(rcpt, dom, sizeof(dom)) == -1) {
+		*why = "no domain";
+		return -1;
+	}
+	if (revert && relay_domain != NULL &&
+	    strcasecmp(dom, relay_domain) == 0) {
+		if (addr_revert(rcpt, relay_domain, utf8, buf, sizeof(buf),
+		    why) == -1)
+			return -1;
+	} else
+		snprintf(buf, sizeof(buf), "%s", rcpt);
+	if (addr_parse(buf, utf8, &a, why) == -1)
+		return -1;
+	if (addr_format(&a, out, outlen) == -1) {
+		*why = "address too long";
+		return -1;
+	}
+	for (char *p = out; *p != '\0'; p++)
+		*p = tolower((unsigned char)*p);
+	return 0;
+}
+
+int
+ingest_pin_parse(const char *in, char out[65])
+{
+	size_t n = 0;
+
+	for (; *in != '\0'; in++) {
+		if (*in == ':')
+			continue;
+		if (!isxdigit((unsigned char)*in) || n == 64)
+			return -1;
+		out[n++] = tolower((unsigned char)*in);
+	}
+	out[n] = '\0';
+	return n == 64 ? 0 : -1;
+}
+
+static int
+ingest_pinned(const struct ingest *in, const struct smtp_txn *txn)
+{
+	if (in->npins == 0)
+		return 1;
+	if (!txn->tls || txn->tls_peer_fp[0] == '\0')
+		return 0;
+	for (size_t i = 0; i < in->npins; i++)
+		if (strlen(in->pins[i]) == 64 &&
+		    CRYPTO_memcmp(in->pins[i], txn->tls_peer_fp, 64) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+ingest_connect(void *arg, const struct sockaddr *sa, socklen_t salen,
+    char *reply, size_t replylen)
+{
+	struct ingest *in = arg;
+	char ip[NETADDR_STRLEN];
+
+	(void)salen;
+	if (netaddr_list_match(in->mynetworks, sa) == 1)
+		return 0;
+	netaddr_ntop(sa, ip, sizeof(ip));
+	log_warnx("refused connection from %s: not in mynetworks", ip);
+	snprintf(reply, replylen, "554 5.7.1 Access denied: this portal "
+	    "accepts mail only from its gateway");
+	return -1;
+}
+
+/*
+ * What the properties say about one recipient. 0, 1 when its domain is not
+ * served, -1 on a database failure.
+ */
+static int
+ingest_lookup(struct ingest *in, const char *rcpt, int utf8, char *owner,
+    size_t ownerlen, const char **why)
+{
+	char dom[ADDR_MAX], *relay;
+	int exists, revert, rc;
+
+	if (addr_domain_of(rcpt, dom, sizeof(dom)) == -1) {
+		*why = "no domain";
+		return 1;
+	}
+	pthread_mutex_lock(&in->props_mtx);
+	exists = props_domain_exists(in->props, dom);
+	relay = props_get(in->props, NULL, "portal-relay-domain", NULL);
+	revert = props_get_bool(in->props, rcpt, "revert-rewrite-recipient");
+	pthread_mutex_unlock(&in->props_mtx);
+	if (exists == -1 || relay == NULL || revert == -1) {
+		free(relay);
+		return -1;
+	}
+	if (exists == 0) {
+		*why = "domain not served here";
+		free(relay);
+		return 1;
+	}
+	rc = ingest_owner(rcpt, relay, revert == 1, utf8, owner, ownerlen, why);
+	free(relay);
+	return rc == 0 ? 0 : 1;
+}
+
+static int
+ingest_rcpt(void *arg, const struct smtp_txn *txn, const char *addr,
+    char *reply, size_t replylen)
+{
+	struct ingest *in = arg;
+	char owner[2 * ADDR_MAX + 2];
+	const char *why = NULL;
+	int rc;
+
+	if (!ingest_pinned(in, txn)) {
+		log_warnx("id=%s refused %s: TLS client certificate is not the "
+		    "gateway's", txn->id, txn->client_addr);
+		snprintf(reply, replylen, "554 5.7.1 Only the gateway may send "
+		    "here: client certificate required");
+		return -1;
+	}
+	rc = ingest_lookup(in, addr, txn->smtputf8, owner, sizeof(owner),
+	    &why);
+	if (rc == -1) {
+		snprintf(reply, replylen, "451 4.3.0 Temporary failure, try "
+		    "again later");
+		return -1;
+	}
+	if (rc == 1) {
+		log_info("id=%s rcpt <%s> refused: %s", txn->id, addr, why);
+		snprintf(reply, replylen, "550 5.1.1 <%s>: %s", addr, why);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ingest_set(struct smtp_rcpt *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+ingest_set(struct smtp_rcpt *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->reply, sizeof(r->reply), fmt, ap);
+	va_end(ap);
+}
+
+static void
+ingest_set_all(struct smtp_txn *txn, int code, const char *text)
+{
+	for (size_t i = 0; i < txn->nrcpts; i++)
+		ingest_set(&txn->rcpts[i], code, "%s", text);
+}
+
+/* Metadata the web portal lists, from the stored header. */
+static void
+ingest_meta(const struct header *h, struct store_msg *m)
+{
+	const struct header_field *f;
+	GDateTime *dt;
+
+	if ((f = header_get(h, "From")) != NULL)
+		m->hdr_from = f->value;
+	if ((f = header_get(h, "Subject")) != NULL)
+		m->subject = f->value;
+	if ((f = header_get(h, "Date")) != NULL &&
+	    (dt = g_mime_utils_header_decode_date(f->value)) != NULL) {
+		m->date = g_date_time_to_unix(dt);
+		g_date_time_unref(dt);
+	}
+	if ((f = header_get(h, "Content-Type")) != NULL &&
+	    strncasecmp(f->value, "multipart/mixed", 15) == 0)
+		m->has_attachments = 1;
+}
+
+static const char *
+ingest_route_name(enum ingest_route r)
+{
+	switch (r) {
+	case INGEST_ROUTE_WEBMAIL: return "webmail";
+	case INGEST_ROUTE_PDF: return "pdf-otp";
+	default: return "none";
+	}
+}
+
+/* One recipient of a message already written to tmp. */
+static void
+ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
+    const struct header *h, struct store_tmp *tmp, struct store_msg *meta,
+    const char *webmail, const char *otp, int standalone, int *woke)
+{
+	struct ingest_triggers t;
+	char owner[2 * ADDR_MAX + 2];
+	const char *why = NULL;
+	enum ingest_route route;
+	long long quota;
+	int64_t id;
+	int rc;
+
+	if ((rc = ingest_lookup(in, r->addr, txn->smtputf8, owner,
+	    sizeof(owner), &why)) != 0) {
+		if (rc == -1)
+			ingest_set(r, 451, "4.3.0 Temporary failure, try again "
+			    "later");
+		else
+			ingest_set(r, 550, "5.1.1 <%s>: %s", r->addr, why);
+		return;
+	}
+	pthread_mutex_lock(&in->props_mtx);
+	t.webmail = webmail;
+	t.otp = otp;
+	t.webmail_enabled = props_get_bool(in->props, owner,
+	    "trigger-webmail-header-enabled") == 1;
+	t.otp_enabled = props_get_bool(in->props, owner,
+	    "trigger-otp-encryption-header-enabled") == 1;
+	quota = props_get_int(in->props, owner, "quota");
+	pthread_mutex_unlock(&in->props_mtx);
+
+	route = ingest_classify(h, &t);
+	if (route == INGEST_ROUTE_NONE && standalone)
+		route = INGEST_ROUTE_WEBMAIL;
+	if (route == INGEST_ROUTE_NONE) {
+		log_info("id=%s to=<%s> refused: no portal trigger header",
+		    txn->id, owner);
+		ingest_set(r, 550, "5.7.0 <%s>: no portal trigger header; "
+		    "this portal accepts only mail routed by its gateway",
+		    r->addr);
+		return;
+	}
+	meta->state = route == INGEST_ROUTE_PDF ? STORE_MSG_PDF_PENDING :
+	    STORE_MSG_WEBMAIL;
+	rc = store_deliver(in->store, tmp, meta, owner, quota > 0 ? quota : 0,
+	    route == INGEST_ROUTE_WEBMAIL, &id);
+	if (rc == STORE_EQUOTA) {
+		log_warnx("id=%s to=<%s> deferred: mailbox over quota (%lld "
+		    "bytes)", txn->id, owner, quota);
+		ingest_set(r, 452, "4.2.2 <%s>: mailbox full", r->addr);
+		return;
+	}
+	if (rc != 0) {
+		log_warnx("id=%s to=<%s> deferred: store failure", txn->id,
+		    owner);
+		ingest_set(r, 451, "4.3.0 Temporary failure, try again later");
+		return;
+	}
+	log_info("id=%s from=<%s> to=<%s> owner=%s route=%s size=%lld "
+	    "stored msg=%lld", txn->id, txn->mail_from, r->addr, owner,
+	    ingest_route_name(route), (long long)txn->size, (long long)id);
+	ingest_set(r, 250, "2.0.0 Ok: stored as %lld (%s)", (long long)id,
+	    ingest_route_name(route));
+	if (route == INGEST_ROUTE_WEBMAIL)
+		*woke = 1;
+}
+
+static void
+ingest_message(void *arg, struct smtp_txn *txn)
+{
+	struct ingest *in = arg;
+	struct header h;
+	struct store_tmp tmp = { NULL, NULL };
+	struct store_msg meta;
+	char wname[INGEST_SPEC_MAX], oname[INGEST_SPEC_MAX];
+	char val[INGEST_SPEC_MAX];
+	const char *names[2];
+	size_t nnames = 0;
+	char *webmail = NULL, *otp = NULL;
+	int standalone, removed = 0, woke = 0, rc;
+	FILE *f;
+
+	ingest_set_all(txn, 451, "4.3.0 Temporary failure, try again later");
+	memset(&h, 0, sizeof(h));
+	if (!ingest_pinned(in, txn)) {
+		ingest_set_all(txn, 554, "5.7.1 Only the gateway may send here");
+		return;
+	}
+	if ((f = fopen(txn->spool_path, "r")) == NULL) {
+		log_warn("id=%s %s", txn->id, txn->spool_path);
+		return;
+	}
+	if ((rc = header_read(f, in->max_header, &h)) != 0) {
+		if (rc == -2) {
+			log_info("id=%s refused: malformed or oversized header",
+			    txn->id);
+			ingest_set_all(txn, 550, "5.6.0 Malformed or oversized "
+			    "message header");
+		} else
+			log_warn("id=%s reading %s", txn->id, txn->spool_path);
+		goto out;
+	}
+
+	pthread_mutex_lock(&in->props_mtx);
+	webmail = props_get(in->props, NULL, "trigger-webmail-header", NULL);
+	otp = props_get(in->props, NULL, "trigger-otp-encryption-header",
+	    NULL);
+	standalone = props_get_bool(in->props, NULL, "webmail-standalone");
+	pthread_mutex_unlock(&in->props_mtx);
+	if (webmail == NULL || otp == NULL || standalone == -1)
+		goto out;
+	if (header_trigger_parse(webmail, wname, sizeof(wname), val,
+	    sizeof(val)) == 0)
+		names[nnames++] = wname;
+	if (header_trigger_parse(otp, oname, sizeof(oname), val,
+	    sizeof(val)) == 0)
+		names[nnames++] = oname;
+
+	if (store_tmp_create(in->store, &tmp) == -1)
+		goto out;
+	rewind(f);
+	if ((rc = header_rewrite(f, tmp.fp, in->max_header, names, nnames,
+	    NULL, &removed)) != 0) {
+		if (rc == -2)
+			ingest_set_all(txn, 550, "5.6.0 Malformed or oversized "
+			    "message header");
+		else
+			log_warn("id=%s writing the stored copy", txn->id);
+		goto out;
+	}
+	memset(&meta, 0, sizeof(meta));
+	meta.folder = STORE_FOLDER_INBOX;
+	meta.mail_from = txn->mail_from;
+	ingest_meta(&h, &meta);
+	for (size_t i = 0; i < txn->nrcpts; i++)
+		ingest_deliver(in, txn, &txn->rcpts[i], &h, &tmp, &meta,
+		    webmail, otp, standalone == 1, &woke);
+	if (woke && in->outbox != NULL)
+		outbox_wake(in->outbox);
+out:
+	if (tmp.path != NULL)
+		store_tmp_discard(&tmp);
+	header_free(&h);
+	fclose(f);
+	free(webmail);
+	free(otp);
+}
+
+const struct smtp_server_ops ingest_ops = {
+	.connect = ingest_connect,
+	.rcpt = ingest_rcpt,
+	.message = ingest_message,
+};

@@ -1,0 +1,68 @@
+/*
+ * The portal's ingest: the smtp_server_ops behind the SMTP and LMTP
+ * listeners that only the internal gateway may use. It refuses other
+ * clients, reverts the recipient rewrite, routes by trigger header
+ * (Webmail Messenger, PDF OTP), strips the triggers and stores each
+ * recipient's copy durably before answering 250.
+ */
+#ifndef PORTAL_INGEST_H
+#define PORTAL_INGEST_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "header.h"
+#include "smtp_server.h"
+
+struct netaddr_list;
+struct outbox;
+struct props;
+struct store;
+
+struct ingest {
+	struct store		*store;
+	struct props		*props;		/* under props_mtx */
+	pthread_mutex_t		 props_mtx;
+	struct netaddr_list	*mynetworks;
+	const char *const	*pins;		/* gateway cert SHA-256, hex */
+	size_t			 npins;
+	size_t			 max_header;
+	X509			*tunnel_cert;	/* NULL: none configured */
+	struct outbox		*outbox;	/* NULL: no wake-ups */
+};
+
+extern const struct smtp_server_ops ingest_ops;
+
+enum ingest_route {
+	INGEST_ROUTE_NONE,
+	INGEST_ROUTE_WEBMAIL,
+	INGEST_ROUTE_PDF,
+};
+
+struct ingest_triggers {
+	const char	*webmail;	/* "Name: Value" spec */
+	int		 webmail_enabled;
+	const char	*otp;
+	int		 otp_enabled;
+};
+
+/* Which trigger the header carries; PDF OTP wins when both do. */
+enum ingest_route ingest_classify(const struct header *,
+		    const struct ingest_triggers *);
+
+/*
+ * The mailbox owner for a recipient: reverted when revert is set and the
+ * address is in relay_domain, else the address itself; canonical and
+ * lowercased. -1 with *why when it does not decode.
+ */
+int		 ingest_owner(const char *rcpt, const char *relay_domain,
+		    int revert, int utf8, char *out, size_t outlen,
+		    const char **why);
+
+/* Normalises a configured fingerprint (colons dropped, lowercase) into
+ * out; -1 unless it is 64 hex digits. */
+int		 ingest_pin_parse(const char *in, char out[65]);
+
+#endif
