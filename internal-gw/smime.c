@@ -179,8 +179,7 @@ smime_needs_7bit(const struct smime_buf *b)
 static int
 smime_to_7bit(struct smime_buf *entity, char *err, size_t errlen)
 {
-	GMimeStream *src, *filtered, *dst;
-	GMimeFilter *dos2unix;
+	GMimeStream *src, *dst;
 	GMimeParser *parser;
 	GMimeObject *obj;
 	GMimeFormatOptions *opts;
@@ -188,15 +187,11 @@ smime_to_7bit(struct smime_buf *entity, char *err, size_t errlen)
 	int rv = -1;
 
 	pthread_once(&smime_once, smime_gmime_init);
+	/* CRLF stays in the content: binary parts must keep their bytes. */
 	src = g_mime_stream_mem_new_with_buffer(entity->p, entity->len);
-	filtered = g_mime_stream_filter_new(src);
-	dos2unix = g_mime_filter_dos2unix_new(FALSE);
-	g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), dos2unix);
-	g_object_unref(dos2unix);
-	parser = g_mime_parser_new_with_stream(filtered);
+	parser = g_mime_parser_new_with_stream(src);
 	obj = g_mime_parser_construct_part(parser, NULL);
 	g_object_unref(parser);
-	g_object_unref(filtered);
 	g_object_unref(src);
 	if (obj == NULL) {
 		snprintf(err, errlen, "cannot parse the MIME structure");

@@ -10,7 +10,7 @@
 #   expired@example.net             recipient, expired in 2021
 #   wrongeku@example.net            recipient, EKU serverAuth only
 #   untrusted@example.net           recipient, issued by rogue-ca
-#   nosan@example.net               recipient, address only in the CN
+#   nosan@example.net               recipient, address only in the subject DN
 #   gateway@relay-to-webmail.private  tunnel signer
 #   gw-tls, portal-tls              TLS servers for 127.0.0.1 / localhost
 #   gw-client                       TLS client certificate of the gateway
@@ -18,9 +18,9 @@
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
-OUT=$1
-STAMP=$OUT/.complete-v1
-mkdir -p "$OUT"
+mkdir -p "$1"
+OUT=$(cd "$1" && pwd)
+STAMP=$OUT/.complete-v2
 [ -f "$STAMP" ] && exit 0
 
 exec 9>"$OUT/.lock"
@@ -122,7 +122,7 @@ issue carol intermediate-ca smime "/CN=Carol" carol@example.com
 issue bob intermediate-ca smime "/CN=Bob" bob@example.net
 issue wrongeku intermediate-ca wrongeku "/CN=Wrong EKU" wrongeku@example.net
 issue untrusted rogue-ca smime "/CN=Untrusted" untrusted@example.net
-issue nosan intermediate-ca nosan "/CN=nosan@example.net"
+issue nosan intermediate-ca nosan "/CN=No SAN/emailAddress=nosan@example.net"
 issue gateway intermediate-ca smime "/CN=Postern Gateway" \
     gateway@relay-to-webmail.private
 issue gw-tls intermediate-ca server "/CN=localhost"
