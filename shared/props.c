@@ -157,7 +157,7 @@ static int
 props_check_string(const struct props_def *def, const char *value,
     char **norm, char **err)
 {
-	char name[128], val[PROPS_VALUE_MAX], *out, *copy, *tok, *save;
+	char name[128], val[PROPS_VALUE_MAX], *out, *copy, *tok, *next;
 	size_t outlen;
 
 	switch (def->check) {
@@ -188,13 +188,18 @@ props_check_string(const struct props_def *def, const char *value,
 		*norm = out;
 		return 0;
 	case PROPS_CHECK_DOMAINS:
+		if (*value == '\0') {
+			*norm = xstrdup("");
+			return 0;
+		}
 		copy = props_lower(value);
 		out = xcalloc(1, strlen(value) + 1);
 		outlen = 0;
-		for (tok = strtok_r(copy, ",", &save); tok != NULL;
-		    tok = strtok_r(NULL, ",", &save)) {
+		for (tok = copy; tok != NULL; tok = next) {
 			size_t n;
 
+			if ((next = strchr(tok, ',')) != NULL)
+				*next++ = '\0';
 			while (*tok == ' ' || *tok == '\t')
 				tok++;
 			n = strlen(tok);
