@@ -1,0 +1,81 @@
+/*
+ * Relaying the gateway's variants to their next hops (transport map, TLS
+ * policy per next hop), with an idempotency ledger so that a message the
+ * sender's MTA retries after a partial failure does not reach anybody
+ * twice. Blocking (outbound SMTP): call from worker threads only.
+ */
+#ifndef POSTERN_RELAY_H
+#define POSTERN_RELAY_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "smtp_client.h"
+
+struct relay_tls_policy {
+	char			nexthop[300];	/* "[host]:port" as in the map */
+	enum smtp_client_tls	level;
+	char			ca_file[PATH_MAX]; /* "": relay_conf.ca_file */
+};
+
+struct relay_conf {
+	const char		*transport_map;	/* path */
+	const char		*default_tls;	/* none|may|encrypt; NULL: may */
+	const char		*ca_file;	/* trust for encrypt; NULL: system */
+	const char		*cert_file;	/* client certificate, or NULL */
+	const char		*key_file;
+	const char		*helo;
+	int			 timeout;	/* seconds per SMTP step */
+	const char		*dbpath;	/* holds table relay_ledger */
+	long long		 ledger_ttl;	/* seconds an entry is kept */
+	struct relay_tls_policy	*tls_policy;
+	size_t			 ntls_policy;
+};
+
+struct relay_variant {
+	const char		*kind;	/* "portal-webmail", "smime", ... */
+	const char		*path;	/* message file, CRLF lines */
+	const char		*from;
+	const char *const	*rcpts;
+	size_t			 nrcpts;
+	int			 smtputf8, body_8bit;
+};
+
+struct relay;
+
+/* "none", "may", "encrypt" to a level; -1 for anything else. */
+int		 relay_tls_level(const char *, enum smtp_client_tls *);
+
+/* Loads the transport map, checks the policies, creates the ledger table. */
+struct relay	*relay_new(const struct relay_conf *, char **err);
+void		 relay_free(struct relay *);
+
+/*
+ * Sends one variant, split by next hop. codes[i]/replies[i] get the final
+ * answer for rcpts[i]: 2xx delivered (or delivered before: the ledger
+ * entry for (msgkey, kind, next hop, recipient) is younger than the TTL,
+ * and then nothing is sent to that recipient again), 4xx/5xx refused or
+ * failed. Delivered recipients are recorded. Returns 0 when every code is
+ * set, -1 when the relay could not run at all (ledger unusable; codes 0).
+ */
+int		 relay_send(struct relay *, const char *msgkey,
+		    const struct relay_variant *, int *codes,
+		    char (*replies)[512]);
+
+/*
+ * The ledger key of a message: hex SHA-256 over the envelope sender and
+ * the file's bytes. An unreadable file gives a random key (never a match).
+ */
+void		 relay_msgkey(const char *from, const char *path, char out[65]);
+
+/* The ledger itself, for tests and housekeeping; -1 on database errors. */
+int		 relay_ledger_delivered(struct relay *, const char *msgkey,
+		    const char *kind, const char *nexthop, const char *rcpt,
+		    time_t now);	/* 1 yes, 0 no */
+int		 relay_ledger_record(struct relay *, const char *msgkey,
+		    const char *kind, const char *nexthop, const char *rcpt,
+		    time_t when);
+int		 relay_ledger_purge(struct relay *, time_t now);
+
+#endif
