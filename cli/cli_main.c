@@ -35,6 +35,7 @@ static const struct cli_group cli_groups[] = {
 	    "global|domain|user get|set|unset|list; defaults" },
 	{ "domain", cli_domain, 1, "add|remove|list" },
 	{ "policy", cli_policy, 1, "explain (internal-gw)" },
+	{ "cert", cli_cert, 1, "import|list|remove (internal-gw)" },
 	/*
 	 * Other modules add their group here once the function exists, e.g.
 	 *   { "cert", cli_cert },
