@@ -36,6 +36,12 @@ static const struct cli_group cli_groups[] = {
 	{ "domain", cli_domain, 1, "add|remove|list" },
 	{ "policy", cli_policy, 1, "explain (internal-gw)" },
 	{ "cert", cli_cert, 1, "import|list|remove (internal-gw)" },
+	{ "user", cli_user, 1, "list|show|delete|reset-password|reset-2fa|"
+	    "resend-invite (external-portal)" },
+	{ "mailbox", cli_mailbox, 1, "list (external-portal)" },
+	{ "stats", cli_stats, 1, "store statistics (external-portal)" },
+	{ "cleanup", cli_cleanup, 1, "retention cleanup [--dry-run] "
+	    "(external-portal)" },
 	/*
 	 * Other modules add their group here once the function exists, e.g.
 	 *   { "cert", cli_cert },

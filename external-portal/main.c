@@ -1,0 +1,627 @@
+/*
+ * external-portal: the DMZ node. The parent reads the configuration, binds
+ * the listeners, cleans up what a crash left in the store, spawns the
+ * ingest worker (SMTP/LMTP from the internal gateway; the web worker comes
+ * beside it) and supervises: if a worker dies the daemon fails closed and
+ * exits so that systemd restarts it. The parent reads no peer input.
+ */
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <gmime/gmime.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "db.h"
+#include "ingest.h"
+#include "log.h"
+#include "netaddr.h"
+#include "outbox.h"
+#include "portal_conf.h"
+#include "props.h"
+#include "retention.h"
+#include "smtp_server.h"
+#include "store.h"
+#include "tls.h"
+#include "workq.h"
+#include "xmalloc.h"
+
+#define PORTAL_MAX_LISTEN	16
+
+struct portal_listeners {
+	int	fd[PORTAL_MAX_LISTEN];
+	int	lmtp[PORTAL_MAX_LISTEN];
+	int	n;
+};
+
+static volatile sig_atomic_t portal_sig;
+
+static void
+portal_usage(void)
+{
+	fprintf(stderr, "usage: external-portal -c FILE [--check] [-d]\n");
+	exit(2);
+}
+
+static void
+portal_signal(int sig)
+{
+	portal_sig = sig;
+}
+
+static void
+portal_drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("unknown user %s", user);
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot drop privileges to %s", user);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_NO_NEW_PRIVS");
+}
+
+static int
+portal_tls_level(const char *s, enum smtp_client_tls *out)
+{
+	if (strcmp(s, "none") == 0)
+		*out = SMTP_CLIENT_TLS_NONE;
+	else if (strcmp(s, "may") == 0)
+		*out = SMTP_CLIENT_TLS_MAY;
+	else if (strcmp(s, "encrypt") == 0)
+		*out = SMTP_CLIENT_TLS_ENCRYPT;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+portal_line(const struct conf *c, const char *key)
+{
+	config_setting_t *s = conf_setting(c, key);
+
+	return s ? config_setting_source_line(s) : 0;
+}
+
+/* The gateway certificate pins, normalised; NULL-terminated. */
+static char **
+portal_pins(const struct conf *c, size_t *n, char **err)
+{
+	const char **l;
+	char **pins;
+	size_t cnt = conf_strlist(c, "smtp.gateway_cert_sha256", &l);
+
+	pins = xcalloc(cnt + 1, sizeof(*pins));
+	*n = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		pins[i] = xmalloc(65);
+		if (ingest_pin_parse(l[i], pins[i]) == -1) {
+			xasprintf(err, "%s:%d: smtp.gateway_cert_sha256: \"%s\" "
+			    "is not a SHA-256 fingerprint (64 hex digits)",
+			    c->file, portal_line(c, "smtp.gateway_cert_sha256"),
+			    l[i]);
+			for (size_t j = 0; j <= i; j++)
+				free(pins[j]);
+			free(pins);
+			free(l);
+			return NULL;
+		}
+		(*n)++;
+	}
+	free(l);
+	return pins;
+}
+
+static SSL_CTX *
+portal_tls_ctx(const struct conf *c, char **err)
+{
+	const char *cert = conf_str(c, "smtp.tls_cert");
+	const char *key = conf_str(c, "smtp.tls_key");
+	const char **l;
+	size_t npins = conf_strlist(c, "smtp.gateway_cert_sha256", &l);
+
+	free(l);
+	*err = NULL;
+	if (cert == NULL && key == NULL) {
+		if (conf_bool(c, "smtp.tls_required") || npins > 0)
+			xasprintf(err, "%s: smtp.tls_cert and smtp.tls_key are "
+			    "needed for tls_required and gateway_cert_sha256",
+			    c->file);
+		return NULL;
+	}
+	if (cert == NULL || key == NULL) {
+		xasprintf(err, "%s: smtp.tls_cert and smtp.tls_key go together",
+		    c->file);
+		return NULL;
+	}
+	if (npins > 0 && conf_str(c, "smtp.tls_client_ca") == NULL) {
+		xasprintf(err, "%s:%d: smtp.gateway_cert_sha256 needs "
+		    "smtp.tls_client_ca (to ask the gateway for its "
+		    "certificate)", c->file,
+		    portal_line(c, "smtp.gateway_cert_sha256"));
+		return NULL;
+	}
+	return tls_server_ctx(cert, key, conf_str(c, "smtp.tls_client_ca"),
+	    err);
+}
+
+static X509 *
+portal_tunnel_cert(const struct conf *c, char **err)
+{
+	const char *path = conf_str(c, "smtp.gateway_tunnel_cert");
+	X509 *x;
+	FILE *f;
+
+	*err = NULL;
+	if (path == NULL)
+		return NULL;
+	if ((f = fopen(path, "r")) == NULL) {
+		xasprintf(err, "smtp.gateway_tunnel_cert %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		xasprintf(err, "smtp.gateway_tunnel_cert %s: not a PEM "
+		    "certificate", path);
+	return x;
+}
+
+static int
+portal_listeners_check(const struct conf *c, char **err)
+{
+	config_setting_t *ls = conf_setting(c, "smtp.listeners");
+	int n = ls ? config_setting_length(ls) : 0;
+
+	if (n == 0 || n > PORTAL_MAX_LISTEN) {
+		xasprintf(err, "%s: smtp.listeners: between 1 and %d listeners",
+		    c->file, PORTAL_MAX_LISTEN);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(ls, i);
+		const char *p = conf_elem_str(c, e, "smtp.listeners",
+		    "protocol");
+
+		if (strcmp(p, "smtp") != 0 && strcmp(p, "lmtp") != 0) {
+			xasprintf(err, "%s:%d: smtp.listeners.[].protocol: "
+			    "must be \"smtp\" or \"lmtp\"", c->file,
+			    config_setting_source_line(e));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Opens everything the daemon needs; prints each problem. */
+static int
+portal_check(const struct conf *c)
+{
+	struct store *s;
+	struct sqlite3 *db;
+	struct netaddr_list *nl;
+	enum smtp_client_tls lvl;
+	const char **l;
+	char *err = NULL, **pins;
+	size_t n;
+	SSL_CTX *ctx;
+	X509 *x;
+	int bad = 0;
+
+#define PORTAL_BAD(...) do { fprintf(stderr, __VA_ARGS__); \
+    fputc('\n', stderr); xfree(&err); bad = 1; } while (0)
+	if ((db = db_open(conf_str(c, "database"), &err)) == NULL)
+		PORTAL_BAD("database %s: %s", conf_str(c, "database"), err);
+	else {
+		struct props *p = props_wrap(db);
+
+		if (p == NULL)
+			PORTAL_BAD("database %s: cannot create the property "
+			    "tables", conf_str(c, "database"));
+		props_close(p);
+		db_close(db);
+	}
+	if ((s = store_open(conf_str(c, "database"), conf_str(c, "store_dir"),
+	    0, &err)) == NULL)
+		PORTAL_BAD("store: %s", err);
+	store_close(s);
+	if (access(conf_str(c, "spool_dir"), W_OK | X_OK) == -1)
+		PORTAL_BAD("spool_dir %s: %s", conf_str(c, "spool_dir"),
+		    strerror(errno));
+	if (portal_listeners_check(c, &err) == -1)
+		PORTAL_BAD("%s", err);
+	n = conf_strlist(c, "smtp.mynetworks", &l);
+	if (n == 0)
+		PORTAL_BAD("%s:%d: smtp.mynetworks: must name the gateway",
+		    c->file, portal_line(c, "smtp.mynetworks"));
+	else if ((nl = netaddr_list_parse(l, n, &err)) == NULL)
+		PORTAL_BAD("%s:%d: smtp.mynetworks: %s", c->file,
+		    portal_line(c, "smtp.mynetworks"), err);
+	else
+		netaddr_list_free(nl);
+	free(l);
+	if ((pins = portal_pins(c, &n, &err)) == NULL)
+		PORTAL_BAD("%s", err);
+	else {
+		for (size_t i = 0; i < n; i++)
+			free(pins[i]);
+		free(pins);
+	}
+	if ((ctx = portal_tls_ctx(c, &err)) != NULL)
+		SSL_CTX_free(ctx);
+	else if (err != NULL)
+		PORTAL_BAD("TLS: %s", err);
+	if ((x = portal_tunnel_cert(c, &err)) != NULL)
+		X509_free(x);
+	else if (err != NULL)
+		PORTAL_BAD("%s", err);
+	if (portal_tls_level(conf_str(c, "notify.relay_tls"), &lvl) == -1)
+		PORTAL_BAD("%s:%d: notify.relay_tls: must be none, may or "
+		    "encrypt", c->file, portal_line(c, "notify.relay_tls"));
+	if (strncasecmp(conf_str(c, "notify.base_url"), "https://", 8) != 0 &&
+	    strncasecmp(conf_str(c, "notify.base_url"), "http://", 7) != 0)
+		PORTAL_BAD("%s:%d: notify.base_url: must start with https://",
+		    c->file, portal_line(c, "notify.base_url"));
+#undef PORTAL_BAD
+	return bad ? -1 : 0;
+}
+
+static void
+portal_listen(const struct conf *c, struct portal_listeners *pl)
+{
+	config_setting_t *ls = conf_setting(c, "smtp.listeners");
+	char *err = NULL;
+
+	if (portal_listeners_check(c, &err) == -1)
+		fatalx("%s", err);
+	for (int i = 0; i < config_setting_length(ls); i++) {
+		config_setting_t *e = config_setting_get_elem(ls, i);
+		const char *spec = conf_elem_str(c, e, "smtp.listeners",
+		    "listen");
+		const char *proto = conf_elem_str(c, e, "smtp.listeners",
+		    "protocol");
+
+		if ((pl->fd[pl->n] = netaddr_listen(spec, 128, &err)) == -1)
+			fatalx("smtp.listeners %s: %s", spec, err);
+		pl->lmtp[pl->n++] = strcmp(proto, "lmtp") == 0;
+		log_info("listening on %s (%s)", spec, proto);
+	}
+}
+
+/* --- the ingest worker ---------------------------------------------------- */
+
+struct portal_worker {
+	const struct conf	*conf;
+	struct store		*store;
+	struct workq		*wq;
+	struct event		*ev_retention;
+	int			 retention_busy;
+};
+
+static void
+portal_retention_work(void *arg)
+{
+	struct portal_worker *w = arg;
+	struct retention_result r;
+	struct props *p;
+	char *err = NULL;
+
+	if ((p = props_open(conf_str(w->conf, "database"), &err)) == NULL) {
+		log_warnx("retention: %s", err);
+		free(err);
+		return;
+	}
+	if (retention_run(w->store, p, time(NULL), 0, NULL, NULL, &r) == -1)
+		log_warnx("retention: cleanup incomplete");
+	if (r.messages > 0 || r.errors > 0)
+		log_info("retention: removed %lld messages (%lld bytes), %lld "
+		    "errors", (long long)r.messages, (long long)r.bytes,
+		    (long long)r.errors);
+	props_close(p);
+}
+
+static void
+portal_retention_done(void *arg)
+{
+	struct portal_worker *w = arg;
+
+	w->retention_busy = 0;
+}
+
+static void
+portal_retention_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct portal_worker *w = arg;
+	struct timeval tv = { conf_int(w->conf, "retention_interval"), 0 };
+
+	(void)fd;
+	(void)ev;
+	if (!w->retention_busy) {
+		w->retention_busy = 1;
+		workq_submit(w->wq, portal_retention_work,
+		    portal_retention_done, w);
+	}
+	evtimer_add(w->ev_retention, &tv);
+}
+
+static void
+portal_sigterm_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	event_base_loopexit(arg, NULL);
+}
+
+static void
+portal_outbox_conf(const struct conf *c, struct outbox_conf *oc)
+{
+	memset(oc, 0, sizeof(*oc));
+	snprintf(oc->target.host, sizeof(oc->target.host), "%s",
+	    conf_str(c, "notify.relay_host"));
+	oc->target.port = conf_int(c, "notify.relay_port");
+	if (portal_tls_level(conf_str(c, "notify.relay_tls"),
+	    &oc->target.tls) == -1)
+		fatalx("notify.relay_tls: must be none, may or encrypt");
+	oc->target.ca_file = conf_str(c, "notify.ca_file");
+	oc->target.helo = conf_str(c, "hostname");
+	oc->target.timeout = conf_int(c, "notify.timeout");
+	oc->notify.sender = conf_str(c, "notify.sender");
+	oc->notify.sender_name = conf_str(c, "notify.sender_name");
+	oc->notify.base_url = conf_str(c, "notify.base_url");
+	oc->notify.template_dir = conf_str(c, "notify.template_dir");
+	oc->notify.hostname = conf_str(c, "hostname");
+	oc->dbpath = conf_str(c, "database");
+	oc->spool_dir = conf_str(c, "spool_dir");
+	oc->retry_initial = conf_int(c, "notify.retry_initial");
+	oc->retry_max = conf_int(c, "notify.retry_max");
+	oc->give_up = conf_int(c, "notify.give_up_after");
+	oc->token_lifetime = conf_int(c, "signup_token_lifetime");
+	oc->poll = oc->retry_initial < 30 ? (int)oc->retry_initial : 30;
+}
+
+static void
+portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
+{
+	struct smtp_server_conf sc;
+	struct smtp_server *smtp = NULL, *lmtp = NULL;
+	struct ingest in;
+	struct portal_worker w;
+	struct outbox_conf oc;
+	struct event_base *base;
+	struct event *ev_term, *ev_int;
+	struct timeval now = { 0, 0 };
+	const char **l;
+	char *err = NULL, **pins;
+	size_t n;
+
+	log_setproc("ingest");
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads");
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+
+	memset(&in, 0, sizeof(in));
+	pthread_mutex_init(&in.props_mtx, NULL);
+	if ((in.store = store_open(conf_str(c, "database"),
+	    conf_str(c, "store_dir"), 0, &err)) == NULL)
+		fatalx("store: %s", err);
+	if ((in.props = props_open(conf_str(c, "database"), &err)) == NULL)
+		fatalx("database: %s", err);
+	props_set_node(in.props, PROPS_NODE_PORTAL);
+	n = conf_strlist(c, "smtp.mynetworks", &l);
+	if ((in.mynetworks = netaddr_list_parse(l, n, &err)) == NULL)
+		fatalx("smtp.mynetworks: %s", err);
+	free(l);
+	if ((pins = portal_pins(c, &in.npins, &err)) == NULL)
+		fatalx("%s", err);
+	in.pins = (const char *const *)pins;
+	in.max_header = conf_int(c, "smtp.max_header_size");
+	if ((in.tunnel_cert = portal_tunnel_cert(c, &err)) == NULL &&
+	    err != NULL)
+		fatalx("%s", err);
+
+	memset(&sc, 0, sizeof(sc));
+	sc.hostname = conf_str(c, "hostname");
+	sc.spool_dir = conf_str(c, "spool_dir");
+	sc.max_line = conf_int(c, "smtp.max_line");
+	sc.max_message_size = conf_int(c, "smtp.max_message_size");
+	sc.max_recipients = conf_int(c, "smtp.max_recipients");
+	sc.max_connections = conf_int(c, "smtp.max_connections");
+	sc.max_per_ip = conf_int(c, "smtp.max_per_ip");
+	sc.cmd_timeout = conf_int(c, "smtp.cmd_timeout");
+	sc.data_timeout = conf_int(c, "smtp.data_timeout");
+	sc.max_errors = conf_int(c, "smtp.max_errors");
+	sc.tls_required = conf_bool(c, "smtp.tls_required");
+	if ((sc.tls_ctx = portal_tls_ctx(c, &err)) == NULL && err != NULL)
+		fatalx("TLS: %s", err);
+
+	portal_drop_privileges(conf_str(c, "user"));
+
+	memset(&w, 0, sizeof(w));
+	w.conf = c;
+	w.store = in.store;
+	w.wq = workq_new(base, conf_int(c, "workers"));
+	portal_outbox_conf(c, &oc);
+	in.outbox = outbox_start(in.store, &oc);
+	for (int i = 0; i < pl->n; i++) {
+		struct smtp_server **srv = pl->lmtp[i] ? &lmtp : &smtp;
+
+		if (*srv == NULL) {
+			sc.lmtp = pl->lmtp[i];
+			*srv = smtp_server_new(base, &sc, &ingest_ops, &in,
+			    w.wq);
+		}
+		if (smtp_server_add_listener(*srv, pl->fd[i]) == -1)
+			fatalx("cannot add listener");
+	}
+	ev_term = evsignal_new(base, SIGTERM, portal_sigterm_cb, base);
+	ev_int = evsignal_new(base, SIGINT, portal_sigterm_cb, base);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	w.ev_retention = evtimer_new(base, portal_retention_cb, &w);
+	evtimer_add(w.ev_retention, &now);
+
+	log_info("ready");
+	event_base_dispatch(base);
+	log_info("shutting down");
+	if (smtp)
+		smtp_server_free(smtp);
+	if (lmtp)
+		smtp_server_free(lmtp);
+	workq_free(w.wq);
+	outbox_stop(in.outbox);
+	event_free(w.ev_retention);
+	event_free(ev_term);
+	event_free(ev_int);
+	props_close(in.props);
+	store_close(in.store);
+	netaddr_list_free(in.mynetworks);
+	for (size_t i = 0; i < in.npins; i++)
+		free(pins[i]);
+	free(pins);
+	if (in.tunnel_cert)
+		X509_free(in.tunnel_cert);
+	if (sc.tls_ctx)
+		SSL_CTX_free(sc.tls_ctx);
+	event_base_free(base);
+	exit(0);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "check", no_argument, NULL, 'C' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct portal_listeners pl;
+	struct conf c;
+	struct sigaction sa;
+	struct store *s;
+	const char *file = "/etc/postern/external-portal.conf";
+	char *err = NULL;
+	int ch, check = 0, debug = 0, status;
+	pid_t ingest_pid, pid;
+	sigset_t mask, old;
+
+	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': file = optarg; break;
+		case 'C': check = 1; break;
+		case 'd': debug = 1; break;
+		default: portal_usage();
+		}
+	}
+	if (optind != argc)
+		portal_usage();
+
+	log_init("external-portal", LOG_TO_STDERR, debug);
+	if (conf_load(&c, file, portal_conf_schema, &err) == -1) {
+		fputs(err, stderr);
+		return 1;
+	}
+	if (strcmp(conf_str(&c, "node"), "external-portal") != 0) {
+		fprintf(stderr, "%s:%d: node: must be \"external-portal\"\n",
+		    file, portal_line(&c, "node"));
+		return 1;
+	}
+	if (conf_bool(&c, "log.syslog"))
+		log_init("external-portal", LOG_TO_STDERR | LOG_TO_SYSLOG,
+		    debug || conf_bool(&c, "log.debug"));
+	g_mime_init();
+	if (check) {
+		if (portal_check(&c) == -1)
+			return 1;
+		printf("%s: configuration OK\n", file);
+		return 0;
+	}
+
+	/* Whatever a crash left behind goes before the first new message. */
+	if ((s = store_open(conf_str(&c, "database"),
+	    conf_str(&c, "store_dir"), 1, &err)) == NULL)
+		fatalx("store: %s", err);
+	store_close(s);
+
+	memset(&pl, 0, sizeof(pl));
+	portal_listen(&c, &pl);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = portal_signal;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	switch ((ingest_pid = fork())) {
+	case -1:
+		fatal("fork");
+	case 0:
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		signal(SIGCHLD, SIG_DFL);
+		signal(SIGHUP, SIG_IGN);
+		portal_ingest_worker(&c, &pl);
+	}
+	for (int i = 0; i < pl.n; i++)
+		close(pl.fd[i]);
+	log_setproc("parent");
+
+	for (;;) {
+		sigset_t waitmask = old;
+
+		sigdelset(&waitmask, SIGCHLD);
+		sigsuspend(&waitmask);
+		if (portal_sig == SIGHUP) {
+			portal_sig = 0;
+			continue;
+		}
+		if (portal_sig == SIGTERM || portal_sig == SIGINT) {
+			kill(ingest_pid, SIGTERM);
+			while ((pid = waitpid(ingest_pid, &status, 0)) == -1 &&
+			    errno == EINTR)
+				;
+			log_info("stopped");
+			return 0;
+		}
+		if (portal_sig == SIGCHLD) {
+			portal_sig = 0;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				log_warnx("ingest process %ld exited (status "
+				    "%d); failing closed", (long)pid, status);
+				return 1;
+			}
+		}
+	}
+}
