@@ -347,3 +347,113 @@ def test_smtputf8_to_a_hop_without_it_is_5(tmp_path):
         assert h.got == []
     finally:
         c.stop()
+
+
+# --- misbehaving next hops -------------------------------------------------
+
+class Scripted:
+    """A raw TCP server for one connection: greets, then answers each
+    command line with the reply whose key starts it (bytes sent as-is)."""
+
+    def __init__(self, greeting, replies):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.greeting = greeting
+        self.replies = replies
+        self.seen = []
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            f = c.makefile("rb")
+            try:
+                c.sendall(self.greeting)
+                for line in f:
+                    self.seen.append(line)
+                    for k, v in self.replies:
+                        if line.upper().startswith(k):
+                            c.sendall(v)
+                            break
+                    else:
+                        c.sendall(b"250 ok\r\n")
+                    if line.upper().startswith(b"QUIT"):
+                        return
+            except OSError:
+                pass    # the client hung up on us: that is the point
+
+    def stop(self):
+        self.sock.close()
+        self.t.join(10)
+
+
+def test_silent_server_times_out_as_4(tmp_path):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)    # the kernel completes the handshake; nobody ever greets
+    try:
+        msg = write(tmp_path, "m.eml", b"Subject: x\r\n\r\nbody\r\n")
+        argv = [bin_path("harness/smtp_send"), "--host", "127.0.0.1",
+                "--port", str(s.getsockname()[1]), "--timeout", "1",
+                "--from", "a@example.com", "--to", "b@example.net", str(msg)]
+        p = subprocess.run(argv, capture_output=True, timeout=TIMEOUT)
+        r = json.loads(p.stdout)
+        assert r["status"] == 4 and r["rcpt"] == [0], r
+        assert "timeout" in r["reply"]
+    finally:
+        s.close()
+
+
+def test_multiline_replies_and_greeting_refusal(tmp_path):
+    msg = write(tmp_path, "m.eml", b"Subject: x\r\n\r\nbody\r\n")
+    srv = Scripted(b"220-first\r\n220 second\r\n",
+                   [(b"EHLO", b"250-hello\r\n250-SIZE 10\r\n250 8BITMIME\r\n")])
+    try:
+        # The advertised SIZE limit is honoured before MAIL.
+        r = run_send("127.0.0.1", srv.port, ["b@example.net"], msg)
+        assert r["status"] == 5 and r["rcpt"] == [552], r
+        assert not any(l.startswith(b"MAIL") for l in srv.seen)
+    finally:
+        srv.stop()
+    srv = Scripted(b"554-go away\r\n554 5.7.1 not in mynetworks\r\n", [])
+    try:
+        r = run_send("127.0.0.1", srv.port, ["b@example.net"], msg)
+        assert r["status"] == 5 and r["code"] == 554, r
+        assert "not in mynetworks" in r["reply"]
+    finally:
+        srv.stop()
+
+
+def test_malformed_reply_is_4(tmp_path):
+    msg = write(tmp_path, "m.eml", b"Subject: x\r\n\r\nbody\r\n")
+    for bad in (b"250-ok\r\n251 mismatch\r\n", b"2x0 what\r\n",
+                b"250 " + b"x" * 5000 + b"\r\n"):
+        srv = Scripted(b"220 hi\r\n", [(b"EHLO", bad)])
+        try:
+            r = run_send("127.0.0.1", srv.port, ["b@example.net"], msg)
+            assert r["status"] == 4 and r["rcpt"] == [0], (bad[:20], r)
+            assert not any(l.startswith(b"MAIL") for l in srv.seen)
+        finally:
+            srv.stop()
+
+
+def test_starttls_response_injection_refused(tmp_path):
+    # Bytes queued behind "220" would be read as if sent over TLS.
+    msg = write(tmp_path, "m.eml", b"Subject: x\r\n\r\nbody\r\n")
+    srv = Scripted(b"220 hi\r\n",
+                   [(b"EHLO", b"250-hi\r\n250 STARTTLS\r\n"),
+                    (b"STARTTLS", b"220 go ahead\r\n250 injected\r\n")])
+    try:
+        r = run_send("127.0.0.1", srv.port, ["b@example.net"], msg,
+                     tls="may")
+        assert r["status"] == 4 and "ahead of TLS" in r["reply"], r
+    finally:
+        srv.stop()
