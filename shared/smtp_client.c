@@ -556,7 +556,10 @@ smtp_client_session(struct smtp_client_conn *c,
 	}
 	if (!smtp_client_addr_ok(m->from)) {
 		res->status = 5;
-		smtp_client_seterr(c, "5.1.7 invalid sender address");
+		snprintf(res->reply, sizeof(res->reply), "5.1.7 invalid "
+		    "sender address");
+		for (i = 0; i < m->nrcpts; i++)
+			smtp_client_settext(res, i, 553, res->reply);
 		return;
 	}
 	if (smtp_client_connect(c, t) == -1)
