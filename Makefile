@@ -41,10 +41,10 @@ CLI_SRC    := $(sort $(wildcard cli/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
 
-SHARED_OBJ := $(SHARED_SRC:%.c=$(B)/%.o)
-GW_OBJ     := $(GW_SRC:%.c=$(B)/%.o)
-PORTAL_OBJ := $(PORTAL_SRC:%.c=$(B)/%.o)
-CLI_OBJ    := $(CLI_SRC:%.c=$(B)/%.o)
+SHARED_OBJ := $(SHARED_SRC:%.c=$(B)/obj/%.o)
+GW_OBJ     := $(GW_SRC:%.c=$(B)/obj/%.o)
+PORTAL_OBJ := $(PORTAL_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(B)/obj/%.o)
 
 LIBSHARED := $(B)/libpostern.a
 LIBGW     := $(B)/libgw.a
@@ -59,7 +59,7 @@ HARNESS_BINS = $(HARNESS_SRC:tests/harness/%.c=$(B)/harness/%)
 
 all: $(BINS) $(HARNESS_BINS)
 
-$(B)/%.o: %.c
+$(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -74,16 +74,16 @@ $(LIBPORTAL): $(PORTAL_OBJ) | $(LIBSHARED)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $(PORTAL_OBJ)
 
-$(B)/internal-gw: $(B)/internal-gw/main.o $(LIBGW) $(LIBSHARED)
+$(B)/internal-gw: $(B)/obj/internal-gw/main.o $(LIBGW) $(LIBSHARED)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/external-portal: $(B)/external-portal/main.o $(LIBPORTAL) $(LIBSHARED)
+$(B)/external-portal: $(B)/obj/external-portal/main.o $(LIBPORTAL) $(LIBSHARED)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/postern-cli: $(CLI_OBJ) $(LIBGW) $(LIBPORTAL) $(LIBSHARED)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/tests/%: $(B)/tests/unit/%.o $(LIBGW) $(LIBPORTAL) $(LIBSHARED)
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBGW) $(LIBPORTAL) $(LIBSHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
-$(B)/harness/%: $(B)/tests/harness/%.o $(LIBGW) $(LIBPORTAL) $(LIBSHARED)
+$(B)/harness/%: $(B)/obj/tests/harness/%.o $(LIBGW) $(LIBPORTAL) $(LIBSHARED)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -114,8 +114,8 @@ asan:
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Ishared -D_GNU_SOURCE
-FUZZ_SHARED := $(SHARED_SRC:%.c=build/fuzz/%.o) $(GW_SRC:%.c=build/fuzz/%.o) $(PORTAL_SRC:%.c=build/fuzz/%.o)
-build/fuzz/%.o: %.c
+FUZZ_SHARED := $(SHARED_SRC:%.c=build/fuzz/obj/%.o) $(GW_SRC:%.c=build/fuzz/obj/%.o) $(PORTAL_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SHARED)
