@@ -129,7 +129,7 @@ cli_policy_explain(struct cli *c, const char *from, const char **to,
 	pm.subject = subject;
 	pm.hdr = &h;
 	if ((ns = policy_subject_strip(c->props, from, subject)) != NULL) {
-		printf("subject: %s\n", ns);
+		printf("subject: %s\n\n", ns);
 		free(ns);
 	}
 	for (i = 0; i < nto; i++) {

@@ -93,8 +93,8 @@ const struct props_def props_defs[] = {
 	  .doc = "turn local=domain@relay-domain back into local@domain" },
 	{ .name = "webmail-standalone", .type = PROPS_BOOL, .def = "false",
 	  .scopes = G, .nodes = PORTAL,
-	  .doc = "the portal runs without a gateway in front (standalone "
-	  "Webmail Messenger)" },
+	  .doc = "store mail without a trigger header for Webmail Messenger "
+	  "(a portal used without a gateway)" },
 	{ .name = "notification-show-subject", .type = PROPS_BOOL,
 	  .def = "false", .scopes = UDG, .nodes = PORTAL,
 	  .doc = "show the message subject in the notification mail" },
