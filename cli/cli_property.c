@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "cli.h"
 #include "props.h"
 
@@ -117,7 +118,8 @@ cli_property(struct cli *c, int argc, char **argv)
 	const struct props_def *def;
 	struct cli_property_opts o;
 	enum props_scope scope, from;
-	const char *level, *verb, *key;
+	const char *level, *verb, *key, *why;
+	struct addr a;
 	char *err = NULL, *v;
 	int rc;
 
@@ -172,6 +174,9 @@ cli_property(struct cli *c, int argc, char **argv)
 		return cli_usage(cli_property_usage_text,
 		    "--value is only for set");
 
+	if (o.email != NULL && addr_parse(o.email, 1, &a, &why) == -1)
+		return cli_err("\"%s\" is not an email address: %s", o.email,
+		    why);
 	if (o.name != NULL && (def = props_def_find(o.name)) == NULL)
 		return cli_err("unknown property \"%s\" (see `postern-cli "
 		    "property defaults`)", o.name);

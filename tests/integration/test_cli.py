@@ -199,6 +199,8 @@ def test_usage_error_before_config(tmp_path):
       "internal"), "cannot be set at global level"),
     (("property", "user", "set", "--email", "not-an-address", "--name",
       "sign-enabled", "--value", "true"), "not an email address"),
+    (("property", "user", "get", "--email", "nobody", "--name",
+      "sign-enabled"), "not an email address"),
     (("property", "global", "set", "--name", "quota", "--value", "1"),
      "property quota is not used on internal-gw"),
 ])
