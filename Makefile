@@ -9,7 +9,7 @@ CC       ?= cc
 
 PKGS = openssl libevent libevent_openssl libevent_pthreads sqlite3 libconfig \
        gmime-3.0 libargon2 gumbo libqrencode cairo pangocairo libqpdf liboath \
-       libesmtp-1.0 libytnef
+       libytnef
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
        -Wno-deprecated-declarations
@@ -152,4 +152,4 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
-.SECONDARY:
+.SECONDARY: $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.o) $(HARNESS_SRC:tests/harness/%.c=$(B)/obj/tests/harness/%.o)

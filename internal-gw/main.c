@@ -228,6 +228,39 @@ gw_listen(const struct conf *c, const char *key, int *fds, int *n)
 }
 
 static void
+gw_reload_work(void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (keyd_reload(gw->keyd) == -1)
+		log_warnx("keyd: reload failed");
+	else
+		log_info("keyd: keys reloaded");
+}
+
+static void
+gw_reload_done(void *arg)
+{
+	(void)arg;
+}
+
+struct gw_sighup {
+	struct workq	*wq;
+	struct gateway	*gw;
+};
+
+/* SIGHUP (forwarded by the parent): keyd re-reads keys_dir. */
+static void
+gw_sighup_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct gw_sighup *h = arg;
+
+	(void)fd;
+	(void)ev;
+	workq_submit(h->wq, gw_reload_work, gw_reload_done, h->gw);
+}
+
+static void
 gw_sigterm_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	(void)fd;
@@ -244,7 +277,8 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
 	struct smtp_server *smtp = NULL, *lmtp = NULL;
 	struct gateway gw;
 	struct event_base *base;
-	struct event *ev_term, *ev_int;
+	struct event *ev_term, *ev_int, *ev_hup;
+	struct gw_sighup hup;
 	struct workq *wq;
 	struct netaddr_list *xf = NULL;
 	const char **l;
@@ -312,8 +346,12 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
 	}
 	ev_term = evsignal_new(base, SIGTERM, gw_sigterm_cb, base);
 	ev_int = evsignal_new(base, SIGINT, gw_sigterm_cb, base);
+	hup.wq = wq;
+	hup.gw = &gw;
+	ev_hup = evsignal_new(base, SIGHUP, gw_sighup_cb, &hup);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_hup, NULL);
 
 	log_info("ready");
 	event_base_dispatch(base);
@@ -325,6 +363,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
 	workq_free(wq);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_hup);
 	relay_free(gw.relay);
 	event_base_free(base);
 	exit(0);
@@ -388,7 +427,11 @@ main(int argc, char **argv)
 	if (ls.nsmtp + ls.nlmtp == 0)
 		fatalx("%s: smtp: neither listen nor lmtp_listen set", file);
 
-	/* Block signals until the children exist so none is lost. */
+	/* keyd starts with default signal handling and mask. */
+	keyd_pid = keyd_spawn(conf_str(&c, "keys_dir"),
+	    conf_str(&c, "keyd_user"), &keyd_fd);
+
+	/* Block signals until the worker exists so none is lost. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
@@ -401,16 +444,14 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-
-	keyd_pid = keyd_spawn(conf_str(&c, "keys_dir"),
-	    conf_str(&c, "keyd_user"), &keyd_fd);
+	if (waitpid(keyd_pid, &status, WNOHANG) == keyd_pid)
+		fatalx("keyd exited at start (status %d)", status);
 	switch ((smtp_pid = fork())) {
 	case -1:
 		fatal("fork");
 	case 0:
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		signal(SIGCHLD, SIG_DFL);
-		signal(SIGHUP, SIG_IGN);
 		gw_worker(&c, &ls, keyd_fd);
 	}
 	close(keyd_fd);
@@ -428,7 +469,7 @@ main(int argc, char **argv)
 		sigsuspend(&waitmask);
 		if (gw_sig == SIGHUP) {
 			gw_sig = 0;
-			kill(keyd_pid, SIGHUP);
+			kill(smtp_pid, SIGHUP);
 			continue;
 		}
 		if (gw_sig == SIGTERM || gw_sig == SIGINT) {

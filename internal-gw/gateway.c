@@ -86,6 +86,13 @@ gateway_db(struct gateway *gw)
 			free(err);
 			return NULL;
 		}
+		if (certstore_init(gw_db, &err) == -1) {
+			log_warnx("database %s: %s", gw->dbpath, err);
+			free(err);
+			db_close(gw_db);
+			gw_db = NULL;
+			return NULL;
+		}
 		gw_props = props_wrap(gw_db);
 	}
 	return gw_db;
@@ -281,21 +288,6 @@ gw_kind_of(const struct policy_decision *d)
 	}
 }
 
-static const char *
-gw_action_name(enum policy_action a)
-{
-	switch (a) {
-	case POLICY_PASS: return "pass";
-	case POLICY_RELAY: return "relay";
-	case POLICY_SIGN: return "sign";
-	case POLICY_ENCRYPT: return "smime";
-	case POLICY_PORTAL_WEBMAIL: return "portal-webmail";
-	case POLICY_PORTAL_PDF: return "portal-pdf";
-	case POLICY_REFUSE: return "refuse";
-	}
-	return "?";
-}
-
 /* Signs in -> out as signer through keyd. */
 static int
 gw_sign(struct gw_msg *m, const char *signer, const char *in, char *out,
@@ -339,7 +331,7 @@ gw_encrypt(struct gw_msg *m, struct gw_variant *v, const char *in, char *out,
 		return -1;
 	for (size_t i = 0; i < v->n; i++) {
 		if (certstore_find_recipient(db, m->gw->trust, v->rcpts[i],
-		    &certs, &n) != 0 || n == 0) {
+		    &certs, &n) <= 0) {
 			log_warnx("id=%s no usable certificate for %s at "
 			    "encryption time", m->txn->id, v->rcpts[i]);
 			goto done;
@@ -624,7 +616,7 @@ gateway_message(void *arg, struct smtp_txn *txn)
 			note = m.v[gw_kind_of(d)].note;
 		log_info("id=%s from=<%s> to=<%s> decision=%s rule=\"%s%s\" "
 		    "status=%d %s", txn->id, txn->mail_from, txn->rcpts[i].addr,
-		    gw_action_name(d->action), d->rule, note,
+		    policy_action_name(d->action), d->rule, note,
 		    txn->rcpts[i].code, txn->rcpts[i].reply);
 	}
 	gw_cleanup(&m);
