@@ -884,7 +884,7 @@ smtp_session_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state != SMTP_STATE_CLOSING &&
-	    (what & BEV_EVENT_READING)) {
+	    s->state != SMTP_STATE_HANDSHAKE && (what & BEV_EVENT_READING)) {
 		smtp_session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    s->srv->conf.hostname);
 		smtp_session_close(s, "timeout");
@@ -902,6 +902,12 @@ smtp_session_event(struct bufferevent *bev, short what, void *arg)
 	if (s->state == SMTP_STATE_MESSAGE) {
 		/* The worker still has the transaction; it frees s. */
 		s->dead = 1;
+		return;
+	}
+	/* A client that only shut down its side still gets its replies. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    s->state != SMTP_STATE_HANDSHAKE && s->state != SMTP_STATE_CLOSING) {
+		smtp_session_close(s, "lost connection");
 		return;
 	}
 	smtp_session_free(s);

@@ -408,6 +408,50 @@ def test_command_timeout(mksink):
     assert c.closed()
 
 
+def test_data_timeout(mksink):
+    s = mksink("--data-timeout", "1", "--cmd-timeout", "60")
+    c = s.raw()
+    start_txn(c)
+    assert c.cmd("DATA")[0] == "354"
+    c.send(b"Subject: slow\r\n")
+    code, text = c.reply()
+    assert (code, text[4:9]) == ("421", "4.4.2")
+    assert c.closed()
+    assert s.messages() == []
+
+
+def test_total_connection_limit(mksink):
+    s = mksink("--max-conn", "1", "--max-per-ip", "5")
+    a = s.raw()
+    assert a.greeting[0] == "220"
+    b = s.raw()
+    assert b.greeting[1].startswith("421 4.7.0")
+    assert b.closed()
+
+
+def test_pipelining_behind_message(mksink):
+    s = mksink()
+    c = s.raw()
+    start_txn(c)
+    assert c.cmd("DATA")[0] == "354"
+    # Everything in one write: the commands wait until the message has
+    # its answer, then run in order.
+    c.send(b"Subject: one\r\n\r\n1\r\n.\r\n"
+           b"MAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\n"
+           b"DATA\r\n")
+    assert c.reply()[1].startswith("250 2.0.0 Ok: queued")
+    assert c.reply()[1] == "250 2.1.0 Ok"
+    assert c.reply()[1] == "250 2.1.5 Ok"
+    assert c.reply()[0] == "354"
+    c.send(b"Subject: two\r\n\r\n2\r\n.\r\nQUIT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.reply()[0] == "250"
+    assert c.reply()[0] == "221"
+    msgs = s.messages()
+    assert [m[0]["from"] for m in msgs] == ["sender@example.com",
+                                            "s2@example.com"]
+
+
 def test_too_many_errors(mksink):
     s = mksink("--max-errors", "3")
     c = s.raw()
