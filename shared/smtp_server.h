@@ -23,6 +23,7 @@
 struct workq;
 struct netaddr_list;
 
+/* Limits left at 0 get the engine's defaults (see smtp_server.c). */
 struct smtp_server_conf {
 	int		 lmtp;		/* LHLO; one reply per recipient */
 	const char	*hostname;	/* greeting, EHLO reply */
