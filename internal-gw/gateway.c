@@ -267,8 +267,11 @@ gw_has_cert(void *arg, const char *rcpt)
 	struct gw_msg *m = arg;
 	sqlite3 *db = gateway_db(m->gw);
 
-	return db != NULL && m->gw->trust != NULL &&
-	    certstore_has_valid(db, m->gw->trust, rcpt) == 1;
+	if (db == NULL)
+		return -1;
+	if (m->gw->trust == NULL)
+		return 0;
+	return certstore_has_valid(db, m->gw->trust, rcpt);
 }
 
 static enum gw_kind
@@ -610,14 +613,22 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	/* One log line per recipient decision. */
 	for (size_t i = 0; i < txn->nrcpts; i++) {
 		struct policy_decision *d = &m.dec[i];
-		const char *note = "";
+		const char *note = "", *via = txn->rcpts[i].addr;
+		char hop[300] = "none";
 
-		if (d->action != POLICY_REFUSE)
-			note = m.v[gw_kind_of(d)].note;
+		if (d->action != POLICY_REFUSE) {
+			struct gw_variant *v = &m.v[gw_kind_of(d)];
+
+			note = v->note;
+			for (size_t j = 0; j < v->n; j++)
+				if (v->idx[j] == i)
+					via = v->rcpts[j];
+			relay_nexthop(m.gw->relay, via, hop, sizeof(hop));
+		}
 		log_info("id=%s from=<%s> to=<%s> decision=%s rule=\"%s%s\" "
-		    "status=%d %s", txn->id, txn->mail_from, txn->rcpts[i].addr,
-		    policy_action_name(d->action), d->rule, note,
-		    txn->rcpts[i].code, txn->rcpts[i].reply);
+		    "nexthop=%s status=%d %s", txn->id, txn->mail_from,
+		    txn->rcpts[i].addr, policy_action_name(d->action), d->rule,
+		    note, hop, txn->rcpts[i].code, txn->rcpts[i].reply);
 	}
 	gw_cleanup(&m);
 }

@@ -155,6 +155,22 @@ relay_free(struct relay *r)
 	free(r);
 }
 
+int
+relay_nexthop(const struct relay *r, const char *rcpt, char *out,
+    size_t outlen)
+{
+	struct transport_nexthop hop;
+	char dom[ADDR_MAX];
+
+	if (addr_domain_of(rcpt, dom, sizeof(dom)) == -1 ||
+	    transport_lookup(r->map, dom, &hop) == -1) {
+		snprintf(out, outlen, "none");
+		return -1;
+	}
+	snprintf(out, outlen, "%s", hop.nexthop);
+	return 0;
+}
+
 void
 relay_msgkey(const char *from, const char *path, char out[65])
 {

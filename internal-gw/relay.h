@@ -63,6 +63,10 @@ int		 relay_send(struct relay *, const char *msgkey,
 		    const struct relay_variant *, int *codes,
 		    char (*replies)[512]);
 
+/* The next hop ("[host]:port") the transport map gives rcpt; -1: no route. */
+int		 relay_nexthop(const struct relay *, const char *rcpt, char *out,
+		    size_t outlen);
+
 /*
  * The ledger key of a message: hex SHA-256 over the envelope sender and
  * the file's bytes. An unreadable file gives a random key (never a match).

@@ -1,4 +1,6 @@
 /* Address parsing and the split-mode rewrite codec; see addr.h. */
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,18 +90,24 @@ addr_parse_domain(const char *d, int utf8, const char **why)
 		return -1;
 	}
 	if (d[0] == '[') {
-		/* Address literal: [IPv4] or [IPv6:...], printable, no brackets
-		 * or backslash inside. */
-		if (d[n - 1] != ']' || n < 3) {
+		/* Address literal: [IPv4] or [IPv6:...] only. RFC 5321's
+		 * general literals could hold '=', which the rewrite codec
+		 * needs free; nobody uses them. */
+		char lit[64];
+		unsigned char buf[16];
+
+		if (d[n - 1] != ']' || n < 3 || n - 2 >= sizeof(lit)) {
 			*why = "bad address literal";
 			return -1;
 		}
-		for (size_t i = 1; i < n - 1; i++)
-			if (d[i] <= 32 || d[i] >= 127 || d[i] == '[' ||
-			    d[i] == ']' || d[i] == '\\') {
-				*why = "bad address literal";
-				return -1;
-			}
+		memcpy(lit, d + 1, n - 2);
+		lit[n - 2] = '\0';
+		if (strncasecmp(lit, "IPv6:", 5) == 0 ?
+		    inet_pton(AF_INET6, lit + 5, buf) != 1 :
+		    inet_pton(AF_INET, lit, buf) != 1) {
+			*why = "bad address literal";
+			return -1;
+		}
 		return 0;
 	}
 	if (!addr_valid_utf8((const unsigned char *)d, n)) {
@@ -200,10 +208,9 @@ addr_parse(const char *s, int utf8, struct addr *a, const char **why)
 		*why = "empty local part";
 		return -1;
 	}
-	if (n > 64 && !utf8) {
-		*why = "local part longer than 64 octets";
-		return -1;
-	}
+	/* No 64-octet local-part limit (RFC 5321 4.5.3.1.1): a rewritten
+	 * local part holds a whole domain, and Postfix does not enforce it
+	 * either. ADDR_MAX bounds the whole address. */
 	snprintf(a->domain, sizeof(a->domain), "%s", at + 1);
 	return addr_parse_domain(a->domain, utf8, why);
 }
@@ -261,7 +268,9 @@ addr_rewrite(const char *addr, const char *relay_domain, int utf8, char *out,
 		return -1;
 	}
 	snprintf(r.domain, sizeof(r.domain), "%s", relay_domain);
-	if (addr_format(&r, out, outlen) == -1) {
+	/* Refuse what the revert side could not parse back. */
+	if (addr_format(&r, out, outlen) == -1 || strlen(out) >= ADDR_MAX ||
+	    addr_parse(out, utf8, &r, why) == -1) {
 		*why = "rewritten address too long";
 		return -1;
 	}

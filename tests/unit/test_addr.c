@@ -38,6 +38,8 @@ static const struct rw_case rw_cases[] = {
 	{ "用户@例子.广告", 1, "用户=例子.广告@" RELAY, "用户@例子.广告" },
 	{ "jörg@bücher.example", 1, "jörg=bücher.example@" RELAY,
 	    "jörg@bücher.example" },
+	{ "x@[IPv6:2001:db8::1]", 0, "\"x=[IPv6:2001:db8::1]\"@" RELAY,
+	    "x@[IPv6:2001:db8::1]" },
 	{ "o'brien+tag@example.ie", 0, "o'brien+tag=example.ie@" RELAY,
 	    "o'brien+tag@example.ie" },
 };
@@ -74,7 +76,8 @@ test_bad(void **state)
 		"", "noat", "@example.com", "a@", "a..b@example.com",
 		".a@example.com", "a.@example.com", "a b@example.com",
 		"\"unterminated@example.com", "a@-bad.example", "a@bad-.example",
-		"a@exa_mple.com", "a@[1.2.3.4", "jörg@example.com" /* no utf8 */,
+		"a@exa_mple.com", "a@[1.2.3.4", "r@[=]", "a@[1.2.3.999]",
+		"a@[tag:x=y]", "jörg@example.com" /* no utf8 */,
 	};
 	static const char *bad_revert[] = {
 		"bob@example.net",			/* not in relay domain */
