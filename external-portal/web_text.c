@@ -1,0 +1,426 @@
+/*
+ * Text for the portal's web pages. Everything here handles bytes that come
+ * from mail (bodies, header values, attachment names) or from browsers, so
+ * nothing trusts its input: every string that reaches a page or a response
+ * header passes through web_html_escape_buf() or the Content-Disposition
+ * builder below.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gmime/gmime.h>
+#include <pthread.h>
+
+#include "log.h"
+#include "xmalloc.h"
+#include "web_text.h"
+
+void
+web_buf_add(struct web_buf *b, const void *p, size_t n)
+{
+	size_t	 need;
+
+	if (n > SIZE_MAX - b->len - 1)
+		fatalx("web_buf_add: size overflow");
+	need = b->len + n + 1;
+	if (need > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+
+		while (cap < need)
+			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+		b->data = xreallocarray(b->data, cap, 1);
+		b->cap = cap;
+	}
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+web_buf_adds(struct web_buf *b, const char *s)
+{
+	web_buf_add(b, s, strlen(s));
+}
+
+void
+web_buf_addf(struct web_buf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("web_buf_addf");
+	web_buf_add(b, s, (size_t)n);
+	free(s);
+}
+
+char *
+web_buf_finish(struct web_buf *b)
+{
+	char	*s;
+
+	if (b->data == NULL)
+		return xstrdup("");
+	s = b->data;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return s;
+}
+
+void
+web_buf_free(struct web_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+size_t
+web_utf8_next(const char *s, size_t len, unsigned int *cp)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned int	 c, min;
+	size_t		 n, i;
+
+	if (len == 0)
+		return 0;
+	c = u[0];
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if ((c & 0xe0) == 0xc0) {
+		n = 2; c &= 0x1f; min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 3; c &= 0x0f; min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 4; c &= 0x07; min = 0x10000;
+	} else
+		return 0;
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (u[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+int
+web_utf8_valid(const char *s, size_t len)
+{
+	unsigned int	 cp;
+	size_t		 n;
+
+	while (len > 0) {
+		if ((n = web_utf8_next(s, len, &cp)) == 0 || cp == 0)
+			return 0;
+		s += n;
+		len -= n;
+	}
+	return 1;
+}
+
+void
+web_html_escape_buf(struct web_buf *b, const char *s, size_t len)
+{
+	static const char fffd[] = "\xef\xbf\xbd";
+	unsigned int	 cp;
+	size_t		 i = 0, start = 0, n;
+	const char	*rep;
+
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+
+		rep = NULL;
+		n = 1;
+		if (c >= 0x80) {
+			if ((n = web_utf8_next(s + i, len - i, &cp)) == 0) {
+				rep = fffd;
+				n = 1;
+			}
+		} else switch (c) {
+		case '&': rep = "&amp;"; break;
+		case '<': rep = "&lt;"; break;
+		case '>': rep = "&gt;"; break;
+		case '"': rep = "&quot;"; break;
+		case '\'': rep = "&#39;"; break;
+		case '\0': rep = fffd; break;
+		case '\t': case '\n': case '\r': break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				rep = "";
+			break;
+		}
+		if (rep != NULL) {
+			web_buf_add(b, s + start, i - start);
+			web_buf_adds(b, rep);
+			start = i + n;
+		}
+		i += n;
+	}
+	web_buf_add(b, s + start, len - start);
+}
+
+char *
+web_html_escape(const char *s)
+{
+	struct web_buf	 b = { 0 };
+
+	web_html_escape_buf(&b, s, strlen(s));
+	return web_buf_finish(&b);
+}
+
+/* Bytes that end a URL in plain text (besides whitespace and controls). */
+static int
+web_text_url_stop(unsigned char c)
+{
+	return c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"' ||
+	    c == '`' || c == '{' || c == '}' || c == '|' || c == '\\' ||
+	    c == '^';
+}
+
+/* Length of the URL starting at s, or 0 when none starts there. */
+static size_t
+web_text_url_len(const char *s, size_t len)
+{
+	static const char *schemes[] = { "https://", "http://", "mailto:" };
+	size_t	 i, n = 0, sl, open = 0, close = 0;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		sl = strlen(schemes[i]);
+		if (len > sl && strncasecmp(s, schemes[i], sl) == 0) {
+			n = sl;
+			break;
+		}
+	}
+	if (n == 0)
+		return 0;
+	while (n < len && !web_text_url_stop((unsigned char)s[n]))
+		n++;
+	/* Punctuation that ends a sentence is not part of the link. */
+	while (n > sl && strchr(".,;:!?'*", s[n - 1]) != NULL)
+		n--;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '(')
+			open++;
+		else if (s[i] == ')')
+			close++;
+	}
+	while (n > sl && s[n - 1] == ')' && close > open) {
+		n--;
+		close--;
+	}
+	return n > sl ? n : 0;
+}
+
+char *
+web_text_plain_to_html(const char *text, size_t len)
+{
+	struct web_buf	 b = { 0 };
+	size_t		 i = 0, start = 0, n;
+
+	web_buf_adds(&b, "<pre class=\"text-plain\">");
+	/* The HTML parser eats one newline right after <pre>. */
+	if (len > 0 && (text[0] == '\n' || text[0] == '\r'))
+		web_buf_adds(&b, "\n");
+	while (i < len) {
+		int boundary = i == 0 ||
+		    !(((unsigned char)text[i - 1] >= 'a' &&
+		    (unsigned char)text[i - 1] <= 'z') ||
+		    ((unsigned char)text[i - 1] >= 'A' &&
+		    (unsigned char)text[i - 1] <= 'Z'));
+
+		if (boundary && (text[i] == 'h' || text[i] == 'H' ||
+		    text[i] == 'm' || text[i] == 'M') &&
+		    (n = web_text_url_len(text + i, len - i)) > 0) {
+			web_html_escape_buf(&b, text + start, i - start);
+			web_buf_adds(&b, "<a href=\"");
+			web_html_escape_buf(&b, text + i, n);
+			web_buf_adds(&b, "\" rel=\"noopener noreferrer\" "
+			    "target=\"_blank\">");
+			web_html_escape_buf(&b, text + i, n);
+			web_buf_adds(&b, "</a>");
+			i += n;
+			start = i;
+			continue;
+		}
+		i++;
+	}
+	web_html_escape_buf(&b, text + start, len - start);
+	web_buf_adds(&b, "</pre>");
+	return web_buf_finish(&b);
+}
+
+static pthread_once_t web_text_gmime_once = PTHREAD_ONCE_INIT;
+
+static void
+web_text_gmime_init(void)
+{
+	g_mime_init();
+}
+
+char *
+web_text_header_decode(const char *raw)
+{
+	struct web_buf	 b = { 0 };
+	char		*dec;
+
+	pthread_once(&web_text_gmime_once, web_text_gmime_init);
+	dec = g_mime_utils_header_decode_text(NULL, raw);
+	if (dec == NULL)
+		return xstrdup("");
+	/*
+	 * GMime returns UTF-8, but a charset it cannot convert may leave raw
+	 * bytes; keep only well-formed text and drop controls (a header value
+	 * has no business carrying them).
+	 */
+	for (size_t i = 0, n, len = strlen(dec); i < len; i += n) {
+		unsigned int cp;
+
+		if ((n = web_utf8_next(dec + i, len - i, &cp)) == 0) {
+			web_buf_adds(&b, "\xef\xbf\xbd");
+			n = 1;
+		} else if (cp < 0x20 || cp == 0x7f) {
+			if (cp == '\t')
+				web_buf_add(&b, " ", 1);
+		} else
+			web_buf_add(&b, dec + i, n);
+	}
+	g_free(dec);
+	return web_buf_finish(&b);
+}
+
+char *
+web_text_content_disposition(const char *name)
+{
+	struct web_buf	 b = { 0 };
+	size_t		 len = strlen(name), i, n, fallback_len = 0;
+	unsigned int	 cp;
+
+	web_buf_adds(&b, "attachment; filename=\"");
+	for (i = 0; i < len; i += n) {
+		if ((n = web_utf8_next(name + i, len - i, &cp)) == 0)
+			n = 1;
+		else if (cp < 0x20 || cp == 0x7f)
+			continue;
+		if (n > 1 || (unsigned char)name[i] >= 0x80 || cp == '"' ||
+		    cp == '\\' || cp == '/' || cp == ';' || cp == '%')
+			web_buf_add(&b, "_", 1);
+		else
+			web_buf_add(&b, &name[i], 1);
+		fallback_len++;
+	}
+	if (fallback_len == 0)
+		web_buf_adds(&b, "attachment");
+	web_buf_adds(&b, "\"; filename*=UTF-8''");
+	for (i = 0; i < len; i += n) {
+		/* attr-char per RFC 5987; everything else percent-encoded. */
+		if ((n = web_utf8_next(name + i, len - i, &cp)) == 0) {
+			web_buf_adds(&b, "%EF%BF%BD");
+			n = 1;
+			continue;
+		}
+		if (cp < 0x20 || cp == 0x7f)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			unsigned char c = (unsigned char)name[i + k];
+
+			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || strchr("!#$&+-.^_`|~", c)
+			    != NULL)
+				web_buf_add(&b, &c, 1);
+			else
+				web_buf_addf(&b, "%%%02X", c);
+		}
+	}
+	if (fallback_len == 0)
+		web_buf_adds(&b, "attachment");
+	return web_buf_finish(&b);
+}
+
+/*
+ * Every user-visible string of the portal. Keys are stable identifiers used
+ * by the page code; add a column per language when translating.
+ */
+static const struct {
+	const char	*key;
+	const char	*en;
+} web_text_table[] = {
+	{ "app.title",			"Secure Mail" },
+	{ "attachment.download",	"Download" },
+	{ "attachment.none",		"No attachments" },
+	{ "common.back",		"Back" },
+	{ "common.cancel",		"Cancel" },
+	{ "common.save",		"Save" },
+	{ "csrf.invalid",		"Your session form has expired. Please reload the page and try again." },
+	{ "error.bad_request",		"The request could not be understood." },
+	{ "error.forbidden",		"You are not allowed to see this page." },
+	{ "error.internal",		"Something went wrong on our side. Please try again later." },
+	{ "error.not_found",		"The page or message does not exist." },
+	{ "error.too_large",		"The upload is too large." },
+	{ "html.images_blocked",	"Remote images in this message were blocked to protect your privacy." },
+	{ "html.show_images",		"Show images" },
+	{ "login.email",		"E-mail address" },
+	{ "login.failed",		"The e-mail address or password is wrong." },
+	{ "login.locked",		"Too many failed attempts. Please wait a few minutes and try again." },
+	{ "login.password",		"Password" },
+	{ "login.submit",		"Sign in" },
+	{ "login.title",		"Sign in to read your secure mail" },
+	{ "logout.done",		"You have been signed out." },
+	{ "logout.submit",		"Sign out" },
+	{ "message.attachments",	"Attachments" },
+	{ "message.date",		"Date" },
+	{ "message.from",		"From" },
+	{ "message.subject",		"Subject" },
+	{ "message.to",			"To" },
+	{ "messages.empty",		"You have no messages." },
+	{ "messages.title",		"Your secure messages" },
+	{ "password.common",		"This password is too common; choose one that is hard to guess." },
+	{ "password.confirm",		"Repeat the new password" },
+	{ "password.email",		"The password must not be your e-mail address." },
+	{ "password.invalid",		"The password contains characters that are not allowed." },
+	{ "password.mismatch",		"The two passwords are not the same." },
+	{ "password.new",		"New password" },
+	{ "password.repeated",		"The password must not be one character repeated." },
+	{ "password.rules",		"Use at least %zu characters. Long passphrases are good. Very common passwords and your e-mail address are not accepted." },
+	{ "password.set.title",		"Choose your password" },
+	{ "password.too_long",		"The password is too long." },
+	{ "password.too_short",		"The password is too short." },
+	{ "reply.send",			"Send reply" },
+	{ "reply.sent",			"Your reply has been sent." },
+	{ "reply.title",		"Reply" },
+	{ "totp.code",			"Code from your authenticator app" },
+	{ "totp.enrol.help",		"Scan this code with an authenticator app, or enter the key by hand, then type the 6-digit code it shows." },
+	{ "totp.enrol.title",		"Set up two-step verification" },
+	{ "totp.failed",		"The code is wrong or has already been used." },
+	{ "totp.recovery.help",		"Keep these recovery codes in a safe place. Each one works once if you lose your authenticator." },
+	{ "totp.recovery.title",	"Recovery codes" },
+	{ "totp.recovery.use",		"Use a recovery code" },
+	{ "totp.secret",		"Key" },
+	{ "totp.submit",		"Verify" },
+	{ "totp.title",			"Two-step verification" },
+};
+
+const char *
+web_text_get(const char *key)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(web_text_table) / sizeof(web_text_table[0]);
+	    i++)
+		if (strcmp(web_text_table[i].key, key) == 0)
+			return web_text_table[i].en;
+	fatalx("web_text_get: unknown text key \"%s\"", key);
+}

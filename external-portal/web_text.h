@@ -1,0 +1,73 @@
+/*
+ * Text for the portal's pages: the one HTML escaping helper every byte of
+ * mail or user input goes through on its way into a page, text/plain bodies
+ * as HTML, RFC 2047 header decoding, a header-injection-safe
+ * Content-Disposition builder, and the table of user-visible strings.
+ */
+#ifndef POSTERN_WEB_TEXT_H
+#define POSTERN_WEB_TEXT_H
+
+#include <stddef.h>
+
+/* A growable byte buffer, always NUL-terminated after web_buf_finish(). */
+struct web_buf {
+	char	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+void	 web_buf_add(struct web_buf *, const void *, size_t);
+void	 web_buf_adds(struct web_buf *, const char *);
+void	 web_buf_addf(struct web_buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Returns the NUL-terminated contents (caller frees); the buffer is reset. */
+char	*web_buf_finish(struct web_buf *);
+void	 web_buf_free(struct web_buf *);
+
+/*
+ * Decodes one UTF-8 sequence at s (len > 0 bytes available): returns its
+ * length (1..4) and the code point, or 0 if the bytes are not well-formed
+ * UTF-8 (overlong forms, surrogates and values past U+10FFFF refused).
+ */
+size_t	 web_utf8_next(const char *s, size_t len, unsigned int *cp);
+/* 1 if s[0..len) is well-formed UTF-8 without NUL. */
+int	 web_utf8_valid(const char *s, size_t len);
+
+/*
+ * Appends s escaped for HTML text and for double- or single-quoted
+ * attribute values: & < > " ' become references, NUL and invalid UTF-8
+ * become U+FFFD, other C0 controls except tab/LF/CR are dropped.
+ */
+void	 web_html_escape_buf(struct web_buf *, const char *s, size_t len);
+/* The same into a new string (caller frees). */
+char	*web_html_escape(const char *s);
+
+/*
+ * text/plain body -> "<pre class="text-plain">...</pre>" with http, https
+ * and mailto URLs turned into links (rel="noopener noreferrer",
+ * target="_blank"). Never fails; caller frees.
+ */
+char	*web_text_plain_to_html(const char *text, size_t len);
+
+/*
+ * Decodes an RFC 2047 header value (encoded-words, any charset GMime
+ * knows) to UTF-8. Never fails; caller frees.
+ */
+char	*web_text_header_decode(const char *raw);
+
+/*
+ * Content-Disposition value for a download:
+ *   attachment; filename="ascii fallback"; filename*=UTF-8''pct-encoded
+ * Safe for any input: CR, LF, controls, quotes and backslashes can never
+ * reach the header. Caller frees.
+ */
+char	*web_text_content_disposition(const char *filename_utf8);
+
+/*
+ * User-visible text by key ("login.title", ...). An unknown key is a
+ * programming error (fatalx). All strings live in one table in web_text.c
+ * so a translation is one more column.
+ */
+const char *web_text_get(const char *key);
+
+#endif
