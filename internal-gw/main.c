@@ -401,6 +401,7 @@ main(int argc, char **argv)
 	log_init("internal-gw", LOG_TO_STDERR, debug);
 	if (conf_load(&c, file, gw_conf_schema, &err) == -1) {
 		fputs(err, stderr);
+		free(err);
 		return 1;
 	}
 	if (strcmp(conf_str(&c, "node"), "internal-gw") != 0) {
@@ -415,10 +416,13 @@ main(int argc, char **argv)
 		    debug || conf_bool(&c, "log.debug"));
 	g_mime_init();
 	if (check) {
-		if (gw_check(&c) == -1)
-			return 1;
-		printf("%s: configuration OK\n", file);
-		return 0;
+		int bad = gw_check(&c) == -1;
+
+		if (!bad)
+			printf("%s: configuration OK\n", file);
+		conf_free(&c);
+		g_mime_shutdown();
+		return bad;
 	}
 
 	memset(&ls, 0, sizeof(ls));
