@@ -393,7 +393,7 @@ static const struct {
 	{ "password.invalid",		"The password contains characters that are not allowed." },
 	{ "password.mismatch",		"The two passwords are not the same." },
 	{ "password.new",		"New password" },
-	{ "password.repeated",		"The password must not be one character repeated." },
+	{ "password.repeated",		"The password uses too few different characters." },
 	{ "password.rules",		"Use at least %zu characters. Long passphrases are good. Very common passwords and your e-mail address are not accepted." },
 	{ "password.set.title",		"Choose your password" },
 	{ "password.too_long",		"The password is too long." },
