@@ -45,7 +45,8 @@ web_cookie_get(const char *header, const char *name, char *out,
     size_t outlen)
 {
 	const char	*p = header, *n, *v, *ve;
-	size_t		 nlen, vlen, want = strlen(name);
+	size_t		 nlen, vlen, plen = strlen(WEB_COOKIE_PREFIX);
+	size_t		 want = plen + strlen(name);
 	int		 found = 0;
 
 	if (strlen(header) > WEB_COOKIE_HEADER_MAX)
@@ -79,7 +80,8 @@ web_cookie_get(const char *header, const char *name, char *out,
 			p++;
 		else if (*p != '\0')
 			return -1;
-		if (nlen != want || memcmp(n, name, nlen) != 0)
+		if (nlen != want || memcmp(n, WEB_COOKIE_PREFIX, plen) != 0 ||
+		    memcmp(n + plen, name, nlen - plen) != 0)
 			continue;
 		if (found)
 			return -1;

@@ -18,7 +18,7 @@
 #define WEB_CSRF_KEY_MIN	32
 
 /*
- * Finds cookie name in a Cookie request header and copies its value to
+ * Finds cookie "__Host-<name>" in a Cookie request header and copies its value to
  * out. Returns 1 when found, 0 when absent, -1 when the header is
  * malformed or too long, the value does not fit outlen, or the name
  * appears twice (an attacker-planted duplicate must not win by order).

@@ -266,9 +266,15 @@ web_text_plain_to_html(const char *text, size_t len)
 static pthread_once_t web_text_gmime_once = PTHREAD_ONCE_INIT;
 
 static void
-web_text_gmime_init(void)
+web_text_gmime_once_init(void)
 {
 	g_mime_init();
+}
+
+void
+web_text_gmime_init(void)
+{
+	pthread_once(&web_text_gmime_once, web_text_gmime_once_init);
 }
 
 char *
@@ -277,7 +283,7 @@ web_text_header_decode(const char *raw)
 	struct web_buf	 b = { 0 };
 	char		*dec;
 
-	pthread_once(&web_text_gmime_once, web_text_gmime_init);
+	web_text_gmime_init();
 	dec = g_mime_utils_header_decode_text(NULL, raw);
 	if (dec == NULL)
 		return xstrdup("");

@@ -49,6 +49,9 @@ char	*web_html_escape(const char *s);
  */
 char	*web_text_plain_to_html(const char *text, size_t len);
 
+/* Initialises GMime once per process; safe from any thread. */
+void	 web_text_gmime_init(void);
+
 /*
  * Decodes an RFC 2047 header value (encoded-words, any charset GMime
  * knows) to UTF-8. Never fails; caller frees.
