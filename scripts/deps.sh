@@ -5,7 +5,7 @@
 set -eu
 
 DEBS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev \
-libesmtp-dev libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
+libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
 libconfig-dev libgmime-3.0-dev libargon2-dev libgumbo-dev libqrencode-dev \
 libcairo2-dev libpango1.0-dev libqpdf-dev libytnef0-dev libcmocka-dev \
 python3 python3-pytest python3-aiosmtpd swaks openssl poppler-utils qpdf \
