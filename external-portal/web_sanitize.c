@@ -295,6 +295,26 @@ web_sanitize_trim(char *s)
 	return s;
 }
 
+/* Strips a trailing "!important" from value in place; 1 if it was there. */
+static int
+web_sanitize_css_important(char *value)
+{
+	size_t	 n = strlen(value);
+
+	if (n < 10 || strcasecmp(value + n - 9, "important") != 0)
+		return 0;
+	n -= 9;
+	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+		n--;
+	if (n == 0 || value[n - 1] != '!')
+		return 0;
+	n--;
+	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+		n--;
+	value[n] = '\0';
+	return 1;
+}
+
 char *
 web_sanitize_css(const char *style)
 {
@@ -302,7 +322,7 @@ web_sanitize_css(const char *style)
 	char		*copy, *p, *decl, *colon, *name, *value;
 	char		 quote = 0;
 	size_t		 ndecl = 0;
-	int		 depth = 0;
+	int		 depth = 0, important;
 
 	if (strlen(style) > WEB_SANITIZE_MAX_STYLE)
 		return xstrdup("");
@@ -334,11 +354,13 @@ web_sanitize_css(const char *style)
 				value = web_sanitize_trim(colon + 1);
 				for (char *q = name; *q; q++)
 					*q = (char)tolower((unsigned char)*q);
+				important = web_sanitize_css_important(value);
 				if (web_sanitize_css_prop_ok(name) &&
 				    web_sanitize_css_value_ok(value)) {
 					if (b.len > 0)
 						web_buf_adds(&b, "; ");
-					web_buf_addf(&b, "%s: %s", name, value);
+					web_buf_addf(&b, "%s: %s%s", name, value,
+					    important ? " !important" : "");
 					ndecl++;
 				}
 			}
