@@ -177,8 +177,11 @@ web_password_is_common(const char *lower)
 		if (strcasecmp(lower, web_password_common[i]) == 0 ||
 		    (n > 0 && strcasecmp(base, web_password_common[i]) == 0))
 			found = 1;
-	/* Only digits and punctuation: counting, dates, phone numbers. */
-	if (n == 0)
+	/* No letter at all: counting, dates, phone numbers. */
+	for (i = 0; lower[i] != '\0' && !isalpha((unsigned char)lower[i]) &&
+	    (unsigned char)lower[i] < 0x80; i++)
+		;
+	if (lower[i] == '\0')
 		found = 1;
 	OPENSSL_cleanse(base, strlen(lower));
 	free(base);
