@@ -47,19 +47,25 @@ def run(label, n, conns, props, certs, sender):
         gw = Gateway(tmp, portal.port, out.port, props=props, certs=certs)
         body = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
                 * 350)[:20000]
-        msg = make_message(frm=sender, to="ext@example.org", body=body)
+        # Each message is distinct (own Message-ID), as real mail is: the
+        # gateway's ledger would rightly treat identical bytes as a retry.
+        msgs = [make_message(frm=sender, to="ext@example.org", body=body)
+                for _ in range(n)]
+        msg = msgs[0]
         per = n // conns
         errors = []
 
-        def worker():
+        def worker(k):
             try:
                 with smtplib.SMTP("127.0.0.1", gw.port, timeout=120) as s:
-                    for _ in range(per):
-                        s.sendmail(sender, ["ext@example.org"], msg)
+                    for i in range(per):
+                        s.sendmail(sender, ["ext@example.org"],
+                                   msgs[k * per + i])
             except Exception as e:  # report, don't hide
                 errors.append(e)
 
-        threads = [threading.Thread(target=worker) for _ in range(conns)]
+        threads = [threading.Thread(target=worker, args=(k,))
+                   for k in range(conns)]
         t0 = time.monotonic()
         for t in threads:
             t.start()
