@@ -258,6 +258,7 @@ certstore_write_key(const char *keys_dir, EVP_PKEY *pkey, X509 *cert,
 {
 	char fpr[CERTSTORE_FPR_LEN + 1], *path, *tmp;
 	FILE *f;
+	struct stat st;
 	int fd, ok, i;
 
 	if (mkdir(keys_dir, 0700) == -1 && errno != EEXIST) {
@@ -272,6 +273,17 @@ certstore_write_key(const char *keys_dir, EVP_PKEY *pkey, X509 *cert,
 		xasprintf(err, "%s: %s", tmp, strerror(errno));
 		if (fd != -1)
 			close(fd);
+		free(path);
+		free(tmp);
+		return -1;
+	}
+	/* The key belongs to whoever owns keys_dir (keyd's user), so keyd
+	 * can re-read it after dropping privileges. */
+	if (geteuid() == 0 && stat(keys_dir, &st) == 0 &&
+	    fchown(fd, st.st_uid, st.st_gid) == -1) {
+		xasprintf(err, "%s: chown: %s", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
 		free(path);
 		free(tmp);
 		return -1;

@@ -141,3 +141,19 @@ def test_not_a_certificate(conf, tmp_path):
     junk.write_text("hello\n")
     r = cli(conf, "cert", "import", "--file", str(junk), check=False)
     assert r.returncode == 1 and "no certificate found" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
+def test_imported_key_belongs_to_keys_dir_owner(conf):
+    """keyd drops to keyd_user and must still re-read keys on SIGHUP."""
+    pki = pki_dir()
+    kd = keys_dir(conf)
+    os.makedirs(kd, mode=0o700)
+    os.chown(kd, 65534, 65534)
+    cli(conf, "cert", "import", "--file", f"{pki}/alice.p12", "--password",
+        "secret")
+    files = [os.path.join(kd, f) for f in os.listdir(kd)]
+    assert len(files) == 1
+    st = os.stat(files[0])
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    assert stat.S_IMODE(st.st_mode) == 0o600
