@@ -144,6 +144,11 @@ smime_msg_read(FILE *in, struct smime_msg *m, char *err, size_t errlen)
 			continue;
 		smime_buf_add(smime_is_content_field(f->name) ? &m->entity :
 		    &m->outer, f->raw, f->rawlen);
+		/* A trigger (only the gateway's own portal copies carry one)
+		 * is signed too, so a portal that requires the tunnel
+		 * signature can trust it; it stays outside for routing. */
+		if (strncasecmp(f->name, "X-Keep-", 7) == 0)
+			smime_buf_add(&m->entity, f->raw, f->rawlen);
 	}
 	smime_buf_add(&m->entity, "\r\n", 2);
 	if (m->hdr.len < m->raw.len)
