@@ -286,6 +286,31 @@ web_form_store_file(struct web_form_file *ff, const struct web_form_limits *l,
 	return WEB_FORM_OK;
 }
 
+/*
+ * The filename parameter; an RFC 5987 filename* (which GMime decodes to
+ * "filename" too) wins over the plain fallback, as RFC 6266 says.
+ */
+static const char *
+web_form_filename(GMimeContentDisposition *cd)
+{
+	GMimeParamList	*pl = g_mime_content_disposition_get_parameters(cd);
+	GMimeParam	*p;
+	const char	*plain = NULL;
+	int		 i, n = pl ? g_mime_param_list_length(pl) : 0;
+
+	for (i = 0; i < n; i++) {
+		p = g_mime_param_list_get_parameter_at(pl, i);
+		if (g_ascii_strcasecmp(g_mime_param_get_name(p), "filename"))
+			continue;
+		if (g_mime_param_get_encoding_method(p) ==
+		    GMIME_PARAM_ENCODING_METHOD_RFC2231)
+			return g_mime_param_get_value(p);
+		if (plain == NULL)
+			plain = g_mime_param_get_value(p);
+	}
+	return plain;
+}
+
 /* Handles one part: its header block hdr[0..hlen) and body data[0..dlen). */
 static int
 web_form_part(struct web_form *f, const struct web_form_limits *l,
@@ -329,7 +354,7 @@ web_form_part(struct web_form *f, const struct web_form_limits *l,
 	    (name = g_mime_content_disposition_get_parameter(cd, "name")) ==
 	    NULL)
 		goto out;
-	fname = g_mime_content_disposition_get_parameter(cd, "filename");
+	fname = web_form_filename(cd);
 	if (fname == NULL) {
 		if (dlen > l->max_value) {
 			rc = WEB_FORM_TOO_LARGE;
