@@ -14,13 +14,14 @@
 #   gateway@relay-to-webmail.private  tunnel signer
 #   gw-tls, portal-tls              TLS servers for 127.0.0.1 / localhost
 #   gw-client                       TLS client certificate of the gateway
+#   gw-tls-rsa, gw-client-rsa       the same two with RSA-2048 keys
 #   alice.p12, bob.p12              PKCS#12 bundles, password "secret"
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 mkdir -p "$1"
 OUT=$(cd "$1" && pwd)
-STAMP=$OUT/.complete-v2
+STAMP=$OUT/.complete-v3
 [ -f "$STAMP" ] && exit 0
 
 exec 9>"$OUT/.lock"
@@ -128,6 +129,12 @@ issue gateway intermediate-ca smime "/CN=Postern Gateway" \
 issue gw-tls intermediate-ca server "/CN=localhost"
 issue portal-tls intermediate-ca server "/CN=localhost"
 issue gw-client intermediate-ca client "/CN=gateway.localhost"
+for n in gw-tls-rsa gw-client-rsa; do
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+	    -out $n.key 2>/dev/null
+done
+issue gw-tls-rsa intermediate-ca server "/CN=localhost"
+issue gw-client-rsa intermediate-ca client "/CN=gateway.localhost"
 
 # An expired certificate needs explicit dates, which only `openssl ca` sets.
 mkdir -p ca-db
@@ -158,7 +165,8 @@ openssl ca -batch -config ca-db/ca.cnf -cert intermediate-ca.crt \
 rm -f expired.csr
 
 # Chain files: leaf + intermediate, the way `cert import` receives them.
-for n in alice carol bob gateway gw-tls portal-tls gw-client; do
+for n in alice carol bob gateway gw-tls portal-tls gw-client gw-tls-rsa \
+    gw-client-rsa; do
 	cat $n.crt intermediate-ca.crt > $n-chain.pem
 done
 for n in alice bob; do
