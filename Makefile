@@ -117,10 +117,13 @@ FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) 
 FUZZ_SHARED := $(SHARED_SRC:%.c=build/fuzz/obj/%.o) $(GW_SRC:%.c=build/fuzz/obj/%.o) $(PORTAL_SRC:%.c=build/fuzz/obj/%.o)
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@echo "  FUZZCC  $<"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SHARED)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+	@echo "  FUZZLD  $@"
+	@clang $(FUZZ_CFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+.SECONDARY: $(FUZZ_SHARED)
 
 # `make fuzz` fuzzes each target for FUZZ_SECONDS; check-fuzz is a short smoke.
 FUZZ_SECONDS ?= 60
