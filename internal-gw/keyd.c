@@ -6,9 +6,17 @@
  * data it signs is mail from outside, but it only hashes it.
  *
  * Wire format, both directions: struct keyd_hdr, then len payload bytes.
+ * On the signing channel (fd 3):
  *   SIGN     uint32 signer length, signer, data   -> OK DER | ERR text
  *   SIGNERS  (empty)                               -> OK "a\0b\0"
  *   RELOAD   (empty)                               -> OK uint32 count
+ * On the TLS channel (fd 4, its own thread; the TLS keys never change):
+ *   TLS_KEYS  (empty)            -> OK { uint32 id, uint32 len, SPKI DER }*
+ *   TLS_RSA   uint32 id, uint32 padding, block  -> OK result | ERR text
+ *   TLS_ECDSA uint32 id, digest                 -> OK DER signature | ERR
+ * A request type is allowed on its own channel only. The TLS requests are
+ * raw private-key operations, as in OpenSMTPD's ca.c: whoever holds the
+ * channel can have things signed, but the key itself never leaves.
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -32,6 +40,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/store.h>
 #include <openssl/x509.h>
 
@@ -44,6 +53,9 @@ enum keyd_type {
 	KEYD_SIGN = 1,
 	KEYD_SIGNERS,
 	KEYD_RELOAD,
+	KEYD_TLS_KEYS = 50,
+	KEYD_TLS_RSA,
+	KEYD_TLS_ECDSA,
 	KEYD_OK = 100,
 	KEYD_ERR,
 };
@@ -73,6 +85,8 @@ struct keyd_client {
 static struct keyd_key	*keyd_keys;
 static size_t		 keyd_nkeys;
 static const char	*keyd_dir;
+static EVP_PKEY		*keyd_tls_key[KEYD_TLS_MAX_KEYS];
+static size_t		 keyd_ntls;
 
 /* ---- framing, shared by both sides ---- */
 
@@ -396,6 +410,146 @@ keyd_serve(int fd)
 	}
 }
 
+/* ---- the TLS channel, key holder side ---- */
+
+static void
+keyd_tls_load(const char *path)
+{
+	OSSL_STORE_CTX *st;
+	OSSL_STORE_INFO *info;
+	EVP_PKEY *pkey = NULL;
+
+	if ((st = OSSL_STORE_open(path, NULL, NULL, NULL, NULL)) == NULL)
+		fatalx("keyd: TLS key %s: cannot open", path);
+	while (pkey == NULL && !OSSL_STORE_eof(st)) {
+		if ((info = OSSL_STORE_load(st)) == NULL)
+			continue;
+		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+			pkey = OSSL_STORE_INFO_get1_PKEY(info);
+		OSSL_STORE_INFO_free(info);
+	}
+	OSSL_STORE_close(st);
+	ERR_clear_error();
+	if (pkey == NULL)
+		fatalx("keyd: TLS key %s: no private key", path);
+	if (!EVP_PKEY_is_a(pkey, "RSA") && !EVP_PKEY_is_a(pkey, "EC"))
+		fatalx("keyd: TLS key %s: only RSA and EC keys are supported",
+		    path);
+	keyd_tls_key[keyd_ntls++] = pkey;
+}
+
+static void
+keyd_tls_do_keys(int fd)
+{
+	unsigned char *buf = NULL, *der;
+	size_t len = 0;
+	uint32_t v[2];
+	int dlen;
+
+	for (size_t i = 0; i < keyd_ntls; i++) {
+		der = NULL;
+		if ((dlen = i2d_PUBKEY(keyd_tls_key[i], &der)) <= 0)
+			fatalx("keyd: cannot encode TLS public key %zu", i);
+		v[0] = (uint32_t)i;
+		v[1] = (uint32_t)dlen;
+		buf = xreallocarray(buf, len + sizeof(v) + (size_t)dlen, 1);
+		memcpy(buf + len, v, sizeof(v));
+		memcpy(buf + len + sizeof(v), der, (size_t)dlen);
+		len += sizeof(v) + (size_t)dlen;
+		OPENSSL_free(der);
+	}
+	if (keyd_send(fd, KEYD_OK, buf, len, NULL, 0) == -1)
+		fatal("keyd: send");
+	free(buf);
+}
+
+/*
+ * One private-key operation on in: with no digest set, OpenSSL's RSA
+ * signature applies only the padding asked for (none: a raw private
+ * operation on a block libssl already PSS-encoded) and ECDSA signs in as
+ * the digest.
+ */
+static void
+keyd_tls_do_op(int fd, uint32_t type, const unsigned char *p, size_t len)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey;
+	unsigned char out[KEYD_TLS_MAX_IN + 256];
+	size_t outlen = sizeof(out), hlen;
+	uint32_t id, pad = 0;
+	int rsa = type == KEYD_TLS_RSA;
+
+	hlen = rsa ? 2 * sizeof(uint32_t) : sizeof(uint32_t);
+	if (len < hlen || len - hlen > KEYD_TLS_MAX_IN)
+		fatalx("keyd: TLS request of %zu bytes", len);
+	memcpy(&id, p, sizeof(id));
+	if (rsa)
+		memcpy(&pad, p + sizeof(id), sizeof(pad));
+	p += hlen;
+	len -= hlen;
+	if (id >= keyd_ntls)
+		fatalx("keyd: no TLS key %u", id);
+	pkey = keyd_tls_key[id];
+	if (rsa != EVP_PKEY_is_a(pkey, "RSA"))
+		fatalx("keyd: TLS key %u has another type", id);
+	if (rsa && pad != RSA_PKCS1_PADDING && pad != RSA_NO_PADDING) {
+		keyd_reply_err(fd, "RSA padding not supported");
+		return;
+	}
+	if (rsa && pad == RSA_NO_PADDING &&
+	    len != (size_t)EVP_PKEY_get_size(pkey)) {
+		keyd_reply_err(fd, "RSA block of the wrong size");
+		return;
+	}
+	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
+	    EVP_PKEY_sign_init(ctx) <= 0 ||
+	    (rsa && EVP_PKEY_CTX_set_rsa_padding(ctx, (int)pad) <= 0) ||
+	    EVP_PKEY_sign(ctx, out, &outlen, p, len) <= 0) {
+		log_warnx("keyd: TLS key %u: private-key operation failed: %s",
+		    id, ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+		EVP_PKEY_CTX_free(ctx);
+		keyd_reply_err(fd, "private-key operation failed");
+		return;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	if (keyd_send(fd, KEYD_OK, out, outlen, NULL, 0) == -1)
+		fatal("keyd: send");
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+static void *
+keyd_serve_tls(void *arg)
+{
+	struct keyd_hdr h;
+	unsigned char buf[2 * sizeof(uint32_t) + KEYD_TLS_MAX_IN];
+	int fd = *(int *)arg;
+
+	for (;;) {
+		if (keyd_read_full(fd, &h, sizeof(h)) == -1) {
+			if (errno == 0)
+				_exit(0);
+			fatal("keyd: read");
+		}
+		if (h.len > sizeof(buf))
+			fatalx("keyd: TLS request of %u bytes", h.len);
+		if (keyd_read_full(fd, buf, h.len) == -1)
+			fatalx("keyd: truncated TLS request");
+		switch (h.type) {
+		case KEYD_TLS_KEYS:
+			keyd_tls_do_keys(fd);
+			break;
+		case KEYD_TLS_RSA:
+		case KEYD_TLS_ECDSA:
+			keyd_tls_do_op(fd, h.type, buf, h.len);
+			break;
+		default:
+			fatalx("keyd: request type %u on the TLS channel",
+			    h.type);
+		}
+	}
+}
+
 static void
 keyd_drop_privileges(const char *user)
 {
@@ -416,34 +570,66 @@ keyd_drop_privileges(const char *user)
 pid_t
 keyd_spawn(const char *keys_dir, const char *user, int *client_fd)
 {
-	int sv[2], devnull;
+	int tls_fd;
+
+	return keyd_spawn_tls(keys_dir, NULL, 0, user, client_fd, &tls_fd);
+}
+
+pid_t
+keyd_spawn_tls(const char *keys_dir, const char *const *tls_keys,
+    size_t ntls, const char *user, int *client_fd, int *tls_fd)
+{
+	static int tls_chan = 4;
+	int sv[2], tv[2] = { -1, -1 }, devnull, a, b = -1;
+	pthread_t thr;
 	pid_t pid;
 
+	if (ntls > KEYD_TLS_MAX_KEYS)
+		fatalx("keyd: more than %d TLS keys", KEYD_TLS_MAX_KEYS);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_warn("keyd: socketpair");
+		return -1;
+	}
+	if (ntls > 0 &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) == -1) {
+		log_warn("keyd: socketpair");
+		close(sv[0]);
+		close(sv[1]);
 		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("keyd: fork");
 		close(sv[0]);
 		close(sv[1]);
+		if (ntls > 0) {
+			close(tv[0]);
+			close(tv[1]);
+		}
 		return -1;
 	}
 	if (pid > 0) {
 		close(sv[1]);
 		*client_fd = sv[0];
+		*tls_fd = tv[0];
+		if (ntls > 0)
+			close(tv[1]);
 		return pid;
 	}
 
-	/* Child: keep only stderr (the log) and the socket, as fd 3. */
+	/*
+	 * Child: keep only stderr (the log) and the sockets, as fds 3 and 4.
+	 * Both are moved above 4 first so neither dup2 clobbers the other.
+	 */
 	log_setproc("keyd");
-	if (dup2(sv[1], 3) == -1)
+	if ((a = fcntl(sv[1], F_DUPFD, 10)) == -1 ||
+	    (ntls > 0 && (b = fcntl(tv[1], F_DUPFD, 10)) == -1) ||
+	    dup2(a, 3) == -1 || (ntls > 0 && dup2(b, tls_chan) == -1))
 		fatal("keyd: dup2");
 	if ((devnull = open("/dev/null", O_RDWR)) == -1 ||
 	    dup2(devnull, STDIN_FILENO) == -1 ||
 	    dup2(devnull, STDOUT_FILENO) == -1)
 		fatal("keyd: /dev/null");
-	if (close_range(4, ~0U, 0) == -1)
+	if (close_range(ntls > 0 ? 5 : 4, ~0U, 0) == -1)
 		fatal("keyd: close_range");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_DFL);
@@ -451,7 +637,14 @@ keyd_spawn(const char *keys_dir, const char *user, int *client_fd)
 
 	keyd_dir = keys_dir;
 	keyd_load_all();
+	for (size_t i = 0; i < ntls; i++)
+		keyd_tls_load(tls_keys[i]);
+	if (ntls > 0)
+		log_info("loaded %zu TLS key%s", ntls, ntls == 1 ? "" : "s");
 	keyd_drop_privileges(user);
+	if (ntls > 0 && pthread_create(&thr, NULL, keyd_serve_tls,
+	    &tls_chan) != 0)
+		fatalx("keyd: pthread_create");
 	keyd_serve(3);
 }
 
@@ -628,4 +821,101 @@ keyd_reload(struct keyd_client *c)
 	memcpy(&count, reply, sizeof(count));
 	free(reply);
 	return (int)count;
+}
+
+int
+keyd_tls_keys(struct keyd_client *c, struct keyd_tls_pub **out)
+{
+	struct keyd_tls_pub *v = NULL;
+	unsigned char *reply;
+	size_t rlen, off = 0;
+	uint32_t hv[2];
+	int n = 0;
+
+	*out = NULL;
+	if (keyd_request(c, KEYD_TLS_KEYS, NULL, 0, NULL, 0, &reply, &rlen) !=
+	    KEYD_OK) {
+		free(reply);
+		return -1;
+	}
+	while (off < rlen) {
+		if (rlen - off < sizeof(hv))
+			fatalx("keyd: truncated TLS key list");
+		memcpy(hv, reply + off, sizeof(hv));
+		off += sizeof(hv);
+		if (hv[1] > rlen - off || n >= KEYD_TLS_MAX_KEYS)
+			fatalx("keyd: bad TLS key list");
+		v = xreallocarray(v, (size_t)n + 1, sizeof(*v));
+		v[n].id = hv[0];
+		v[n].spkilen = hv[1];
+		v[n].spki = xmalloc(hv[1]);
+		memcpy(v[n].spki, reply + off, hv[1]);
+		off += hv[1];
+		n++;
+	}
+	free(reply);
+	*out = v;
+	return n;
+}
+
+void
+keyd_tls_keys_free(struct keyd_tls_pub **vp, int n)
+{
+	struct keyd_tls_pub *v = *vp;
+
+	if (v == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+		free(v[i].spki);
+	free(v);
+	*vp = NULL;
+}
+
+static int
+keyd_tls_call(struct keyd_client *c, uint32_t type, const uint32_t *hv,
+    size_t nhv, const unsigned char *in, size_t inlen, unsigned char *out,
+    size_t outlen)
+{
+	unsigned char *reply;
+	size_t rlen;
+	int t;
+
+	if (inlen > KEYD_TLS_MAX_IN) {
+		log_warnx("keyd: TLS operation on %zu bytes refused", inlen);
+		return -1;
+	}
+	t = keyd_request(c, type, hv, nhv * sizeof(*hv), in, inlen, &reply,
+	    &rlen);
+	if (t == -1)
+		return -1;
+	if (t == KEYD_ERR || rlen > outlen) {
+		log_warnx("keyd: TLS key %u: %s", hv[0], t == KEYD_ERR ?
+		    (char *)reply : "reply too long");
+		free(reply);
+		return -1;
+	}
+	memcpy(out, reply, rlen);
+	free(reply);
+	return (int)rlen;
+}
+
+int
+keyd_tls_rsa(struct keyd_client *c, uint32_t id, int padding,
+    const unsigned char *in, size_t inlen, unsigned char *out,
+    size_t outlen)
+{
+	uint32_t hv[2] = { id, (uint32_t)padding };
+
+	return keyd_tls_call(c, KEYD_TLS_RSA, hv, 2, in, inlen, out, outlen);
+}
+
+int
+keyd_tls_ecdsa(struct keyd_client *c, uint32_t id,
+    const unsigned char *dgst, size_t dlen, unsigned char *out,
+    size_t outlen)
+{
+	uint32_t hv[1] = { id };
+
+	return keyd_tls_call(c, KEYD_TLS_ECDSA, hv, 1, dgst, dlen, out,
+	    outlen);
 }

@@ -31,6 +31,7 @@
 #include "gateway.h"
 #include "gw_conf.h"
 #include "keyd.h"
+#include "keyd_tls.h"
 #include "log.h"
 #include "netaddr.h"
 #include "props.h"
@@ -83,8 +84,9 @@ gw_drop_privileges(const char *user)
 		fatal("PR_SET_NO_NEW_PRIVS");
 }
 
+/* client_key: the relay's TLS client key in keyd (NULL: by file name). */
 static struct relay *
-gw_relay_new(const struct conf *c, char **err)
+gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 {
 	struct relay_conf rc;
 	config_setting_t *pol = conf_setting(c, "relay.tls_policy");
@@ -97,6 +99,7 @@ gw_relay_new(const struct conf *c, char **err)
 	rc.ca_file = conf_str(c, "relay.ca_file");
 	rc.cert_file = conf_str(c, "relay.client_cert");
 	rc.key_file = conf_str(c, "relay.client_key");
+	rc.client_key = client_key;
 	rc.helo = conf_str(c, "hostname");
 	rc.timeout = conf_int(c, "relay.timeout");
 	rc.dbpath = conf_str(c, "database");
@@ -180,7 +183,7 @@ gw_check(const struct conf *c)
 		} else
 			SSL_CTX_free(ctx);
 	}
-	if ((r = gw_relay_new(c, &err)) == NULL) {
+	if ((r = gw_relay_new(c, NULL, &err)) == NULL) {
 		fprintf(stderr, "relay: %s\n", err);
 		xfree(&err);
 		bad = 1;
@@ -268,10 +271,35 @@ gw_sigterm_cb(evutil_socket_t fd, short ev, void *arg)
 	event_base_loopexit(arg, NULL);
 }
 
-/* The SMTP worker: network-facing, no private key. Never returns. */
-static void
-gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
+/*
+ * The TLS key files keyd loads: the STARTTLS key, then the relay's client
+ * key; without a key file the certificate file must hold the key too.
+ */
+static size_t
+gw_tls_keys(const struct conf *c, const char *keys[2])
 {
+	size_t n = 0;
+
+	if (conf_str(c, "smtp.tls_cert") != NULL)
+		keys[n++] = conf_str(c, "smtp.tls_key") != NULL ?
+		    conf_str(c, "smtp.tls_key") : conf_str(c, "smtp.tls_cert");
+	if (conf_str(c, "relay.client_cert") != NULL)
+		keys[n++] = conf_str(c, "relay.client_key") != NULL ?
+		    conf_str(c, "relay.client_key") :
+		    conf_str(c, "relay.client_cert");
+	return n;
+}
+
+/*
+ * The SMTP worker: network-facing, no private key; its TLS keys are
+ * EVP_PKEYs whose private operations keyd performs. Never returns.
+ */
+static void
+gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
+    int keyd_tls_fd)
+{
+	struct keyd_client *tlsk = NULL;
+	EVP_PKEY *client_key = NULL;
 	struct smtp_server_conf sc;
 	struct smtp_server_ops ops;
 	struct smtp_server *smtp = NULL, *lmtp = NULL;
@@ -299,12 +327,19 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
 	gw.max_header = conf_int(c, "smtp.max_header_size");
 	gw.tunnel_signer = conf_str(c, "portal.tunnel_signer");
 	gw.keyd = keyd_client_new(keyd_fd);
+	if (keyd_tls_fd != -1)
+		tlsk = keyd_client_new(keyd_tls_fd);
+	if (conf_str(c, "relay.client_cert") != NULL &&
+	    (client_key = keyd_tls_pkey_file(tlsk,
+	    conf_str(c, "relay.client_cert"), &err)) == NULL)
+		fatalx("relay.client_cert: %s", err);
 	if (conf_str(c, "trust_anchors") != NULL &&
 	    (gw.trust = certstore_trust_load(conf_str(c, "trust_anchors"),
 	    &err)) == NULL)
 		fatalx("trust_anchors: %s", err);
-	if ((gw.relay = gw_relay_new(c, &err)) == NULL)
+	if ((gw.relay = gw_relay_new(c, client_key, &err)) == NULL)
 		fatalx("relay: %s", err);
+	EVP_PKEY_free(client_key);
 
 	memset(&sc, 0, sizeof(sc));
 	sc.hostname = conf_str(c, "hostname");
@@ -319,8 +354,8 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd)
 	sc.max_errors = conf_int(c, "smtp.max_errors");
 	sc.tls_required = conf_bool(c, "smtp.tls_required");
 	if (conf_str(c, "smtp.tls_cert") != NULL &&
-	    (sc.tls_ctx = tls_server_ctx(conf_str(c, "smtp.tls_cert"),
-	    conf_str(c, "smtp.tls_key"), NULL, &err)) == NULL)
+	    (sc.tls_ctx = keyd_tls_server_ctx(tlsk,
+	    conf_str(c, "smtp.tls_cert"), NULL, &err)) == NULL)
 		fatalx("smtp.tls_cert: %s", err);
 	if ((n = conf_strlist(c, "smtp.xforward_from", &l)) > 0 &&
 	    (xf = netaddr_list_parse(l, n, &err)) == NULL)
@@ -382,8 +417,9 @@ main(int argc, char **argv)
 	struct conf c;
 	struct sigaction sa;
 	const char *file = "/etc/postern/internal-gw.conf";
+	const char *tls_keys[2];
 	char *err = NULL;
-	int ch, check = 0, debug = 0, keyd_fd, status;
+	int ch, check = 0, debug = 0, keyd_fd, keyd_tls_fd, status;
 	pid_t keyd_pid, smtp_pid, pid;
 	sigset_t mask, old;
 
@@ -432,8 +468,9 @@ main(int argc, char **argv)
 		fatalx("%s: smtp: neither listen nor lmtp_listen set", file);
 
 	/* keyd starts with default signal handling and mask. */
-	keyd_pid = keyd_spawn(conf_str(&c, "keys_dir"),
-	    conf_str(&c, "keyd_user"), &keyd_fd);
+	keyd_pid = keyd_spawn_tls(conf_str(&c, "keys_dir"), tls_keys,
+	    gw_tls_keys(&c, tls_keys), conf_str(&c, "keyd_user"), &keyd_fd,
+	    &keyd_tls_fd);
 
 	/* Block signals until the worker exists so none is lost. */
 	sigemptyset(&mask);
@@ -456,9 +493,11 @@ main(int argc, char **argv)
 	case 0:
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		signal(SIGCHLD, SIG_DFL);
-		gw_worker(&c, &ls, keyd_fd);
+		gw_worker(&c, &ls, keyd_fd, keyd_tls_fd);
 	}
 	close(keyd_fd);
+	if (keyd_tls_fd != -1)
+		close(keyd_tls_fd);
 	for (int i = 0; i < ls.nsmtp; i++)
 		close(ls.smtp[i]);
 	for (int i = 0; i < ls.nlmtp; i++)

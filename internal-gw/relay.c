@@ -34,6 +34,7 @@ struct relay {
 	size_t			 npol;
 	enum smtp_client_tls	 default_tls;
 	char			*ca_file, *cert_file, *key_file, *helo;
+	EVP_PKEY		*client_key;
 	char			*dbpath;
 	int			 timeout;
 	long long		 ttl;
@@ -114,6 +115,8 @@ relay_new(const struct relay_conf *rc, char **err)
 	r->ca_file = relay_strdup(rc->ca_file);
 	r->cert_file = relay_strdup(rc->cert_file);
 	r->key_file = relay_strdup(rc->key_file);
+	if ((r->client_key = rc->client_key) != NULL)
+		EVP_PKEY_up_ref(r->client_key);
 	r->helo = xstrdup(rc->helo ? rc->helo : "localhost");
 	r->timeout = rc->timeout > 0 ? rc->timeout : 120;
 	r->ttl = rc->ledger_ttl > 0 ? rc->ledger_ttl : 7 * 86400;
@@ -150,6 +153,7 @@ relay_free(struct relay *r)
 	free(r->ca_file);
 	free(r->cert_file);
 	free(r->key_file);
+	EVP_PKEY_free(r->client_key);
 	free(r->helo);
 	free(r->dbpath);
 	free(r);
@@ -365,6 +369,7 @@ relay_target(struct relay *r, const struct transport_nexthop *nh,
 		}
 	t->cert_file = r->cert_file;
 	t->key_file = r->key_file;
+	t->key = r->client_key;
 	t->helo = r->helo;
 	t->timeout = r->timeout;
 }

@@ -25,6 +25,7 @@ struct relay_conf {
 	const char		*ca_file;	/* trust for encrypt; NULL: system */
 	const char		*cert_file;	/* client certificate, or NULL */
 	const char		*key_file;
+	EVP_PKEY		*client_key;	/* instead of key_file (keyd) */
 	const char		*helo;
 	int			 timeout;	/* seconds per SMTP step */
 	const char		*dbpath;	/* holds table relay_ledger */

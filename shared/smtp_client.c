@@ -403,8 +403,9 @@ smtp_client_starttls(struct smtp_client_conn *c,
 	if (t->cert_file != NULL) {
 		if (SSL_CTX_use_certificate_chain_file(c->ctx,
 		    t->cert_file) != 1 ||
+		    (t->key != NULL ? SSL_CTX_use_PrivateKey(c->ctx, t->key) :
 		    SSL_CTX_use_PrivateKey_file(c->ctx, t->key_file ?
-		    t->key_file : t->cert_file, SSL_FILETYPE_PEM) != 1 ||
+		    t->key_file : t->cert_file, SSL_FILETYPE_PEM)) != 1 ||
 		    SSL_CTX_check_private_key(c->ctx) != 1) {
 			smtp_client_seterr(c, "cannot use client certificate "
 			    "%s", t->cert_file);

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include <openssl/types.h>
+
 enum smtp_client_tls {
 	SMTP_CLIENT_TLS_NONE,		/* never STARTTLS */
 	SMTP_CLIENT_TLS_MAY,		/* STARTTLS when offered, unverified */
@@ -27,6 +29,7 @@ struct smtp_client_target {
 	const char		*ca_file;	/* trust for ENCRYPT; NULL: system */
 	const char		*cert_file;	/* client certificate, or NULL */
 	const char		*key_file;
+	EVP_PKEY		*key;		/* instead of key_file, or NULL */
 	const char		*helo;		/* our name */
 	int			 timeout;	/* seconds per step */
 };

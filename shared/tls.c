@@ -39,9 +39,9 @@ tls_verify_any(int ok, X509_STORE_CTX *ctx)
 	return 1;
 }
 
-SSL_CTX *
-tls_server_ctx(const char *cert_file, const char *key_file,
-    const char *client_ca_file, char **err)
+static SSL_CTX *
+tls_server_ctx_new(const char *cert_file, const char *key_file,
+    EVP_PKEY *pkey, const char *client_ca_file, char **err)
 {
 	static const unsigned char sid[] = "postern";
 	STACK_OF(X509_NAME) *names;
@@ -66,7 +66,8 @@ tls_server_ctx(const char *cert_file, const char *key_file,
 		tls_error(err, "certificate", cert_file);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+	if (pkey != NULL ? SSL_CTX_use_PrivateKey(ctx, pkey) != 1 :
+	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
 		tls_error(err, "private key", key_file);
 		goto fail;
 	}
@@ -88,6 +89,21 @@ tls_server_ctx(const char *cert_file, const char *key_file,
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+SSL_CTX *
+tls_server_ctx(const char *cert_file, const char *key_file,
+    const char *client_ca_file, char **err)
+{
+	return tls_server_ctx_new(cert_file, key_file, NULL, client_ca_file,
+	    err);
+}
+
+SSL_CTX *
+tls_server_ctx_pkey(const char *cert_file, EVP_PKEY *pkey,
+    const char *client_ca_file, char **err)
+{
+	return tls_server_ctx_new(cert_file, NULL, pkey, client_ca_file, err);
 }
 
 void
