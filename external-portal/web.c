@@ -1,0 +1,655 @@
+/*
+ * The portal's web worker: an HTTPS server on the Internet. Every byte it
+ * reads is hostile: the TLS handshake, request line, headers (Cookie,
+ * Content-Type, X-Forwarded-For from anyone but a trusted proxy) and
+ * bodies. evhttp enforces the header and body size limits and timeouts
+ * set here; this file counts connections, finds the client address, loads
+ * the session, checks the CSRF token of every POST and routes the request
+ * to a handler on the worker pool. The answer gets the baseline security
+ * headers (CSP, nosniff, no-referrer, HSTS, no-store) on the loop thread.
+ */
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "log.h"
+#include "props.h"
+#include "store.h"
+#include "tls.h"
+#include "web.h"
+#include "web_cookie.h"
+#include "web_pages.h"
+#include "web_session.h"
+#include "workq.h"
+#include "xmalloc.h"
+
+#define WEB_CSP_DEFAULT "default-src 'none'; style-src 'self'; " \
+    "img-src 'self' data:; form-action 'self'; frame-src 'self'; " \
+    "frame-ancestors 'none'; base-uri 'none'"
+#define WEB_XFF_MAX	1024
+
+struct web {
+	const struct web_conf	*conf;
+	struct event_base	*base;
+	struct evhttp		*http;
+	struct evconnlistener	*listener;
+	struct workq		*wq;
+	SSL_CTX			*ssl;
+	struct store		*store;
+	struct web_sessions	*sessions;
+	struct props		*props;
+	struct netaddr_list	*proxies;
+	int			 active;
+	int			 paused;
+};
+
+/* A request between the loop and the pool. */
+struct web_job {
+	struct web		*web;
+	struct evhttp_request	*ev;
+	int			 gone;		/* the connection closed */
+	struct sockaddr_storage	 peer;
+	char			*xff;
+	struct web_req		 req;
+};
+
+enum web_route_flags {
+	WEB_ANON = 0,
+	WEB_AUTH = 0x1,		/* signed in, 2FA done */
+	WEB_HALF = 0x2,		/* password done, 2FA due */
+};
+
+struct web_route {
+	enum web_method	 method;
+	const char	*path;
+	int		 flags;
+	void		(*fn)(struct web_req *);
+};
+
+static const struct web_route web_routes[] = {
+	{ WEB_GET, "/", WEB_ANON, web_auth_root },
+	{ WEB_GET, "/static/portal.css", WEB_ANON, web_static_css },
+	{ WEB_GET, "/login", WEB_ANON, web_auth_login_form },
+	{ WEB_POST, "/login", WEB_ANON, web_auth_login },
+	{ WEB_GET, "/login/totp", WEB_HALF, web_auth_totp_form },
+	{ WEB_POST, "/login/totp", WEB_HALF, web_auth_totp },
+	{ WEB_POST, "/logout", WEB_ANON, web_auth_logout },
+	{ WEB_GET, "/signup", WEB_ANON, web_auth_signup_form },
+	{ WEB_POST, "/signup", WEB_ANON, web_auth_signup },
+	{ WEB_GET, "/newlink", WEB_ANON, web_auth_newlink_form },
+	{ WEB_POST, "/newlink", WEB_ANON, web_auth_newlink },
+	{ WEB_GET, "/forgot", WEB_ANON, web_auth_forgot_form },
+	{ WEB_POST, "/forgot", WEB_ANON, web_auth_forgot },
+	{ WEB_GET, "/reset", WEB_ANON, web_auth_reset_form },
+	{ WEB_POST, "/reset", WEB_ANON, web_auth_reset },
+	{ WEB_GET, "/settings", WEB_AUTH, web_auth_settings },
+	{ WEB_POST, "/settings/password", WEB_AUTH, web_auth_password },
+	{ WEB_POST, "/settings/totp/start", WEB_AUTH, web_auth_totp_start },
+	{ WEB_POST, "/settings/totp/enable", WEB_AUTH, web_auth_totp_enable },
+	{ WEB_POST, "/settings/totp/disable", WEB_AUTH,
+	    web_auth_totp_disable },
+	{ WEB_POST, "/settings/recovery", WEB_AUTH, web_auth_recovery },
+	{ WEB_POST, "/settings/logout-all", WEB_AUTH, web_auth_logout_all },
+	{ WEB_GET, "/inbox", WEB_AUTH, web_mail_inbox },
+	{ WEB_POST, "/inbox/delete", WEB_AUTH, web_mail_delete_many },
+	{ WEB_GET, "/message", WEB_AUTH, web_mail_read },
+	{ WEB_GET, "/message/body", WEB_AUTH, web_mail_body },
+	{ WEB_GET, "/message/part", WEB_AUTH, web_mail_part },
+	{ WEB_GET, "/message/cid", WEB_AUTH, web_mail_cid },
+	{ WEB_GET, "/message/eml", WEB_AUTH, web_mail_eml },
+	{ WEB_POST, "/message/delete", WEB_AUTH, web_mail_delete },
+	{ WEB_GET, "/compose", WEB_AUTH, web_mail_compose_form },
+	{ WEB_POST, "/compose", WEB_AUTH, web_mail_compose },
+};
+
+static pthread_mutex_t web_props_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct props *web_props;
+
+void
+web_conf_load(const struct conf *c, struct web_conf *wc)
+{
+	const char *base = conf_str(c, "web.base_url");
+
+	memset(wc, 0, sizeof(*wc));
+	wc->listen = conf_str(c, "web.listen");
+	wc->tls_cert = conf_str(c, "web.tls_cert");
+	wc->tls_key = conf_str(c, "web.tls_key");
+	wc->base_url = base ? base : conf_str(c, "notify.base_url");
+	wc->dbpath = conf_str(c, "database");
+	wc->spool_dir = conf_str(c, "spool_dir");
+	wc->store_dir = conf_str(c, "store_dir");
+	wc->nproxies = conf_strlist(c, "web.trusted_proxies", &wc->proxies);
+	wc->hostname = conf_str(c, "hostname");
+	wc->notify_sender = conf_str(c, "notify.sender");
+	wc->max_header_size = conf_int(c, "web.max_header_size");
+	wc->max_body_size = conf_int(c, "web.max_body_size");
+	wc->max_connections = conf_int(c, "web.max_connections");
+	wc->timeout = conf_int(c, "web.timeout");
+	wc->workers = conf_int(c, "workers");
+	wc->argon2.t_cost = conf_int(c, "web.argon2_t_cost");
+	wc->argon2.m_cost_kib = conf_int(c, "web.argon2_m_cost_kib");
+	wc->argon2.parallelism = conf_int(c, "web.argon2_parallelism");
+	wc->password_min = conf_int(c, "web.password_min_length");
+	wc->session_idle = conf_int(c, "web.session_idle_timeout");
+	wc->session_absolute = conf_int(c, "web.session_absolute_timeout");
+	wc->token_lifetime = conf_int(c, "signup_token_lifetime");
+	wc->throttle_free = conf_int(c, "web.throttle_free_attempts");
+	wc->throttle_base = conf_int(c, "web.throttle_delay");
+	wc->product_name = conf_str(c, "web.product_name");
+	wc->logo_url = conf_str(c, "web.logo_url");
+	wc->colour = conf_str(c, "web.colour");
+	wc->page_size = conf_int(c, "web.page_size");
+}
+
+/* --- helpers for handlers ------------------------------------------------- */
+
+void
+web_header(struct web_req *r, const char *name, const char *value)
+{
+	if (r->nh == WEB_MAX_RESP_HEADERS)
+		fatalx("web: too many response headers");
+	r->hname[r->nh] = xstrdup(name);
+	r->hval[r->nh] = xstrdup(value);
+	r->nh++;
+}
+
+void
+web_redirect(struct web_req *r, const char *location)
+{
+	/* Only our own absolute paths: never an open redirect. */
+	if (location[0] != '/' || location[1] == '/' || location[1] == '\\')
+		fatalx("web: redirect to %s", location);
+	r->status = 303;
+	web_header(r, "Location", location);
+}
+
+const char *
+web_param(const struct web_req *r, const char *name)
+{
+	const char *v;
+
+	if (r->method == WEB_POST && (v = web_form_get(&r->form, name)))
+		return v;
+	return web_form_get(&r->q, name);
+}
+
+int64_t
+web_param_id(const struct web_req *r, const char *name)
+{
+	const char *v = web_param(r, name);
+	int64_t id = 0;
+
+	if (v == NULL || *v == '\0' || strlen(v) > 18)
+		return -1;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9')
+			return -1;
+		id = id * 10 + (*v - '0');
+	}
+	return id > 0 ? id : -1;
+}
+
+int
+web_prop_bool(struct web_req *r, const char *name)
+{
+	int v;
+
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get_bool(web_props, r->email[0] ? r->email : NULL, name);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+char *
+web_prop(struct web_req *r, const char *name)
+{
+	char *v;
+
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get(web_props, r->email[0] ? r->email : NULL, name, NULL);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+long long
+web_prop_int(struct web_req *r, const char *name)
+{
+	long long v;
+
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get_int(web_props, r->email[0] ? r->email : NULL, name);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+/* --- on the pool ------------------------------------------------------------ */
+
+/*
+ * The client: the peer, or with a trusted proxy the rightmost
+ * X-Forwarded-For entry that is not itself a trusted proxy.
+ */
+static void
+web_client_addr(struct web_job *j)
+{
+	struct netaddr_list *tp = j->web->proxies;
+	struct sockaddr_storage ss;
+	char buf[WEB_XFF_MAX + 1], *p, *e;
+
+	netaddr_ntop((struct sockaddr *)&j->peer, j->req.client,
+	    sizeof(j->req.client));
+	if (tp == NULL || j->xff == NULL ||
+	    !netaddr_list_match(tp, (struct sockaddr *)&j->peer) ||
+	    strlen(j->xff) > WEB_XFF_MAX)
+		return;
+	snprintf(buf, sizeof(buf), "%s", j->xff);
+	for (;;) {
+		p = strrchr(buf, ',');
+		e = p ? p + 1 : buf;
+		e += strspn(e, " \t");
+		e[strcspn(e, " \t")] = '\0';
+		memset(&ss, 0, sizeof(ss));
+		if (inet_pton(AF_INET, e,
+		    &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+			ss.ss_family = AF_INET;
+		else if (inet_pton(AF_INET6, e,
+		    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+			ss.ss_family = AF_INET6;
+		else
+			return;	/* garbage: keep what we know */
+		netaddr_ntop((struct sockaddr *)&ss, j->req.client,
+		    sizeof(j->req.client));
+		if (!netaddr_list_match(tp, (struct sockaddr *)&ss) ||
+		    p == NULL)
+			return;
+		*p = '\0';
+	}
+}
+
+/* Loads the session and computes the CSRF token; 0 or an HTTP status. */
+static int
+web_session_load(struct web_req *r)
+{
+	const unsigned char *key = web_session_csrf_key(r->sessions);
+	char sid[WEB_SESSION_ID_LEN + 1], pre[WEB_SESSION_ID_LEN + 1];
+	const char *base = NULL;
+	char *c;
+	int rc, stage;
+
+	sid[0] = pre[0] = '\0';
+	if (r->cookie != NULL) {
+		if (web_cookie_get(r->cookie, "sid", sid, sizeof(sid)) == -1 ||
+		    web_cookie_get(r->cookie, "pre", pre, sizeof(pre)) == -1)
+			return 400;
+	}
+	if (sid[0] != '\0') {
+		rc = web_session_find(r->sessions, sid, time(NULL),
+		    r->conf->session_idle, r->conf->session_absolute,
+		    r->email, sizeof(r->email), &stage);
+		if (rc == -1)
+			return 503;
+		if (rc == 0) {
+			snprintf(r->sid, sizeof(r->sid), "%s", sid);
+			r->signed_in = stage == WEB_SESSION_FULL;
+			r->half_signed = stage == WEB_SESSION_HALF;
+			base = r->sid;
+		} else {
+			r->email[0] = '\0';
+			c = web_cookie_clear("sid");
+			web_header(r, "Set-Cookie", c);
+			free(c);
+		}
+	}
+	if (base == NULL && web_session_valid(pre))
+		base = pre;
+	if (base == NULL) {
+		/* Anonymous forms are bound to a pre-session cookie. */
+		web_session_new(pre);
+		c = web_cookie_set("pre", pre, -1);
+		web_header(r, "Set-Cookie", c);
+		free(c);
+		base = pre;
+	}
+	web_csrf_token(key, WEB_SESSION_CSRF_KEY_LEN, base, r->csrf);
+	if (r->method == WEB_POST) {
+		const char *t = web_form_get(&r->form, "csrf");
+
+		if (t == NULL || !web_csrf_check(key, WEB_SESSION_CSRF_KEY_LEN,
+		    base, t))
+			return 403;
+	}
+	return 0;
+}
+
+static void
+web_work(void *arg)
+{
+	struct web_job *j = arg;
+	struct web_req *r = &j->req;
+	const struct web_route *rt = NULL;
+	struct web_form_limits lim;
+	int st;
+
+	web_client_addr(j);
+	for (size_t i = 0; i < sizeof(web_routes) / sizeof(web_routes[0]);
+	    i++) {
+		if (strcmp(web_routes[i].path, r->path) == 0 &&
+		    web_routes[i].method == r->method) {
+			rt = &web_routes[i];
+			break;
+		}
+	}
+	if (rt == NULL) {
+		web_page_error(r, r->method == WEB_OTHER ? 405 : 404);
+		return;
+	}
+	memset(&lim, 0, sizeof(lim));
+	lim.max_total = r->conf->max_body_size;
+	lim.allow_duplicates = 1;
+	lim.tmpdir = r->conf->spool_dir;
+	if (r->query != NULL && (st = web_form_parse_urlencoded(r->query,
+	    strlen(r->query), &lim, &r->q)) != WEB_FORM_OK) {
+		web_page_error(r, st);
+		return;
+	}
+	if (r->method == WEB_POST) {
+		if (r->content_type == NULL) {
+			web_page_error(r, 415);
+			return;
+		}
+		if ((st = web_form_parse(r->content_type, r->body, r->bodylen,
+		    &lim, &r->form)) != WEB_FORM_OK) {
+			web_page_error(r, st);
+			return;
+		}
+	}
+	if ((st = web_session_load(r)) != 0) {
+		web_page_error(r, st);
+		return;
+	}
+	if ((rt->flags & WEB_AUTH) && !r->signed_in) {
+		if (r->method == WEB_GET)
+			web_redirect(r, "/login");
+		else
+			web_page_error(r, 403);
+		return;
+	}
+	if ((rt->flags & WEB_HALF) && !r->half_signed) {
+		web_redirect(r, "/login");
+		return;
+	}
+	rt->fn(r);
+}
+
+/* --- on the loop ------------------------------------------------------------ */
+
+static void
+web_req_free(struct web_req *r)
+{
+	free(r->path);
+	free(r->query);
+	free(r->cookie);
+	free(r->content_type);
+	if (r->body)
+		OPENSSL_cleanse(r->body, r->bodylen);
+	free(r->body);
+	web_form_free(&r->q);
+	web_form_free(&r->form);
+	free(r->ctype);
+	free(r->csp);
+	web_buf_free(&r->out);
+	for (int i = 0; i < r->nh; i++) {
+		free(r->hname[i]);
+		free(r->hval[i]);
+	}
+	OPENSSL_cleanse(r->sid, sizeof(r->sid));
+	OPENSSL_cleanse(r->csrf, sizeof(r->csrf));
+}
+
+static void
+web_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct web_job *j = arg;
+
+	(void)evcon;
+	j->gone = 1;
+	j->ev = NULL;
+}
+
+static void
+web_done(void *arg)
+{
+	struct web_job *j = arg;
+	struct web_req *r = &j->req;
+	struct evkeyvalq *h;
+	struct evbuffer *b;
+	int cache = 0;
+
+	if (j->gone)
+		goto out;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
+	    NULL, NULL);
+	h = evhttp_request_get_output_headers(j->ev);
+	for (int i = 0; i < r->nh; i++) {
+		evhttp_add_header(h, r->hname[i], r->hval[i]);
+		if (strcasecmp(r->hname[i], "Cache-Control") == 0)
+			cache = 1;
+	}
+	evhttp_add_header(h, "Content-Type", r->ctype ? r->ctype :
+	    "text/html; charset=utf-8");
+	evhttp_add_header(h, "Content-Security-Policy",
+	    r->csp ? r->csp : WEB_CSP_DEFAULT);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Strict-Transport-Security",
+	    "max-age=31536000; includeSubDomains");
+	evhttp_add_header(h, "X-Frame-Options", r->frameable ? "SAMEORIGIN" :
+	    "DENY");
+	evhttp_add_header(h, "Cross-Origin-Opener-Policy", "same-origin");
+	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
+	if (!cache || r->no_store)
+		evhttp_add_header(h, "Cache-Control", "no-store");
+	b = evbuffer_new();
+	if (r->out.len > 0)
+		evbuffer_add(b, r->out.data, r->out.len);
+	evhttp_send_reply(j->ev, r->status ? r->status : 200, NULL, b);
+	evbuffer_free(b);
+ out:
+	web_req_free(r);
+	free(j->xff);
+	free(j);
+}
+
+static void
+web_request_cb(struct evhttp_request *ev, void *arg)
+{
+	struct web *w = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(ev);
+	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const struct sockaddr *sa;
+	const char *v, *path;
+	struct web_job *j;
+	size_t len;
+
+	j = xcalloc(1, sizeof(*j));
+	j->web = w;
+	j->ev = ev;
+	j->req.conf = w->conf;
+	j->req.store = w->store;
+	j->req.sessions = w->sessions;
+	switch (evhttp_request_get_command(ev)) {
+	case EVHTTP_REQ_GET:
+	case EVHTTP_REQ_HEAD:
+		j->req.method = WEB_GET;
+		break;
+	case EVHTTP_REQ_POST:
+		j->req.method = WEB_POST;
+		break;
+	default:
+		j->req.method = WEB_OTHER;
+	}
+	if ((sa = evhttp_connection_get_addr(evcon)) != NULL)
+		memcpy(&j->peer, sa, sa->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	path = uri ? evhttp_uri_get_path(uri) : NULL;
+	j->req.path = xstrdup(path && *path ? path : "/");
+	if (uri && (v = evhttp_uri_get_query(uri)) != NULL)
+		j->req.query = xstrdup(v);
+	if ((v = evhttp_find_header(h, "Cookie")) != NULL)
+		j->req.cookie = xstrdup(v);
+	if ((v = evhttp_find_header(h, "Content-Type")) != NULL)
+		j->req.content_type = xstrdup(v);
+	if ((v = evhttp_find_header(h, "X-Forwarded-For")) != NULL)
+		j->xff = xstrdup(v);
+	if ((len = evbuffer_get_length(in)) > 0) {
+		j->req.body = xmalloc(len + 1);
+		evbuffer_remove(in, j->req.body, len);
+		j->req.body[len] = '\0';
+		j->req.bodylen = len;
+	}
+	evhttp_connection_set_closecb(evcon, web_closed, j);
+	workq_submit(w->wq, web_work, web_done, j);
+}
+
+/* SSL ex_data: freeing the SSL of a connection gives back its slot. */
+static int web_ssl_idx = -1;
+
+static void
+web_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct web *w = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (w == NULL)
+		return;
+	w->active--;
+	if (w->paused && w->active < w->conf->max_connections) {
+		w->paused = 0;
+		evconnlistener_enable(w->listener);
+	}
+}
+
+static struct bufferevent *
+web_bev_cb(struct event_base *base, void *arg)
+{
+	struct web *w = arg;
+	SSL *ssl;
+
+	if ((ssl = SSL_new(w->ssl)) == NULL)
+		fatalx("web: SSL_new");
+	SSL_set_ex_data(ssl, web_ssl_idx, w);
+	if (++w->active >= w->conf->max_connections && !w->paused) {
+		w->paused = 1;
+		evconnlistener_disable(w->listener);
+		log_warnx("web: %d connections, not accepting more for now",
+		    w->active);
+	}
+	return bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+static void
+web_sigterm_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	event_base_loopexit(arg, NULL);
+}
+
+struct web *
+web_new(const struct web_conf *wc, int fd)
+{
+	struct evhttp_bound_socket *bound;
+	struct web *w = xcalloc(1, sizeof(*w));
+	char *err = NULL;
+
+	w->conf = wc;
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads");
+	if ((w->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	web_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, web_ssl_free);
+	if ((w->ssl = tls_server_ctx(wc->tls_cert, wc->tls_key, NULL, &err)) ==
+	    NULL)
+		fatalx("web TLS: %s", err);
+	if (wc->nproxies > 0 && (w->proxies = netaddr_list_parse(wc->proxies,
+	    wc->nproxies, &err)) == NULL)
+		fatalx("web.trusted_proxies: %s", err);
+	if ((w->store = store_open(wc->dbpath, wc->store_dir, 0, &err)) ==
+	    NULL)
+		fatalx("store: %s", err);
+	if ((w->sessions = web_session_open(wc->dbpath, &err)) == NULL)
+		fatalx("web sessions: %s", err);
+	if ((web_props = props_open(wc->dbpath, &err)) == NULL)
+		fatalx("database: %s", err);
+	props_set_node(web_props, PROPS_NODE_PORTAL);
+	w->props = web_props;
+	web_mail_init();
+
+	w->http = evhttp_new(w->base);
+	evhttp_set_max_headers_size(w->http, wc->max_header_size);
+	evhttp_set_max_body_size(w->http, wc->max_body_size);
+	evhttp_set_timeout(w->http, wc->timeout);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD);
+	evhttp_set_default_content_type(w->http, "text/html; charset=utf-8");
+	evhttp_set_bevcb(w->http, web_bev_cb, w);
+	evhttp_set_gencb(w->http, web_request_cb, w);
+	if ((bound = evhttp_accept_socket_with_handle(w->http, fd)) == NULL)
+		fatalx("web: cannot listen");
+	w->listener = evhttp_bound_socket_get_listener(bound);
+	return w;
+}
+
+void
+web_run(struct web *w)
+{
+	struct event *ev_term, *ev_int;
+
+	w->wq = workq_new(w->base, w->conf->workers);
+	ev_term = evsignal_new(w->base, SIGTERM, web_sigterm_cb, w->base);
+	ev_int = evsignal_new(w->base, SIGINT, web_sigterm_cb, w->base);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	log_info("ready");
+	event_base_dispatch(w->base);
+	log_info("shutting down");
+	workq_free(w->wq);
+	evhttp_free(w->http);
+	event_free(ev_term);
+	event_free(ev_int);
+	web_session_close(w->sessions);
+	props_close(web_props);
+	store_close(w->store);
+	netaddr_list_free(w->proxies);
+	SSL_CTX_free(w->ssl);
+	event_base_free(w->base);
+	free(w);
+	exit(0);
+}

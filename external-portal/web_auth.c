@@ -1,0 +1,949 @@
+/*
+ * Accounts on the portal's web side: first sign-in from the sign-up link,
+ * sign-in with password and TOTP, throttling, password reset by mail, and
+ * the settings page (password, 2FA, recovery codes, sign out everywhere).
+ * Input: form fields from any browser (bounded by web_form), tokens from
+ * links. One generic error for a wrong address or password, so the pages
+ * never tell whether an account exists. Runs on the worker pool: Argon2
+ * and SQLite block.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+#include <openssl/crypto.h>
+
+#include "accounts.h"
+#include "log.h"
+#include "store.h"
+#include "web_pages.h"
+#include "web_qr.h"
+#include "web_session.h"
+#include "web_totp.h"
+#include "xmalloc.h"
+
+#define WEB_AUTH_ADDR_FREE	4	/* per address: this many times more */
+
+static pthread_once_t web_auth_dummy_once = PTHREAD_ONCE_INIT;
+static char *web_auth_dummy_hash;
+static const struct web_password_cost *web_auth_dummy_cost;
+
+static void
+web_auth_dummy_init(void)
+{
+	web_auth_dummy_hash = web_password_hash("postern-no-such-account",
+	    web_auth_dummy_cost);
+}
+
+/* Verifies pw for user (or a dummy, taking as long) in constant shape. */
+static int
+web_auth_verify(struct web_req *r, const struct store_user *u, int found,
+    const char *pw)
+{
+	if (found && u->state == STORE_USER_ACTIVE && u->password_hash)
+		return web_password_verify(u->password_hash, pw) == 1;
+	web_auth_dummy_cost = &r->conf->argon2;
+	pthread_once(&web_auth_dummy_once, web_auth_dummy_init);
+	if (web_auth_dummy_hash != NULL)
+		web_password_verify(web_auth_dummy_hash, pw);
+	return 0;
+}
+
+static void
+web_auth_set_session(struct web_req *r, const char *email, int stage)
+{
+	char sid[WEB_SESSION_ID_LEN + 1], *c;
+
+	/* A fresh id at every step up: a planted id is worth nothing. */
+	if (r->sid[0] != '\0')
+		web_session_end(r->sessions, r->sid);
+	if (web_session_create(r->sessions, email, stage, time(NULL),
+	    sid) == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	c = web_cookie_set("sid", sid, -1);
+	web_header(r, "Set-Cookie", c);
+	free(c);
+	OPENSSL_cleanse(sid, sizeof(sid));
+	web_redirect(r, stage == WEB_SESSION_FULL ? "/inbox" : "/login/totp");
+}
+
+static int
+web_auth_field_ok(const char *v, size_t max)
+{
+	return v != NULL && *v != '\0' && strlen(v) <= max;
+}
+
+/* --- sign-in ---------------------------------------------------------------- */
+
+void
+web_auth_root(struct web_req *r)
+{
+	web_redirect(r, r->signed_in ? "/inbox" : "/login");
+}
+
+static void
+web_auth_login_page(struct web_req *r, int status, const char *err)
+{
+	r->status = status;
+	web_page_begin(r, web_text_get("login.title"), 0);
+	if (err != NULL)
+		web_page_notice(r, "error", err);
+	web_page_form(r, "/login", NULL);
+	web_page_input(r, "email", "email", web_text_get("login.email"),
+	    NULL, "username");
+	web_page_input(r, "password", "password",
+	    web_text_get("login.password"), NULL, "current-password");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "login.submit");
+	web_buf_adds(&r->out, "</button>\n</form>\n<p><a href=\"/forgot\">");
+	web_page_t(r, "forgot.link");
+	web_buf_adds(&r->out, "</a></p>\n");
+	web_page_end(r);
+}
+
+void
+web_auth_login_form(struct web_req *r)
+{
+	if (r->signed_in) {
+		web_redirect(r, "/inbox");
+		return;
+	}
+	web_auth_login_page(r, 200, NULL);
+}
+
+/* 1 when key must wait (logged), 0 when it may try, -1 on failure. */
+static int
+web_auth_throttled(struct web_req *r, const char *kind, const char *who,
+    int free_attempts)
+{
+	char *key;
+	int64_t wait;
+
+	xasprintf(&key, "%s:%s", kind, who);
+	wait = web_session_throttle_wait(r->sessions, key, time(NULL),
+	    free_attempts, r->conf->throttle_base);
+	free(key);
+	if (wait > 0)
+		log_warnx("web: sign-in refused for %s %s from %s: locked "
+		    "for %lld more seconds", kind, who, r->client,
+		    (long long)wait);
+	return wait > 0 ? 1 : wait < 0 ? -1 : 0;
+}
+
+static void
+web_auth_fail(struct web_req *r, const char *kind, const char *who,
+    int free_attempts)
+{
+	char *key;
+	int n;
+
+	xasprintf(&key, "%s:%s", kind, who);
+	n = web_session_throttle_fail(r->sessions, key, time(NULL));
+	free(key);
+	if (n >= free_attempts)
+		log_warnx("web: %s %s locked out after %d failed attempts "
+		    "(client %s)", kind, who, n, r->client);
+}
+
+static int
+web_auth_throttle_check(struct web_req *r, const char *email)
+{
+	int a, b;
+
+	a = web_auth_throttled(r, "acct", email, r->conf->throttle_free);
+	b = web_auth_throttled(r, "addr", r->client,
+	    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
+	return a == -1 || b == -1 ? -1 : a || b;
+}
+
+static void
+web_auth_fail_both(struct web_req *r, const char *email)
+{
+	web_auth_fail(r, "acct", email, r->conf->throttle_free);
+	web_auth_fail(r, "addr", r->client,
+	    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
+}
+
+void
+web_auth_login(struct web_req *r)
+{
+	const char *email = web_param(r, "email");
+	const char *pw = web_param(r, "password");
+	struct store_user u;
+	char *key, *nh;
+	int rc, ok;
+
+	if (!web_auth_field_ok(email, ADDR_MAX - 1) ||
+	    !web_auth_field_ok(pw, WEB_PASSWORD_MAX_BYTES)) {
+		web_auth_login_page(r, 400, web_text_get("login.failed"));
+		return;
+	}
+	if ((rc = web_auth_throttle_check(r, email)) != 0) {
+		if (rc == -1)
+			web_page_tempfail(r);
+		else
+			web_auth_login_page(r, 429,
+			    web_text_get("login.locked"));
+		return;
+	}
+	if ((rc = store_user_get(r->store, email, &u)) == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	ok = web_auth_verify(r, &u, rc == 0, pw);
+	if (!ok) {
+		if (rc == 0)
+			store_user_free(&u);
+		web_auth_fail_both(r, email);
+		log_info("web: sign-in failed for %s from %s", email,
+		    r->client);
+		web_auth_login_page(r, 200, web_text_get("login.failed"));
+		return;
+	}
+	xasprintf(&key, "acct:%s", u.email);
+	web_session_throttle_clear(r->sessions, key);
+	free(key);
+	if (web_password_needs_rehash(u.password_hash, &r->conf->argon2) &&
+	    (nh = web_password_hash(pw, &r->conf->argon2)) != NULL) {
+		store_user_set_password(r->store, u.email, nh);
+		free(nh);
+	}
+	log_info("web: %s signed in from %s%s", u.email, r->client,
+	    u.totp_enabled ? " (2FA due)" : "");
+	web_auth_set_session(r, u.email, u.totp_enabled ? WEB_SESSION_HALF :
+	    WEB_SESSION_FULL);
+	store_user_free(&u);
+}
+
+static void
+web_auth_totp_page(struct web_req *r, int status, const char *err)
+{
+	r->status = status;
+	web_page_begin(r, web_text_get("totp.title"), 0);
+	if (err != NULL)
+		web_page_notice(r, "error", err);
+	web_page_form(r, "/login/totp", NULL);
+	web_page_input(r, "code", "text", web_text_get("totp.code.or_recovery"),
+	    NULL, "one-time-code");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "totp.submit");
+	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_end(r);
+}
+
+void
+web_auth_totp_form(struct web_req *r)
+{
+	web_auth_totp_page(r, 200, NULL);
+}
+
+/*
+ * Checks a TOTP code or, failing that, a recovery code of user. 1 ok,
+ * 0 wrong, -1 failure.
+ */
+static int
+web_auth_second_factor(struct web_req *r, const struct store_user *u,
+    const char *code, int allow_recovery)
+{
+	int64_t step;
+	int rc;
+
+	if (code == NULL || strlen(code) > 64 || u->totp_secret == NULL)
+		return 0;
+	rc = web_totp_verify(u->totp_secret, code, time(NULL),
+	    u->totp_last_step, &step);
+	if (rc == 1) {
+		rc = store_user_totp_step(r->store, u->email, step);
+		return rc == 0 ? 1 : rc == 1 ? 0 : -1;
+	}
+	if (rc == -1 || !allow_recovery)
+		return rc;
+	if ((rc = web_session_recovery_use(r->sessions, u->email, code)) == 1)
+		log_info("web: %s used a recovery code", u->email);
+	return rc;
+}
+
+void
+web_auth_totp(struct web_req *r)
+{
+	const char *code = web_param(r, "code");
+	struct store_user u;
+	int rc;
+
+	if ((rc = web_auth_throttle_check(r, r->email)) != 0) {
+		if (rc == -1)
+			web_page_tempfail(r);
+		else
+			web_auth_totp_page(r, 429, web_text_get("login.locked"));
+		return;
+	}
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	rc = u.totp_enabled ? web_auth_second_factor(r, &u, code, 1) : 1;
+	store_user_free(&u);
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (rc == 0) {
+		web_auth_fail_both(r, r->email);
+		log_info("web: wrong 2FA code for %s from %s", r->email,
+		    r->client);
+		web_auth_totp_page(r, 200, web_text_get("totp.failed"));
+		return;
+	}
+	log_info("web: %s passed 2FA", r->email);
+	web_auth_set_session(r, r->email, WEB_SESSION_FULL);
+}
+
+void
+web_auth_logout(struct web_req *r)
+{
+	char *c;
+
+	if (r->sid[0] != '\0') {
+		web_session_end(r->sessions, r->sid);
+		log_info("web: %s signed out", r->email);
+	}
+	c = web_cookie_clear("sid");
+	web_header(r, "Set-Cookie", c);
+	free(c);
+	r->signed_in = 0;
+	web_page_simple(r, 200, web_text_get("logout.title"),
+	    web_text_get("logout.done"), "/login",
+	    web_text_get("login.submit"));
+}
+
+/* --- sign-up and reset links ----------------------------------------------- */
+
+static void
+web_auth_password_page(struct web_req *r, const char *action,
+    const char *token, const char *err)
+{
+	char *rules = web_password_rules_text(r->conf->password_min);
+
+	web_page_begin(r, web_text_get("password.set.title"), 0);
+	if (err != NULL)
+		web_page_notice(r, "error", err);
+	web_buf_adds(&r->out, "<p id=\"rules\">");
+	web_page_text(r, rules);
+	web_buf_adds(&r->out, "</p>\n");
+	free(rules);
+	web_page_form(r, action, NULL);
+	web_buf_adds(&r->out, "<input type=\"hidden\" name=\"token\" "
+	    "value=\"");
+	web_page_text(r, token);
+	web_buf_adds(&r->out, "\">\n");
+	web_page_input(r, "password", "password", web_text_get("password.new"),
+	    NULL, "new-password");
+	web_page_input(r, "confirm", "password",
+	    web_text_get("password.confirm"), NULL, "new-password");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "common.save");
+	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_end(r);
+}
+
+static void
+web_auth_expired(struct web_req *r)
+{
+	r->status = 410;
+	web_page_begin(r, web_text_get("link.expired.title"), 0);
+	web_page_notice(r, "error", web_text_get("link.expired"));
+	web_page_form(r, "/newlink", NULL);
+	web_page_input(r, "email", "email", web_text_get("login.email"),
+	    NULL, "email");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "link.new");
+	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_end(r);
+}
+
+static int
+web_auth_token_shape(const char *t)
+{
+	if (t == NULL || strlen(t) != ACCOUNTS_TOKEN_LEN)
+		return 0;
+	return strspn(t, "0123456789abcdef") == ACCOUNTS_TOKEN_LEN;
+}
+
+static void
+web_auth_token_form(struct web_req *r, const char *action)
+{
+	const char *token = web_param(r, "token");
+
+	/* Opening the link uses nothing up: mail scanners follow links. */
+	if (!web_auth_token_shape(token)) {
+		web_auth_expired(r);
+		return;
+	}
+	r->no_store = 1;
+	web_auth_password_page(r, action, token, NULL);
+}
+
+void
+web_auth_signup_form(struct web_req *r)
+{
+	web_auth_token_form(r, "/signup");
+}
+
+void
+web_auth_reset_form(struct web_req *r)
+{
+	web_auth_token_form(r, "/reset");
+}
+
+/* Sets a new password from a token form (sign-up or reset). */
+static void
+web_auth_token_set(struct web_req *r, enum store_token_kind kind,
+    const char *action)
+{
+	const char *token = web_param(r, "token");
+	const char *pw = web_param(r, "password");
+	const char *confirm = web_param(r, "confirm");
+	const char *why = NULL;
+	char email[ADDR_MAX], fresh[ACCOUNTS_TOKEN_LEN + 1], *hash;
+	struct store_user u;
+	int rc;
+
+	if (token == NULL || pw == NULL || confirm == NULL) {
+		web_page_error(r, 400);
+		return;
+	}
+	rc = accounts_token_redeem(r->store, kind, token, email,
+	    sizeof(email));
+	if (rc == STORE_NOTFOUND) {
+		web_auth_expired(r);
+		return;
+	}
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (strcmp(pw, confirm) != 0)
+		why = "password.mismatch";
+	else
+		why = web_password_check(pw, email, r->conf->password_min);
+	if (why != NULL) {
+		/* The token is used; this browser proved it had it. */
+		if (accounts_token_issue(r->store, kind, email,
+		    r->conf->token_lifetime, fresh) == -1) {
+			web_page_tempfail(r);
+			return;
+		}
+		r->status = 200;
+		r->no_store = 1;
+		web_auth_password_page(r, action, fresh, web_text_get(why));
+		OPENSSL_cleanse(fresh, sizeof(fresh));
+		return;
+	}
+	if ((hash = web_password_hash(pw, &r->conf->argon2)) == NULL ||
+	    store_user_set_password(r->store, email, hash) == -1 ||
+	    store_user_get(r->store, email, &u) != 0) {
+		free(hash);
+		web_page_tempfail(r);
+		return;
+	}
+	free(hash);
+	/* A new password ends every old session. */
+	web_session_end_all(r->sessions, email);
+	r->sid[0] = '\0';
+	log_info("web: %s %s", email, kind == STORE_TOKEN_SIGNUP ?
+	    "chose a password (account active)" : "reset the password");
+	web_auth_set_session(r, email, u.totp_enabled ? WEB_SESSION_HALF :
+	    WEB_SESSION_FULL);
+	store_user_free(&u);
+}
+
+void
+web_auth_signup(struct web_req *r)
+{
+	web_auth_token_set(r, STORE_TOKEN_SIGNUP, "/signup");
+}
+
+void
+web_auth_reset(struct web_req *r)
+{
+	web_auth_token_set(r, STORE_TOKEN_RESET, "/reset");
+}
+
+/* Queues a reset-password mail for email through the outbox. */
+static int
+web_auth_reset_mail(struct web_req *r, const char *email)
+{
+	char token[ACCOUNTS_TOKEN_LEN + 1], *link, *path, *body, *mid;
+	GMimeMessage *m;
+	GMimeTextPart *t;
+	GMimeStream *st;
+	GMimeFormatOptions *fo;
+	GDateTime *now;
+	FILE *f;
+	int fd, rc = 0;
+
+	if (accounts_token_issue(r->store, STORE_TOKEN_RESET, email,
+	    r->conf->token_lifetime, token) == -1)
+		return -1;
+	xasprintf(&link, "%s/reset?token=%s", r->conf->base_url, token);
+	OPENSSL_cleanse(token, sizeof(token));
+	xasprintf(&body, "%s\r\n\r\n%s\r\n\r\n%s\r\n",
+	    web_text_get("reset.mail.intro"), link,
+	    web_text_get("reset.mail.outro"));
+	xfree_secret(&link);
+
+	m = g_mime_message_new(TRUE);
+	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_FROM,
+	    r->conf->product_name, r->conf->notify_sender);
+	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_TO, NULL, email);
+	g_mime_message_set_subject(m, web_text_get("reset.mail.subject"),
+	    "utf-8");
+	now = g_date_time_new_now_local();
+	g_mime_message_set_date(m, now);
+	g_date_time_unref(now);
+	mid = g_mime_utils_generate_message_id(r->conf->hostname);
+	g_mime_message_set_message_id(m, mid);
+	g_free(mid);
+	g_mime_object_set_header(GMIME_OBJECT(m), "Auto-Submitted",
+	    "auto-generated", NULL);
+	t = g_mime_text_part_new_with_subtype("plain");
+	g_mime_text_part_set_text(t, body);
+	g_mime_text_part_set_charset(t, "utf-8");
+	g_mime_part_set_content_encoding(GMIME_PART(t),
+	    GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
+	g_mime_message_set_mime_part(m, GMIME_OBJECT(t));
+	g_object_unref(t);
+	xfree_secret(&body);
+
+	xasprintf(&path, "%s/reset.XXXXXX", r->conf->spool_dir);
+	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		log_warn("web: %s", path);
+		if (fd != -1) {
+			close(fd);
+			unlink(path);
+		}
+		free(path);
+		g_object_unref(m);
+		return -1;
+	}
+	fo = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	st = g_mime_stream_file_new(f);
+	g_mime_stream_file_set_owner(GMIME_STREAM_FILE(st), FALSE);
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(m), fo, st) == -1 ||
+	    g_mime_stream_flush(st) == -1)
+		rc = -1;
+	g_object_unref(st);
+	g_mime_format_options_free(fo);
+	g_object_unref(m);
+	if (fsync(fileno(f)) == -1 || fclose(f) == EOF || rc == -1) {
+		log_warn("web: writing %s", path);
+		unlink(path);
+		free(path);
+		return -1;
+	}
+	if (store_outbox_add(r->store, STORE_OUTBOX_RAW, email, NULL, NULL,
+	    path) == -1) {
+		unlink(path);
+		rc = -1;
+	}
+	free(path);
+	return rc;
+}
+
+static void
+web_auth_email_page(struct web_req *r, const char *title,
+    const char *action)
+{
+	web_page_begin(r, title, 0);
+	web_page_form(r, action, NULL);
+	web_page_input(r, "email", "email", web_text_get("login.email"),
+	    NULL, "email");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "link.new");
+	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_end(r);
+}
+
+void
+web_auth_newlink_form(struct web_req *r)
+{
+	web_auth_email_page(r, web_text_get("link.expired.title"), "/newlink");
+}
+
+void
+web_auth_forgot_form(struct web_req *r)
+{
+	web_auth_email_page(r, web_text_get("forgot.title"), "/forgot");
+}
+
+/*
+ * A new link by mail: a sign-up invite while the account is pending, a
+ * reset link once it is active. The answer is the same whether the
+ * account exists or not; a mail-bombing guard limits links per address.
+ */
+static void
+web_auth_send_link(struct web_req *r)
+{
+	const char *email = web_param(r, "email");
+	struct store_user u;
+	int rc;
+
+	if (!web_auth_field_ok(email, ADDR_MAX - 1)) {
+		web_page_error(r, 400);
+		return;
+	}
+	if ((rc = web_auth_throttled(r, "mail", email,
+	    r->conf->throttle_free)) == 0)
+		rc = web_auth_throttled(r, "addr", r->client,
+		    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
+	if (rc == 0 && (rc = store_user_get(r->store, email, &u)) == 0) {
+		web_auth_fail(r, "mail", u.email, r->conf->throttle_free);
+		if (u.state == STORE_USER_PENDING)
+			rc = store_outbox_add(r->store, STORE_OUTBOX_SIGNUP,
+			    u.email, NULL, NULL, NULL);
+		else
+			rc = web_auth_reset_mail(r, u.email);
+		if (rc == 0)
+			log_info("web: new %s link for %s queued",
+			    u.state == STORE_USER_PENDING ? "sign-up" :
+			    "reset", u.email);
+		store_user_free(&u);
+	} else if (rc == STORE_NOTFOUND)
+		rc = 0;
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	web_page_simple(r, 200, web_text_get("link.sent.title"),
+	    web_text_get("link.sent"), "/login", web_text_get("login.submit"));
+}
+
+void
+web_auth_newlink(struct web_req *r)
+{
+	web_auth_send_link(r);
+}
+
+void
+web_auth_forgot(struct web_req *r)
+{
+	web_auth_send_link(r);
+}
+
+/* --- settings ------------------------------------------------------------- */
+
+static void
+web_auth_settings_page(struct web_req *r, const char *ok, const char *err)
+{
+	struct store_user u;
+
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	web_page_begin(r, web_text_get("settings.title"), 1);
+	if (ok != NULL)
+		web_page_notice(r, "ok", ok);
+	if (err != NULL)
+		web_page_notice(r, "error", err);
+
+	web_buf_adds(&r->out, "<section aria-labelledby=\"h-pw\"><h2 "
+	    "id=\"h-pw\">");
+	web_page_t(r, "settings.password");
+	web_buf_adds(&r->out, "</h2>\n");
+	web_page_form(r, "/settings/password", NULL);
+	web_page_input(r, "current", "password",
+	    web_text_get("settings.current_password"), NULL,
+	    "current-password");
+	web_page_input(r, "password", "password", web_text_get("password.new"),
+	    NULL, "new-password");
+	web_page_input(r, "confirm", "password",
+	    web_text_get("password.confirm"), NULL, "new-password");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "common.save");
+	web_buf_adds(&r->out, "</button>\n</form></section>\n");
+
+	web_buf_adds(&r->out, "<section aria-labelledby=\"h-2fa\"><h2 "
+	    "id=\"h-2fa\">");
+	web_page_t(r, "totp.title");
+	web_buf_adds(&r->out, "</h2>\n<p>");
+	web_page_t(r, u.totp_enabled ? "settings.totp_on" :
+	    "settings.totp_off");
+	web_buf_adds(&r->out, "</p>\n");
+	if (u.totp_enabled) {
+		web_page_form(r, "/settings/totp/disable", NULL);
+		web_page_input(r, "current", "password",
+		    web_text_get("settings.current_password"), NULL,
+		    "current-password");
+		web_page_input(r, "code", "text", web_text_get("totp.code"),
+		    NULL, "one-time-code");
+		web_buf_adds(&r->out, "<button type=\"submit\" "
+		    "class=\"danger\">");
+		web_page_t(r, "settings.totp_disable");
+		web_buf_adds(&r->out, "</button>\n</form>\n");
+		web_page_form(r, "/settings/recovery", NULL);
+		web_buf_adds(&r->out, "<button type=\"submit\">");
+		web_page_t(r, "settings.recovery_new");
+		web_buf_adds(&r->out, "</button>\n</form>\n");
+	} else {
+		web_page_form(r, "/settings/totp/start", NULL);
+		web_buf_adds(&r->out, "<button type=\"submit\">");
+		web_page_t(r, "settings.totp_enable");
+		web_buf_adds(&r->out, "</button>\n</form>\n");
+	}
+	web_buf_adds(&r->out, "</section>\n<section aria-labelledby=\"h-ses\">"
+	    "<h2 id=\"h-ses\">");
+	web_page_t(r, "settings.sessions");
+	web_buf_adds(&r->out, "</h2>\n");
+	web_page_form(r, "/settings/logout-all", NULL);
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "settings.logout_all");
+	web_buf_adds(&r->out, "</button>\n</form></section>\n");
+	web_page_end(r);
+	store_user_free(&u);
+}
+
+void
+web_auth_settings(struct web_req *r)
+{
+	web_auth_settings_page(r, NULL, NULL);
+}
+
+/* Checks the current password field; 1 ok, 0 wrong (throttled), -1. */
+static int
+web_auth_current_password(struct web_req *r, struct store_user *u)
+{
+	const char *pw = web_param(r, "current");
+	int rc;
+
+	if ((rc = web_auth_throttle_check(r, r->email)) != 0)
+		return rc == 1 ? 0 : -1;
+	if (!web_auth_field_ok(pw, WEB_PASSWORD_MAX_BYTES) ||
+	    !web_auth_verify(r, u, 1, pw)) {
+		web_auth_fail_both(r, r->email);
+		return 0;
+	}
+	return 1;
+}
+
+void
+web_auth_password(struct web_req *r)
+{
+	const char *pw = web_param(r, "password");
+	const char *confirm = web_param(r, "confirm");
+	const char *why;
+	struct store_user u;
+	char *hash;
+	int rc;
+
+	if (pw == NULL || confirm == NULL) {
+		web_page_error(r, 400);
+		return;
+	}
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	rc = web_auth_current_password(r, &u);
+	store_user_free(&u);
+	if (rc != 1) {
+		if (rc == -1)
+			web_page_tempfail(r);
+		else
+			web_auth_settings_page(r, NULL,
+			    web_text_get("settings.wrong_password"));
+		return;
+	}
+	why = strcmp(pw, confirm) != 0 ? "password.mismatch" :
+	    web_password_check(pw, r->email, r->conf->password_min);
+	if (why != NULL) {
+		web_auth_settings_page(r, NULL, web_text_get(why));
+		return;
+	}
+	if ((hash = web_password_hash(pw, &r->conf->argon2)) == NULL ||
+	    store_user_set_password(r->store, r->email, hash) == -1) {
+		free(hash);
+		web_page_tempfail(r);
+		return;
+	}
+	free(hash);
+	log_info("web: %s changed the password", r->email);
+	web_session_end_all(r->sessions, r->email);
+	r->sid[0] = '\0';
+	web_auth_set_session(r, r->email, WEB_SESSION_FULL);
+}
+
+void
+web_auth_totp_start(struct web_req *r)
+{
+	struct store_user u;
+	char *secret, *uri, *svg;
+	const char *issuer = r->conf->product_name ? r->conf->product_name :
+	    web_text_get("app.title");
+
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (u.totp_enabled) {
+		store_user_free(&u);
+		web_redirect(r, "/settings");
+		return;
+	}
+	store_user_free(&u);
+	secret = web_totp_secret_new();
+	if (store_user_set_totp(r->store, r->email, secret, 0) == -1) {
+		xfree_secret(&secret);
+		web_page_tempfail(r);
+		return;
+	}
+	uri = web_totp_uri(issuer, r->email, secret);
+	svg = web_qr_svg(uri, 220, NULL);
+	r->no_store = 1;
+	web_page_begin(r, web_text_get("totp.enrol.title"), 1);
+	web_buf_adds(&r->out, "<p>");
+	web_page_t(r, "totp.enrol.help");
+	web_buf_adds(&r->out, "</p>\n<div class=\"qr\" role=\"img\" "
+	    "aria-label=\"QR\">");
+	if (svg != NULL)
+		web_buf_adds(&r->out, svg);	/* our own SVG, no input in it */
+	web_buf_adds(&r->out, "</div>\n<p>");
+	web_page_t(r, "totp.secret");
+	web_buf_adds(&r->out, ": <code class=\"secret\" id=\"totp-secret\">");
+	web_page_text(r, secret);
+	web_buf_adds(&r->out, "</code></p>\n");
+	web_page_form(r, "/settings/totp/enable", NULL);
+	web_page_input(r, "code", "text", web_text_get("totp.code"), NULL,
+	    "one-time-code");
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, "totp.submit");
+	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_end(r);
+	free(svg);
+	xfree_secret(&uri);
+	xfree_secret(&secret);
+}
+
+static void
+web_auth_recovery_page(struct web_req *r)
+{
+	char codes[WEB_TOTP_RECOVERY_COUNT][WEB_TOTP_RECOVERY_LEN + 1];
+	char hashes[WEB_TOTP_RECOVERY_COUNT][WEB_TOTP_HASH_HEX + 1];
+
+	web_totp_recovery_new(codes, hashes, WEB_TOTP_RECOVERY_COUNT);
+	if (web_session_recovery_set(r->sessions, r->email, hashes,
+	    WEB_TOTP_RECOVERY_COUNT) == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	r->no_store = 1;
+	web_page_begin(r, web_text_get("totp.recovery.title"), 1);
+	web_page_notice(r, "ok", web_text_get("settings.totp_on"));
+	web_buf_adds(&r->out, "<p>");
+	web_page_t(r, "totp.recovery.help");
+	web_buf_adds(&r->out, "</p>\n<ul class=\"codes\">");
+	for (int i = 0; i < WEB_TOTP_RECOVERY_COUNT; i++) {
+		web_buf_adds(&r->out, "<li>");
+		web_page_text(r, codes[i]);
+		web_buf_adds(&r->out, "</li>");
+	}
+	web_buf_adds(&r->out, "</ul>\n<p><a class=\"button\" "
+	    "href=\"/settings\">");
+	web_page_t(r, "common.back");
+	web_buf_adds(&r->out, "</a></p>\n");
+	web_page_end(r);
+	OPENSSL_cleanse(codes, sizeof(codes));
+}
+
+void
+web_auth_totp_enable(struct web_req *r)
+{
+	struct store_user u;
+	int rc;
+
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (u.totp_enabled || u.totp_secret == NULL) {
+		store_user_free(&u);
+		web_redirect(r, "/settings");
+		return;
+	}
+	rc = web_auth_second_factor(r, &u, web_param(r, "code"), 0);
+	if (rc == 1 && store_user_set_totp(r->store, r->email, u.totp_secret,
+	    1) == -1)
+		rc = -1;
+	store_user_free(&u);
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (rc == 0) {
+		web_auth_settings_page(r, NULL, web_text_get("totp.failed"));
+		return;
+	}
+	log_info("web: %s enabled 2FA", r->email);
+	web_auth_recovery_page(r);
+}
+
+void
+web_auth_totp_disable(struct web_req *r)
+{
+	struct store_user u;
+	int rc;
+
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	rc = web_auth_current_password(r, &u);
+	if (rc == 1)
+		rc = web_auth_second_factor(r, &u, web_param(r, "code"), 1);
+	store_user_free(&u);
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (rc == 0) {
+		web_auth_settings_page(r, NULL,
+		    web_text_get("settings.wrong_password_or_code"));
+		return;
+	}
+	if (store_user_set_totp(r->store, r->email, NULL, 0) == -1 ||
+	    web_session_recovery_clear(r->sessions, r->email) == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	log_info("web: %s disabled 2FA", r->email);
+	web_auth_settings_page(r, web_text_get("settings.totp_off"), NULL);
+}
+
+void
+web_auth_recovery(struct web_req *r)
+{
+	web_auth_recovery_page(r);
+}
+
+void
+web_auth_logout_all(struct web_req *r)
+{
+	char *c;
+
+	web_session_end_all(r->sessions, r->email);
+	log_info("web: %s signed out everywhere", r->email);
+	c = web_cookie_clear("sid");
+	web_header(r, "Set-Cookie", c);
+	free(c);
+	r->signed_in = 0;
+	web_page_simple(r, 200, web_text_get("logout.title"),
+	    web_text_get("logout.done"), "/login",
+	    web_text_get("login.submit"));
+}

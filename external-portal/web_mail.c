@@ -1,0 +1,712 @@
+/*
+ * Webmail Messenger pages: the inbox, reading a message, its HTML body in
+ * a sandboxed frame, attachments, the original as .eml, and deleting.
+ * Input: ids and form fields from the browser (a message id of another
+ * owner is simply "not found"), and the stored mail itself, written by any
+ * Internet sender: parsed with GMime, headers decoded and escaped, HTML
+ * through the gumbo sanitiser, attachment names reduced to safe base names
+ * and sent with RFC 6266 filename*. Runs on the worker pool.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gmime/gmime.h>
+
+#include "log.h"
+#include "store.h"
+#include "web_pages.h"
+#include "web_sanitize.h"
+#include "xmalloc.h"
+
+#define WEB_MAIL_MAX_DELETE	500
+#define WEB_MAIL_MAX_PARTS	512
+
+/* A parsed stored message with its leaf parts numbered from 1. */
+struct web_mail {
+	struct store_msg	 meta;
+	GMimeMessage		*msg;
+	GMimeObject		*parts[WEB_MAIL_MAX_PARTS];
+	int			 nparts;
+	int			 html;		/* index of the body, 0: none */
+	int			 plain;
+};
+
+void
+web_mail_init(void)
+{
+	web_text_gmime_init();
+}
+
+static int
+web_mail_is_attachment(GMimeObject *o)
+{
+	GMimeContentDisposition *d = g_mime_object_get_content_disposition(o);
+
+	if (GMIME_IS_MESSAGE_PART(o))
+		return 1;
+	if (d != NULL && g_mime_content_disposition_is_attachment(d))
+		return 1;
+	return GMIME_IS_PART(o) &&
+	    g_mime_part_get_filename(GMIME_PART(o)) != NULL;
+}
+
+static void
+web_mail_walk(struct web_mail *m, GMimeObject *o)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(o);
+
+	if (GMIME_IS_MULTIPART(o)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(o);
+		int n = g_mime_multipart_get_count(mp);
+
+		for (int i = 0; i < n; i++)
+			web_mail_walk(m, g_mime_multipart_get_part(mp, i));
+		return;
+	}
+	if (m->nparts == WEB_MAIL_MAX_PARTS)
+		return;
+	m->parts[m->nparts++] = o;
+	if (web_mail_is_attachment(o) || !GMIME_IS_TEXT_PART(o))
+		return;
+	if (m->html == 0 && g_mime_content_type_is_type(ct, "text", "html"))
+		m->html = m->nparts;
+	else if (m->plain == 0 &&
+	    g_mime_content_type_is_type(ct, "text", "plain"))
+		m->plain = m->nparts;
+}
+
+static void
+web_mail_free(struct web_mail *m)
+{
+	if (m->msg)
+		g_object_unref(m->msg);
+	store_msg_free(&m->meta);
+}
+
+/* Loads message "id" of the signed-in user; answers 404/503 itself. */
+static int
+web_mail_load(struct web_req *r, struct web_mail *m, int parse)
+{
+	GMimeStream *st;
+	GMimeParser *p;
+	int64_t id = web_param_id(r, "id");
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (id == -1) {
+		web_page_error(r, 404);
+		return -1;
+	}
+	if ((rc = store_msg_get(r->store, r->email, id, &m->meta)) != 0) {
+		web_page_error(r, rc == STORE_NOTFOUND ? 404 : 503);
+		return -1;
+	}
+	if (!parse)
+		return 0;
+	if ((st = g_mime_stream_fs_open(m->meta.path, O_RDONLY, 0, NULL)) ==
+	    NULL) {
+		log_warnx("web: cannot open message %lld of %s",
+		    (long long)id, r->email);
+		store_msg_free(&m->meta);
+		web_page_error(r, 503);
+		return -1;
+	}
+	p = g_mime_parser_new_with_stream(st);
+	m->msg = g_mime_parser_construct_message(p, NULL);
+	g_object_unref(p);
+	g_object_unref(st);
+	if (m->msg == NULL) {
+		store_msg_free(&m->meta);
+		web_page_error(r, 404);
+		return -1;
+	}
+	if (g_mime_message_get_mime_part(m->msg) != NULL)
+		web_mail_walk(m, g_mime_message_get_mime_part(m->msg));
+	return 0;
+}
+
+/* The decoded, UTF-8 content of a leaf part (caller frees), or NULL. */
+static char *
+web_mail_part_bytes(GMimeObject *o, size_t *len, int text)
+{
+	GMimeDataWrapper *dw;
+	GMimeStream *mem, *f;
+	GMimeFilter *cs;
+	GByteArray *ba;
+	const char *charset;
+	char *out;
+
+	if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *em = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(o));
+
+		if (em == NULL)
+			return NULL;
+		mem = g_mime_stream_mem_new();
+		g_mime_object_write_to_stream(GMIME_OBJECT(em), NULL, mem);
+	} else {
+		if (!GMIME_IS_PART(o) ||
+		    (dw = g_mime_part_get_content(GMIME_PART(o))) == NULL)
+			return NULL;
+		mem = g_mime_stream_mem_new();
+		if (text && (charset = g_mime_object_get_content_type_parameter(
+		    o, "charset")) != NULL &&
+		    g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+		    (cs = g_mime_filter_charset_new(charset, "utf-8")) !=
+		    NULL) {
+			f = g_mime_stream_filter_new(mem);
+			g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), cs);
+			g_object_unref(cs);
+			g_mime_data_wrapper_write_to_stream(dw, f);
+			g_mime_stream_flush(f);
+			g_object_unref(f);
+		} else
+			g_mime_data_wrapper_write_to_stream(dw, mem);
+	}
+	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	out = xmalloc(ba->len + 1);
+	memcpy(out, ba->data, ba->len);
+	out[ba->len] = '\0';
+	*len = ba->len;
+	g_object_unref(mem);
+	return out;
+}
+
+static char *
+web_mail_part_name(GMimeObject *o, int idx)
+{
+	const char *n = NULL;
+	char *raw = NULL, *safe;
+
+	if (GMIME_IS_PART(o))
+		n = g_mime_part_get_filename(GMIME_PART(o));
+	if (n == NULL && GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *em = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(o));
+		const char *s = em ? g_mime_message_get_subject(em) : NULL;
+
+		xasprintf(&raw, "%s.eml", s && *s ? s : "message");
+		n = raw;
+	}
+	if (n == NULL) {
+		xasprintf(&raw, "part-%d", idx);
+		n = raw;
+	}
+	safe = web_form_safe_filename(n);
+	free(raw);
+	return safe;
+}
+
+/* --- inbox ------------------------------------------------------------------ */
+
+static void
+web_mail_date(struct web_req *r, int64_t t)
+{
+	char buf[64];
+	time_t tt = t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+	web_buf_adds(&r->out, "<time datetime=\"");
+	strftime(buf + 32, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	web_buf_adds(&r->out, buf + 32);
+	web_buf_adds(&r->out, "\">");
+	web_buf_adds(&r->out, buf);
+	web_buf_adds(&r->out, " UTC</time>");
+}
+
+static void
+web_mail_decoded(struct web_req *r, const char *raw, const char *empty_key)
+{
+	char *d = raw ? web_text_header_decode(raw) : NULL;
+
+	if (d == NULL || *d == '\0')
+		web_page_t(r, empty_key);
+	else
+		web_page_text(r, d);
+	free(d);
+}
+
+void
+web_mail_inbox(struct web_req *r)
+{
+	const char *f = web_param(r, "folder");
+	enum store_folder folder = f && strcmp(f, "sent") == 0 ?
+	    STORE_FOLDER_SENT : STORE_FOLDER_INBOX;
+	const char *fname = folder == STORE_FOLDER_SENT ? "sent" : "inbox";
+	int64_t before = web_param_id(r, "before");
+	int limit = r->conf->page_size, n;
+	struct store_msg *list;
+	int64_t used, quota;
+
+	if (before == -1)
+		before = 0;
+	list = xcalloc(limit + 1, sizeof(*list));
+	if ((n = store_msg_list(r->store, r->email, folder, before, limit + 1,
+	    list)) == -1) {
+		free(list);
+		web_page_tempfail(r);
+		return;
+	}
+	r->no_store = 1;
+	web_page_begin(r, web_text_get(folder == STORE_FOLDER_SENT ?
+	    "messages.sent" : "messages.title"), 1);
+	if (web_param(r, "deleted") != NULL)
+		web_page_notice(r, "ok", web_text_get("messages.deleted"));
+	if (n == 0)
+		web_page_notice(r, "muted", web_text_get("messages.empty"));
+	else {
+		web_page_form(r, "/inbox/delete", NULL);
+		web_buf_addf(&r->out, "<input type=\"hidden\" name=\"folder\" "
+		    "value=\"%s\">\n<table class=\"msglist\">\n<caption "
+		    "class=\"skip\">", fname);
+		web_page_t(r, "messages.title");
+		web_buf_adds(&r->out, "</caption>\n<thead><tr><th scope=\"col\">"
+		    "<span class=\"skip\">");
+		web_page_t(r, "messages.select");
+		web_buf_adds(&r->out, "</span></th><th scope=\"col\">");
+		web_page_t(r, "message.from");
+		web_buf_adds(&r->out, "</th><th scope=\"col\">");
+		web_page_t(r, "message.subject");
+		web_buf_adds(&r->out, "</th><th scope=\"col\">");
+		web_page_t(r, "message.date");
+		web_buf_adds(&r->out, "</th><th scope=\"col\">");
+		web_page_t(r, "message.size");
+		web_buf_adds(&r->out, "</th></tr></thead>\n<tbody>\n");
+		for (int i = 0; i < n && i < limit; i++) {
+			struct store_msg *m = &list[i];
+
+			web_buf_addf(&r->out, "<tr%s><td class=\"sel\">"
+			    "<input type=\"checkbox\" name=\"id\" value=\"%lld\""
+			    " id=\"sel-%lld\" aria-label=\"", m->unread ?
+			    " class=\"unread\"" : "", (long long)m->id,
+			    (long long)m->id);
+			web_page_t(r, "messages.select");
+			web_buf_adds(&r->out, "\"></td><td class=\"from\">");
+			web_mail_decoded(r, m->hdr_from ? m->hdr_from :
+			    m->mail_from, "message.no_sender");
+			web_buf_addf(&r->out, "</td><td class=\"subj\"><a "
+			    "href=\"/message?id=%lld\">", (long long)m->id);
+			if (m->unread) {
+				web_buf_adds(&r->out, "<span class=\"skip\">");
+				web_page_t(r, "messages.unread");
+				web_buf_adds(&r->out, " </span>");
+			}
+			web_mail_decoded(r, m->subject, "message.no_subject");
+			web_buf_adds(&r->out, "</a>");
+			if (m->has_attachments) {
+				web_buf_adds(&r->out, " <span class=\"clip\" "
+				    "title=\"");
+				web_page_t(r, "message.has_attachments");
+				web_buf_adds(&r->out, "\">&#128206;<span "
+				    "class=\"skip\">");
+				web_page_t(r, "message.has_attachments");
+				web_buf_adds(&r->out, "</span></span>");
+			}
+			web_buf_adds(&r->out, "</td><td class=\"date\">");
+			web_mail_date(r, m->date);
+			web_buf_adds(&r->out, "</td><td class=\"size\">");
+			web_page_size(r, m->size);
+			web_buf_adds(&r->out, "</td></tr>\n");
+		}
+		web_buf_adds(&r->out, "</tbody></table>\n<div class=\"actions\">"
+		    "<button type=\"submit\" class=\"danger\">");
+		web_page_t(r, "messages.delete_selected");
+		web_buf_adds(&r->out, "</button>");
+		if (n > limit)
+			web_buf_addf(&r->out, "<a class=\"button\" "
+			    "href=\"/inbox?folder=%s&amp;before=%lld\" "
+			    "rel=\"next\">%s</a>", fname,
+			    (long long)list[limit - 1].id,
+			    web_text_get("messages.older"));
+		web_buf_adds(&r->out, "</div>\n</form>\n");
+	}
+	for (int i = 0; i < n; i++)
+		store_msg_free(&list[i]);
+	free(list);
+
+	used = store_usage(r->store, r->email);
+	quota = web_prop_int(r, "quota");
+	web_buf_adds(&r->out, "<p class=\"quota\" id=\"quota\">");
+	web_page_t(r, "messages.quota");
+	web_buf_adds(&r->out, " ");
+	web_page_size(r, used < 0 ? 0 : used);
+	if (quota > 0) {
+		web_buf_adds(&r->out, " / ");
+		web_page_size(r, quota);
+		web_buf_addf(&r->out, " (%d%%)", (int)((used < 0 ? 0 : used) *
+		    100 / quota));
+	}
+	web_buf_adds(&r->out, "</p>\n");
+	web_page_end(r);
+}
+
+void
+web_mail_delete_many(struct web_req *r)
+{
+	const char *f = web_param(r, "folder");
+	int count = 0;
+
+	for (size_t i = 0; i < r->form.nfields && count <
+	    WEB_MAIL_MAX_DELETE; i++) {
+		struct web_form_field *ff = &r->form.fields[i];
+		char *end;
+		long long id;
+
+		if (strcmp(ff->name, "id") != 0)
+			continue;
+		id = strtoll(ff->value, &end, 10);
+		if (*ff->value == '\0' || *end != '\0' || id <= 0)
+			continue;
+		if (store_msg_delete(r->store, r->email, id) == -1) {
+			web_page_tempfail(r);
+			return;
+		}
+		count++;
+	}
+	log_info("web: %s deleted %d messages", r->email, count);
+	web_redirect(r, f && strcmp(f, "sent") == 0 ?
+	    "/inbox?folder=sent&deleted=1" : "/inbox?deleted=1");
+}
+
+void
+web_mail_delete(struct web_req *r)
+{
+	int64_t id = web_param_id(r, "id");
+	int rc;
+
+	if (id == -1) {
+		web_page_error(r, 404);
+		return;
+	}
+	rc = store_msg_delete(r->store, r->email, id);
+	if (rc == STORE_NOTFOUND) {
+		web_page_error(r, 404);
+		return;
+	}
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	log_info("web: %s deleted message %lld", r->email, (long long)id);
+	web_redirect(r, "/inbox?deleted=1");
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+static void
+web_mail_addr_row(struct web_req *r, GMimeMessage *msg,
+    GMimeAddressType type, const char *key)
+{
+	InternetAddressList *l = g_mime_message_get_addresses(msg, type);
+	char *s;
+
+	if (l == NULL || internet_address_list_length(l) == 0)
+		return;
+	s = internet_address_list_to_string(l, NULL, FALSE);
+	web_buf_adds(&r->out, "<dt>");
+	web_page_t(r, key);
+	web_buf_adds(&r->out, "</dt><dd>");
+	web_page_text(r, s ? s : "");
+	web_buf_adds(&r->out, "</dd>\n");
+	g_free(s);
+}
+
+void
+web_mail_read(struct web_req *r)
+{
+	struct web_mail m;
+	const char *subj;
+	int images = web_param(r, "images") != NULL;
+	int shown = 0;
+
+	if (web_mail_load(r, &m, 1) == -1)
+		return;
+	r->no_store = 1;
+	if (m.meta.unread)
+		store_msg_set_unread(r->store, r->email, m.meta.id, 0);
+	subj = g_mime_message_get_subject(m.msg);
+	web_page_begin(r, subj && *subj ? subj :
+	    web_text_get("message.no_subject"), 1);
+	web_buf_adds(&r->out, "<dl class=\"headers\">\n");
+	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_FROM, "message.from");
+	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_TO, "message.to");
+	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_CC, "message.cc");
+	web_buf_adds(&r->out, "<dt>");
+	web_page_t(r, "message.date");
+	web_buf_adds(&r->out, "</dt><dd>");
+	web_mail_date(r, m.meta.date);
+	web_buf_adds(&r->out, "</dd>\n</dl>\n<div class=\"actions\">");
+	web_page_form(r, "/message/delete", "class=\"inline\"");
+	web_buf_addf(&r->out, "<input type=\"hidden\" name=\"id\" "
+	    "value=\"%lld\"><button type=\"submit\" class=\"danger\">",
+	    (long long)m.meta.id);
+	web_page_t(r, "message.delete");
+	web_buf_addf(&r->out, "</button></form><a class=\"button\" "
+	    "href=\"/message/eml?id=%lld\" download>", (long long)m.meta.id);
+	web_page_t(r, "message.original");
+	web_buf_adds(&r->out, "</a>");
+	if (web_prop_bool(r, "webmail-reply-enabled") == 1 &&
+	    m.meta.folder == STORE_FOLDER_INBOX) {
+		web_buf_addf(&r->out, "<a class=\"button\" "
+		    "href=\"/compose?reply=%lld\">", (long long)m.meta.id);
+		web_page_t(r, "reply.title");
+		web_buf_adds(&r->out, "</a>");
+	}
+	web_buf_adds(&r->out, "</div>\n");
+
+	if (m.html) {
+		if (!images) {
+			web_buf_addf(&r->out, "<p class=\"muted\">%s "
+			    "<a href=\"/message?id=%lld&amp;images=1\">%s</a>"
+			    "</p>\n", web_text_get("html.images_blocked"),
+			    (long long)m.meta.id,
+			    web_text_get("html.show_images"));
+		}
+		web_buf_addf(&r->out, "<iframe class=\"html-body\" sandbox "
+		    "src=\"/message/body?id=%lld%s\" title=\"",
+		    (long long)m.meta.id, images ? "&amp;images=1" : "");
+		web_page_t(r, "message.body");
+		web_buf_adds(&r->out, "\"></iframe>\n");
+		shown = m.html;
+	} else if (m.plain) {
+		size_t len;
+		char *t = web_mail_part_bytes(m.parts[m.plain - 1], &len, 1);
+		char *h = web_text_plain_to_html(t ? t : "", t ? len : 0);
+
+		web_buf_adds(&r->out, h);
+		free(h);
+		free(t);
+		shown = m.plain;
+	}
+
+	web_buf_adds(&r->out, "<section aria-labelledby=\"h-att\"><h2 "
+	    "id=\"h-att\">");
+	web_page_t(r, "message.attachments");
+	web_buf_adds(&r->out, "</h2>\n<ul class=\"attachments\">\n");
+	for (int i = 0, any = 0; i < m.nparts || !any; i++) {
+		GMimeObject *o;
+		GMimeContentType *ct;
+		char *name, *type;
+		size_t len;
+		char *data;
+
+		if (i == m.nparts) {
+			web_buf_adds(&r->out, "<li class=\"muted\">");
+			web_page_t(r, "attachment.none");
+			web_buf_adds(&r->out, "</li>\n");
+			break;
+		}
+		o = m.parts[i];
+		if (i + 1 == shown || i + 1 == m.plain || (!web_mail_is_attachment(
+		    o) && g_mime_object_get_content_id(o) != NULL))
+			continue;
+		any = 1;
+		ct = g_mime_object_get_content_type(o);
+		type = g_mime_content_type_get_mime_type(ct);
+		name = web_mail_part_name(o, i + 1);
+		data = web_mail_part_bytes(o, &len, 0);
+		web_buf_addf(&r->out, "<li><a href=\"/message/part?id=%lld&amp;"
+		    "part=%d\" download>", (long long)m.meta.id, i + 1);
+		web_page_text(r, name);
+		web_buf_adds(&r->out, "</a> <span class=\"muted\">(");
+		web_page_text(r, type);
+		web_buf_adds(&r->out, ", ");
+		web_page_size(r, data ? (long long)len : 0);
+		web_buf_adds(&r->out, ")</span></li>\n");
+		free(data);
+		free(name);
+		g_free(type);
+	}
+	web_buf_adds(&r->out, "</ul></section>\n");
+	web_page_end(r);
+	web_mail_free(&m);
+}
+
+static char *
+web_mail_cid_url(void *arg, const char *cid)
+{
+	struct web_mail *m = arg;
+	char *u, *enc;
+
+	enc = g_uri_escape_string(cid, NULL, FALSE);
+	xasprintf(&u, "/message/cid?id=%lld&cid=%s", (long long)m->meta.id,
+	    enc);
+	g_free(enc);
+	return u;
+}
+
+void
+web_mail_body(struct web_req *r)
+{
+	struct web_sanitize_opts o;
+	struct web_mail m;
+	int images = web_param(r, "images") != NULL;
+	char *html, *clean;
+	size_t len;
+
+	if (web_mail_load(r, &m, 1) == -1)
+		return;
+	if (m.html == 0) {
+		web_mail_free(&m);
+		web_page_error(r, 404);
+		return;
+	}
+	html = web_mail_part_bytes(m.parts[m.html - 1], &len, 1);
+	memset(&o, 0, sizeof(o));
+	o.show_remote_images = images;
+	o.cid_url = web_mail_cid_url;
+	o.cid_arg = &m;
+	clean = html ? web_sanitize_html(html, len, &o, NULL) : NULL;
+	free(html);
+	r->no_store = 1;
+	r->frameable = 1;
+	/* Second line behind the sanitiser: no script, forms or loads. */
+	xasprintf(&r->csp, "default-src 'none'; style-src 'unsafe-inline'; "
+	    "img-src 'self' data:%s; frame-ancestors 'self'; form-action "
+	    "'none'; base-uri 'none'; sandbox", images ? " https: http:" : "");
+	web_buf_adds(&r->out, "<!DOCTYPE html>\n<html><head><meta "
+	    "charset=\"utf-8\"><base target=\"_blank\"></head><body>\n");
+	if (clean != NULL)
+		web_buf_adds(&r->out, clean);
+	else
+		web_page_t(r, "html.too_large");
+	web_buf_adds(&r->out, "\n</body></html>\n");
+	free(clean);
+	web_mail_free(&m);
+}
+
+static void
+web_mail_send_part(struct web_req *r, struct web_mail *m, int idx,
+    int inline_image)
+{
+	GMimeObject *o = m->parts[idx - 1];
+	char *data, *name, *cd, *type;
+	size_t len;
+
+	if ((data = web_mail_part_bytes(o, &len, 0)) == NULL) {
+		web_page_error(r, 404);
+		return;
+	}
+	r->no_store = 1;
+	name = web_mail_part_name(o, idx);
+	type = g_mime_content_type_get_mime_type(
+	    g_mime_object_get_content_type(o));
+	if (inline_image) {
+		r->ctype = xstrdup(type);
+		r->csp = xstrdup("default-src 'none'; sandbox");
+	} else {
+		/* Never rendered on our origin: the browser saves it. */
+		r->ctype = xstrdup("application/octet-stream");
+		cd = web_text_content_disposition(name);
+		web_header(r, "Content-Disposition", cd);
+		free(cd);
+	}
+	web_buf_add(&r->out, data, len);
+	free(data);
+	free(name);
+	g_free(type);
+}
+
+void
+web_mail_part(struct web_req *r)
+{
+	struct web_mail m;
+	int64_t idx = web_param_id(r, "part");
+
+	if (web_mail_load(r, &m, 1) == -1)
+		return;
+	if (idx < 1 || idx > m.nparts)
+		web_page_error(r, 404);
+	else
+		web_mail_send_part(r, &m, idx, 0);
+	web_mail_free(&m);
+}
+
+void
+web_mail_cid(struct web_req *r)
+{
+	static const char *const raster[] = { "image/png", "image/gif",
+	    "image/jpeg", "image/webp" };
+	const char *cid = web_param(r, "cid");
+	struct web_mail m;
+
+	if (cid == NULL || web_mail_load(r, &m, 1) == -1) {
+		if (cid == NULL)
+			web_page_error(r, 404);
+		return;
+	}
+	for (int i = 0; i < m.nparts; i++) {
+		const char *c = g_mime_object_get_content_id(m.parts[i]);
+		GMimeContentType *ct =
+		    g_mime_object_get_content_type(m.parts[i]);
+		char *type;
+		int ok = 0;
+
+		if (c == NULL || strcmp(c, cid) != 0)
+			continue;
+		type = g_mime_content_type_get_mime_type(ct);
+		for (size_t k = 0; k < sizeof(raster) / sizeof(raster[0]); k++)
+			if (g_ascii_strcasecmp(type, raster[k]) == 0)
+				ok = 1;
+		g_free(type);
+		/* Only raster images inline: an SVG could carry script. */
+		web_mail_send_part(r, &m, i + 1, ok);
+		web_mail_free(&m);
+		return;
+	}
+	web_page_error(r, 404);
+	web_mail_free(&m);
+}
+
+void
+web_mail_eml(struct web_req *r)
+{
+	struct web_mail m;
+	char *cd, *data;
+	size_t len;
+	FILE *f;
+
+	if (web_mail_load(r, &m, 0) == -1)
+		return;
+	if ((f = fopen(m.meta.path, "r")) == NULL) {
+		log_warn("web: %s", m.meta.path);
+		web_mail_free(&m);
+		web_page_tempfail(r);
+		return;
+	}
+	data = xmalloc(m.meta.size + 1);
+	len = fread(data, 1, m.meta.size, f);
+	fclose(f);
+	r->no_store = 1;
+	r->ctype = xstrdup("application/octet-stream");
+	xasprintf(&cd, "message-%lld.eml", (long long)m.meta.id);
+	{
+		char *v = web_text_content_disposition(cd);
+
+		web_header(r, "Content-Disposition", v);
+		free(v);
+	}
+	free(cd);
+	web_buf_add(&r->out, data, len);
+	free(data);
+	web_mail_free(&m);
+}
+
+/* --- reply and compose -------------------------------------------------- */
+
+void
+web_mail_compose_form(struct web_req *r)
+{
+	web_page_error(r, 404);
+}
+
+void
+web_mail_compose(struct web_req *r)
+{
+	web_page_error(r, 404);
+}
