@@ -40,6 +40,7 @@
 #include "smtp_server.h"
 #include "store.h"
 #include "tls.h"
+#include "web.h"
 #include "workq.h"
 #include "xmalloc.h"
 
@@ -512,6 +513,25 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	exit(0);
 }
 
+/* --- the web worker ---------------------------------------------------- */
+
+static void
+portal_web_worker(const struct conf *c, struct portal_listeners *pl,
+    int fd)
+{
+	static struct web_conf wc;
+	struct web *w;
+
+	log_setproc("web");
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	for (int i = 0; i < pl->n; i++)
+		close(pl->fd[i]);
+	web_conf_load(c, &wc);
+	w = web_new(&wc, fd);
+	portal_drop_privileges(conf_str(c, "user"));
+	web_run(w);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -528,7 +548,8 @@ main(int argc, char **argv)
 	const char *file = "/etc/postern/external-portal.conf";
 	char *err = NULL;
 	int ch, check = 0, debug = 0, status;
-	pid_t ingest_pid, pid;
+	pid_t ingest_pid, web_pid = -1, pid;
+	int web_fd = -1;
 	sigset_t mask, old;
 
 	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
@@ -571,6 +592,13 @@ main(int argc, char **argv)
 
 	memset(&pl, 0, sizeof(pl));
 	portal_listen(&c, &pl);
+	if (conf_setting(&c, "web") != NULL) {
+		if ((web_fd = netaddr_listen(conf_str(&c, "web.listen"), 128,
+		    &err)) == -1)
+			fatalx("web.listen %s: %s", conf_str(&c, "web.listen"),
+			    err);
+		log_info("listening on %s (https)", conf_str(&c, "web.listen"));
+	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -592,7 +620,21 @@ main(int argc, char **argv)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGHUP, SIG_IGN);
+		if (web_fd != -1)
+			close(web_fd);
 		portal_ingest_worker(&c, &pl);
+	}
+	if (web_fd != -1) {
+		switch ((web_pid = fork())) {
+		case -1:
+			fatal("fork");
+		case 0:
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			signal(SIGCHLD, SIG_DFL);
+			signal(SIGHUP, SIG_IGN);
+			portal_web_worker(&c, &pl, web_fd);
+		}
+		close(web_fd);
 	}
 	for (int i = 0; i < pl.n; i++)
 		close(pl.fd[i]);
@@ -609,8 +651,13 @@ main(int argc, char **argv)
 		}
 		if (portal_sig == SIGTERM || portal_sig == SIGINT) {
 			kill(ingest_pid, SIGTERM);
+			if (web_pid != -1)
+				kill(web_pid, SIGTERM);
 			while ((pid = waitpid(ingest_pid, &status, 0)) == -1 &&
 			    errno == EINTR)
+				;
+			while (web_pid != -1 && (pid = waitpid(web_pid,
+			    &status, 0)) == -1 && errno == EINTR)
 				;
 			log_info("stopped");
 			return 0;
@@ -618,8 +665,13 @@ main(int argc, char **argv)
 		if (portal_sig == SIGCHLD) {
 			portal_sig = 0;
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-				log_warnx("ingest process %ld exited (status "
-				    "%d); failing closed", (long)pid, status);
+				log_warnx("%s process %ld exited (status "
+				    "%d); failing closed", pid == web_pid ?
+				    "web" : "ingest", (long)pid, status);
+				if (pid != ingest_pid)
+					kill(ingest_pid, SIGTERM);
+				else if (web_pid != -1)
+					kill(web_pid, SIGTERM);
 				return 1;
 			}
 		}
