@@ -305,9 +305,14 @@ struct store *
 store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
+	pthread_mutexattr_t ma;
 
 	*err = NULL;
-	pthread_mutex_init(&s->mtx, NULL);
+	/* Recursive: list callbacks may call back into the store. */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->mtx, &ma);
+	pthread_mutexattr_destroy(&ma);
 	s->dir = xstrdup(msgdir);
 	s->dirfd = -1;
 	if (mkdir(msgdir, 0700) == -1 && errno != EEXIST) {
