@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import Sink, _Recorder, free_port
+from conftest import Sink, _Recorder, bin_path, free_port
 from gwutil import Gateway, make_message, pki_dir
 from test_smime import memory_has, pids_by_proc
 
@@ -233,3 +233,30 @@ def test_only_keyd_holds_the_tls_keys(tmp_path, kind):
     finally:
         stop_gw(gw)
         sink.stop()
+
+
+def start_broken(tmp_path, key):
+    """Runs a gateway whose STARTTLS key file is key; returns its exit
+    status and log."""
+    gw = Gateway(tmp_path, free_port(), free_port(), start=False)
+    with open(gw.conf) as f:
+        conf = f.read().replace(f"{pki_dir()}/gw-tls.key", key)
+    with open(gw.conf, "w") as f:
+        f.write(conf)
+    r = subprocess.run([bin_path("internal-gw"), "-c", gw.conf],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_unreadable_tls_key_fails_closed(tmp_path):
+    rc, log = start_broken(tmp_path, str(tmp_path / "missing.key"))
+    assert rc != 0
+    assert re.search(r"keyd: .*missing\.key: cannot open", log), log
+    assert ": ready" not in log
+
+
+def test_mismatched_tls_key_fails_closed(tmp_path):
+    rc, log = start_broken(tmp_path, f"{pki_dir()}/gw-tls-rsa.key")
+    assert rc != 0
+    assert "the key holder has no private key for this certificate" in log
+    assert ": ready" not in log
