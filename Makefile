@@ -145,6 +145,16 @@ demo: deps
 e2e: all
 	@scripts/e2e.sh
 
+# Debian packages, built in a copy of the tree so the work tree stays clean;
+# the .deb files and lintian's verdict end up in build/deb/.
+deb:
+	rm -rf build/deb && mkdir -p build/deb/postern
+	tar -cf - --exclude=./build --exclude=./.git --exclude=./demo-state \
+	    --exclude=./node_modules . | tar -C build/deb/postern -xf -
+	cd build/deb/postern && dpkg-buildpackage -us -uc -b -j2
+	cd build/deb && lintian --fail-on error *.changes
+	@ls build/deb/*.deb
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)
 	install -m 0755 build/internal-gw build/external-portal $(DESTDIR)$(PREFIX)/sbin/

@@ -9,7 +9,8 @@ libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
 libconfig-dev libgmime-3.0-dev libargon2-dev libgumbo-dev libqrencode-dev \
 libcairo2-dev libpango1.0-dev libqpdf-dev libytnef0-dev libcmocka-dev \
 python3 python3-pytest python3-aiosmtpd swaks openssl poppler-utils qpdf \
-iproute2 nftables fonts-dejavu-core"
+iproute2 nftables fonts-dejavu-core \
+postfix ansible ansible-lint lintian debhelper devscripts dpkg-dev fakeroot"
 
 missing=""
 for p in $DEBS; do
@@ -25,6 +26,9 @@ if [ -n "$missing" ]; then
 	fi
 	echo "deps: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
+	# Postfix is configured by the tests and the playbook, not by debconf.
+	echo "postfix postfix/main_mailer_type select No configuration" |
+	    debconf-set-selections
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
