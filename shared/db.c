@@ -31,13 +31,20 @@ db_open(const char *path, char **err)
 	}
 	/*
 	 * Create the file ourselves so it is 0600 whatever the umask; SQLite
-	 * gives the -wal and -shm files the mode of the database.
+	 * gives the -wal and -shm files the mode of the database. Only when
+	 * it is missing: closing any descriptor of an existing database drops
+	 * the POSIX locks of every other connection in this process (see
+	 * "How To Corrupt An SQLite Database File", 2.2).
 	 */
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
-		xasprintf(err, "%s: %s", path, strerror(errno));
-		return NULL;
+	if (access(path, F_OK) == -1) {
+		if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600)) == -1 && errno != EEXIST) {
+			xasprintf(err, "%s: %s", path, strerror(errno));
+			return NULL;
+		}
+		if (fd != -1)
+			close(fd);
 	}
-	close(fd);
 
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_FULLMUTEX, NULL);
