@@ -866,6 +866,8 @@ void
 web_auth_totp_enable(struct web_req *r)
 {
 	struct store_user u;
+	const char *code;
+	int64_t step;
 	int rc;
 
 	if (store_user_get(r->store, r->email, &u) != 0) {
@@ -877,9 +879,12 @@ web_auth_totp_enable(struct web_req *r)
 		web_redirect(r, "/settings");
 		return;
 	}
-	rc = web_auth_second_factor(r, &u, web_param(r, "code"), 0);
-	if (rc == 1 && store_user_set_totp(r->store, r->email, u.totp_secret,
-	    1) == -1)
+	code = web_param(r, "code");
+	rc = code == NULL || strlen(code) > 64 ? 0 :
+	    web_totp_verify(u.totp_secret, code, time(NULL), -1, &step);
+	/* Enabling resets the replay guard: record the step after it. */
+	if (rc == 1 && (store_user_set_totp(r->store, r->email, u.totp_secret,
+	    1) == -1 || store_user_totp_step(r->store, r->email, step) == -1))
 		rc = -1;
 	store_user_free(&u);
 	if (rc == -1) {
