@@ -82,7 +82,7 @@ test_owner(void **state)
 	{ "bob=example.org@relay-to-webmail.private", 1, "bob@example.org" },
 	{ "Bob=Example.ORG@RELAY-to-webmail.private", 1, "bob@example.org" },
 	{ "a=b=example.org@relay-to-webmail.private", 1, "a=b@example.org" },
-	{ "\"john doe\"=example.org@relay-to-webmail.private", 1,
+	{ "\"john doe=example.org\"@relay-to-webmail.private", 1,
 	  "\"john doe\"@example.org" },
 	{ "bob@example.org", 1, "bob@example.org" },	/* direct */
 	{ "bob=example.org@relay-to-webmail.private", 0,
