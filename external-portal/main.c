@@ -578,10 +578,12 @@ main(int argc, char **argv)
 		    debug || conf_bool(&c, "log.debug"));
 	g_mime_init();
 	if (check) {
-		if (portal_check(&c) == -1)
-			return 1;
-		printf("%s: configuration OK\n", file);
-		return 0;
+		int bad = portal_check(&c) == -1;
+
+		if (!bad)
+			printf("%s: configuration OK\n", file);
+		conf_free(&c);
+		return bad;
 	}
 
 	/* Whatever a crash left behind goes before the first new message. */
