@@ -9,7 +9,7 @@ libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
 libconfig-dev libgmime-3.0-dev libargon2-dev libgumbo-dev libqrencode-dev \
 libcairo2-dev libpango1.0-dev libqpdf-dev libytnef0-dev libcmocka-dev \
 python3 python3-pytest python3-aiosmtpd swaks openssl poppler-utils qpdf \
-iproute2 nftables fonts-dejavu-core \
+iproute2 nftables fonts-dejavu-core chromium nodejs npm \
 postfix ansible ansible-lint lintian debhelper devscripts dpkg-dev fakeroot"
 
 missing=""
@@ -32,5 +32,15 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# Browser tests: playwright-core drives the Debian chromium (no download).
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing playwright-core; run: (cd tests/browser && npm ci)" >&2
+		exit 1
+	fi
+	(cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund >/dev/null)
 fi
 exit 0
