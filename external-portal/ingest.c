@@ -19,7 +19,9 @@
 #include <strings.h>
 
 #include <gmime/gmime.h>
+#include <openssl/cms.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #include "addr.h"
 #include "ingest.h"
@@ -307,6 +309,48 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 		*woke = 1;
 }
 
+/*
+ * portal-require-tunnel-signature: the message must be S/MIME signed by
+ * the gateway's tunnel certificate (pinned: only that certificate may be
+ * the signer, no chain is built). 0 when it is, 1 when not, -1 on a local
+ * failure.
+ */
+static int
+ingest_tunnel_verify(struct ingest *in, const char *path, const char *id)
+{
+	STACK_OF(X509) *certs;
+	CMS_ContentInfo *cms;
+	BIO *b, *indata = NULL, *out;
+	int ok;
+
+	if ((b = BIO_new_file(path, "rb")) == NULL) {
+		log_warnx("id=%s %s: cannot open", id, path);
+		return -1;
+	}
+	cms = SMIME_read_CMS(b, &indata);
+	BIO_free(b);
+	if (cms == NULL) {
+		ERR_clear_error();
+		log_info("id=%s refused: no S/MIME tunnel signature", id);
+		return 1;
+	}
+	certs = sk_X509_new_null();
+	sk_X509_push(certs, in->tunnel_cert);
+	out = BIO_new(BIO_s_null());
+	ok = CMS_verify(cms, certs, NULL, indata, out, CMS_NOINTERN |
+	    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
+	if (!ok) {
+		ERR_clear_error();
+		log_info("id=%s refused: tunnel signature does not verify "
+		    "with the gateway certificate", id);
+	}
+	BIO_free(out);
+	BIO_free(indata);
+	sk_X509_free(certs);
+	CMS_ContentInfo_free(cms);
+	return ok ? 0 : 1;
+}
+
 static void
 ingest_message(void *arg, struct smtp_txn *txn)
 {
@@ -319,7 +363,7 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	const char *names[2];
 	size_t nnames = 0;
 	char *webmail = NULL, *otp = NULL;
-	int standalone, removed = 0, woke = 0, rc;
+	int standalone, tunnel, removed = 0, woke = 0, rc;
 	FILE *f;
 
 	ingest_set_all(txn, 451, "4.3.0 Temporary failure, try again later");
@@ -348,9 +392,25 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	otp = props_get(in->props, NULL, "trigger-otp-encryption-header",
 	    NULL);
 	standalone = props_get_bool(in->props, NULL, "webmail-standalone");
+	tunnel = props_get_bool(in->props, NULL,
+	    "portal-require-tunnel-signature");
 	pthread_mutex_unlock(&in->props_mtx);
-	if (webmail == NULL || otp == NULL || standalone == -1)
+	if (webmail == NULL || otp == NULL || standalone == -1 || tunnel == -1)
 		goto out;
+	if (tunnel == 1) {
+		if (in->tunnel_cert == NULL) {
+			log_warnx("id=%s portal-require-tunnel-signature is set "
+			    "but smtp.gateway_tunnel_cert is not", txn->id);
+			goto out;
+		}
+		if ((rc = ingest_tunnel_verify(in, txn->spool_path, txn->id))
+		    != 0) {
+			if (rc == 1)
+				ingest_set_all(txn, 550, "5.7.1 Message not "
+				    "signed by the gateway's tunnel key");
+			goto out;
+		}
+	}
 	if (header_trigger_parse(webmail, wname, sizeof(wname), val,
 	    sizeof(val)) == 0)
 		names[nnames++] = wname;
