@@ -450,7 +450,8 @@ web_mail_read(struct web_req *r)
 	    "href=\"/message/eml?id=%lld\" download>", (long long)m.meta.id);
 	web_page_t(r, "message.original");
 	web_buf_adds(&r->out, "</a>");
-	if (web_prop_bool(r, "webmail-reply-enabled") == 1 &&
+	/* Reply is not built yet (/compose is 404): no dead button. */
+	if (0 && web_prop_bool(r, "webmail-reply-enabled") == 1 &&
 	    m.meta.folder == STORE_FOLDER_INBOX) {
 		web_buf_addf(&r->out, "<a class=\"button\" "
 		    "href=\"/compose?reply=%lld\">", (long long)m.meta.id);
