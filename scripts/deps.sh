@@ -9,7 +9,7 @@ libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
 libconfig-dev libgmime-3.0-dev libargon2-dev libgumbo-dev libqrencode-dev \
 libcairo2-dev libpango1.0-dev libqpdf-dev libytnef0-dev libcmocka-dev \
 python3 python3-pytest python3-aiosmtpd swaks openssl poppler-utils qpdf \
-iproute2 nftables fonts-dejavu-core chromium nodejs npm \
+iproute2 nftables fonts-dejavu-core chromium \
 postfix ansible ansible-lint lintian debhelper devscripts dpkg-dev fakeroot"
 
 missing=""
@@ -17,6 +17,10 @@ for p in $DEBS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 	    missing="$missing $p"
 done
+
+# The machine image may ship its own Node.js with npm; Debian's npm would
+# conflict with it, so it is only wanted when there is no npm at all.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then
