@@ -148,10 +148,10 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 
 	switch (res.status) {
 	case 2:
+		store_outbox_done(ob->store, o->id);
 		log_info("outbox: %s to %s sent via %s:%d",
 		    o->kind == STORE_OUTBOX_RAW ? "message" : "notification",
 		    o->rcpt, ob->conf.target.host, ob->conf.target.port);
-		store_outbox_done(ob->store, o->id);
 		break;
 	case 5:
 		log_warnx("outbox: relay refused mail to %s permanently: %d %s;"
