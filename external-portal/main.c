@@ -564,6 +564,14 @@ main(int argc, char **argv)
 		portal_usage();
 
 	log_init("external-portal", LOG_TO_STDERR, debug);
+	{
+		/* Whoever started us may have blocked signals; a daemon that
+		 * cannot be stopped is worse than one that dies. */
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
 	if (conf_load(&c, file, portal_conf_schema, &err) == -1) {
 		fputs(err, stderr);
 		return 1;

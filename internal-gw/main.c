@@ -435,6 +435,14 @@ main(int argc, char **argv)
 		gw_usage();
 
 	log_init("internal-gw", LOG_TO_STDERR, debug);
+	{
+		/* Whoever started us may have blocked signals; a daemon that
+		 * cannot be stopped is worse than one that dies. */
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
 	if (conf_load(&c, file, gw_conf_schema, &err) == -1) {
 		fputs(err, stderr);
 		free(err);

@@ -2,6 +2,7 @@
 a local sink standing in for the outside world, one sample message sent
 through the gateway. State in demo-state/ is reused by a second run."""
 
+import email
 import os
 import re
 import signal
@@ -107,7 +108,8 @@ def sample_message():
 
 
 def main():
-    for d in ("pki", "gw/spool", "gw/keys", "portal", "sink"):
+    for d in ("pki", "gw/spool", "gw/keys", "portal/spool", "portal/messages",
+              "sink"):
         os.makedirs(f"{STATE}/{d}", exist_ok=True)
     step("test CA, certificates and keys (demo-state/pki)")
     subprocess.run(["sh", "tests/pki/mkpki.sh", f"{STATE}/pki"], check=True)
@@ -169,17 +171,23 @@ def main():
                     lambda: len(handler.messages) > before, 60)
             link = None
             for rcpts, path in handler.messages[before:]:
-                text = open(path, "rb").read().decode("utf-8", "replace")
+                msg = email.message_from_bytes(open(path, "rb").read(),
+                                               policy=policy.default)
+                part = msg.get_body(preferencelist=("plain",))
+                text = part.get_content() if part else ""
                 m = re.search(r"https?://\S+?/(?:signup|login)\S*", text)
                 if m:
-                    link = m.group(0).rstrip(">\")'")
-            m = re.search(r'base_url\s*=\s*"([^"]+)"', open(PORTAL_CONF).read())
-            step(f"portal: {m.group(1) if m else '(see config)'}")
+                    link = m.group(0).rstrip(">\")'.,")
+            step("portal: https://127.0.0.1:8443/ (certificate from the demo "
+                 "CA: demo-state/pki/ca-bundle.pem)")
             if link:
                 step(f"sign-up link from the notification: {link}")
         print("\nThe pair is running; Ctrl-C stops it. Logs: demo-state/*.log",
               flush=True)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        while not stop.wait(1):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
@@ -190,5 +198,4 @@ def main():
 
 
 if __name__ == "__main__":
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     main()
