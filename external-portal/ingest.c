@@ -312,17 +312,23 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 /*
  * portal-require-tunnel-signature: the message must be S/MIME signed by
  * the gateway's tunnel certificate (pinned: only that certificate may be
- * the signer, no chain is built). 0 when it is, 1 when not, -1 on a local
- * failure.
+ * the signer, no chain is built). On success *content holds the signed
+ * entity (CRLF, caller frees). 0 when it verifies, 1 when not, -1 on a
+ * local failure.
  */
 static int
-ingest_tunnel_verify(struct ingest *in, const char *path, const char *id)
+ingest_tunnel_verify(struct ingest *in, const char *path, const char *id,
+    char **content, size_t *contentlen)
 {
 	STACK_OF(X509) *certs;
 	CMS_ContentInfo *cms;
 	BIO *b, *indata = NULL, *out;
+	char *p;
+	long n;
 	int ok;
 
+	*content = NULL;
+	*contentlen = 0;
 	if ((b = BIO_new_file(path, "rb")) == NULL) {
 		log_warnx("id=%s %s: cannot open", id, path);
 		return -1;
@@ -336,19 +342,64 @@ ingest_tunnel_verify(struct ingest *in, const char *path, const char *id)
 	}
 	certs = sk_X509_new_null();
 	sk_X509_push(certs, in->tunnel_cert);
-	out = BIO_new(BIO_s_null());
+	out = BIO_new(BIO_s_mem());
 	ok = CMS_verify(cms, certs, NULL, indata, out, CMS_NOINTERN |
 	    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
 	if (!ok) {
 		ERR_clear_error();
 		log_info("id=%s refused: tunnel signature does not verify "
 		    "with the gateway certificate", id);
-	}
+	} else if ((n = BIO_get_mem_data(out, &p)) > 0) {
+		*content = xmemdup(p, n);
+		*contentlen = n;
+	} else
+		ok = 0;
 	BIO_free(out);
 	BIO_free(indata);
 	sk_X509_free(certs);
 	CMS_ContentInfo_free(cms);
 	return ok ? 0 : 1;
+}
+
+/* 1 when the trigger spec matches the outer header and the signed one
+ * alike, so the tunnel signature covers the routing decision. */
+static int
+ingest_tunnel_trigger_ok(const struct header *outer,
+    const struct header *inner, const char *spec)
+{
+	return header_trigger_match(outer, spec) ==
+	    header_trigger_match(inner, spec);
+}
+
+/*
+ * Writes the unwrapped message: the outer fields that are not MIME
+ * structure or triggers, then the signed entity without triggers.
+ */
+static int
+ingest_tunnel_unwrap(const struct header *outer, const char *content,
+    size_t len, size_t maxhdr, const char *const *names, size_t nnames,
+    FILE *out)
+{
+	FILE *in;
+	int removed, rc;
+
+	for (size_t i = 0; i < outer->nfields; i++) {
+		const struct header_field *f = &outer->fields[i];
+		int skip = strncasecmp(f->name, "Content-", 8) == 0 ||
+		    strcasecmp(f->name, "MIME-Version") == 0;
+
+		for (size_t j = 0; j < nnames && !skip; j++)
+			skip = strcasecmp(f->name, names[j]) == 0;
+		if (!skip && fwrite(f->raw, 1, f->rawlen, out) != f->rawlen)
+			return -1;
+	}
+	if (fputs("MIME-Version: 1.0\r\n", out) == EOF)
+		return -1;
+	if ((in = fmemopen((void *)content, len, "r")) == NULL)
+		return -1;
+	rc = header_rewrite(in, out, maxhdr, names, nnames, NULL, &removed);
+	fclose(in);
+	return rc;
 }
 
 static void
@@ -364,6 +415,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	size_t nnames = 0;
 	char *webmail = NULL, *otp = NULL;
 	int standalone, tunnel, removed = 0, woke = 0, rc;
+	char *signed_content = NULL;
+	size_t signed_len = 0;
 	FILE *f;
 
 	ingest_set_all(txn, 451, "4.3.0 Temporary failure, try again later");
@@ -403,12 +456,31 @@ ingest_message(void *arg, struct smtp_txn *txn)
 			    "but smtp.gateway_tunnel_cert is not", txn->id);
 			goto out;
 		}
-		if ((rc = ingest_tunnel_verify(in, txn->spool_path, txn->id))
-		    != 0) {
+		if ((rc = ingest_tunnel_verify(in, txn->spool_path, txn->id,
+		    &signed_content, &signed_len)) != 0) {
 			if (rc == 1)
 				ingest_set_all(txn, 550, "5.7.1 Message not "
 				    "signed by the gateway's tunnel key");
 			goto out;
+		} else {
+			struct header sh;
+
+			if (header_parse_mem(signed_content, signed_len,
+			    in->max_header, &sh) != 0) {
+				ingest_set_all(txn, 550, "5.6.0 Malformed "
+				    "signed entity");
+				goto out;
+			}
+			rc = ingest_tunnel_trigger_ok(&h, &sh, webmail) &&
+			    ingest_tunnel_trigger_ok(&h, &sh, otp);
+			header_free(&sh);
+			if (!rc) {
+				log_info("id=%s refused: trigger header not "
+				    "covered by the tunnel signature", txn->id);
+				ingest_set_all(txn, 550, "5.7.1 Trigger not "
+				    "covered by the gateway's tunnel signature");
+				goto out;
+			}
 		}
 	}
 	if (header_trigger_parse(webmail, wname, sizeof(wname), val,
@@ -421,8 +493,13 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	if (store_tmp_create(in->store, &tmp) == -1)
 		goto out;
 	rewind(f);
-	if ((rc = header_rewrite(f, tmp.fp, in->max_header, names, nnames,
-	    NULL, &removed)) != 0) {
+	if (signed_content != NULL)
+		rc = ingest_tunnel_unwrap(&h, signed_content, signed_len,
+		    in->max_header, names, nnames, tmp.fp);
+	else
+		rc = header_rewrite(f, tmp.fp, in->max_header, names, nnames,
+		    NULL, &removed);
+	if (rc != 0) {
 		if (rc == -2)
 			ingest_set_all(txn, 550, "5.6.0 Malformed or oversized "
 			    "message header");
@@ -446,6 +523,7 @@ out:
 	fclose(f);
 	free(webmail);
 	free(otp);
+	free(signed_content);
 }
 
 const struct smtp_server_ops ingest_ops = {

@@ -20,9 +20,13 @@ def keypair(d, name):
     return key, crt
 
 
-def signed(d, key, crt):
+def signed(d, key, crt, trigger_inside=True):
+    """A tunnel message as internal-gw makes it: the trigger outside for
+    routing and, when trigger_inside, inside the signed entity as well."""
     inner = d / "inner.eml"
-    inner.write_bytes(b"Content-Type: text/plain\r\n\r\nSigned body.\r\n")
+    inner.write_bytes((b"X-Keep-CipherMail-To-Webmail: True\r\n"
+                       if trigger_inside else b"") +
+                      b"Content-Type: text/plain\r\n\r\nSigned body.\r\n")
     r = subprocess.run(["openssl", "smime", "-sign", "-in", str(inner),
                         "-signer", str(crt), "-inkey", str(key), "-binary",
                         "-crlfeol"], check=True, capture_output=True)
@@ -45,12 +49,20 @@ def test_tunnel_signature_required(tmp_path):
         rcpt = [f"bob=example.org@{RELAY}"]
         forged = (b"From: alice@example.com\r\nSubject: forged\r\n"
                   b"X-Keep-CipherMail-To-Webmail: True\r\n\r\nhi\r\n")
-        for data in (forged, signed(tmp_path, okey, ocrt)):
+        # Unsigned; signed by another key; signed by the gateway but with
+        # the trigger outside the signature (could have been swapped).
+        for data in (forged, signed(tmp_path, okey, ocrt),
+                     signed(tmp_path, gkey, gcrt, trigger_inside=False)):
             with pytest.raises(smtplib.SMTPDataError) as e:
                 p.send(rcpt, data)
             assert e.value.smtp_code == 550 and b"5.7.1" in e.value.smtp_error
         assert p.messages("bob@example.org") == []
         p.send(rcpt, signed(tmp_path, gkey, gcrt))
-        assert len(p.messages("bob@example.org")) == 1
+        rows = p.messages("bob@example.org")
+        assert len(rows) == 1
+        stored = p.file(rows[0][3])
+        # Stored unwrapped, without the tunnel or the trigger.
+        assert b"Signed body." in stored and b"pkcs7" not in stored
+        assert b"X-Keep-" not in stored and b"Subject: tunnel" in stored
     finally:
         p.stop()
