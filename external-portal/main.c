@@ -29,6 +29,7 @@
 #include <sqlite3.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "db.h"
 #include "ingest.h"
 #include "log.h"
@@ -52,50 +53,11 @@ struct portal_listeners {
 	int	n;
 };
 
-static volatile sig_atomic_t portal_sig;
-
 static void
 portal_usage(void)
 {
 	fprintf(stderr, "usage: external-portal -c FILE [--check] [-d]\n");
 	exit(2);
-}
-
-static void
-portal_signal(int sig)
-{
-	portal_sig = sig;
-}
-
-static void
-portal_drop_privileges(const char *user)
-{
-	struct passwd *pw;
-
-	if (user == NULL || geteuid() != 0)
-		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("unknown user %s", user);
-	if (setgroups(1, &pw->pw_gid) == -1 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
-		fatal("cannot drop privileges to %s", user);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("PR_SET_NO_NEW_PRIVS");
-}
-
-static int
-portal_tls_level(const char *s, enum smtp_client_tls *out)
-{
-	if (strcmp(s, "none") == 0)
-		*out = SMTP_CLIENT_TLS_NONE;
-	else if (strcmp(s, "may") == 0)
-		*out = SMTP_CLIENT_TLS_MAY;
-	else if (strcmp(s, "encrypt") == 0)
-		*out = SMTP_CLIENT_TLS_ENCRYPT;
-	else
-		return -1;
-	return 0;
 }
 
 static int
@@ -279,7 +241,7 @@ portal_check(const struct conf *c)
 		X509_free(x);
 	else if (err != NULL)
 		PORTAL_BAD("%s", err);
-	if (portal_tls_level(conf_str(c, "notify.relay_tls"), &lvl) == -1)
+	if (smtp_client_tls_level(conf_str(c, "notify.relay_tls"), &lvl) == -1)
 		PORTAL_BAD("%s:%d: notify.relay_tls: must be none, may or "
 		    "encrypt", c->file, portal_line(c, "notify.relay_tls"));
 	if (strncasecmp(conf_str(c, "notify.base_url"), "https://", 8) != 0 &&
@@ -383,7 +345,7 @@ portal_outbox_conf(const struct conf *c, struct outbox_conf *oc)
 	snprintf(oc->target.host, sizeof(oc->target.host), "%s",
 	    conf_str(c, "notify.relay_host"));
 	oc->target.port = conf_int(c, "notify.relay_port");
-	if (portal_tls_level(conf_str(c, "notify.relay_tls"),
+	if (smtp_client_tls_level(conf_str(c, "notify.relay_tls"),
 	    &oc->target.tls) == -1)
 		fatalx("notify.relay_tls: must be none, may or encrypt");
 	oc->target.ca_file = conf_str(c, "notify.ca_file");
@@ -461,7 +423,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	if ((sc.tls_ctx = portal_tls_ctx(c, &err)) == NULL && err != NULL)
 		fatalx("TLS: %s", err);
 
-	portal_drop_privileges(conf_str(c, "user"));
+	daemon_drop_privileges(conf_str(c, "user"));
 
 	memset(&w, 0, sizeof(w));
 	w.conf = c;
@@ -528,7 +490,7 @@ portal_web_worker(const struct conf *c, struct portal_listeners *pl,
 		close(pl->fd[i]);
 	web_conf_load(c, &wc);
 	w = web_new(&wc, fd);
-	portal_drop_privileges(conf_str(c, "user"));
+	daemon_drop_privileges(conf_str(c, "user"));
 	web_run(w);
 }
 
@@ -543,14 +505,14 @@ main(int argc, char **argv)
 	};
 	struct portal_listeners pl;
 	struct conf c;
-	struct sigaction sa;
+	struct daemon_child children[2];
+	size_t n = 0;
 	struct store *s;
 	const char *file = "/etc/postern/external-portal.conf";
 	char *err = NULL;
-	int ch, check = 0, debug = 0, status;
-	pid_t ingest_pid, web_pid = -1, pid;
+	int ch, check = 0, debug = 0;
+	pid_t ingest_pid, web_pid;
 	int web_fd = -1;
-	sigset_t mask, old;
 
 	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -564,14 +526,9 @@ main(int argc, char **argv)
 		portal_usage();
 
 	log_init("external-portal", LOG_TO_STDERR, debug);
-	{
-		/* Whoever started us may have blocked signals; a daemon that
-		 * cannot be stopped is worse than one that dies. */
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
+	/* Whoever started us may have blocked signals: a daemon that cannot
+	 * be stopped is worse than one that dies. */
+	daemon_clear_sigmask();
 	if (conf_load(&c, file, portal_conf_schema, &err) == -1) {
 		fputs(err, stderr);
 		return 1;
@@ -610,80 +567,25 @@ main(int argc, char **argv)
 		log_info("listening on %s (https)", conf_str(&c, "web.listen"));
 	}
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = portal_signal;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-
-	switch ((ingest_pid = fork())) {
-	case -1:
-		fatal("fork");
-	case 0:
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		signal(SIGCHLD, SIG_DFL);
-		signal(SIGHUP, SIG_IGN);
+	daemon_supervise_prepare();
+	if ((ingest_pid = daemon_fork()) == 0) {
 		if (web_fd != -1)
 			close(web_fd);
 		portal_ingest_worker(&c, &pl);
 	}
+	children[n].pid = ingest_pid;
+	children[n++].name = "ingest";
 	if (web_fd != -1) {
-		switch ((web_pid = fork())) {
-		case -1:
-			fatal("fork");
-		case 0:
-			sigprocmask(SIG_SETMASK, &old, NULL);
-			signal(SIGCHLD, SIG_DFL);
-			signal(SIGHUP, SIG_IGN);
+		if ((web_pid = daemon_fork()) == 0)
 			portal_web_worker(&c, &pl, web_fd);
-		}
 		close(web_fd);
+		children[n].pid = web_pid;
+		children[n++].name = "web";
 	}
 	for (int i = 0; i < pl.n; i++)
 		close(pl.fd[i]);
 	log_setproc("parent");
 
-	for (;;) {
-		sigset_t waitmask = old;
-
-		sigdelset(&waitmask, SIGCHLD);
-		sigsuspend(&waitmask);
-		if (portal_sig == SIGHUP) {
-			portal_sig = 0;
-			continue;
-		}
-		if (portal_sig == SIGTERM || portal_sig == SIGINT) {
-			kill(ingest_pid, SIGTERM);
-			if (web_pid != -1)
-				kill(web_pid, SIGTERM);
-			while ((pid = waitpid(ingest_pid, &status, 0)) == -1 &&
-			    errno == EINTR)
-				;
-			while (web_pid != -1 && (pid = waitpid(web_pid,
-			    &status, 0)) == -1 && errno == EINTR)
-				;
-			log_info("stopped");
-			return 0;
-		}
-		if (portal_sig == SIGCHLD) {
-			portal_sig = 0;
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-				log_warnx("%s process %ld exited (status "
-				    "%d); failing closed", pid == web_pid ?
-				    "web" : "ingest", (long)pid, status);
-				if (pid != ingest_pid)
-					kill(ingest_pid, SIGTERM);
-				else if (web_pid != -1)
-					kill(web_pid, SIGTERM);
-				return 1;
-			}
-		}
-	}
+	/* Any worker's death is fatal (fail closed). */
+	return daemon_supervise(children, n, -1);
 }

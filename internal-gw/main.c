@@ -27,6 +27,7 @@
 
 #include "certstore.h"
 #include "config.h"
+#include "daemon.h"
 #include "db.h"
 #include "gateway.h"
 #include "gw_conf.h"
@@ -51,8 +52,6 @@ struct gw_listeners {
 	int	nlmtp;
 };
 
-static volatile sig_atomic_t gw_sig;
-
 static void
 gw_usage(void)
 {
@@ -60,31 +59,6 @@ gw_usage(void)
 	exit(2);
 }
 
-static void
-gw_signal(int sig)
-{
-	gw_sig = sig;
-}
-
-/* Drops to user (when running as root); a failure is fatal. */
-static void
-gw_drop_privileges(const char *user)
-{
-	struct passwd *pw;
-
-	if (user == NULL || geteuid() != 0)
-		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx("unknown user %s", user);
-	if (setgroups(1, &pw->pw_gid) == -1 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
-		fatal("cannot drop privileges to %s", user);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("PR_SET_NO_NEW_PRIVS");
-}
-
-/* client_key: the relay's TLS client key in keyd (NULL: by file name). */
 static struct relay *
 gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 {
@@ -114,7 +88,7 @@ gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 		snprintf(rc.tls_policy[i].nexthop,
 		    sizeof(rc.tls_policy[i].nexthop), "%s", conf_elem_str(c, e,
 		    "relay.tls_policy", "nexthop"));
-		if (relay_tls_level(conf_elem_str(c, e, "relay.tls_policy",
+		if (smtp_client_tls_level(conf_elem_str(c, e, "relay.tls_policy",
 		    "level"), &rc.tls_policy[i].level) == -1) {
 			xasprintf(err, "%s:%d: relay.tls_policy.[].level: must "
 			    "be none, may or encrypt", c->file,
@@ -363,7 +337,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
 	free(l);
 	sc.xforward_from = xf;
 
-	gw_drop_privileges(conf_str(c, "user"));
+	daemon_drop_privileges(conf_str(c, "user"));
 
 	memset(&ops, 0, sizeof(ops));
 	ops.message = gateway_message;
@@ -415,13 +389,12 @@ main(int argc, char **argv)
 	};
 	struct gw_listeners ls;
 	struct conf c;
-	struct sigaction sa;
+	struct daemon_child children[2];
 	const char *file = "/etc/postern/internal-gw.conf";
 	const char *tls_keys[2];
 	char *err = NULL;
 	int ch, check = 0, debug = 0, keyd_fd, keyd_tls_fd, status;
-	pid_t keyd_pid, smtp_pid, pid;
-	sigset_t mask, old;
+	pid_t keyd_pid, smtp_pid;
 
 	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -435,14 +408,9 @@ main(int argc, char **argv)
 		gw_usage();
 
 	log_init("internal-gw", LOG_TO_STDERR, debug);
-	{
-		/* Whoever started us may have blocked signals; a daemon that
-		 * cannot be stopped is worse than one that dies. */
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
+	/* Whoever started us may have blocked signals: a daemon that cannot
+	 * be stopped is worse than one that dies. */
+	daemon_clear_sigmask();
 	if (conf_load(&c, file, gw_conf_schema, &err) == -1) {
 		fputs(err, stderr);
 		free(err);
@@ -480,29 +448,11 @@ main(int argc, char **argv)
 	    gw_tls_keys(&c, tls_keys), conf_str(&c, "keyd_user"), &keyd_fd,
 	    &keyd_tls_fd);
 
-	/* Block signals until the worker exists so none is lost. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = gw_signal;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	daemon_supervise_prepare();
 	if (waitpid(keyd_pid, &status, WNOHANG) == keyd_pid)
 		fatalx("keyd exited at start (status %d)", status);
-	switch ((smtp_pid = fork())) {
-	case -1:
-		fatal("fork");
-	case 0:
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		signal(SIGCHLD, SIG_DFL);
+	if ((smtp_pid = daemon_fork()) == 0)
 		gw_worker(&c, &ls, keyd_fd, keyd_tls_fd);
-	}
 	close(keyd_fd);
 	if (keyd_tls_fd != -1)
 		close(keyd_tls_fd);
@@ -512,37 +462,11 @@ main(int argc, char **argv)
 		close(ls.lmtp[i]);
 	log_setproc("parent");
 
-	/* Supervise: any child's death is fatal (fail closed). */
-	for (;;) {
-		sigset_t waitmask = old;
-
-		sigdelset(&waitmask, SIGCHLD);
-		sigsuspend(&waitmask);
-		if (gw_sig == SIGHUP) {
-			gw_sig = 0;
-			kill(smtp_pid, SIGHUP);
-			continue;
-		}
-		if (gw_sig == SIGTERM || gw_sig == SIGINT) {
-			kill(smtp_pid, SIGTERM);
-			while ((pid = waitpid(smtp_pid, &status, 0)) == -1 &&
-			    errno == EINTR)
-				;
-			kill(keyd_pid, SIGTERM);
-			waitpid(keyd_pid, &status, 0);
-			log_info("stopped");
-			return 0;
-		}
-		if (gw_sig == SIGCHLD) {
-			gw_sig = 0;
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-				log_warnx("%s process %ld exited (status %d); "
-				    "failing closed", pid == keyd_pid ? "keyd" :
-				    "smtp", (long)pid, status);
-				kill(keyd_pid, SIGTERM);
-				kill(smtp_pid, SIGTERM);
-				return 1;
-			}
-		}
-	}
+	/* Any child's death is fatal (fail closed); SIGHUP reloads keys
+	 * through the SMTP worker, which holds the keyd connection. */
+	children[0].pid = smtp_pid;
+	children[0].name = "smtp";
+	children[1].pid = keyd_pid;
+	children[1].name = "keyd";
+	return daemon_supervise(children, 2, smtp_pid);
 }

@@ -51,22 +51,6 @@ static const char relay_schema[] =
     "CREATE INDEX IF NOT EXISTS relay_ledger_created"
     " ON relay_ledger (created);";
 
-int
-relay_tls_level(const char *s, enum smtp_client_tls *out)
-{
-	if (s == NULL)
-		return -1;
-	if (strcmp(s, "none") == 0)
-		*out = SMTP_CLIENT_TLS_NONE;
-	else if (strcmp(s, "may") == 0)
-		*out = SMTP_CLIENT_TLS_MAY;
-	else if (strcmp(s, "encrypt") == 0)
-		*out = SMTP_CLIENT_TLS_ENCRYPT;
-	else
-		return -1;
-	return 0;
-}
-
 static char *
 relay_strdup(const char *s)
 {
@@ -87,7 +71,7 @@ relay_new(const struct relay_conf *rc, char **err)
 	r = xcalloc(1, sizeof(*r));
 	r->default_tls = SMTP_CLIENT_TLS_MAY;
 	if (rc->default_tls != NULL &&
-	    relay_tls_level(rc->default_tls, &r->default_tls) == -1) {
+	    smtp_client_tls_level(rc->default_tls, &r->default_tls) == -1) {
 		xasprintf(err, "relay.default_tls: must be none, may or "
 		    "encrypt");
 		goto fail;

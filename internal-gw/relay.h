@@ -45,9 +45,6 @@ struct relay_variant {
 
 struct relay;
 
-/* "none", "may", "encrypt" to a level; -1 for anything else. */
-int		 relay_tls_level(const char *, enum smtp_client_tls *);
-
 /* Loads the transport map, checks the policies, creates the ledger table. */
 struct relay	*relay_new(const struct relay_conf *, char **err);
 void		 relay_free(struct relay *);

@@ -735,3 +735,19 @@ smtp_client_send(const struct smtp_client_target *t,
 	free(c);
 	return res->status;
 }
+
+int
+smtp_client_tls_level(const char *s, enum smtp_client_tls *out)
+{
+	if (s == NULL)
+		return -1;
+	if (strcmp(s, "none") == 0)
+		*out = SMTP_CLIENT_TLS_NONE;
+	else if (strcmp(s, "may") == 0)
+		*out = SMTP_CLIENT_TLS_MAY;
+	else if (strcmp(s, "encrypt") == 0)
+		*out = SMTP_CLIENT_TLS_ENCRYPT;
+	else
+		return -1;
+	return 0;
+}

@@ -64,6 +64,9 @@ struct smtp_client_result {
 };
 
 /* Returns res->status. */
+/* "none", "may", "encrypt" to a level; -1 for anything else. */
+int	smtp_client_tls_level(const char *, enum smtp_client_tls *);
+
 int	smtp_client_send(const struct smtp_client_target *,
 	    const struct smtp_client_msg *, struct smtp_client_result *);
 

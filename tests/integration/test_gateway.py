@@ -376,3 +376,24 @@ def test_portal_copy_tunnel_signed_with_trigger_inside(gw_factory, sinks,
     assert re.search(rb"(?im)^X-Keep-CipherMail-To-Webmail: True\r?$",
                      r.stdout), "trigger not inside the signed entity"
     assert b"tunnelled" in r.stdout or b"dHVubmVsbGVk" in r.stdout
+
+
+@pytest.mark.parametrize("victim", ["keyd", "smtp"])
+def test_fails_closed_when_a_child_dies(gw_factory, victim):
+    import signal
+    gw = gw_factory()
+    pids = {}
+    for line in gw.daemon.lines:
+        m = re.match(r"\S+\[(\d+)\] (keyd|smtp): ", line)
+        if m:
+            pids.setdefault(m.group(2), int(m.group(1)))
+    assert set(pids) == {"keyd", "smtp"}, gw.daemon.log()
+    os.kill(pids[victim], signal.SIGKILL)
+    gw.daemon.wait_for(rf"{victim} process {pids[victim]} exited .*"
+                       r"failing closed")
+    assert gw.daemon.proc.wait(timeout=30) == 1
+    for pid in pids.values():          # no orphan left serving
+        assert not os.path.exists(f"/proc/{pid}") or \
+            "zombie" in open(f"/proc/{pid}/status").read().lower() or \
+            open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    gw.daemon = None

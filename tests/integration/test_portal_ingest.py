@@ -323,3 +323,19 @@ def test_kill9_loses_no_acknowledged_message(tmp_path):
     for r in rows:
         assert r[2].encode() in p.file(r[3])
     p.stop()
+
+
+def test_fails_closed_when_ingest_worker_dies(portal):
+    import re
+    import signal
+    pid = None
+    for line in portal.daemon.lines:
+        m = re.match(r"\S+\[(\d+)\] ingest: ", line)
+        if m:
+            pid = int(m.group(1))
+            break
+    assert pid, portal.daemon.log()
+    os.kill(pid, signal.SIGKILL)
+    portal.daemon.wait_for(rf"ingest process {pid} exited .*failing closed")
+    assert portal.daemon.proc.wait(timeout=30) == 1
+    portal.daemon = None

@@ -328,9 +328,9 @@ test_conf_errors(void **state)
 	enum smtp_client_tls l;
 	char *err = NULL;
 
-	assert_int_equal(relay_tls_level("encrypt", &l), 0);
+	assert_int_equal(smtp_client_tls_level("encrypt", &l), 0);
 	assert_int_equal(l, SMTP_CLIENT_TLS_ENCRYPT);
-	assert_int_equal(relay_tls_level("secure", &l), -1);
+	assert_int_equal(smtp_client_tls_level("secure", &l), -1);
 
 	memset(&rc, 0, sizeof(rc));
 	rc.transport_map = fx->map;

@@ -1,0 +1,137 @@
+/* Parent-process plumbing shared by the daemons; see daemon.h. */
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+void
+daemon_clear_sigmask(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void
+daemon_drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("unknown user %s", user);
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		fatal("cannot drop privileges to %s", user);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_NO_NEW_PRIVS");
+}
+
+static void
+daemon_sigset(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+void
+daemon_supervise_prepare(void)
+{
+	sigset_t set;
+
+	daemon_sigset(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+pid_t
+daemon_fork(void)
+{
+	pid_t pid;
+
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0)
+		daemon_clear_sigmask();
+	return pid;
+}
+
+static const char *
+daemon_name(struct daemon_child *c, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c[i].pid == pid)
+			return c[i].name;
+	return "child";
+}
+
+/* Stops the children one by one, in array order, so a worker can finish
+ * with a helper (internal-gw's keyd) that is still there. */
+static void
+daemon_stop_all(struct daemon_child *c, size_t n)
+{
+	int status;
+
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].pid <= 0)
+			continue;
+		kill(c[i].pid, SIGTERM);
+		while (waitpid(c[i].pid, &status, 0) == -1 && errno == EINTR)
+			;
+	}
+}
+
+int
+daemon_supervise(struct daemon_child *c, size_t n, pid_t hup_to)
+{
+	sigset_t set;
+	pid_t pid;
+	int sig, status;
+
+	daemon_sigset(&set);
+	for (;;) {
+		/* A child may have died before we got here: reap first. */
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			log_warnx("%s process %ld exited (status %d); failing "
+			    "closed", daemon_name(c, n, pid), (long)pid,
+			    status);
+			for (size_t i = 0; i < n; i++)
+				if (c[i].pid == pid)
+					c[i].pid = -1;
+			daemon_stop_all(c, n);
+			return 1;
+		}
+		if ((sig = sigwaitinfo(&set, NULL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("sigwaitinfo");
+		}
+		switch (sig) {
+		case SIGHUP:
+			if (hup_to != -1)
+				kill(hup_to, SIGHUP);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			daemon_stop_all(c, n);
+			log_info("stopped");
+			return 0;
+		default:	/* SIGCHLD: reaped at the top */
+			break;
+		}
+	}
+}
