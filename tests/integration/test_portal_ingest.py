@@ -339,3 +339,53 @@ def test_fails_closed_when_ingest_worker_dies(portal):
     portal.daemon.wait_for(rf"ingest process {pid} exited .*failing closed")
     assert portal.daemon.proc.wait(timeout=30) == 1
     portal.daemon = None
+
+
+def _mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}",
+                        "tmpfs", path], capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_disk_full_gives_451_never_250(tmp_path):
+    p = Portal(tmp_path, start=False)
+    if not _mount_tmpfs(p.store, "256k"):
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        p.start()
+        rcpt = [f"bob=example.org@{RELAY}"]
+        p.send(rcpt, message(body=b"fits\r\n"))
+        # Fill the file system, then a message cannot be made durable.
+        with open(os.path.join(p.store, "filler"), "wb") as f:
+            try:
+                f.write(b"\0" * (512 * 1024))
+            except OSError:
+                pass
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            p.send(rcpt, message(body=b"x" * 60000 + b"\r\n"))
+        assert e.value.smtp_code == 451 and b"4.3.0" in e.value.smtp_error
+        assert len(p.messages("bob@example.org")) == 1
+    finally:
+        p.stop()
+        subprocess.run(["umount", "-l", p.store])
+
+
+def test_database_locked_gives_451(tmp_path):
+    p = Portal(tmp_path)
+    try:
+        rcpt = [f"bob=example.org@{RELAY}"]
+        p.send(rcpt, message())
+        lock = sqlite3.connect(p.db, timeout=1)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(smtplib.SMTPDataError) as e:
+                p.send(rcpt, message(subject="while locked"))
+            assert e.value.smtp_code == 451
+        finally:
+            lock.rollback()
+            lock.close()
+        assert [r[2] for r in p.messages("bob@example.org")] == ["hello"]
+    finally:
+        p.stop()
