@@ -363,6 +363,18 @@ portal_outbox_conf(const struct conf *c, struct outbox_conf *oc)
 	oc->give_up = conf_int(c, "notify.give_up_after");
 	oc->token_lifetime = conf_int(c, "signup_token_lifetime");
 	oc->poll = oc->retry_initial < 30 ? (int)oc->retry_initial : 30;
+	if (conf_str(c, "reply.relay_host") != NULL) {
+		oc->reply_set = 1;
+		snprintf(oc->reply_target.host, sizeof(oc->reply_target.host),
+		    "%s", conf_str(c, "reply.relay_host"));
+		oc->reply_target.port = conf_int(c, "reply.relay_port");
+		if (smtp_client_tls_level(conf_str(c, "reply.relay_tls"),
+		    &oc->reply_target.tls) == -1)
+			fatalx("reply.relay_tls: must be none, may or encrypt");
+		oc->reply_target.ca_file = conf_str(c, "reply.ca_file");
+		oc->reply_target.helo = conf_str(c, "hostname");
+		oc->reply_target.timeout = conf_int(c, "reply.timeout");
+	}
 }
 
 static void

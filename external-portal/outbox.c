@@ -102,11 +102,33 @@ outbox_build(struct outbox *ob, struct store_outbox *o)
 	return path;
 }
 
+static int
+outbox_is_file(enum store_outbox_kind k)
+{
+	return k == STORE_OUTBOX_RAW || k == STORE_OUTBOX_REPLY ||
+	    k == STORE_OUTBOX_RECEIPT;
+}
+
+/*
+ * The row is finished (sent or given up). A reply or receipt file belongs
+ * to its rows: the last one removes it.
+ */
+static void
+outbox_finish(struct outbox *ob, struct store_outbox *o)
+{
+	store_outbox_done(ob->store, o->id);
+	if ((o->kind == STORE_OUTBOX_REPLY || o->kind ==
+	    STORE_OUTBOX_RECEIPT) && o->path != NULL &&
+	    store_outbox_path_refs(ob->store, o->path) == 0)
+		unlink(o->path);
+}
+
 static void
 outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 {
 	struct smtp_client_msg msg;
 	struct smtp_client_result res;
+	const struct smtp_client_target *target = &ob->conf.target;
 	const char *rcpts[2] = { o->rcpt, NULL };
 	int rcode = 0;
 	char *path = NULL;
@@ -116,10 +138,10 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 		log_warnx("outbox: giving up on mail to %s after %d attempts "
 		    "over %lld s", o->rcpt, o->attempts,
 		    (long long)(now - o->created));
-		store_outbox_done(ob->store, o->id);
+		outbox_finish(ob, o);
 		return;
 	}
-	if (o->kind == STORE_OUTBOX_RAW)
+	if (outbox_is_file(o->kind))
 		path = xstrdup(o->path ? o->path : "");
 	else if ((path = outbox_build(ob, o)) == NULL) {
 		store_outbox_retry(ob->store, o->id, now +
@@ -136,27 +158,36 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 	memset(&msg, 0, sizeof(msg));
 	memset(&res, 0, sizeof(res));
 	msg.from = ob->conf.notify.sender;
+	if (o->kind == STORE_OUTBOX_REPLY)
+		msg.from = o->sender_name ? o->sender_name : "";
+	else if (o->kind == STORE_OUTBOX_RECEIPT)
+		msg.from = "";
+	if (o->kind == STORE_OUTBOX_REPLY || o->kind == STORE_OUTBOX_RECEIPT)
+		target = ob->conf.reply_set ? &ob->conf.reply_target :
+		    &ob->conf.target;
 	msg.rcpts = rcpts;
 	msg.nrcpts = 1;
 	msg.path = path;
 	msg.smtputf8 = 0;
 	res.rcpt_code = &rcode;
-	smtp_client_send(&ob->conf.target, &msg, &res);
-	if (o->kind != STORE_OUTBOX_RAW)
+	smtp_client_send(target, &msg, &res);
+	if (!outbox_is_file(o->kind))
 		unlink(path);
 	free(path);
 
 	switch (res.status) {
 	case 2:
-		store_outbox_done(ob->store, o->id);
+		outbox_finish(ob, o);
 		log_info("outbox: %s to %s sent via %s:%d",
+		    o->kind == STORE_OUTBOX_REPLY ? "reply" :
+		    o->kind == STORE_OUTBOX_RECEIPT ? "read receipt" :
 		    o->kind == STORE_OUTBOX_RAW ? "message" : "notification",
-		    o->rcpt, ob->conf.target.host, ob->conf.target.port);
+		    o->rcpt, target->host, target->port);
 		break;
 	case 5:
 		log_warnx("outbox: relay refused mail to %s permanently: %d %s;"
 		    " giving up", o->rcpt, res.code, res.reply);
-		store_outbox_done(ob->store, o->id);
+		outbox_finish(ob, o);
 		break;
 	default:
 		next = outbox_backoff(&ob->conf, o->attempts + 1);

@@ -1,6 +1,6 @@
 /*
  * The outbox sender: a thread that sends what the portal generates
- * (notifications now; PDFs and replies later) from the durable outbox
+ * (notifications, PDFs, replies, read receipts) from the durable outbox
  * table through the configured relay, with exponential backoff, giving up
  * after a configured time. It never runs on the ingest event loop; new
  * rows wake it, and it also polls so rows added by postern-cli are sent.
@@ -16,6 +16,9 @@
 
 struct outbox_conf {
 	struct smtp_client_target target;
+	/* Replies and read receipts: the organisation's own mail server. */
+	struct smtp_client_target reply_target;
+	int			 reply_set;	/* else target takes them */
 	struct notify_conf	 notify;
 	const char		*dbpath;	/* for the property lookups */
 	const char		*spool_dir;	/* notifications are built here */

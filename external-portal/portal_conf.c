@@ -61,6 +61,19 @@ const struct conf_key portal_conf_schema[] = {
 	{ "notify.retry_max", CONF_INT, 0, 1, 7 * DAY, "3600" },
 	{ "notify.give_up_after", CONF_INT, 0, 60, 60 * DAY, "432000" },
 
+	/*
+	 * Replies, new messages and read receipts from Webmail Messenger go
+	 * to the organisation's mail server; absent: no reply or compose.
+	 */
+	{ "reply", CONF_GROUP, 0, 0, 0, NULL },
+	{ "reply.relay_host", CONF_STRING, 1, 0, 255, NULL },
+	{ "reply.relay_port", CONF_INT, 0, 1, 65535, "25" },
+	{ "reply.relay_tls", CONF_STRING, 0, 0, 16, "may" },
+	{ "reply.ca_file", CONF_STRING, 0, 0, PATH_MAX, NULL },
+	{ "reply.timeout", CONF_INT, 0, 1, 3600, "60" },
+	{ "reply.max_attachments", CONF_INT, 0, 0, 64, "10" },
+	{ "reply.max_size", CONF_INT, 0, 1024, 1024 * MB, "26214400" },
+
 	/* The HTTPS side (Webmail Messenger); absent: no web worker. */
 	{ "web", CONF_GROUP, 0, 0, 0, NULL },
 	{ "web.listen", CONF_STRING, 1, 0, 300, NULL },

@@ -67,7 +67,8 @@ static const char *store_folder_names[] = { "inbox", "sent" };
 static const char *store_state_names[] = { "webmail", "pdf-pending" };
 static const char *store_user_states[] = { "pending", "active" };
 static const char *store_token_kinds[] = { "signup", "reset" };
-static const char *store_outbox_kinds[] = { "signup", "newmsg", "raw" };
+static const char *store_outbox_kinds[] = { "signup", "newmsg", "raw",
+    "reply", "receipt" };
 
 static int
 store_enum(const char *const *names, size_t n, const char *s)
@@ -301,6 +302,24 @@ store_recover(struct store *s)
 	return 0;
 }
 
+/* Columns added after the first release, to databases that lack them. */
+static int
+store_migrate(struct store *s)
+{
+	sqlite3_stmt *st;
+	int have = 0;
+
+	if ((st = store_prepare(s, "SELECT 1 FROM pragma_table_info("
+	    "'portal_messages') WHERE name = 'receipt_sent'")) == NULL)
+		return -1;
+	have = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (have)
+		return 0;
+	return store_exec(s, "ALTER TABLE portal_messages ADD COLUMN "
+	    "receipt_sent INTEGER NOT NULL DEFAULT 0");
+}
+
 struct store *
 store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 {
@@ -333,7 +352,7 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 	sqlite3_busy_timeout(s->db, 5000);
 	if (store_exec(s, "PRAGMA journal_mode=WAL") == -1 ||
 	    store_exec(s, "PRAGMA synchronous=FULL") == -1 ||
-	    store_exec(s, store_schema) == -1) {
+	    store_exec(s, store_schema) == -1 || store_migrate(s) == -1) {
 		xasprintf(err, "%s: cannot set up the store: %s", dbpath,
 		    sqlite3_errmsg(s->db));
 		goto fail;
@@ -535,6 +554,8 @@ fail:
 
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
     "subject, date, size, has_attachments, unread, path, created"
+#define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
+    "WHERE owner = ? AND folder = ? AND id < ? ORDER BY id DESC LIMIT ?"
 
 static void
 store_msg_row(struct store *s, sqlite3_stmt *st, struct store_msg *m)
@@ -576,9 +597,7 @@ store_msg_list(struct store *s, const char *owner, enum store_folder f,
 	int n = 0, rc;
 
 	store_lock(s);
-	if ((st = store_prepare(s, "SELECT " STORE_MSG_COLS
-	    " FROM portal_messages WHERE owner = ? AND folder = ? AND id < ?"
-	    " ORDER BY id DESC LIMIT ?")) == NULL) {
+	if ((st = store_prepare(s, STORE_SQL_LIST)) == NULL) {
 		store_unlock(s);
 		return -1;
 	}
@@ -1075,6 +1094,89 @@ store_token_revoke(struct store *s, enum store_token_kind kind,
 	return rc;
 }
 
+int
+store_msg_receipt_queue(struct store *s, const char *owner, int64_t id,
+    const char *rcpt, const char *path)
+{
+	sqlite3_stmt *st;
+
+	store_lock(s);
+	if (store_begin(s) == -1)
+		goto fail;
+	if ((st = store_prepare(s, "UPDATE portal_messages SET receipt_sent "
+	    "= 1 WHERE id = ? AND owner = ? AND receipt_sent = 0")) == NULL)
+		goto fail_rollback;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_text(st, 2, owner);
+	if (store_step_done(s, st) == -1)
+		goto fail_rollback;
+	if (sqlite3_changes(s->db) == 0) {
+		store_rollback(s);
+		store_unlock(s);
+		return STORE_NOTFOUND;
+	}
+	if (store_outbox_add(s, STORE_OUTBOX_RECEIPT, rcpt, NULL, NULL,
+	    path) == -1 || store_commit(s) == -1)
+		goto fail_rollback;
+	store_unlock(s);
+	return 0;
+fail_rollback:
+	store_rollback(s);
+fail:
+	store_unlock(s);
+	return -1;
+}
+
+int
+store_msg_receipt_sent(struct store *s, const char *owner, int64_t id)
+{
+	sqlite3_stmt *st;
+	int rc, v = -1;
+
+	store_lock(s);
+	if ((st = store_prepare(s, "SELECT receipt_sent FROM portal_messages "
+	    "WHERE id = ? AND owner = ?")) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		store_bind_text(st, 2, owner);
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0) != 0;
+		else if (rc == SQLITE_DONE)
+			v = 0;
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return v;
+}
+
+int
+store_msg_list_plan(struct store *s, char *out, size_t outlen)
+{
+	sqlite3_stmt *st;
+	size_t off = 0;
+
+	if (outlen == 0)
+		return -1;
+	out[0] = '\0';
+	store_lock(s);
+	if ((st = store_prepare(s, "EXPLAIN QUERY PLAN " STORE_SQL_LIST))
+	    == NULL) {
+		store_unlock(s);
+		return -1;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(st, 3);
+		int n = snprintf(out + off, outlen - off, "%s\n",
+		    d ? (const char *)d : "");
+
+		if (n < 0 || (size_t)n >= outlen - off)
+			break;
+		off += n;
+	}
+	sqlite3_finalize(st);
+	store_unlock(s);
+	return 0;
+}
+
 /* --- outbox ---------------------------------------------------------------- */
 
 int
@@ -1103,6 +1205,52 @@ store_outbox_add(struct store *s, enum store_outbox_kind kind,
 	rc = store_step_done(s, st);
 	store_unlock(s);
 	return rc;
+}
+
+int
+store_outbox_add_many(struct store *s, enum store_outbox_kind kind,
+    const char *const *rcpts, size_t n, const char *sender_name,
+    const char *subject, const char *path)
+{
+	store_lock(s);
+	if (store_begin(s) == -1) {
+		store_unlock(s);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (store_outbox_add(s, kind, rcpts[i], sender_name, subject,
+		    path) == -1) {
+			store_rollback(s);
+			store_unlock(s);
+			return -1;
+		}
+	}
+	if (store_commit(s) == -1) {
+		store_unlock(s);
+		return -1;
+	}
+	store_unlock(s);
+	return 0;
+}
+
+int64_t
+store_outbox_path_refs(struct store *s, const char *path)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	store_lock(s);
+	if ((st = store_prepare(s, "SELECT COUNT(*) FROM portal_outbox "
+	    "WHERE path = ?")) != NULL) {
+		store_bind_text(st, 1, path);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		else
+			log_warnx("store: %s", sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return v;
 }
 
 int

@@ -25,7 +25,15 @@ enum store_token_kind { STORE_TOKEN_SIGNUP, STORE_TOKEN_RESET };
 enum store_outbox_kind {
 	STORE_OUTBOX_SIGNUP,	/* invite: a fresh sign-up token at send time */
 	STORE_OUTBOX_NEWMSG,	/* "you have a new message", sign-in link */
-	STORE_OUTBOX_RAW,	/* a complete message file (PDF, reply) */
+	STORE_OUTBOX_RAW,	/* a complete message file (PDF, reset mail) */
+	/*
+	 * A Webmail Messenger reply or new message: path is a spool file
+	 * shared by one row per recipient, sender_name the envelope sender
+	 * (the portal user); sent through the reply relay.
+	 */
+	STORE_OUTBOX_REPLY,
+	/* A read receipt: path as above, null envelope sender (RFC 8098). */
+	STORE_OUTBOX_RECEIPT,
 };
 
 /* Results beyond 0 / -1 (environment failure). */
@@ -133,6 +141,21 @@ int		 store_msg_set_unread(struct store *, const char *owner,
 		    int64_t id, int unread);
 int		 store_msg_set_state(struct store *, const char *owner,
 		    int64_t id, enum store_msg_state);
+/*
+ * The read receipt of a message, at most once: marks it sent and queues
+ * the receipt file at path for rcpt in one transaction. 0 when queued,
+ * STORE_NOTFOUND when already sent (or no such message of owner), -1.
+ */
+int		 store_msg_receipt_queue(struct store *, const char *owner,
+		    int64_t id, const char *rcpt, const char *path);
+/* 1 when the receipt of the message was sent, 0 when not, -1. */
+int		 store_msg_receipt_sent(struct store *, const char *owner,
+		    int64_t id);
+/*
+ * SQLite's plan for the inbox listing (store_msg_list), one "detail"
+ * line per step, into out; for benchmarks and tests. 0 or -1.
+ */
+int		 store_msg_list_plan(struct store *, char *out, size_t outlen);
 /* Removes the row, then the file. */
 int		 store_msg_delete(struct store *, const char *owner, int64_t id);
 void		 store_msg_free(struct store_msg *);
@@ -193,6 +216,13 @@ int		 store_token_revoke(struct store *, enum store_token_kind,
 int		 store_outbox_add(struct store *, enum store_outbox_kind,
 		    const char *rcpt, const char *sender_name,
 		    const char *subject, const char *path);
+/* One row per recipient, all or none (one transaction). */
+int		 store_outbox_add_many(struct store *, enum store_outbox_kind,
+		    const char *const *rcpts, size_t nrcpts,
+		    const char *sender_name, const char *subject,
+		    const char *path);
+/* Rows still naming path (a shared spool file); -1 on error. */
+int64_t		 store_outbox_path_refs(struct store *, const char *path);
 /* The due row with the earliest next_attempt; STORE_NOTFOUND if none. */
 int		 store_outbox_next(struct store *, int64_t now,
 		    struct store_outbox *);

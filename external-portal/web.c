@@ -117,8 +117,8 @@ static const struct web_route web_routes[] = {
 	{ WEB_GET, "/message/cid", WEB_AUTH, web_mail_cid },
 	{ WEB_GET, "/message/eml", WEB_AUTH, web_mail_eml },
 	{ WEB_POST, "/message/delete", WEB_AUTH, web_mail_delete },
-	{ WEB_GET, "/compose", WEB_AUTH, web_mail_compose_form },
-	{ WEB_POST, "/compose", WEB_AUTH, web_mail_compose },
+	{ WEB_GET, "/compose", WEB_AUTH, web_compose_form },
+	{ WEB_POST, "/compose", WEB_AUTH, web_compose_send },
 };
 
 static pthread_mutex_t web_props_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -158,6 +158,12 @@ web_conf_load(const struct conf *c, struct web_conf *wc)
 	wc->logo_url = conf_str(c, "web.logo_url");
 	wc->colour = conf_str(c, "web.colour");
 	wc->page_size = conf_int(c, "web.page_size");
+	wc->reply_relay = conf_str(c, "reply.relay_host") != NULL;
+	if (wc->reply_relay) {
+		wc->reply_max_attachments = conf_int(c,
+		    "reply.max_attachments");
+		wc->reply_max_size = conf_int(c, "reply.max_size");
+	}
 }
 
 /* --- helpers for handlers ------------------------------------------------- */

@@ -49,6 +49,9 @@ struct web_conf {
 	const char		*logo_url;
 	const char		*colour;
 	int			 page_size;		/* inbox rows per page */
+	int			 reply_relay;	/* reply {} configured */
+	int			 reply_max_attachments;
+	size_t			 reply_max_size;	/* attachments, bytes */
 };
 
 enum web_method { WEB_GET, WEB_POST, WEB_OTHER };

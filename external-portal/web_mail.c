@@ -17,22 +17,13 @@
 
 #include "log.h"
 #include "store.h"
+#include "web_mail.h"
 #include "web_pages.h"
 #include "web_sanitize.h"
+#include "web_tnef.h"
 #include "xmalloc.h"
 
 #define WEB_MAIL_MAX_DELETE	500
-#define WEB_MAIL_MAX_PARTS	512
-
-/* A parsed stored message with its leaf parts numbered from 1. */
-struct web_mail {
-	struct store_msg	 meta;
-	GMimeMessage		*msg;
-	GMimeObject		*parts[WEB_MAIL_MAX_PARTS];
-	int			 nparts;
-	int			 html;		/* index of the body, 0: none */
-	int			 plain;
-};
 
 void
 web_mail_init(void)
@@ -40,7 +31,7 @@ web_mail_init(void)
 	web_text_gmime_init();
 }
 
-static int
+int
 web_mail_is_attachment(GMimeObject *o)
 {
 	GMimeContentDisposition *d = g_mime_object_get_content_disposition(o);
@@ -51,6 +42,63 @@ web_mail_is_attachment(GMimeObject *o)
 		return 1;
 	return GMIME_IS_PART(o) &&
 	    g_mime_part_get_filename(GMIME_PART(o)) != NULL;
+}
+
+static int
+web_mail_is_tnef(GMimeObject *o)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(o);
+	const char *fn;
+
+	if (!GMIME_IS_PART(o))
+		return 0;
+	if (g_mime_content_type_is_type(ct, "application", "ms-tnef") ||
+	    g_mime_content_type_is_type(ct, "application", "vnd.ms-tnef"))
+		return 1;
+	fn = g_mime_part_get_filename(GMIME_PART(o));
+	return fn != NULL && g_ascii_strcasecmp(fn, "winmail.dat") == 0;
+}
+
+/*
+ * The files inside a winmail.dat as parts of their own; 0 when it held
+ * none (then the winmail.dat itself stays listed).
+ */
+static int
+web_mail_tnef(struct web_mail *m, GMimeObject *o)
+{
+	struct web_tnef_file f[WEB_TNEF_MAX_FILES];
+	unsigned char *data;
+	size_t len;
+	int n;
+
+	if ((data = (unsigned char *)web_mail_part_bytes(o, &len, 0)) == NULL)
+		return 0;
+	n = web_tnef_unpack(data, len, f, WEB_TNEF_MAX_FILES);
+	free(data);
+	for (int i = 0; i < n; i++) {
+		GMimePart *p;
+		GMimeStream *st;
+		GMimeDataWrapper *dw;
+
+		if (m->nparts == WEB_MAIL_MAX_PARTS ||
+		    m->nowned == WEB_MAIL_MAX_PARTS)
+			break;
+		p = g_mime_part_new_with_type("application", "octet-stream");
+		g_mime_part_set_filename(p, f[i].name && *f[i].name ?
+		    f[i].name : "attachment");
+		st = g_mime_stream_mem_new();
+		g_mime_stream_write(st, (const char *)f[i].data, f[i].len);
+		g_mime_stream_reset(st);
+		dw = g_mime_data_wrapper_new_with_stream(st,
+		    GMIME_CONTENT_ENCODING_DEFAULT);
+		g_mime_part_set_content(p, dw);
+		g_object_unref(dw);
+		g_object_unref(st);
+		m->owned[m->nowned++] = GMIME_OBJECT(p);
+		m->parts[m->nparts++] = GMIME_OBJECT(p);
+	}
+	web_tnef_free(f, n);
+	return n;
 }
 
 static void
@@ -68,6 +116,8 @@ web_mail_walk(struct web_mail *m, GMimeObject *o)
 	}
 	if (m->nparts == WEB_MAIL_MAX_PARTS)
 		return;
+	if (web_mail_is_tnef(o) && web_mail_tnef(m, o) > 0)
+		return;
 	m->parts[m->nparts++] = o;
 	if (web_mail_is_attachment(o) || !GMIME_IS_TEXT_PART(o))
 		return;
@@ -79,20 +129,101 @@ web_mail_walk(struct web_mail *m, GMimeObject *o)
 }
 
 static void
+web_mail_walk_message(struct web_mail *m, GMimeMessage *msg)
+{
+	m->msg = msg;
+	m->nparts = m->html = m->plain = 0;
+	if (g_mime_message_get_mime_part(msg) != NULL)
+		web_mail_walk(m, g_mime_message_get_mime_part(msg));
+}
+
+void
 web_mail_free(struct web_mail *m)
 {
-	if (m->msg)
-		g_object_unref(m->msg);
+	for (int i = 0; i < m->nowned; i++)
+		g_object_unref(m->owned[i]);
+	m->nowned = 0;
+	if (m->root)
+		g_object_unref(m->root);
+	m->root = m->msg = NULL;
 	store_msg_free(&m->meta);
 }
 
-/* Loads message "id" of the signed-in user; answers 404/503 itself. */
+/*
+ * Narrows m to the message/rfc822 part that sub ("3" or "3.1") names;
+ * -1 for anything else.
+ */
 static int
-web_mail_load(struct web_req *r, struct web_mail *m, int parse)
+web_mail_narrow(struct web_mail *m, const char *sub)
+{
+	const char *p = sub;
+	int depth = 0;
+
+	if (strlen(sub) >= sizeof(m->sub))
+		return -1;
+	while (*p != '\0') {
+		long idx = 0;
+		GMimeMessage *em;
+
+		if (*p < '1' || *p > '9' || ++depth > WEB_MAIL_MAX_DEPTH)
+			return -1;
+		while (*p >= '0' && *p <= '9' && idx <= WEB_MAIL_MAX_PARTS)
+			idx = idx * 10 + (*p++ - '0');
+		if (*p == '.' && p[1] != '\0')
+			p++;
+		else if (*p != '\0')
+			return -1;
+		if (idx < 1 || idx > m->nparts ||
+		    !GMIME_IS_MESSAGE_PART(m->parts[idx - 1]) ||
+		    (em = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(m->parts[idx - 1]))) == NULL)
+			return -1;
+		web_mail_walk_message(m, em);
+	}
+	snprintf(m->sub, sizeof(m->sub), "%s", sub);
+	return 0;
+}
+
+static int
+web_mail_parse(struct web_mail *m)
 {
 	GMimeStream *st;
 	GMimeParser *p;
+
+	if ((st = g_mime_stream_fs_open(m->meta.path, O_RDONLY, 0, NULL)) ==
+	    NULL) {
+		log_warnx("web: cannot open message %lld of %s",
+		    (long long)m->meta.id, m->meta.owner);
+		return -1;
+	}
+	p = g_mime_parser_new_with_stream(st);
+	m->root = g_mime_parser_construct_message(p, NULL);
+	g_object_unref(p);
+	g_object_unref(st);
+	if (m->root == NULL)
+		return 1;
+	web_mail_walk_message(m, m->root);
+	return 0;
+}
+
+int
+web_mail_load_id(struct web_req *r, int64_t id, struct web_mail *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (store_msg_get(r->store, r->email, id, &m->meta) != 0)
+		return -1;
+	if (web_mail_parse(m) != 0) {
+		web_mail_free(m);
+		return -1;
+	}
+	return 0;
+}
+
+int
+web_mail_load(struct web_req *r, struct web_mail *m, int parse)
+{
 	int64_t id = web_param_id(r, "id");
+	const char *sub = web_param(r, "sub");
 	int rc;
 
 	memset(m, 0, sizeof(*m));
@@ -106,30 +237,17 @@ web_mail_load(struct web_req *r, struct web_mail *m, int parse)
 	}
 	if (!parse)
 		return 0;
-	if ((st = g_mime_stream_fs_open(m->meta.path, O_RDONLY, 0, NULL)) ==
-	    NULL) {
-		log_warnx("web: cannot open message %lld of %s",
-		    (long long)id, r->email);
-		store_msg_free(&m->meta);
-		web_page_error(r, 503);
+	if ((rc = web_mail_parse(m)) != 0 || (sub != NULL && *sub != '\0' &&
+	    web_mail_narrow(m, sub) == -1)) {
+		web_mail_free(m);
+		web_page_error(r, rc == -1 ? 503 : 404);
 		return -1;
 	}
-	p = g_mime_parser_new_with_stream(st);
-	m->msg = g_mime_parser_construct_message(p, NULL);
-	g_object_unref(p);
-	g_object_unref(st);
-	if (m->msg == NULL) {
-		store_msg_free(&m->meta);
-		web_page_error(r, 404);
-		return -1;
-	}
-	if (g_mime_message_get_mime_part(m->msg) != NULL)
-		web_mail_walk(m, g_mime_message_get_mime_part(m->msg));
 	return 0;
 }
 
 /* The decoded, UTF-8 content of a leaf part (caller frees), or NULL. */
-static char *
+char *
 web_mail_part_bytes(GMimeObject *o, size_t *len, int text)
 {
 	GMimeDataWrapper *dw;
@@ -257,6 +375,8 @@ web_mail_inbox(struct web_req *r)
 	    "messages.sent" : "messages.title"), 1);
 	if (web_param(r, "deleted") != NULL)
 		web_page_notice(r, "ok", web_text_get("messages.deleted"));
+	if (web_param(r, "sent") != NULL)
+		web_page_notice(r, "ok", web_text_get("reply.sent"));
 	if (n == 0)
 		web_page_notice(r, "muted", web_text_get("messages.empty"));
 	else {
@@ -269,7 +389,9 @@ web_mail_inbox(struct web_req *r)
 		    "<span class=\"skip\">");
 		web_page_t(r, "messages.select");
 		web_buf_adds(&r->out, "</span></th><th scope=\"col\">");
-		web_page_t(r, "message.from");
+		/* Sent copies keep their recipients in hdr_from. */
+		web_page_t(r, folder == STORE_FOLDER_SENT ? "message.to" :
+		    "message.from");
 		web_buf_adds(&r->out, "</th><th scope=\"col\">");
 		web_page_t(r, "message.subject");
 		web_buf_adds(&r->out, "</th><th scope=\"col\">");
@@ -416,19 +538,122 @@ web_mail_addr_row(struct web_req *r, GMimeMessage *msg,
 	g_free(s);
 }
 
+/* The date of an embedded message, or of the stored one. */
+static int64_t
+web_mail_msg_date(struct web_mail *m)
+{
+	GDateTime *d;
+
+	if (m->msg == m->root || (d = g_mime_message_get_date(m->msg)) ==
+	    NULL)
+		return m->meta.date;
+	return g_date_time_to_unix(d);
+}
+
+static void
+web_mail_actions(struct web_req *r, struct web_mail *m, const char *sfx)
+{
+	web_buf_adds(&r->out, "<div class=\"actions\">");
+	if (m->sub[0] != '\0') {
+		/* An attached message: back to the one that carries it. */
+		web_buf_addf(&r->out, "<a class=\"button\" href=\"/message?"
+		    "id=%lld\">", (long long)m->meta.id);
+		web_page_t(r, "message.back");
+		web_buf_adds(&r->out, "</a></div>\n");
+		return;
+	}
+	web_page_form(r, "/message/delete", "class=\"inline\"");
+	web_buf_addf(&r->out, "<input type=\"hidden\" name=\"id\" "
+	    "value=\"%lld\"><button type=\"submit\" class=\"danger\">",
+	    (long long)m->meta.id);
+	web_page_t(r, "message.delete");
+	web_buf_addf(&r->out, "</button></form><a class=\"button\" "
+	    "href=\"/message/eml?id=%lld%s\" download>", (long long)m->meta.id,
+	    sfx);
+	web_page_t(r, "message.original");
+	web_buf_adds(&r->out, "</a>");
+	if (m->meta.folder == STORE_FOLDER_INBOX && web_compose_allowed(r, 1)) {
+		web_buf_addf(&r->out, "<a class=\"button\" id=\"reply\" "
+		    "href=\"/compose?reply=%lld\">", (long long)m->meta.id);
+		web_page_t(r, "reply.title");
+		web_buf_adds(&r->out, "</a>");
+	}
+	web_buf_adds(&r->out, "</div>\n");
+}
+
+static void
+web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
+    const char *sfx)
+{
+	int any = 0;
+
+	web_buf_adds(&r->out, "<section aria-labelledby=\"h-att\"><h2 "
+	    "id=\"h-att\">");
+	web_page_t(r, "message.attachments");
+	web_buf_adds(&r->out, "</h2>\n<ul class=\"attachments\">\n");
+	for (int i = 0; i < m->nparts; i++) {
+		GMimeObject *o = m->parts[i];
+		char *name, *type, *data;
+		size_t len;
+
+		if (i + 1 == shown || i + 1 == m->plain ||
+		    (!web_mail_is_attachment(o) &&
+		    g_mime_object_get_content_id(o) != NULL))
+			continue;
+		any = 1;
+		type = g_mime_content_type_get_mime_type(
+		    g_mime_object_get_content_type(o));
+		name = web_mail_part_name(o, i + 1);
+		data = web_mail_part_bytes(o, &len, 0);
+		web_buf_addf(&r->out, "<li><a href=\"/message/part?id=%lld&amp;"
+		    "part=%d%s\" download>", (long long)m->meta.id, i + 1, sfx);
+		web_page_text(r, name);
+		web_buf_adds(&r->out, "</a> <span class=\"muted\">(");
+		web_page_text(r, type);
+		web_buf_adds(&r->out, ", ");
+		web_page_size(r, data ? (long long)len : 0);
+		web_buf_adds(&r->out, ")</span>");
+		if (GMIME_IS_MESSAGE_PART(o) && strlen(m->sub) + 8 <
+		    WEB_MAIL_SUB_MAX) {
+			web_buf_addf(&r->out, " <a class=\"open-message\" "
+			    "href=\"/message?id=%lld&amp;sub=%s%s%d\">",
+			    (long long)m->meta.id, m->sub, m->sub[0] ? "." : "",
+			    i + 1);
+			web_page_t(r, "message.open");
+			web_buf_adds(&r->out, "</a>");
+		}
+		web_buf_adds(&r->out, "</li>\n");
+		free(data);
+		free(name);
+		g_free(type);
+	}
+	if (!any) {
+		web_buf_adds(&r->out, "<li class=\"muted\">");
+		web_page_t(r, "attachment.none");
+		web_buf_adds(&r->out, "</li>\n");
+	}
+	web_buf_adds(&r->out, "</ul></section>\n");
+}
+
 void
 web_mail_read(struct web_req *r)
 {
 	struct web_mail m;
 	const char *subj;
+	char sfx[WEB_MAIL_SUB_MAX + 16];
 	int images = web_param(r, "images") != NULL;
 	int shown = 0;
 
 	if (web_mail_load(r, &m, 1) == -1)
 		return;
 	r->no_store = 1;
-	if (m.meta.unread)
-		store_msg_set_unread(r->store, r->email, m.meta.id, 0);
+	if (m.sub[0] == '\0') {
+		if (m.meta.unread)
+			store_msg_set_unread(r->store, r->email, m.meta.id, 0);
+		if (m.meta.folder == STORE_FOLDER_INBOX)
+			web_compose_receipt(r, &m);
+	}
+	snprintf(sfx, sizeof(sfx), "%s%s", m.sub[0] ? "&amp;sub=" : "", m.sub);
 	subj = g_mime_message_get_subject(m.msg);
 	web_page_begin(r, subj && *subj ? subj :
 	    web_text_get("message.no_subject"), 1);
@@ -439,38 +664,21 @@ web_mail_read(struct web_req *r)
 	web_buf_adds(&r->out, "<dt>");
 	web_page_t(r, "message.date");
 	web_buf_adds(&r->out, "</dt><dd>");
-	web_mail_date(r, m.meta.date);
-	web_buf_adds(&r->out, "</dd>\n</dl>\n<div class=\"actions\">");
-	web_page_form(r, "/message/delete", "class=\"inline\"");
-	web_buf_addf(&r->out, "<input type=\"hidden\" name=\"id\" "
-	    "value=\"%lld\"><button type=\"submit\" class=\"danger\">",
-	    (long long)m.meta.id);
-	web_page_t(r, "message.delete");
-	web_buf_addf(&r->out, "</button></form><a class=\"button\" "
-	    "href=\"/message/eml?id=%lld\" download>", (long long)m.meta.id);
-	web_page_t(r, "message.original");
-	web_buf_adds(&r->out, "</a>");
-	/* Reply is not built yet (/compose is 404): no dead button. */
-	if (0 && web_prop_bool(r, "webmail-reply-enabled") == 1 &&
-	    m.meta.folder == STORE_FOLDER_INBOX) {
-		web_buf_addf(&r->out, "<a class=\"button\" "
-		    "href=\"/compose?reply=%lld\">", (long long)m.meta.id);
-		web_page_t(r, "reply.title");
-		web_buf_adds(&r->out, "</a>");
-	}
-	web_buf_adds(&r->out, "</div>\n");
+	web_mail_date(r, web_mail_msg_date(&m));
+	web_buf_adds(&r->out, "</dd>\n</dl>\n");
+	web_mail_actions(r, &m, sfx);
 
 	if (m.html) {
 		if (!images) {
 			web_buf_addf(&r->out, "<p class=\"muted\">%s "
-			    "<a href=\"/message?id=%lld&amp;images=1\">%s</a>"
+			    "<a href=\"/message?id=%lld%s&amp;images=1\">%s</a>"
 			    "</p>\n", web_text_get("html.images_blocked"),
-			    (long long)m.meta.id,
+			    (long long)m.meta.id, sfx,
 			    web_text_get("html.show_images"));
 		}
 		web_buf_addf(&r->out, "<iframe class=\"html-body\" sandbox "
-		    "src=\"/message/body?id=%lld%s\" title=\"",
-		    (long long)m.meta.id, images ? "&amp;images=1" : "");
+		    "src=\"/message/body?id=%lld%s%s\" title=\"",
+		    (long long)m.meta.id, sfx, images ? "&amp;images=1" : "");
 		web_page_t(r, "message.body");
 		web_buf_adds(&r->out, "\"></iframe>\n");
 		shown = m.html;
@@ -484,46 +692,7 @@ web_mail_read(struct web_req *r)
 		free(t);
 		shown = m.plain;
 	}
-
-	web_buf_adds(&r->out, "<section aria-labelledby=\"h-att\"><h2 "
-	    "id=\"h-att\">");
-	web_page_t(r, "message.attachments");
-	web_buf_adds(&r->out, "</h2>\n<ul class=\"attachments\">\n");
-	for (int i = 0, any = 0; i < m.nparts || !any; i++) {
-		GMimeObject *o;
-		GMimeContentType *ct;
-		char *name, *type;
-		size_t len;
-		char *data;
-
-		if (i == m.nparts) {
-			web_buf_adds(&r->out, "<li class=\"muted\">");
-			web_page_t(r, "attachment.none");
-			web_buf_adds(&r->out, "</li>\n");
-			break;
-		}
-		o = m.parts[i];
-		if (i + 1 == shown || i + 1 == m.plain || (!web_mail_is_attachment(
-		    o) && g_mime_object_get_content_id(o) != NULL))
-			continue;
-		any = 1;
-		ct = g_mime_object_get_content_type(o);
-		type = g_mime_content_type_get_mime_type(ct);
-		name = web_mail_part_name(o, i + 1);
-		data = web_mail_part_bytes(o, &len, 0);
-		web_buf_addf(&r->out, "<li><a href=\"/message/part?id=%lld&amp;"
-		    "part=%d\" download>", (long long)m.meta.id, i + 1);
-		web_page_text(r, name);
-		web_buf_adds(&r->out, "</a> <span class=\"muted\">(");
-		web_page_text(r, type);
-		web_buf_adds(&r->out, ", ");
-		web_page_size(r, data ? (long long)len : 0);
-		web_buf_adds(&r->out, ")</span></li>\n");
-		free(data);
-		free(name);
-		g_free(type);
-	}
-	web_buf_adds(&r->out, "</ul></section>\n");
+	web_mail_attachments(r, &m, shown, sfx);
 	web_page_end(r);
 	web_mail_free(&m);
 }
@@ -535,8 +704,8 @@ web_mail_cid_url(void *arg, const char *cid)
 	char *u, *enc;
 
 	enc = g_uri_escape_string(cid, NULL, FALSE);
-	xasprintf(&u, "/message/cid?id=%lld&cid=%s", (long long)m->meta.id,
-	    enc);
+	xasprintf(&u, "/message/cid?id=%lld%s%s&cid=%s", (long long)m->meta.id,
+	    m->sub[0] ? "&sub=" : "", m->sub, enc);
 	g_free(enc);
 	return u;
 }
@@ -696,18 +865,4 @@ web_mail_eml(struct web_req *r)
 	web_buf_add(&r->out, data, len);
 	free(data);
 	web_mail_free(&m);
-}
-
-/* --- reply and compose -------------------------------------------------- */
-
-void
-web_mail_compose_form(struct web_req *r)
-{
-	web_page_error(r, 404);
-}
-
-void
-web_mail_compose(struct web_req *r)
-{
-	web_page_error(r, 404);
 }

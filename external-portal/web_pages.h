@@ -71,7 +71,11 @@ void	 web_mail_part(struct web_req *);
 void	 web_mail_cid(struct web_req *);
 void	 web_mail_eml(struct web_req *);
 void	 web_mail_delete(struct web_req *);
-void	 web_mail_compose_form(struct web_req *);
-void	 web_mail_compose(struct web_req *);
+
+/* web_compose.c */
+/* 1 when the user may reply (reply 1) or write new messages (reply 0). */
+int	 web_compose_allowed(struct web_req *, int reply);
+void	 web_compose_form(struct web_req *);
+void	 web_compose_send(struct web_req *);
 
 #endif

@@ -31,7 +31,7 @@ def _pki():
 
 
 class Portal:
-    def __init__(self, tmp, sink, throttle_free=3):
+    def __init__(self, tmp, sink, throttle_free=3, extra=""):
         _pki()
         self.smtp_port = free_port()
         self.web_port = free_port()
@@ -70,6 +70,7 @@ web = {{
   page_size = 5;
   product_name = "Example Secure Mail";
 }};
+{extra}
 """)
         self.cli("domain", "add", "--domain", "relay-to-webmail.private")
         self.cli("property", "domain", "set", "--domain",
