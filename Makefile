@@ -137,6 +137,7 @@ check-fuzz: $(FUZZ_BINS)
 
 bench: all
 	$(PYTHON) tests/bench/bench_gw.py --build $(CURDIR)/build
+	$(PYTHON) tests/bench/bench_inbox.py --build $(CURDIR)/build
 
 demo: deps
 	$(MAKE) all
