@@ -199,16 +199,17 @@ web_compose_page(struct web_req *r, int status, const char *notice,
 	    "off");
 	web_compose_input(r, "cc", "compose.cc", cc);
 	web_compose_input(r, "subject", "compose.subject", subject);
-	web_buf_adds(&r->out, "<label for=\"f-body\">");
+	web_buf_adds(&r->out, "<p class=\"field\"><label for=\"f-body\">");
 	web_page_t(r, "compose.body");
 	web_buf_adds(&r->out, "</label>\n<textarea id=\"f-body\" name=\"body\" "
 	    "rows=\"16\">");
 	if (body != NULL)
 		web_page_text(r, body);
-	web_buf_adds(&r->out, "</textarea>\n<label for=\"f-attachment\">");
+	web_buf_adds(&r->out, "</textarea></p>\n<p class=\"field\"><label "
+	    "for=\"f-attachment\">");
 	web_page_t(r, "compose.attach");
 	web_buf_adds(&r->out, "</label>\n<input type=\"file\" "
-	    "id=\"f-attachment\" name=\"attachment\" multiple>\n"
+	    "id=\"f-attachment\" name=\"attachment\" multiple></p>\n"
 	    "<button type=\"submit\" id=\"send\">");
 	web_page_t(r, reply ? "reply.send" : "compose.send");
 	web_buf_adds(&r->out, "</button>\n</form>\n");
@@ -548,6 +549,8 @@ web_compose_queue(struct web_req *r, GMimeMessage *msg, struct web_compose *c,
 	g_free(to);
 	if (rc != 0)
 		return rc;
+	/* The user wrote it: the Sent copy is never "unread". */
+	store_msg_set_unread(r->store, r->email, id, 0);
 	if ((spool = web_compose_spool(r, msg, "reply")) == NULL ||
 	    store_outbox_add_many(r->store, STORE_OUTBOX_REPLY,
 	    (const char *const *)c->rcpts, c->nrcpts, r->email, subject,

@@ -1,6 +1,7 @@
 // Drives the portal in the Debian chromium: sign-up from the link, TOTP
 // enrolment and sign-in, an HTML mail whose script must not run, an
-// attachment download, delete; screenshots at 375 px and 1280 px.
+// attachment download, a reply with an attachment (the test checks it
+// reaches the reply relay sink), delete; screenshots at 375 px and 1280 px.
 // Env: BASE, SIGNUP (path), SHOTS (dir). Exits non-zero on any failure.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -71,6 +72,24 @@ const [dl] = await Promise.all([page.waitForEvent('download'),
 assert.equal(dl.suggestedFilename(), 'report.txt');
 const fs = await import('node:fs');
 assert.equal(fs.readFileSync(await dl.path(), 'utf8'), 'attachment body\n');
+
+// Reply, with an attachment; then back to the message.
+const msgUrl = page.url();
+await page.getByRole('link', { name: 'Reply', exact: true }).click();
+await page.waitForURL(/\/compose\?reply=\d+$/);
+assert.equal(await page.getByLabel(/^To/).inputValue(), 'alice@example.com');
+assert.equal(await page.getByLabel('Subject').inputValue(), 'Re: html test');
+await page.getByLabel('Message').fill('Reply from the browser.\n\n' +
+  await page.getByLabel('Message').inputValue());
+await page.getByLabel('Attachments').setInputFiles({ name: 'answer.txt',
+  mimeType: 'text/plain', buffer: Buffer.from('answer body\n') });
+await shot('reply');
+await page.getByRole('button', { name: 'Send reply' }).click();
+await page.waitForURL(/\/inbox\?folder=sent&sent=1$/);
+await page.getByText('Your reply has been sent.').waitFor();
+await page.getByRole('link', { name: 'Re: html test' }).waitFor();
+await shot('sent');
+await page.goto(msgUrl);
 
 // Delete.
 await page.getByRole('button', { name: 'Delete', exact: true }).click();

@@ -1,8 +1,11 @@
 """The portal in a real browser: tests/browser/portal.mjs drives the
-Debian chromium through playwright-core against the real daemon. Skipped
-only when chromium or playwright-core is not installed (make deps installs
-both)."""
+Debian chromium through playwright-core against the real daemon, with a
+reply relay sink for the reply step. Skipped when chromium or
+playwright-core is not installed (make deps installs both), except under
+CI (the environment variable CI set), where that is a failure."""
 
+import email
+import email.policy
 import os
 import re
 import subprocess
@@ -12,17 +15,25 @@ import pytest
 
 from conftest import ROOT, BUILD
 from test_web_portal import Portal, _text_of, notify_sink  # noqa: F401
+from test_web_compose import REPLY_CONF, reply_sink  # noqa: F401
 
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 
 
-def test_browser_flow(tmp_path, notify_sink):  # noqa: F811
+def test_browser_flow(tmp_path, notify_sink, reply_sink):  # noqa: F811
     if not os.path.exists("/usr/bin/chromium") or not os.path.isdir(
             os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        if os.environ.get("CI"):
+            pytest.fail("chromium or playwright-core missing under CI "
+                        "(run make deps)")
         pytest.skip("chromium or playwright-core missing (run make deps)")
-    p = Portal(str(tmp_path), notify_sink)
+    p = Portal(str(tmp_path), notify_sink,
+               extra=REPLY_CONF.format(port=reply_sink.port))
+    p.cli("property", "global", "set", "--name", "reply-allowed-domains",
+          "--value", "example.com")
     try:
         m = EmailMessage()
+        m["Message-ID"] = "<browser-1@example.com>"
         m["From"] = "Alice <alice@example.com>"
         m["To"] = "ext@example.org"
         m["Subject"] = "html test"
@@ -45,5 +56,17 @@ def test_browser_flow(tmp_path, notify_sink):  # noqa: F811
                            text=True, timeout=180)
         assert r.returncode == 0, r.stdout + r.stderr + p.d.log()
         assert "all steps passed" in r.stdout
+        # The reply the browser sent reached the reply relay, threaded.
+        got = reply_sink.wait(1)[0]
+        assert got["from"] == "ext@example.org"
+        assert got["to"] == ["alice@example.com"]
+        reply = email.message_from_bytes(got["data"],
+                                         policy=email.policy.default)
+        assert reply["In-Reply-To"] == "<browser-1@example.com>"
+        assert "Reply from the browser." in \
+            reply.get_body(("plain",)).get_content()
+        assert [(a.get_filename(), a.get_content())
+                for a in reply.iter_attachments()] == \
+            [("answer.txt", "answer body\n")]
     finally:
         p.stop()

@@ -130,6 +130,7 @@ def test_reply_threads_and_reaches_reply_relay(rportal, notify_sink,
     st, r, page = br.follow(st, r)
     assert "Your reply has been sent." in page
     assert "Re: Quarterly figures" in page
+    assert 'class="unread"' not in page
     sid = re.search(r'href="/message\?id=(\d+)"', page).group(1)
     st, r, page = br.get(f"/message?id={sid}")
     assert st == 200 and "Thanks, gr\u00fc\u00dfe!" in page
