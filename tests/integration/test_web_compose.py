@@ -5,15 +5,16 @@ winmail.dat attachments are unpacked; attached messages open in the page."""
 
 import email
 import email.policy
+import os
 import re
-import struct
+import ssl
 import uuid
 from email.message import EmailMessage
 
 import pytest
 
 from conftest import Sink
-from test_web_portal import Browser, Portal, _mail, _signup
+from test_web_portal import PKI, Browser, Portal, _mail, _signup
 
 REPLY_CONF = """
 reply = {{
@@ -125,6 +126,11 @@ def test_reply_threads_and_reaches_reply_relay(rportal, notify_sink,
     att = [p for p in m.iter_attachments()]
     assert [(p.get_filename(), p.get_content()) for p in att] == \
         [("notes.txt", "my notes\n")]
+
+    # The spool file goes with the last outbox row that needs it.
+    rportal.d.wait_for(r"outbox: reply to alice@example.com sent")
+    spool = os.path.join(os.path.dirname(rportal.conf), "spool")
+    assert [f for f in os.listdir(spool) if f.startswith("reply.")] == []
 
     # The Sent folder keeps a copy, readable like any message.
     st, r, page = br.follow(st, r)
@@ -276,3 +282,31 @@ def test_read_receipt_off_by_default(rportal, notify_sink, reply_sink):
                              "subject": "s", "body": "b"})
     got = reply_sink.wait(1)
     assert got[0]["from"] == "ext@example.org"
+
+
+def test_reply_relay_starttls_verified(tmp_path, notify_sink):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(PKI, "portal-tls-chain.pem"),
+                        os.path.join(PKI, "portal-tls.key"))
+    tls_sink = Sink(tls_context=ctx, require_starttls=True)
+    conf = REPLY_CONF.format(port=tls_sink.port).replace(
+        'relay_tls = "none";',
+        f'relay_tls = "encrypt"; ca_file = "{PKI}/ca-bundle.pem";')
+    p = Portal(str(tmp_path), notify_sink, extra=conf)
+    try:
+        p.cli("property", "global", "set", "--name",
+              "reply-allowed-domains", "--value", "example.com")
+        p.deliver("ext@example.org", _original())
+        br = Browser(p)
+        _signup(p, notify_sink, br)
+        mid = _first_id(br)
+        st, r, form = br.get(f"/compose?reply={mid}")
+        st, r, page = _post_compose(br, form, {
+            "reply": mid, "to": "alice@example.com", "subject": "tls",
+            "body": "over STARTTLS"})
+        assert st == 303
+        got = tls_sink.wait(1)
+        assert b"over STARTTLS" in got[0]["data"]
+    finally:
+        p.stop()
+        tls_sink.stop()
