@@ -588,6 +588,11 @@ web_compose_send(struct web_req *r)
 		web_page_error(r, 404);
 		return;
 	}
+	if (is_reply && m.meta.folder != STORE_FOLDER_INBOX) {
+		web_mail_free(&m);
+		web_page_error(r, 404);
+		return;
+	}
 	for (size_t i = 0; i < r->form.nfiles; i++) {
 		if (strcmp(r->form.files[i].field, "attachment") != 0 ||
 		    r->form.files[i].size == 0)

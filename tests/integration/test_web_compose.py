@@ -141,6 +141,11 @@ def test_reply_threads_and_reaches_reply_relay(rportal, notify_sink,
     st, r, page = br.get(f"/message?id={sid}")
     assert st == 200 and "Thanks, gr\u00fc\u00dfe!" in page
     assert "/compose?reply=" not in page      # no reply to a sent copy
+    assert br.get(f"/compose?reply={sid}")[0] == 404
+    st, r, page = _post_compose(br, form, {
+        "reply": sid, "to": "alice@example.com", "subject": "x",
+        "body": "y"})
+    assert st == 404
 
 
 def test_recipient_outside_allowed_domains_refused(rportal, notify_sink,
