@@ -110,15 +110,14 @@ outbox_is_file(enum store_outbox_kind k)
 }
 
 /*
- * The row is finished (sent or given up). A reply or receipt file belongs
- * to its rows: the last one removes it.
+ * The row is finished (sent or given up). A message file belongs to its
+ * rows: the last one removes it (a reset mail holds a live token).
  */
 static void
 outbox_finish(struct outbox *ob, struct store_outbox *o)
 {
 	store_outbox_done(ob->store, o->id);
-	if ((o->kind == STORE_OUTBOX_REPLY || o->kind ==
-	    STORE_OUTBOX_RECEIPT) && o->path != NULL &&
+	if (outbox_is_file(o->kind) && o->path != NULL && *o->path != '\0' &&
 	    store_outbox_path_refs(ob->store, o->path) == 0)
 		unlink(o->path);
 }

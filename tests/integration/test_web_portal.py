@@ -38,6 +38,7 @@ class Portal:
         self.base = f"https://127.0.0.1:{self.web_port}"
         for d in ("messages", "spool"):
             os.makedirs(os.path.join(tmp, d), exist_ok=True)
+        self.spool = os.path.join(tmp, "spool")
         self.conf = os.path.join(tmp, "portal.conf")
         with open(self.conf, "w") as f:
             f.write(f"""
@@ -507,6 +508,12 @@ def test_totp_enrol_signin_and_reset_keeps_2fa(portal, notify_sink):
     msgs = notify_sink.wait(2)
     link = re.search(r"https://\S+/reset\?token=[0-9a-f]{64}",
                      _text_of(msgs[1]["data"])).group(0)
+    # Once sent, the reset mail (it holds a live token) is not left on disk.
+    portal.d.wait_for(r"outbox: message to ext@example.org sent")
+    token = link.rsplit("=", 1)[1].encode()
+    for name in os.listdir(portal.spool):
+        with open(os.path.join(portal.spool, name), "rb") as f:
+            assert token not in f.read(), f"reset mail left in spool: {name}"
     st, r, page = br3.get(link[len(portal.base):])
     tok = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)
     newpw = "another long passphrase 77"
