@@ -99,6 +99,7 @@ check: deps
 	$(MAKE) SAN=1 check-unit
 	$(MAKE) SAN=1 check-integration
 	$(MAKE) check-fuzz
+	$(MAKE) e2e
 	@echo "make check: all suites passed"
 
 check-unit: $(UNIT_BINS)

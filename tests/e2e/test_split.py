@@ -19,6 +19,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import email
+import email.policy
 
 import pytest
 
@@ -151,6 +153,7 @@ def _inventory(work):
             "postern_gateway_address": LAN_GW,
             "postern_gateway_mynetworks": ["192.0.2.0/24"],
             "postern_gateway_internal_domains": ["example.com"],
+            "postern_gateway_tunnel_sign": True,
         }}},
         "portals": {"hosts": {"portal.dmz.test": {
             "postern_root": dmz,
@@ -160,6 +163,7 @@ def _inventory(work):
             "postern_portal_web_listen": f"{DMZ_PORTAL}:443",
             "postern_portal_relayhost": f"[{INET_MX}]:25",
             "postern_portal_nftables_apply": False,
+            "postern_portal_require_tunnel_signature": True,
         }}},
     }}}
     import json
@@ -169,7 +173,8 @@ def _inventory(work):
     return path
 
 
-WEB = os.environ.get("POSTERN_E2E_WEB", "0") == "1"
+# The portal's web part; POSTERN_E2E_WEB=0 leaves it out.
+WEB = os.environ.get("POSTERN_E2E_WEB", "1") == "1"
 
 
 def playbook(inventory, *extra):
@@ -250,7 +255,9 @@ def test_playbook_second_run_changes_nothing(deployed):
         deployed["outputs"][2]
 
 
-def test_message_from_lan_reaches_portal_and_notification_internet(services):
+@pytest.fixture(scope="module")
+def delivered(services):
+    """Sends the message in the LAN and follows it to the Internet sink."""
     body = "Quarterly figures for Bob, e2e marker 7f3a91"
     _, out = run(nsexec("lan", "swaks", "--server", f"{LAN_GW}:25",
                         "--from", "alice@example.com",
@@ -278,15 +285,47 @@ def test_message_from_lan_reaches_portal_and_notification_internet(services):
             if b"7f3a91" in data:
                 found.append(data)
     assert found, "message body not in the portal store"
-    # nobody outside could pre-tag it; the portal removed its trigger
-    assert b"X-Keep-CipherMail-To-Webmail" not in found[0]
     # the notification crossed DMZ -> Internet
     m = services["sink"].wait_for(
         r"sink: message from=<[^>]*> to=<bob@example\.org> "
         r"peer=198\.51\.100\.10 file=(\S+)", 90)
     with open(m.group(1), "rb") as fh:
         note = fh.read()
-    assert b"https://portal.dmz.test" in note
+    return {"stored": found[0], "notification": note, "marker": "7f3a91"}
+
+
+def test_message_from_lan_reaches_portal_and_notification_internet(
+        delivered):
+    # the portal removed the trigger before storing
+    assert b"X-Keep-CipherMail-To-Webmail" not in delivered["stored"]
+    assert b"https://portal.dmz.test/signup" in delivered["notification"]
+
+
+def test_forged_trigger_without_tunnel_signature_is_refused(services,
+                                                            delivered):
+    # Even with the gateway's address and its pinned client certificate,
+    # a message that internal-gw did not sign with the tunnel key never
+    # gets stored: the portal refuses it.
+    tls = os.path.join(services["lan"], "etc/postern/tls")
+    rc, out = run(nsexec("lan", "swaks", "--server", f"{DMZ_PORTAL}:25",
+                         "--tls", "--local-interface", LAN_GW,
+                         "--tls-cert", f"{tls}/gateway-client.crt",
+                         "--tls-key", f"{tls}/gateway-client.key",
+                         "--from", "mallory@example.com",
+                         "--to", "eve=example.org@relay-to-webmail.private",
+                         "--header", "Subject: forged",
+                         "--header", "X-Keep-CipherMail-To-Webmail: True",
+                         "--body", "forged trigger 91c0"),
+                  check=False, timeout=60)
+    assert "250" in out, out             # the DMZ Postfix took it...
+    services["dmz_mta"].wait_for(
+        r"to=<eve=example\.org@relay-to-webmail\.private>, "
+        r"relay=127\.0\.0\.1\[127\.0\.0\.1\]:10024, .*status=bounced", 60)
+    store = os.path.join(services["dmz"], "var/lib/postern/messages")
+    for d, _, files in os.walk(store):
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                assert b"91c0" not in fh.read()
 
 
 def test_internet_cannot_reach_portal_smtp(services):
@@ -315,10 +354,31 @@ def test_lan_cannot_reach_internet_directly(services):
     assert connect_from("lan", INET_MX, 25) == "refused"
 
 
-@pytest.mark.skipif(not WEB, reason="portal web part not enabled "
-                    "(POSTERN_E2E_WEB=1)")
+@pytest.mark.skipif(not WEB, reason="portal web part left out "
+                    "(POSTERN_E2E_WEB=0)")
 def test_internet_reaches_portal_https(services):
     assert connect_from("inet", DMZ_PORTAL, 443) == "open"
+    # ...but the LAN does not (the router forwards only :25 into the DMZ)
+    assert connect_from("lan", DMZ_PORTAL, 443) == "refused"
+
+
+@pytest.mark.skipif(not WEB, reason="portal web part left out "
+                    "(POSTERN_E2E_WEB=0)")
+def test_recipient_signs_up_and_reads_over_https(services, delivered):
+    note = email.message_from_bytes(delivered["notification"],
+                                    policy=email.policy.default)
+    text = note.get_body(preferencelist=("plain",)).get_content()
+    url = re.search(r"https://portal\.dmz\.test/signup\?token=[0-9a-f]+",
+                    text)
+    assert url, text
+    ca = os.path.join(services["dmz"], "etc/postern/tls/portal.crt")
+    rc, out = run(nsexec("inet", PY, os.path.join(HERE, "webclient.py"),
+                         url.group(0), DMZ_PORTAL, ca,
+                         "correct horse battery e2e 42", delivered["marker"]),
+                  check=False, timeout=120)
+    assert rc == 0 and "marker found" in out, out
+    services["portal"].wait_for(
+        r"web: bob@example\.org chose a password", 30)
 
 
 def test_no_private_key_in_dmz_but_tls_key(services):
