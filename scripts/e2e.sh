@@ -28,5 +28,23 @@ for t in ansible-playbook postfix nft swaks; do
 done
 
 export POSTERN_BUILD="$B"
-exec timeout -k 10 "$E2E_TIMEOUT" /usr/bin/python3 -m pytest -q \
-    -p no:cacheprovider tests/e2e ${PYTEST_ARGS:-}
+# The test removes its namespaces itself; this catches a run killed by the
+# timeout (names are the tag plus one letter, interfaces live inside them).
+E2E_TAG="pe$(($$ % 100000))"
+export E2E_TAG
+cleanup() {
+	for ns in $(ip netns list | awk -v t="$E2E_TAG" \
+	    'length($1) == length(t) + 1 && index($1, t) == 1 { print $1 }'); do
+		for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null || true; done
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	[ "${POSTERN_E2E_KEEP:-0}" = 1 ] || rm -rf /tmp/postern-e2e-"$E2E_TAG"-*
+}
+trap cleanup EXIT INT TERM
+
+rc=0
+# shellcheck disable=SC2086
+timeout -k 10 "$E2E_TIMEOUT" /usr/bin/python3 -m pytest -q \
+    -p no:cacheprovider tests/e2e ${PYTEST_ARGS:-} "$@" || rc=$?
+[ "$rc" = 124 ] && echo "e2e: FAILED: timed out after ${E2E_TIMEOUT}s" >&2
+exit "$rc"

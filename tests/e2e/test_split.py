@@ -40,7 +40,8 @@ LAN_GW, LAN_OTHER, LAN_RTR = "192.0.2.20", "192.0.2.99", "192.0.2.1"
 DMZ_PORTAL, DMZ_RTR = "198.51.100.10", "198.51.100.1"
 INET_MX, INET_RTR = "203.0.113.10", "203.0.113.1"
 
-TAG = f"pe{os.getpid() % 100000}"
+# scripts/e2e.sh passes its own tag so it can clean up after a timeout.
+TAG = os.environ.get("E2E_TAG", f"pe{os.getpid() % 100000}")
 NS = {"lan": f"{TAG}l", "dmz": f"{TAG}d", "inet": f"{TAG}i",
       "rtr": f"{TAG}r"}
 
@@ -197,7 +198,7 @@ def playbook(inventory, *extra):
 
 @pytest.fixture(scope="module")
 def deployed(netns):
-    work = tempfile.mkdtemp(prefix="postern-e2e-")
+    work = tempfile.mkdtemp(prefix=f"postern-e2e-{TAG}-")
     os.chmod(work, 0o755)
     inv = _inventory(work)
     first, out1 = playbook(inv)
