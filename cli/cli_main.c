@@ -22,6 +22,8 @@
 #include "xmalloc.h"
 
 #define CLI_DEFAULT_CONF	"/etc/postern/postern.conf"
+#define CLI_GW_CONF		"/etc/postern/internal-gw.conf"
+#define CLI_PORTAL_CONF		"/etc/postern/external-portal.conf"
 
 struct cli_group {
 	const char	*name;
@@ -42,16 +44,6 @@ static const struct cli_group cli_groups[] = {
 	{ "stats", cli_stats, 1, "store statistics (external-portal)" },
 	{ "cleanup", cli_cleanup, 1, "retention cleanup [--dry-run] "
 	    "(external-portal)" },
-	/*
-	 * Other modules add their group here once the function exists, e.g.
-	 *   { "cert", cli_cert },
-	 *   { "user", cli_user },
-	 *   { "mailbox", cli_mailbox },
-	 *   { "stats", cli_stats },
-	 *   { "cleanup", cli_cleanup },
-	 * Without `lazy` the config is loaded and the database opened before
-	 * the group runs.
-	 */
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -61,8 +53,10 @@ cli_main_usage(FILE *f)
 	const struct cli_group *g;
 
 	fprintf(f, "usage: postern-cli [-c FILE] <group> <verb> [--options]\n"
-	    "  -c FILE  node config (default $POSTERN_CONF or "
-	    CLI_DEFAULT_CONF ")\n"
+	    "  -c FILE  node config (default $POSTERN_CONF, else "
+	    CLI_DEFAULT_CONF ",\n"
+	    "           else the one of " CLI_GW_CONF " and\n"
+	    "           " CLI_PORTAL_CONF " that exists)\n"
 	    "groups:\n");
 	for (g = cli_groups; g->name != NULL; g++)
 		fprintf(f, "  %-10s %s\n", g->name, g->help ? g->help : "");
@@ -180,6 +174,28 @@ cli_open(struct cli *c)
 	return 0;
 }
 
+/*
+ * Without -c and $POSTERN_CONF: postern.conf when the admin made one, else
+ * the config of the one node installed here (the packages install
+ * internal-gw.conf or external-portal.conf). With both or neither present
+ * the name stays postern.conf and loading it says what is missing.
+ */
+static const char *
+cli_default_conf(void)
+{
+	int gw, portal;
+
+	if (access(CLI_DEFAULT_CONF, F_OK) == 0)
+		return CLI_DEFAULT_CONF;
+	gw = access(CLI_GW_CONF, F_OK) == 0;
+	portal = access(CLI_PORTAL_CONF, F_OK) == 0;
+	if (gw && !portal)
+		return CLI_GW_CONF;
+	if (portal && !gw)
+		return CLI_PORTAL_CONF;
+	return CLI_DEFAULT_CONF;
+}
+
 static void
 cli_close(struct cli *c)
 {
@@ -203,7 +219,7 @@ main(int argc, char *argv[])
 	memset(&c, 0, sizeof(c));
 	log_init("postern-cli", LOG_TO_STDERR, 0);
 	c.conf_path = (env = getenv("POSTERN_CONF")) != NULL && *env != '\0' ?
-	    env : CLI_DEFAULT_CONF;
+	    env : cli_default_conf();
 
 	/* '+': options end at the group name; the group parses the rest. */
 	opterr = 0;

@@ -359,3 +359,53 @@ def test_docs_cover_every_property(gw):
         assert dnode == node, name
     extra = set(doc) - {b[0] for b in builtin}
     assert not extra, f"docs/properties.md documents unknown {extra}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private "
+                    "mount namespace")
+def test_default_config_is_the_installed_node(tmp_path):
+    # In a private mount namespace with /etc overlaid, so the real /etc is
+    # never touched: without -c and $POSTERN_CONF the CLI uses the one
+    # node config the packages installed, and postern.conf when present.
+    gwc, _ = write_conf(tmp_path, "internal-gw", "gw")
+    pc, _ = write_conf(tmp_path, "external-portal", "portal")
+    for d in ("upper", "work"):
+        (tmp_path / d).mkdir()
+    before = os.path.exists("/etc/postern/postern.conf")
+    script = f'''set -e
+mount -t overlay overlay -o lowerdir=/etc,upperdir={tmp_path}/upper,\
+workdir={tmp_path}/work /etc
+mkdir -p /etc/postern
+cli={bin_path("postern-cli")}
+$cli property global get --name sign-enabled 2>&1 || echo "rc=$?"
+cp {gwc} /etc/postern/internal-gw.conf
+$cli property global get --explain --name sign-enabled 2>&1
+cp {pc} /etc/postern/external-portal.conf
+$cli property global get --name sign-enabled 2>&1 || echo "rc=$?"
+rm /etc/postern/internal-gw.conf
+$cli property global get --name quota 2>&1
+cp {gwc} /etc/postern/postern.conf
+$cli property global get --name sign-enabled 2>&1
+'''
+    e = dict(os.environ)
+    e.pop("POSTERN_CONF", None)
+    e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh",
+                        "-c", script], capture_output=True, text=True, env=e)
+    if "overlay" in r.stderr and "mount" in r.stderr:
+        pytest.skip(f"no overlay mounts here: {r.stderr}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    # neither installed: the message names the file it looked for
+    assert "/etc/postern/postern.conf" in out[0] and out[1] == "rc=1", out
+    # only the gateway's config: it is used
+    assert "default" in "".join(out[2:4]) and "false" in out[2:4], out
+    # both installed: ambiguous, so postern.conf is asked for again
+    assert "/etc/postern/postern.conf" in out[4] and out[5] == "rc=1", out
+    # only the portal's: a portal-only property answers (the gateway's
+    # config would refuse it)
+    assert out[6].isdigit(), out
+    # postern.conf wins when the admin wrote one
+    assert out[7] == "false", out
+    # the real /etc was not touched
+    assert os.path.exists("/etc/postern/postern.conf") == before
