@@ -4,6 +4,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SYSCONFDIR ?= /etc/postern
+MANDIR   ?= $(PREFIX)/share/man
 PYTHON   ?= /usr/bin/python3
 CC       ?= cc
 
@@ -162,6 +163,8 @@ install: all
 	install -m 0755 build/internal-gw build/external-portal $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 build/postern-cli $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 config/internal-gw.conf config/external-portal.conf $(DESTDIR)$(SYSCONFDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf build
