@@ -20,7 +20,6 @@ import importlib.util
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import email
@@ -367,18 +366,13 @@ def test_internet_reaches_portal_https(services):
     assert connect_from("lan", DMZ_PORTAL, 443) == "refused"
 
 
-BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
+BROWSER_DIR = _it.BROWSER_DIR
 
 
 @pytest.mark.skipif(not WEB, reason="portal web part left out "
                     "(POSTERN_E2E_WEB=0)")
 def test_recipient_signs_up_and_reads_in_chromium(services, delivered):
-    if not os.path.exists("/usr/bin/chromium") or not os.path.isdir(
-            os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        if os.environ.get("CI"):
-            pytest.fail("chromium or playwright-core missing under CI "
-                        "(run make deps)")
-        pytest.skip("chromium or playwright-core missing (run make deps)")
+    _it.require_browser()
     note = email.message_from_bytes(delivered["notification"],
                                     policy=email.policy.default)
     text = note.get_body(preferencelist=("plain",)).get_content()

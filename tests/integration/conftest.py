@@ -13,7 +13,6 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as AioSMTP
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("POSTERN_BUILD", os.path.join(ROOT, "build"))
@@ -28,6 +27,21 @@ def bin_path(name):
 
 
 _given_ports = set()
+
+
+BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
+
+
+def require_browser():
+    """Skips the calling test when Debian's chromium or npm playwright-core
+    is missing (make deps installs both); under CI (CI set) that fails."""
+    if os.path.exists("/usr/bin/chromium") and os.path.isdir(
+            os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("chromium or playwright-core missing under CI "
+                    "(run make deps)")
+    pytest.skip("chromium or playwright-core missing (run make deps)")
 
 
 def free_port(host="127.0.0.1"):

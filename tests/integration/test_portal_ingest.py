@@ -2,7 +2,6 @@
 connect, recipient revert, trigger routing, trigger removal, quota, LMTP
 per-recipient replies, durability under kill -9, --check."""
 
-import hashlib
 import os
 import socket
 import sqlite3

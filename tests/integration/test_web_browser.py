@@ -11,22 +11,15 @@ import re
 import subprocess
 from email.message import EmailMessage
 
-import pytest
 
-from conftest import ROOT, BUILD
+from conftest import BROWSER_DIR, BUILD, require_browser
 from test_web_portal import Portal, _text_of, notify_sink  # noqa: F401
 from test_web_compose import REPLY_CONF, reply_sink  # noqa: F401
 
-BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 
 
 def test_browser_flow(tmp_path, notify_sink, reply_sink):  # noqa: F811
-    if not os.path.exists("/usr/bin/chromium") or not os.path.isdir(
-            os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        if os.environ.get("CI"):
-            pytest.fail("chromium or playwright-core missing under CI "
-                        "(run make deps)")
-        pytest.skip("chromium or playwright-core missing (run make deps)")
+    require_browser()
     p = Portal(str(tmp_path), notify_sink,
                extra=REPLY_CONF.format(port=reply_sink.port))
     p.cli("property", "global", "set", "--name", "reply-allowed-domains",

@@ -9,7 +9,6 @@ import os
 import re
 import ssl
 import uuid
-from email.message import EmailMessage
 
 import pytest
 
