@@ -129,6 +129,18 @@ store_step_done(struct store *s, sqlite3_stmt *st)
 	return 0;
 }
 
+/* Runs a statement with one text parameter that returns no rows. */
+static int
+store_exec_text(struct store *s, const char *sql, const char *text)
+{
+	sqlite3_stmt *st;
+
+	if ((st = store_prepare(s, sql)) == NULL)
+		return -1;
+	store_bind_text(st, 1, text);
+	return store_step_done(s, st);
+}
+
 static int
 store_exec(struct store *s, const char *sql)
 {
@@ -437,6 +449,18 @@ store_usage_q(struct store *s, const char *sql, const char *key)
 	else
 		log_warnx("store: %s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
+	return v;
+}
+
+/* store_usage_q() for callers that do not hold the lock. */
+static int64_t
+store_scalar(struct store *s, const char *sql, const char *key)
+{
+	int64_t v;
+
+	store_lock(s);
+	v = store_usage_q(s, sql, key);
+	store_unlock(s);
 	return v;
 }
 
@@ -752,48 +776,28 @@ store_msg_delete(struct store *s, const char *owner, int64_t id)
 int64_t
 store_usage(struct store *s, const char *owner)
 {
-	int64_t v;
-
-	store_lock(s);
-	v = store_usage_q(s, STORE_SQL_USAGE, owner);
-	store_unlock(s);
-	return v;
+	return store_scalar(s, STORE_SQL_USAGE, owner);
 }
 
 int64_t
 store_usage_domain(struct store *s, const char *domain)
 {
-	int64_t v;
-
-	store_lock(s);
-	v = store_usage_q(s, "SELECT COALESCE(SUM(size), 0) FROM "
+	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
 	    "portal_messages WHERE domain = lower(?)", domain);
-	store_unlock(s);
-	return v;
 }
 
 int64_t
 store_usage_total(struct store *s)
 {
-	int64_t v;
-
-	store_lock(s);
-	v = store_usage_q(s, "SELECT COALESCE(SUM(size), 0) FROM "
+	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
 	    "portal_messages", NULL);
-	store_unlock(s);
-	return v;
 }
 
 int64_t
 store_msg_count(struct store *s, const char *owner)
 {
-	int64_t v;
-
-	store_lock(s);
-	v = store_usage_q(s, "SELECT COUNT(*) FROM portal_messages "
+	return store_scalar(s, "SELECT COUNT(*) FROM portal_messages "
 	    "WHERE owner = ?", owner);
-	store_unlock(s);
-	return v;
 }
 
 int
@@ -973,7 +977,6 @@ store_user_totp_step(struct store *s, const char *email, int64_t step)
 int
 store_user_delete(struct store *s, const char *email)
 {
-	sqlite3_stmt *st;
 	int rc;
 
 	store_lock(s);
@@ -982,23 +985,14 @@ store_user_delete(struct store *s, const char *email)
 	rc = -1;
 	if (store_begin(s) == -1)
 		goto out;
-	if ((st = store_prepare(s, "DELETE FROM portal_tokens WHERE email = ?"))
-	    == NULL)
+	if (store_exec_text(s, "DELETE FROM portal_tokens WHERE email = ?",
+	    email) == -1)
 		goto rollback;
-	store_bind_text(st, 1, email);
-	if (store_step_done(s, st) == -1)
+	if (store_exec_text(s, "DELETE FROM portal_outbox WHERE rcpt = ? AND "
+	    "kind != 'raw'", email) == -1)
 		goto rollback;
-	if ((st = store_prepare(s, "DELETE FROM portal_outbox WHERE rcpt = ? "
-	    "AND kind != 'raw'")) == NULL)
-		goto rollback;
-	store_bind_text(st, 1, email);
-	if (store_step_done(s, st) == -1)
-		goto rollback;
-	if ((st = store_prepare(s, "DELETE FROM portal_users WHERE email = ?"))
-	    == NULL)
-		goto rollback;
-	store_bind_text(st, 1, email);
-	if (store_step_done(s, st) == -1)
+	if (store_exec_text(s, "DELETE FROM portal_users WHERE email = ?",
+	    email) == -1)
 		goto rollback;
 	rc = sqlite3_changes(s->db) ? 0 : STORE_NOTFOUND;
 	if (store_commit(s) == -1)
@@ -1059,11 +1053,8 @@ store_token_consume(struct store *s, enum store_token_kind kind,
 	}
 	store_col_copy(st, 0, email, emaillen);
 	sqlite3_finalize(st);
-	if ((st = store_prepare(s, "UPDATE portal_tokens SET used = 1 "
-	    "WHERE hash = ?")) == NULL)
-		goto rollback;
-	store_bind_text(st, 1, hash);
-	if (store_step_done(s, st) == -1)
+	if (store_exec_text(s, "UPDATE portal_tokens SET used = 1 WHERE "
+	    "hash = ?", hash) == -1)
 		goto rollback;
 	rc = store_commit(s);
 	goto out;
@@ -1291,13 +1282,8 @@ store_outbox_next(struct store *s, int64_t now, struct store_outbox *o)
 int64_t
 store_outbox_wake_time(struct store *s)
 {
-	int64_t v;
-
-	store_lock(s);
-	v = store_usage_q(s, "SELECT COALESCE(MIN(next_attempt), -1) "
+	return store_scalar(s, "SELECT COALESCE(MIN(next_attempt), -1) "
 	    "FROM portal_outbox", NULL);
-	store_unlock(s);
-	return v;
 }
 
 int
