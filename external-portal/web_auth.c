@@ -99,9 +99,8 @@ web_auth_login_page(struct web_req *r, int status, const char *err)
 	    NULL, "username");
 	web_page_input(r, "password", "password",
 	    web_text_get("login.password"), NULL, "current-password");
-	web_buf_adds(&r->out, "<button type=\"submit\">");
-	web_page_t(r, "login.submit");
-	web_buf_adds(&r->out, "</button>\n</form>\n<p><a href=\"/forgot\">");
+	web_page_submit(r, "login.submit");
+	web_buf_adds(&r->out, "<p><a href=\"/forgot\">");
 	web_page_t(r, "forgot.link");
 	web_buf_adds(&r->out, "</a></p>\n");
 	web_page_end(r);
@@ -231,9 +230,7 @@ web_auth_totp_page(struct web_req *r, int status, const char *err)
 	web_page_form(r, "/login/totp", NULL);
 	web_page_input(r, "code", "text", web_text_get("totp.code.or_recovery"),
 	    NULL, "one-time-code");
-	web_buf_adds(&r->out, "<button type=\"submit\">");
-	web_page_t(r, "totp.submit");
-	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_submit(r, "totp.submit");
 	web_page_end(r);
 }
 
@@ -346,9 +343,22 @@ web_auth_password_page(struct web_req *r, const char *action,
 	    NULL, "new-password");
 	web_page_input(r, "confirm", "password",
 	    web_text_get("password.confirm"), NULL, "new-password");
-	web_buf_adds(&r->out, "<button type=\"submit\">");
-	web_page_t(r, "common.save");
-	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_submit(r, "common.save");
+	web_page_end(r);
+}
+
+/* A page asking for the address to send a new link to. */
+static void
+web_auth_email_page(struct web_req *r, const char *title, const char *err,
+    const char *action)
+{
+	web_page_begin(r, title, 0);
+	if (err != NULL)
+		web_page_notice(r, "error", err);
+	web_page_form(r, action, NULL);
+	web_page_input(r, "email", "email", web_text_get("login.email"),
+	    NULL, "email");
+	web_page_submit(r, "link.new");
 	web_page_end(r);
 }
 
@@ -356,15 +366,8 @@ static void
 web_auth_expired(struct web_req *r)
 {
 	r->status = 410;
-	web_page_begin(r, web_text_get("link.expired.title"), 0);
-	web_page_notice(r, "error", web_text_get("link.expired"));
-	web_page_form(r, "/newlink", NULL);
-	web_page_input(r, "email", "email", web_text_get("login.email"),
-	    NULL, "email");
-	web_buf_adds(&r->out, "<button type=\"submit\">");
-	web_page_t(r, "link.new");
-	web_buf_adds(&r->out, "</button>\n</form>\n");
-	web_page_end(r);
+	web_auth_email_page(r, web_text_get("link.expired.title"),
+	    web_text_get("link.expired"), "/newlink");
 }
 
 static int
@@ -557,30 +560,17 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 	return rc;
 }
 
-static void
-web_auth_email_page(struct web_req *r, const char *title,
-    const char *action)
-{
-	web_page_begin(r, title, 0);
-	web_page_form(r, action, NULL);
-	web_page_input(r, "email", "email", web_text_get("login.email"),
-	    NULL, "email");
-	web_buf_adds(&r->out, "<button type=\"submit\">");
-	web_page_t(r, "link.new");
-	web_buf_adds(&r->out, "</button>\n</form>\n");
-	web_page_end(r);
-}
-
 void
 web_auth_newlink_form(struct web_req *r)
 {
-	web_auth_email_page(r, web_text_get("link.expired.title"), "/newlink");
+	web_auth_email_page(r, web_text_get("link.expired.title"), NULL,
+	    "/newlink");
 }
 
 void
 web_auth_forgot_form(struct web_req *r)
 {
-	web_auth_email_page(r, web_text_get("forgot.title"), "/forgot");
+	web_auth_email_page(r, web_text_get("forgot.title"), NULL, "/forgot");
 }
 
 /*
@@ -689,14 +679,10 @@ web_auth_settings_page(struct web_req *r, const char *ok, const char *err)
 		web_page_t(r, "settings.totp_disable");
 		web_buf_adds(&r->out, "</button>\n</form>\n");
 		web_page_form(r, "/settings/recovery", NULL);
-		web_buf_adds(&r->out, "<button type=\"submit\">");
-		web_page_t(r, "settings.recovery_new");
-		web_buf_adds(&r->out, "</button>\n</form>\n");
+		web_page_submit(r, "settings.recovery_new");
 	} else {
 		web_page_form(r, "/settings/totp/start", NULL);
-		web_buf_adds(&r->out, "<button type=\"submit\">");
-		web_page_t(r, "settings.totp_enable");
-		web_buf_adds(&r->out, "</button>\n</form>\n");
+		web_page_submit(r, "settings.totp_enable");
 	}
 	web_buf_adds(&r->out, "</section>\n<section aria-labelledby=\"h-ses\">"
 	    "<h2 id=\"h-ses\">");
@@ -822,9 +808,7 @@ web_auth_totp_start(struct web_req *r)
 	web_page_form(r, "/settings/totp/enable", NULL);
 	web_page_input(r, "code", "text", web_text_get("totp.code"), NULL,
 	    "one-time-code");
-	web_buf_adds(&r->out, "<button type=\"submit\">");
-	web_page_t(r, "totp.submit");
-	web_buf_adds(&r->out, "</button>\n</form>\n");
+	web_page_submit(r, "totp.submit");
 	web_page_end(r);
 	free(svg);
 	xfree_secret(&uri);

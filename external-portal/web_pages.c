@@ -97,6 +97,15 @@ web_page_form(struct web_req *r, const char *action, const char *extra)
 	web_buf_adds(&r->out, "\">\n");
 }
 
+/* The form's submit button, labelled by a text key, and the form's end. */
+void
+web_page_submit(struct web_req *r, const char *textkey)
+{
+	web_buf_adds(&r->out, "<button type=\"submit\">");
+	web_page_t(r, textkey);
+	web_buf_adds(&r->out, "</button>\n</form>\n");
+}
+
 void
 web_page_input(struct web_req *r, const char *name, const char *type,
     const char *label, const char *value, const char *autocomplete)

@@ -20,6 +20,7 @@ void	 web_page_t(struct web_req *, const char *key);
 /* <form method="post" action="..."> with the CSRF field. */
 void	 web_page_form(struct web_req *, const char *action,
 	    const char *extra_attrs);
+void	 web_page_submit(struct web_req *, const char *textkey);
 /* A labelled input. */
 void	 web_page_input(struct web_req *, const char *name, const char *type,
 	    const char *label, const char *value, const char *autocomplete);
