@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -52,13 +51,6 @@ struct portal_listeners {
 	int	lmtp[PORTAL_MAX_LISTEN];
 	int	n;
 };
-
-static void
-portal_usage(void)
-{
-	fprintf(stderr, "usage: external-portal -c FILE [--check] [-d]\n");
-	exit(2);
-}
 
 static int
 portal_line(const struct conf *c, const char *key)
@@ -509,56 +501,24 @@ portal_web_worker(const struct conf *c, struct portal_listeners *pl,
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "check", no_argument, NULL, 'C' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct portal_listeners pl;
 	struct conf c;
 	struct daemon_child children[2];
 	size_t n = 0;
 	struct store *s;
-	const char *file = "/etc/postern/external-portal.conf";
 	char *err = NULL;
-	int ch, check = 0, debug = 0;
+	int check;
 	pid_t ingest_pid, web_pid;
 	int web_fd = -1;
 
-	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': file = optarg; break;
-		case 'C': check = 1; break;
-		case 'd': debug = 1; break;
-		default: portal_usage();
-		}
-	}
-	if (optind != argc)
-		portal_usage();
-
-	log_init("external-portal", LOG_TO_STDERR, debug);
-	/* Whoever started us may have blocked signals: a daemon that cannot
-	 * be stopped is worse than one that dies. */
-	daemon_clear_sigmask();
-	if (conf_load(&c, file, portal_conf_schema, &err) == -1) {
-		fputs(err, stderr);
-		return 1;
-	}
-	if (strcmp(conf_str(&c, "node"), "external-portal") != 0) {
-		fprintf(stderr, "%s:%d: node: must be \"external-portal\"\n",
-		    file, portal_line(&c, "node"));
-		return 1;
-	}
-	if (conf_bool(&c, "log.syslog"))
-		log_init("external-portal", LOG_TO_STDERR | LOG_TO_SYSLOG,
-		    debug || conf_bool(&c, "log.debug"));
+	daemon_start(argc, argv, "external-portal",
+	    "/etc/postern/external-portal.conf", portal_conf_schema, &c, &check);
 	g_mime_init();
 	if (check) {
 		int bad = portal_check(&c) == -1;
 
 		if (!bad)
-			printf("%s: configuration OK\n", file);
+			printf("%s: configuration OK\n", c.file);
 		conf_free(&c);
 		return bad;
 	}

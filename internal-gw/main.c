@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -51,13 +50,6 @@ struct gw_listeners {
 	int	lmtp[GW_MAX_LISTEN];
 	int	nlmtp;
 };
-
-static void
-gw_usage(void)
-{
-	fprintf(stderr, "usage: internal-gw -c FILE [--check] [-d]\n");
-	exit(2);
-}
 
 static struct relay *
 gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
@@ -381,57 +373,21 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "check", no_argument, NULL, 'C' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct gw_listeners ls;
 	struct conf c;
 	struct daemon_child children[2];
-	const char *file = "/etc/postern/internal-gw.conf";
 	const char *tls_keys[2];
-	char *err = NULL;
-	int ch, check = 0, debug = 0, keyd_fd, keyd_tls_fd, status;
+	int check, keyd_fd, keyd_tls_fd, status;
 	pid_t keyd_pid, smtp_pid;
 
-	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': file = optarg; break;
-		case 'C': check = 1; break;
-		case 'd': debug = 1; break;
-		default: gw_usage();
-		}
-	}
-	if (optind != argc)
-		gw_usage();
-
-	log_init("internal-gw", LOG_TO_STDERR, debug);
-	/* Whoever started us may have blocked signals: a daemon that cannot
-	 * be stopped is worse than one that dies. */
-	daemon_clear_sigmask();
-	if (conf_load(&c, file, gw_conf_schema, &err) == -1) {
-		fputs(err, stderr);
-		free(err);
-		return 1;
-	}
-	if (strcmp(conf_str(&c, "node"), "internal-gw") != 0) {
-		config_setting_t *s = conf_setting(&c, "node");
-
-		fprintf(stderr, "%s:%d: node: must be \"internal-gw\"\n", file,
-		    config_setting_source_line(s));
-		return 1;
-	}
-	if (conf_bool(&c, "log.syslog"))
-		log_init("internal-gw", LOG_TO_STDERR | LOG_TO_SYSLOG,
-		    debug || conf_bool(&c, "log.debug"));
+	daemon_start(argc, argv, "internal-gw", "/etc/postern/internal-gw.conf",
+	    gw_conf_schema, &c, &check);
 	g_mime_init();
 	if (check) {
 		int bad = gw_check(&c) == -1;
 
 		if (!bad)
-			printf("%s: configuration OK\n", file);
+			printf("%s: configuration OK\n", c.file);
 		conf_free(&c);
 		g_mime_shutdown();
 		return bad;
@@ -441,7 +397,7 @@ main(int argc, char **argv)
 	gw_listen(&c, "smtp.listen", ls.smtp, &ls.nsmtp);
 	gw_listen(&c, "smtp.lmtp_listen", ls.lmtp, &ls.nlmtp);
 	if (ls.nsmtp + ls.nlmtp == 0)
-		fatalx("%s: smtp: neither listen nor lmtp_listen set", file);
+		fatalx("%s: smtp: neither listen nor lmtp_listen set", c.file);
 
 	/* keyd starts with default signal handling and mask. */
 	keyd_pid = keyd_spawn_tls(conf_str(&c, "keys_dir"), tls_keys,

@@ -4,12 +4,17 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -134,4 +139,58 @@ daemon_supervise(struct daemon_child *c, size_t n, pid_t hup_to)
 			break;
 		}
 	}
+}
+
+static void
+daemon_usage(const char *node)
+{
+	fprintf(stderr, "usage: %s -c FILE [--check] [-d]\n", node);
+	exit(2);
+}
+
+void
+daemon_start(int argc, char **argv, const char *node, const char *def_file,
+    const struct conf_key *schema, struct conf *c, int *check)
+{
+	static const struct option longopts[] = {
+		{ "check", no_argument, NULL, 'C' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = def_file;
+	config_setting_t *s;
+	char *err = NULL;
+	int ch, debug = 0;
+
+	*check = 0;
+	while ((ch = getopt_long(argc, argv, "c:d", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': file = optarg; break;
+		case 'C': *check = 1; break;
+		case 'd': debug = 1; break;
+		default: daemon_usage(node);
+		}
+	}
+	if (optind != argc)
+		daemon_usage(node);
+
+	log_init(node, LOG_TO_STDERR, debug);
+	/* Whoever started us may have blocked signals: a daemon that cannot
+	 * be stopped is worse than one that dies. */
+	daemon_clear_sigmask();
+	if (conf_load(c, file, schema, &err) == -1) {
+		fputs(err, stderr);
+		free(err);
+		exit(1);
+	}
+	if (strcmp(conf_str(c, "node"), node) != 0) {
+		s = conf_setting(c, "node");
+		fprintf(stderr, "%s:%d: node: must be \"%s\"\n", file,
+		    s != NULL ? config_setting_source_line(s) : 0, node);
+		exit(1);
+	}
+	if (conf_bool(c, "log.syslog"))
+		log_init(node, LOG_TO_STDERR | LOG_TO_SYSLOG,
+		    debug || conf_bool(c, "log.debug"));
 }

@@ -9,11 +9,24 @@
 
 #include <sys/types.h>
 
+struct conf;
+struct conf_key;
+
 struct daemon_child {
 	pid_t		 pid;
 	const char	*name;		/* "smtp", "keyd", "web", ... */
 };
 
+/*
+ * The start both daemons share: parses `-c FILE [--check] [-d]` (usage: exit
+ * 2), starts logging as node, clears the inherited signal mask, loads FILE
+ * (default def_file) against schema and checks that its `node` names this
+ * daemon (either error: the message on stderr, exit 1), and adds syslog when
+ * log.syslog is set. Sets *check for --check.
+ */
+void	daemon_start(int argc, char **argv, const char *node,
+	    const char *def_file, const struct conf_key *schema, struct conf *,
+	    int *check);
 /* Clears a signal mask inherited from whoever started us. */
 void	daemon_clear_sigmask(void);
 /* Drops to user when running as root (and sets no_new_privs); fatal on
