@@ -8,7 +8,7 @@
 
 #include "portal_conf.h"
 
-#define MB	(1024LL * 1024)
+#define MB	CONF_MB
 #define DAY	86400LL
 
 const struct conf_key portal_conf_schema[] = {
@@ -22,27 +22,14 @@ const struct conf_key portal_conf_schema[] = {
 	{ "signup_token_lifetime", CONF_INT, 0, 600, 365 * DAY, "604800" },
 	{ "retention_interval", CONF_INT, 0, 60, 7 * DAY, "3600" },
 
-	{ "log", CONF_GROUP, 0, 0, 0, NULL },
-	{ "log.syslog", CONF_BOOL, 0, 0, 0, "false" },
-	{ "log.debug", CONF_BOOL, 0, 0, 0, "false" },
+	CONF_KEYS_LOG,
 
 	{ "smtp", CONF_GROUP, 1, 0, 0, NULL },
 	{ "smtp.listeners", CONF_GROUPLIST, 1, 0, 0, NULL },
 	{ "smtp.listeners.[].listen", CONF_STRING, 1, 0, 300, NULL },
 	{ "smtp.listeners.[].protocol", CONF_STRING, 0, 0, 8, "smtp" },
 	{ "smtp.mynetworks", CONF_STRLIST, 1, 0, 0, NULL },
-	{ "smtp.max_line", CONF_INT, 0, 512, 65536, "2048" },
-	{ "smtp.max_message_size", CONF_INT, 0, 1024, 4096 * MB, "52428800" },
-	{ "smtp.max_header_size", CONF_INT, 0, 1024, 64 * MB, "1048576" },
-	{ "smtp.max_recipients", CONF_INT, 0, 1, 100000, "1000" },
-	{ "smtp.max_connections", CONF_INT, 0, 1, 100000, "100" },
-	{ "smtp.max_per_ip", CONF_INT, 0, 1, 100000, "50" },
-	{ "smtp.cmd_timeout", CONF_INT, 0, 1, 3600, "300" },
-	{ "smtp.data_timeout", CONF_INT, 0, 1, 3600, "600" },
-	{ "smtp.max_errors", CONF_INT, 0, 1, 1000, "10" },
-	{ "smtp.tls_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },
-	{ "smtp.tls_key", CONF_STRING, 0, 0, PATH_MAX, NULL },
-	{ "smtp.tls_required", CONF_BOOL, 0, 0, 0, "false" },
+	CONF_KEYS_SMTP_LIMITS("100"),
 	{ "smtp.tls_client_ca", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "smtp.gateway_cert_sha256", CONF_STRLIST, 0, 0, 0, NULL },
 	{ "smtp.gateway_tunnel_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },

@@ -8,7 +8,6 @@
 
 #include "gw_conf.h"
 
-#define MB	(1024LL * 1024)
 
 const struct conf_key gw_conf_schema[] = {
 	{ "node", CONF_STRING, 1, 0, 32, NULL },
@@ -21,25 +20,12 @@ const struct conf_key gw_conf_schema[] = {
 	{ "keyd_user", CONF_STRING, 0, 0, 64, NULL },
 	{ "workers", CONF_INT, 0, 1, 64, "4" },
 
-	{ "log", CONF_GROUP, 0, 0, 0, NULL },
-	{ "log.syslog", CONF_BOOL, 0, 0, 0, "false" },
-	{ "log.debug", CONF_BOOL, 0, 0, 0, "false" },
+	CONF_KEYS_LOG,
 
 	{ "smtp", CONF_GROUP, 1, 0, 0, NULL },
 	{ "smtp.listen", CONF_STRLIST, 0, 0, 0, NULL },
 	{ "smtp.lmtp_listen", CONF_STRLIST, 0, 0, 0, NULL },
-	{ "smtp.max_line", CONF_INT, 0, 512, 65536, "2048" },
-	{ "smtp.max_message_size", CONF_INT, 0, 1024, 4096 * MB, "52428800" },
-	{ "smtp.max_header_size", CONF_INT, 0, 1024, 64 * MB, "1048576" },
-	{ "smtp.max_recipients", CONF_INT, 0, 1, 100000, "1000" },
-	{ "smtp.max_connections", CONF_INT, 0, 1, 100000, "200" },
-	{ "smtp.max_per_ip", CONF_INT, 0, 1, 100000, "50" },
-	{ "smtp.cmd_timeout", CONF_INT, 0, 1, 3600, "300" },
-	{ "smtp.data_timeout", CONF_INT, 0, 1, 3600, "600" },
-	{ "smtp.max_errors", CONF_INT, 0, 1, 1000, "10" },
-	{ "smtp.tls_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },
-	{ "smtp.tls_key", CONF_STRING, 0, 0, PATH_MAX, NULL },
-	{ "smtp.tls_required", CONF_BOOL, 0, 0, 0, "false" },
+	CONF_KEYS_SMTP_LIMITS("200"),
 	{ "smtp.xforward_from", CONF_STRLIST, 0, 0, 0, NULL },
 
 	{ "relay", CONF_GROUP, 1, 0, 0, NULL },

@@ -6,6 +6,7 @@
 #ifndef POSTERN_CONFIG_H
 #define POSTERN_CONFIG_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <libconfig.h>
 
@@ -31,6 +32,33 @@ struct conf {
 	const struct conf_key	*schema;
 	char			*file;
 };
+
+/*
+ * Schema rows both daemons share: the log group and the SMTP/LMTP engine's
+ * limits and TLS files (inside the required "smtp" group), so both nodes
+ * take the same keys with the same ranges. Only the connection limit's
+ * default differs between them.
+ */
+#define CONF_MB		(1024LL * 1024)
+#define CONF_KEYS_LOG \
+	{ "log", CONF_GROUP, 0, 0, 0, NULL }, \
+	{ "log.syslog", CONF_BOOL, 0, 0, 0, "false" }, \
+	{ "log.debug", CONF_BOOL, 0, 0, 0, "false" }
+#define CONF_KEYS_SMTP_LIMITS(max_connections) \
+	{ "smtp.max_line", CONF_INT, 0, 512, 65536, "2048" }, \
+	{ "smtp.max_message_size", CONF_INT, 0, 1024, 4096 * CONF_MB, \
+	    "52428800" }, \
+	{ "smtp.max_header_size", CONF_INT, 0, 1024, 64 * CONF_MB, \
+	    "1048576" }, \
+	{ "smtp.max_recipients", CONF_INT, 0, 1, 100000, "1000" }, \
+	{ "smtp.max_connections", CONF_INT, 0, 1, 100000, max_connections }, \
+	{ "smtp.max_per_ip", CONF_INT, 0, 1, 100000, "50" }, \
+	{ "smtp.cmd_timeout", CONF_INT, 0, 1, 3600, "300" }, \
+	{ "smtp.data_timeout", CONF_INT, 0, 1, 3600, "600" }, \
+	{ "smtp.max_errors", CONF_INT, 0, 1, 1000, "10" }, \
+	{ "smtp.tls_cert", CONF_STRING, 0, 0, PATH_MAX, NULL }, \
+	{ "smtp.tls_key", CONF_STRING, 0, 0, PATH_MAX, NULL }, \
+	{ "smtp.tls_required", CONF_BOOL, 0, 0, 0, "false" }
 
 /*
  * Loads and checks file against schema (terminated by a NULL path). On error
