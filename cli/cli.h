@@ -38,6 +38,9 @@ int	cli_err(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "postern-cli: " + message (if any) and usage; returns CLI_USAGE. */
 int	cli_usage(const char *usage, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* The usage error for getopt_long's ':' (missing value) or '?' (unknown
+ * option) on the option named opt. */
+int	cli_bad_option(const char *usage, int ch, const char *opt);
 /* A string setting of the config (e.g. "keys_dir"), or NULL. */
 const char *cli_conf_str(struct cli *, const char *path);
 /* "internal-gw" or "external-portal" */

@@ -119,14 +119,10 @@ cli_cert(struct cli *c, int argc, char **argv)
 		case 'e':
 			email = optarg;
 			break;
-		case ':':
-			xfree_secret(&password);
-			return cli_usage(cli_cert_usage_text,
-			    "%s needs a value", argv[optind]);
 		default:
 			xfree_secret(&password);
-			return cli_usage(cli_cert_usage_text,
-			    "unknown option %s", argv[optind]);
+			return cli_bad_option(cli_cert_usage_text, ch,
+			    argv[optind]);
 		}
 	}
 	if (optind < argc - 1) {

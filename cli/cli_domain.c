@@ -47,12 +47,9 @@ cli_domain(struct cli *c, int argc, char **argv)
 		case 'd':
 			domain = optarg;
 			break;
-		case ':':
-			return cli_usage(cli_domain_usage_text,
-			    "%s needs a value", argv[optind]);
 		default:
-			return cli_usage(cli_domain_usage_text,
-			    "unknown option %s", argv[optind]);
+			return cli_bad_option(cli_domain_usage_text, ch,
+			    argv[optind]);
 		}
 	}
 	if (optind < argc - 1)

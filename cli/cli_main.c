@@ -91,6 +91,13 @@ cli_usage(const char *usage, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+int
+cli_bad_option(const char *usage, int ch, const char *opt)
+{
+	return cli_usage(usage, ch == ':' ? "%s needs a value" :
+	    "unknown option %s", opt);
+}
+
 const char *
 cli_node_name(int node)
 {

@@ -198,12 +198,9 @@ cli_policy(struct cli *c, int argc, char **argv)
 				    CLI_POLICY_MAX_ARGS);
 			hdrs[nhdrs++] = optarg;
 			break;
-		case ':':
-			return cli_usage(cli_policy_usage_text,
-			    "%s needs a value", argv[optind]);
 		default:
-			return cli_usage(cli_policy_usage_text,
-			    "unknown option %s", argv[optind]);
+			return cli_bad_option(cli_policy_usage_text, ch,
+			    argv[optind]);
 		}
 	}
 	if (optind < argc - 1)

@@ -98,12 +98,9 @@ cli_property_parse(int argc, char **argv, struct cli_property_opts *o)
 		case 'd': o->domain = optarg; break;
 		case 'e': o->email = optarg; break;
 		case 'x': o->explain = 1; break;
-		case ':':
-			return cli_usage(cli_property_usage_text,
-			    "%s needs a value", argv[optind - 1]);
 		default:
-			return cli_usage(cli_property_usage_text,
-			    "unknown option %s", argv[optind - 1]);
+			return cli_bad_option(cli_property_usage_text, ch,
+			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
