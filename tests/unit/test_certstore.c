@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "unit_util.h"
+
 #include <sqlite3.h>
 
 #include "../../internal-gw/certstore.h"
@@ -24,20 +26,6 @@
 static char pki[512], tmp[512], keys[600];
 static sqlite3 *db;
 static X509_STORE *trust;
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int
 import(const char *dir, const char *name, const char *password, char **err)

@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "unit_util.h"
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -35,20 +37,6 @@ static char pki[512], tmp[512], ecpath[700], rsapath[700];
 static const char *tls_keys[2] = { ecpath, rsapath };
 static struct keyd_client *kc, *tc;
 static pid_t keyd_pid;
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void
 pki_path(char *out, size_t len, const char *name)

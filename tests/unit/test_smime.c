@@ -22,6 +22,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "unit_util.h"
+
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -51,20 +53,6 @@ static const char plain_entity[] =
     "Content-Type: text/plain; charset=us-ascii\r\n"
     "\r\n"
     "Hello Bob,\r\nthis is signed.\r\n";
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static char *
 slurp(const char *path, size_t *lenp)
