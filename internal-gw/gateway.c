@@ -306,7 +306,8 @@ gw_sign(struct gw_msg *m, const char *signer, const char *in, char *out,
 		fclose(fi);
 		return -1;
 	}
-	r = smime_sign(m->gw->keyd, signer, fi, fo, err, sizeof(err));
+	r = smime_sign(m->gw->keyd, signer, fi, fo, m->gw->spool_dir, err,
+	    sizeof(err));
 	fclose(fi);
 	if (gw_close(fo, out, m->txn->id) == -1)
 		r = -1;
@@ -350,7 +351,8 @@ gw_encrypt(struct gw_msg *m, struct gw_variant *v, const char *in, char *out,
 		fclose(fi);
 		goto done;
 	}
-	r = smime_encrypt(all, nall, fi, fo, err, sizeof(err));
+	r = smime_encrypt(all, nall, fi, fo, m->gw->spool_dir, err,
+	    sizeof(err));
 	fclose(fi);
 	if (gw_close(fo, out, m->txn->id) == -1)
 		r = -1;

@@ -65,7 +65,8 @@ struct keyd_hdr {
 	uint32_t	len;
 };
 
-#define KEYD_MAX_REPLY	(KEYD_MAX_DATA / 16 + 1024 * 1024)
+/* A signature with its chain, or the list of signers. */
+#define KEYD_MAX_REPLY	(16 * 1024 * 1024)
 #define KEYD_MAX_KEYS	10000
 
 struct keyd_key {
@@ -298,12 +299,18 @@ keyd_reply_err(int fd, const char *msg)
 		fatal("keyd: send");
 }
 
+/*
+ * SIGN: u32 signer length, the signer, the SHA-256 digest of the content.
+ * The SignerInfo is built without the content: the digest goes into the
+ * messageDigest attribute and the signed attributes are signed, as
+ * CMS_final() would do after hashing the content itself.
+ */
 static void
 keyd_do_sign(int fd, const unsigned char *p, size_t len)
 {
 	struct keyd_key *k;
 	CMS_ContentInfo *cms = NULL;
-	BIO *in = NULL;
+	CMS_SignerInfo *si;
 	unsigned char *der = NULL;
 	char signer[KEYD_MAX_SIGNER + 1];
 	uint32_t slen;
@@ -313,41 +320,43 @@ keyd_do_sign(int fd, const unsigned char *p, size_t len)
 	if (len < sizeof(slen))
 		fatalx("keyd: short SIGN request");
 	memcpy(&slen, p, sizeof(slen));
-	if (slen == 0 || slen > KEYD_MAX_SIGNER || slen > len - sizeof(slen))
-		fatalx("keyd: bad signer length %u", slen);
+	if (slen == 0 || slen > KEYD_MAX_SIGNER ||
+	    len != sizeof(slen) + slen + KEYD_DIGEST_LEN)
+		fatalx("keyd: bad SIGN request (signer length %u)", slen);
 	memcpy(signer, p + sizeof(slen), slen);
 	signer[slen] = '\0';
 	if (strlen(signer) != slen)
 		fatalx("keyd: NUL in signer");
 	p += sizeof(slen) + slen;
-	len -= sizeof(slen) + slen;
 
 	if ((k = keyd_find(signer)) == NULL) {
 		keyd_reply_err(fd, "no signing key for this sender");
 		return;
 	}
-	if ((in = BIO_new_mem_buf(p, (int)len)) == NULL ||
-	    (cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
-	    CMS_add1_signer(cms, k->cert, k->pkey, EVP_sha256(), flags) == NULL)
+	if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
+	    (si = CMS_add1_signer(cms, k->cert, k->pkey, EVP_sha256(),
+	    flags)) == NULL)
 		goto fail;
 	for (i = 0; i < sk_X509_num(k->chain); i++)
 		if (!CMS_add1_cert(cms, sk_X509_value(k->chain, i)))
 			goto fail;
-	if (!CMS_final(cms, in, NULL, flags) ||
+	if (!CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType,
+	    V_ASN1_OBJECT, OBJ_nid2obj(NID_pkcs7_data), -1) ||
+	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest,
+	    V_ASN1_OCTET_STRING, p, KEYD_DIGEST_LEN) ||
+	    !CMS_SignerInfo_sign(si) ||
 	    (derlen = i2d_CMS_ContentInfo(cms, &der)) <= 0)
 		goto fail;
 	if (keyd_send(fd, KEYD_OK, der, (size_t)derlen, NULL, 0) == -1)
 		fatal("keyd: send");
 	OPENSSL_free(der);
 	CMS_ContentInfo_free(cms);
-	BIO_free(in);
 	return;
 fail:
 	log_warnx("keyd: signing as %s failed: %s", signer,
 	    ERR_reason_error_string(ERR_peek_last_error()));
 	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
-	BIO_free(in);
 	keyd_reply_err(fd, "signing failed");
 }
 
@@ -384,7 +393,8 @@ keyd_serve(int fd)
 				_exit(0);	/* the parent closed: we are done */
 			fatal("keyd: read");
 		}
-		if (h.len > KEYD_MAX_DATA + sizeof(uint32_t) + KEYD_MAX_SIGNER)
+		if (h.len > sizeof(uint32_t) + KEYD_MAX_SIGNER +
+		    KEYD_DIGEST_LEN)
 			fatalx("keyd: request of %u bytes", h.len);
 		buf = xmalloc(h.len + 1);
 		if (keyd_read_full(fd, buf, h.len) == -1)
@@ -715,9 +725,9 @@ out:
 }
 
 int
-keyd_sign(struct keyd_client *c, const char *signer, const void *data,
-    size_t len, unsigned char **der, size_t *derlen, char *err,
-    size_t errlen)
+keyd_sign_digest(struct keyd_client *c, const char *signer,
+    const unsigned char md[KEYD_DIGEST_LEN], unsigned char **der,
+    size_t *derlen, char *err, size_t errlen)
 {
 	unsigned char *pre, *reply;
 	size_t slen = strlen(signer), rlen;
@@ -730,16 +740,12 @@ keyd_sign(struct keyd_client *c, const char *signer, const void *data,
 		snprintf(err, errlen, "bad signer address");
 		return -1;
 	}
-	if (len > KEYD_MAX_DATA) {
-		snprintf(err, errlen, "message too large to sign");
-		return -1;
-	}
 	s32 = (uint32_t)slen;
 	pre = xmalloc(sizeof(s32) + slen);
 	memcpy(pre, &s32, sizeof(s32));
 	memcpy(pre + sizeof(s32), signer, slen);
-	t = keyd_request(c, KEYD_SIGN, pre, sizeof(s32) + slen, data, len,
-	    &reply, &rlen);
+	t = keyd_request(c, KEYD_SIGN, pre, sizeof(s32) + slen, md,
+	    KEYD_DIGEST_LEN, &reply, &rlen);
 	free(pre);
 	if (t == -1) {
 		snprintf(err, errlen, "key holder unavailable");

@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #define KEYD_MAX_SIGNER	512			/* bytes of a signer address */
-#define KEYD_MAX_DATA	(256UL * 1024 * 1024)	/* bytes to sign */
+#define KEYD_DIGEST_LEN	32			/* SHA-256 */
 #define KEYD_TLS_MAX_KEYS 16			/* TLS key files */
 #define KEYD_TLS_MAX_IN	1024	/* an RSA block (8192 bits) or a digest */
 
@@ -49,13 +49,16 @@ struct keyd_client	*keyd_client_new(int fd);
 void			 keyd_client_free(struct keyd_client **);
 
 /*
- * Signs data as signer: a detached CMS SignedData (SHA-256) in DER with the
- * signer certificate and its chain, in *der (caller frees). Returns 0, or -1
+ * Signs as signer content whose SHA-256 digest is md: a detached CMS
+ * SignedData in DER with the signed attributes (content type, message
+ * digest, signing time, S/MIME capabilities), the signer certificate and
+ * its chain, in *der (caller frees). Only the digest crosses to the key
+ * holder, so a message of any size costs it the same. Returns 0, or -1
  * with a reason in err: no key for the signer, or the key holder is gone.
  */
-int	keyd_sign(struct keyd_client *, const char *signer, const void *data,
-	    size_t len, unsigned char **der, size_t *derlen, char *err,
-	    size_t errlen);
+int	keyd_sign_digest(struct keyd_client *, const char *signer,
+	    const unsigned char md[KEYD_DIGEST_LEN], unsigned char **der,
+	    size_t *derlen, char *err, size_t errlen);
 /* 1 when the key holder has a key for signer, 0 when not, -1 when gone. */
 int	keyd_can_sign(struct keyd_client *, const char *signer);
 /*

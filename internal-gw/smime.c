@@ -5,12 +5,15 @@
  * with GMime only when it must be re-encoded; bad input becomes an error
  * string for the caller to turn into an SMTP answer, never a crash.
  */
+#include <sys/stat.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <gmime/gmime.h>
 #include <openssl/cms.h>
@@ -26,6 +29,8 @@
 
 #define SMIME_MAX_HEADER	(4 * 1024 * 1024)
 #define SMIME_MAX_LINE		998	/* RFC 5322 2.1.1, without CRLF */
+#define SMIME_CHUNK		65536
+#define SMIME_B64_CHUNK		(57 * 1024)	/* whole 76-character lines */
 
 struct smime_buf {
 	char	*p;
@@ -33,12 +38,24 @@ struct smime_buf {
 	size_t	 cap;
 };
 
-/* A message split into the fields that stay outside and the entity. */
+/* The input, read in CRLF canonical form (a bare LF becomes CRLF). */
+struct smime_in {
+	FILE	*f;
+	int	 prev_cr;
+};
+
+/* Whether the entity needs re-encoding to 7 bit, decided as it streams. */
+struct smime_scan {
+	size_t	 linelen;
+	int	 needs_7bit;
+};
+
+/* A message split into the fields that stay outside and the entity, which
+ * is in a temporary file: content fields, the empty line, the body. */
 struct smime_msg {
-	struct smime_buf	 raw;		/* the input, CRLF canonical */
-	struct header		 hdr;
 	struct smime_buf	 outer;		/* non-content fields, raw */
-	struct smime_buf	 entity;	/* content fields, CRLF, body */
+	FILE			*entity;
+	int			 needs_7bit;
 };
 
 static pthread_once_t smime_once = PTHREAD_ONCE_INIT;
@@ -61,38 +78,96 @@ smime_buf_add(struct smime_buf *b, const void *p, size_t len)
 	b->p[b->len] = '\0';
 }
 
-static void
-smime_buf_str(struct smime_buf *b, const char *s)
+/*
+ * Reads up to SMIME_CHUNK bytes into out (which holds 2 * SMIME_CHUNK),
+ * turning bare LF into CRLF. Returns the bytes written, 0 at the end, -1
+ * on a read error.
+ */
+static ssize_t
+smime_in_read(struct smime_in *in, char *out, char *err, size_t errlen)
 {
-	smime_buf_add(b, s, strlen(s));
-}
+	char chunk[SMIME_CHUNK];
+	size_t n, i, o = 0;
 
-/* Reads in whole, turning bare LF into CRLF (the canonical form). */
-static int
-smime_read(FILE *in, struct smime_buf *b, char *err, size_t errlen)
-{
-	char chunk[65536];
-	size_t n, i, start;
-	int prev_cr = 0;
-
-	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0) {
-		start = 0;
-		for (i = 0; i < n; i++) {
-			if (chunk[i] == '\n' && !prev_cr) {
-				smime_buf_add(b, chunk + start, i - start);
-				smime_buf_add(b, "\r\n", 2);
-				start = i + 1;
-			}
-			prev_cr = chunk[i] == '\r';
-		}
-		smime_buf_add(b, chunk + start, n - start);
-		if (b->len > KEYD_MAX_DATA) {
-			snprintf(err, errlen, "message too large");
+	if ((n = fread(chunk, 1, sizeof(chunk), in->f)) == 0) {
+		if (ferror(in->f)) {
+			snprintf(err, errlen, "read: %s", strerror(errno));
 			return -1;
 		}
+		return 0;
 	}
-	if (ferror(in)) {
-		snprintf(err, errlen, "read: %s", strerror(errno));
+	for (i = 0; i < n; i++) {
+		if (chunk[i] == '\n' && !in->prev_cr)
+			out[o++] = '\r';
+		out[o++] = chunk[i];
+		in->prev_cr = chunk[i] == '\r';
+	}
+	return (ssize_t)o;
+}
+
+static void
+smime_scan(struct smime_scan *sc, const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && !sc->needs_7bit; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c >= 0x80 || c == '\0')
+			sc->needs_7bit = 1;
+		else if (c == '\n')
+			sc->linelen = 0;
+		else if (++sc->linelen > SMIME_MAX_LINE + 1)
+			sc->needs_7bit = 1;
+	}
+}
+
+/* An anonymous temporary file in dir, gone when closed. */
+static FILE *
+smime_tmp(const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	FILE *f;
+	int fd;
+
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
+		/* Not every file system has O_TMPFILE. */
+		snprintf(path, sizeof(path), "%s/smime.XXXXXX", dir);
+		if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
+			unlink(path);
+	}
+	if (fd == -1 || (f = fdopen(fd, "w+")) == NULL) {
+		snprintf(err, errlen, "temporary file in %s: %s", dir,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return NULL;
+	}
+	return f;
+}
+
+static int
+smime_put(FILE *out, const void *p, size_t len, char *err, size_t errlen)
+{
+	if (len > 0 && fwrite(p, 1, len, out) != len) {
+		snprintf(err, errlen, "write: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+smime_puts(FILE *out, const char *s, char *err, size_t errlen)
+{
+	return smime_put(out, s, strlen(s), err, errlen);
+}
+
+/* Flushes f and rewinds it for reading. */
+static int
+smime_rewind(FILE *f, char *err, size_t errlen)
+{
+	if (fflush(f) == EOF || fseek(f, 0, SEEK_SET) == -1) {
+		snprintf(err, errlen, "temporary file: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -108,123 +183,184 @@ smime_is_content_field(const char *name)
 static void
 smime_msg_free(struct smime_msg *m)
 {
-	free(m->raw.p);
 	free(m->outer.p);
-	free(m->entity.p);
-	header_free(&m->hdr);
+	if (m->entity != NULL)
+		fclose(m->entity);
 	memset(m, 0, sizeof(*m));
 }
 
+static int
+smime_entity_put(struct smime_msg *m, struct smime_scan *sc, const char *p,
+    size_t len, char *err, size_t errlen)
+{
+	smime_scan(sc, p, len);
+	return smime_put(m->entity, p, len, err, errlen);
+}
+
 /*
- * Reads and splits the message: outer fields byte for byte, the entity as
- * the Content-* fields, the empty line and the body, also byte for byte.
+ * Reads and splits the message: the header into memory (bounded), outer
+ * fields kept byte for byte; the entity, also byte for byte, streams into
+ * a temporary file in tmpdir, so memory stays flat whatever the size.
  */
 static int
-smime_msg_read(FILE *in, struct smime_msg *m, char *err, size_t errlen)
+smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
+    size_t errlen)
 {
-	const struct header_field *f;
-	size_t i;
-	int rc;
+	const struct header_field *fl;
+	struct smime_in in = { f, 0 };
+	struct smime_scan sc = { 0, 0 };
+	struct smime_buf head = { 0 };
+	struct header hdr;
+	char *buf = xmalloc(2 * SMIME_CHUNK);
+	char *end;
+	size_t i, from, hlen = 0;
+	ssize_t n;
+	int rv = -1;
 
 	memset(m, 0, sizeof(*m));
-	if (smime_read(in, &m->raw, err, errlen) == -1)
-		return -1;
-	if (m->raw.len == 0) {
+	memset(&hdr, 0, sizeof(hdr));
+	/* The header ends at the first empty line (or the input does). */
+	for (;;) {
+		if ((n = smime_in_read(&in, buf, err, errlen)) == -1)
+			goto out;
+		if (n == 0) {
+			hlen = head.len;
+			break;
+		}
+		/* Search only what is new, and the 3 bytes before it. */
+		from = head.len > 3 ? head.len - 3 : 0;
+		smime_buf_add(&head, buf, (size_t)n);
+		if (head.len >= 2 && memcmp(head.p, "\r\n", 2) == 0) {
+			hlen = 2;
+			break;
+		}
+		if ((end = memmem(head.p + from, head.len - from, "\r\n\r\n",
+		    4)) != NULL) {
+			hlen = (size_t)(end - head.p) + 4;
+			break;
+		}
+		if (head.len > SMIME_MAX_HEADER)
+			break;
+	}
+	if (head.len == 0) {
 		snprintf(err, errlen, "empty message");
-		return -1;
+		goto out;
 	}
-	rc = header_parse_mem(m->raw.p, m->raw.len, SMIME_MAX_HEADER, &m->hdr);
-	if (rc != 0) {
+	if (hlen == 0 || header_parse_mem(head.p, hlen, SMIME_MAX_HEADER,
+	    &hdr) != 0) {
 		snprintf(err, errlen, "malformed or oversized message header");
-		return -1;
+		goto out;
 	}
-	for (i = 0; i < m->hdr.nfields; i++) {
-		f = &m->hdr.fields[i];
-		if (strcasecmp(f->name, "MIME-Version") == 0)
+	if ((m->entity = smime_tmp(tmpdir, err, errlen)) == NULL)
+		goto out;
+	for (i = 0; i < hdr.nfields; i++) {
+		fl = &hdr.fields[i];
+		if (strcasecmp(fl->name, "MIME-Version") == 0)
 			continue;
-		smime_buf_add(smime_is_content_field(f->name) ? &m->entity :
-		    &m->outer, f->raw, f->rawlen);
 		/* A trigger (only the gateway's own portal copies carry one)
 		 * is signed too, so a portal that requires the tunnel
 		 * signature can trust it; it stays outside for routing. */
-		if (strncasecmp(f->name, "X-Keep-", 7) == 0)
-			smime_buf_add(&m->entity, f->raw, f->rawlen);
+		if (smime_is_content_field(fl->name) ||
+		    strncasecmp(fl->name, "X-Keep-", 7) == 0) {
+			if (smime_entity_put(m, &sc, fl->raw, fl->rawlen, err,
+			    errlen) == -1)
+				goto out;
+		}
+		if (!smime_is_content_field(fl->name))
+			smime_buf_add(&m->outer, fl->raw, fl->rawlen);
 	}
-	smime_buf_add(&m->entity, "\r\n", 2);
-	if (m->hdr.len < m->raw.len)
-		smime_buf_add(&m->entity, m->raw.p + m->hdr.len,
-		    m->raw.len - m->hdr.len);
-	return 0;
-}
-
-/* 1 when the entity holds 8-bit bytes, NULs or over-long lines. */
-static int
-smime_needs_7bit(const struct smime_buf *b)
-{
-	size_t i, linelen = 0;
-
-	for (i = 0; i < b->len; i++) {
-		unsigned char c = (unsigned char)b->p[i];
-
-		if (c >= 0x80 || c == '\0')
-			return 1;
-		if (c == '\n')
-			linelen = 0;
-		else if (++linelen > SMIME_MAX_LINE + 1)
-			return 1;
-	}
-	return 0;
+	if (smime_entity_put(m, &sc, "\r\n", 2, err, errlen) == -1)
+		goto out;
+	/* The body: what was read past the header, then the rest. */
+	if (hdr.len < head.len && smime_entity_put(m, &sc, head.p + hdr.len,
+	    head.len - hdr.len, err, errlen) == -1)
+		goto out;
+	while ((n = smime_in_read(&in, buf, err, errlen)) > 0)
+		if (smime_entity_put(m, &sc, buf, (size_t)n, err, errlen) == -1)
+			goto out;
+	if (n == -1 || smime_rewind(m->entity, err, errlen) == -1)
+		goto out;
+	m->needs_7bit = sc.needs_7bit;
+	rv = 0;
+out:
+	header_free(&hdr);
+	free(head.p);
+	free(buf);
+	return rv;
 }
 
 /*
- * Replaces the entity with a 7-bit form: GMime parses it, picks quoted-
- * printable or base64 for every part that needs it, and writes it with
- * CRLF line ends.
+ * Replaces the entity with a 7-bit form: GMime parses it (its parts stay
+ * in the file, not in memory), picks quoted-printable or base64 for every
+ * part that needs it, and writes it with CRLF line ends to a new file.
  */
 static int
-smime_to_7bit(struct smime_buf *entity, char *err, size_t errlen)
+smime_to_7bit(struct smime_msg *m, const char *tmpdir, char *err,
+    size_t errlen)
 {
-	GMimeStream *src, *dst;
+	GMimeStream *src = NULL, *dst = NULL;
 	GMimeParser *parser;
 	GMimeObject *obj;
-	GMimeFormatOptions *opts;
-	GByteArray *ba;
-	int rv = -1;
+	GMimeFormatOptions *opts = NULL;
+	FILE *out;
+	int fd, rv = -1;
 
 	pthread_once(&smime_once, smime_gmime_init);
-	/* CRLF stays in the content: binary parts must keep their bytes. */
-	src = g_mime_stream_mem_new_with_buffer(entity->p, entity->len);
+	if ((out = smime_tmp(tmpdir, err, errlen)) == NULL)
+		return -1;
+	/* The streams own duplicates; the FILEs keep theirs. */
+	if ((fd = dup(fileno(m->entity))) == -1) {
+		snprintf(err, errlen, "dup: %s", strerror(errno));
+		fclose(out);
+		return -1;
+	}
+	src = g_mime_stream_fs_new(fd);
 	parser = g_mime_parser_new_with_stream(src);
+	g_mime_parser_set_persist_stream(parser, TRUE);
 	obj = g_mime_parser_construct_part(parser, NULL);
 	g_object_unref(parser);
-	g_object_unref(src);
 	if (obj == NULL) {
 		snprintf(err, errlen, "cannot parse the MIME structure");
-		return -1;
+		goto out;
 	}
 	g_mime_object_encode(obj, GMIME_ENCODING_CONSTRAINT_7BIT);
 
 	opts = g_mime_format_options_new();
 	g_mime_format_options_set_newline_format(opts, GMIME_NEWLINE_FORMAT_DOS);
-	dst = g_mime_stream_mem_new();
-	if (g_mime_object_write_to_stream(obj, opts, dst) == -1) {
+	if ((fd = dup(fileno(out))) == -1) {
+		snprintf(err, errlen, "dup: %s", strerror(errno));
+		goto out;
+	}
+	dst = g_mime_stream_fs_new(fd);
+	if (g_mime_object_write_to_stream(obj, opts, dst) == -1 ||
+	    g_mime_stream_flush(dst) == -1) {
 		snprintf(err, errlen, "cannot re-encode the message");
 		goto out;
 	}
-	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(dst));
-	entity->len = 0;
-	smime_buf_add(entity, ba->data, ba->len);
+	/* The stream wrote through its own descriptor, at the shared offset. */
+	if (smime_rewind(out, err, errlen) == -1)
+		goto out;
+	fclose(m->entity);
+	m->entity = out;
+	out = NULL;
 	rv = 0;
 out:
-	g_object_unref(dst);
-	g_mime_format_options_free(opts);
-	g_object_unref(obj);
+	if (out != NULL)
+		fclose(out);
+	if (obj != NULL)
+		g_object_unref(obj);
+	if (dst != NULL)
+		g_object_unref(dst);
+	g_object_unref(src);
+	if (opts != NULL)
+		g_mime_format_options_free(opts);
 	return rv;
 }
 
 /* Base64 in lines of 76 characters, CRLF after each. */
-static void
-smime_base64(struct smime_buf *b, const unsigned char *p, size_t len)
+static int
+smime_base64(FILE *out, const unsigned char *p, size_t len, char *err,
+    size_t errlen)
 {
 	unsigned char line[80];
 	size_t n;
@@ -233,17 +369,20 @@ smime_base64(struct smime_buf *b, const unsigned char *p, size_t len)
 	while (len > 0) {
 		n = len < 57 ? len : 57;
 		w = EVP_EncodeBlock(line, p, (int)n);
-		smime_buf_add(b, line, (size_t)w);
-		smime_buf_add(b, "\r\n", 2);
+		line[w++] = '\r';
+		line[w++] = '\n';
+		if (smime_put(out, line, (size_t)w, err, errlen) == -1)
+			return -1;
 		p += n;
 		len -= n;
 	}
+	return 0;
 }
 
 static int
-smime_write(FILE *out, const struct smime_buf *b, char *err, size_t errlen)
+smime_finish(FILE *out, char *err, size_t errlen)
 {
-	if (fwrite(b->p, 1, b->len, out) != b->len || fflush(out) != 0) {
+	if (fflush(out) == EOF || ferror(out)) {
 		snprintf(err, errlen, "write: %s", strerror(errno));
 		return -1;
 	}
@@ -252,22 +391,18 @@ smime_write(FILE *out, const struct smime_buf *b, char *err, size_t errlen)
 
 int
 smime_sign(struct keyd_client *kc, const char *signer, FILE *in, FILE *out,
-    char *err, size_t errlen)
+    const char *tmpdir, char *err, size_t errlen)
 {
 	struct smime_msg m;
-	struct smime_buf o = { 0 };
-	unsigned char rnd[18], *der = NULL;
-	char boundary[64];
-	size_t derlen, i;
+	unsigned char rnd[18], md[KEYD_DIGEST_LEN], *der = NULL;
+	char boundary[64], *buf = xmalloc(SMIME_CHUNK);
+	EVP_MD_CTX *ctx = NULL;
+	size_t derlen, i, n;
 	int rv = -1;
 
-	if (smime_msg_read(in, &m, err, errlen) == -1)
+	if (smime_msg_read(in, tmpdir, &m, err, errlen) == -1)
 		goto out;
-	if (smime_needs_7bit(&m.entity) &&
-	    smime_to_7bit(&m.entity, err, errlen) == -1)
-		goto out;
-	if (keyd_sign(kc, signer, m.entity.p, m.entity.len, &der, &derlen,
-	    err, errlen) == -1)
+	if (m.needs_7bit && smime_to_7bit(&m, tmpdir, err, errlen) == -1)
 		goto out;
 
 	/* "=_" never occurs in base64 or quoted-printable text. */
@@ -277,83 +412,125 @@ smime_sign(struct keyd_client *kc, const char *signer, FILE *in, FILE *out,
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(boundary + 10 + 2 * i, 3, "%02x", rnd[i]);
 
-	smime_buf_add(&o, m.outer.p, m.outer.len);
-	smime_buf_str(&o, "MIME-Version: 1.0\r\n"
+	if (smime_put(out, m.outer.p, m.outer.len, err, errlen) == -1 ||
+	    smime_puts(out, "MIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/signed;"
 	    " protocol=\"application/pkcs7-signature\";\r\n"
-	    "\tmicalg=sha-256; boundary=\"");
-	smime_buf_str(&o, boundary);
-	smime_buf_str(&o, "\"\r\n\r\n"
-	    "This is an S/MIME signed message.\r\n\r\n--");
-	smime_buf_str(&o, boundary);
-	smime_buf_str(&o, "\r\n");
-	smime_buf_add(&o, m.entity.p, m.entity.len);
-	smime_buf_str(&o, "\r\n--");
-	smime_buf_str(&o, boundary);
-	smime_buf_str(&o, "\r\n"
+	    "\tmicalg=sha-256; boundary=\"", err, errlen) == -1 ||
+	    smime_puts(out, boundary, err, errlen) == -1 ||
+	    smime_puts(out, "\"\r\n\r\nThis is an S/MIME signed message."
+	    "\r\n\r\n--", err, errlen) == -1 ||
+	    smime_puts(out, boundary, err, errlen) == -1 ||
+	    smime_puts(out, "\r\n", err, errlen) == -1)
+		goto out;
+	/* The entity goes out as it is hashed. */
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		fatalx("smime: EVP_DigestInit_ex");
+	while ((n = fread(buf, 1, SMIME_CHUNK, m.entity)) > 0) {
+		if (!EVP_DigestUpdate(ctx, buf, n))
+			fatalx("smime: EVP_DigestUpdate");
+		if (smime_put(out, buf, n, err, errlen) == -1)
+			goto out;
+	}
+	if (ferror(m.entity)) {
+		snprintf(err, errlen, "temporary file: %s", strerror(errno));
+		goto out;
+	}
+	if (!EVP_DigestFinal_ex(ctx, md, NULL))
+		fatalx("smime: EVP_DigestFinal_ex");
+	if (keyd_sign_digest(kc, signer, md, &der, &derlen, err, errlen) == -1)
+		goto out;
+	if (smime_puts(out, "\r\n--", err, errlen) == -1 ||
+	    smime_puts(out, boundary, err, errlen) == -1 ||
+	    smime_puts(out, "\r\n"
 	    "Content-Type: application/pkcs7-signature; name=smime.p7s\r\n"
 	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment; filename=smime.p7s\r\n\r\n");
-	smime_base64(&o, der, derlen);
-	smime_buf_str(&o, "\r\n--");
-	smime_buf_str(&o, boundary);
-	smime_buf_str(&o, "--\r\n");
-	rv = smime_write(out, &o, err, errlen);
+	    "Content-Disposition: attachment; filename=smime.p7s\r\n\r\n",
+	    err, errlen) == -1 ||
+	    smime_base64(out, der, derlen, err, errlen) == -1 ||
+	    smime_puts(out, "\r\n--", err, errlen) == -1 ||
+	    smime_puts(out, boundary, err, errlen) == -1 ||
+	    smime_puts(out, "--\r\n", err, errlen) == -1)
+		goto out;
+	rv = smime_finish(out, err, errlen);
 out:
+	EVP_MD_CTX_free(ctx);
 	free(der);
-	free(o.p);
+	free(buf);
 	smime_msg_free(&m);
 	return rv;
 }
 
 int
 smime_encrypt(X509 *const *certs, size_t ncerts, FILE *in, FILE *out,
-    char *err, size_t errlen)
+    const char *tmpdir, char *err, size_t errlen)
 {
 	struct smime_msg m;
-	struct smime_buf o = { 0 };
 	STACK_OF(X509) *sk = NULL;
 	CMS_ContentInfo *cms = NULL;
-	unsigned char *der = NULL;
-	BIO *bio = NULL;
-	int derlen, rv = -1;
-	size_t i;
+	unsigned int flags = CMS_BINARY | CMS_STREAM;
+	unsigned char *buf = NULL;
+	BIO *bin = NULL, *bout = NULL;
+	FILE *ber = NULL;
+	size_t i, n;
+	int rv = -1;
 
+	memset(&m, 0, sizeof(m));
 	if (ncerts == 0) {
 		snprintf(err, errlen, "no recipient certificate");
 		return -1;
 	}
-	if (smime_msg_read(in, &m, err, errlen) == -1)
+	if (smime_msg_read(in, tmpdir, &m, err, errlen) == -1)
 		goto out;
 	if ((sk = sk_X509_new_null()) == NULL)
 		fatalx("smime: sk_X509_new_null");
 	for (i = 0; i < ncerts; i++)
 		if (!sk_X509_push(sk, certs[i]))
 			fatalx("smime: sk_X509_push");
-	if ((bio = BIO_new_mem_buf(m.entity.p, (int)m.entity.len)) == NULL)
-		fatalx("smime: BIO_new_mem_buf");
-	if ((cms = CMS_encrypt(sk, bio, EVP_aes_256_cbc(), CMS_BINARY)) ==
-	    NULL || (derlen = i2d_CMS_ContentInfo(cms, &der)) <= 0) {
+	/* Streamed: the entity is read and encrypted into a temporary file
+	 * as BER, which is then written out in base64. */
+	if ((ber = smime_tmp(tmpdir, err, errlen)) == NULL)
+		goto out;
+	if ((bin = BIO_new_fp(m.entity, BIO_NOCLOSE)) == NULL ||
+	    (bout = BIO_new_fp(ber, BIO_NOCLOSE)) == NULL)
+		fatalx("smime: BIO_new_fp");
+	if ((cms = CMS_encrypt(sk, bin, EVP_aes_256_cbc(), flags)) == NULL ||
+	    !i2d_CMS_bio_stream(bout, cms, bin, (int)flags) ||
+	    BIO_flush(bout) != 1) {
 		snprintf(err, errlen, "encryption failed: %s",
 		    ERR_reason_error_string(ERR_peek_last_error()));
 		ERR_clear_error();
 		goto out;
 	}
+	if (smime_rewind(ber, err, errlen) == -1)
+		goto out;
 
-	smime_buf_add(&o, m.outer.p, m.outer.len);
-	smime_buf_str(&o, "MIME-Version: 1.0\r\n"
+	if (smime_put(out, m.outer.p, m.outer.len, err, errlen) == -1 ||
+	    smime_puts(out, "MIME-Version: 1.0\r\n"
 	    "Content-Type: application/pkcs7-mime; smime-type=enveloped-data;"
 	    "\r\n\tname=smime.p7m\r\n"
 	    "Content-Transfer-Encoding: base64\r\n"
-	    "Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
-	smime_base64(&o, der, (size_t)derlen);
-	rv = smime_write(out, &o, err, errlen);
+	    "Content-Disposition: attachment; filename=smime.p7m\r\n\r\n",
+	    err, errlen) == -1)
+		goto out;
+	buf = xmalloc(SMIME_B64_CHUNK);
+	while ((n = fread(buf, 1, SMIME_B64_CHUNK, ber)) > 0)
+		if (smime_base64(out, buf, n, err, errlen) == -1)
+			goto out;
+	if (ferror(ber)) {
+		snprintf(err, errlen, "temporary file: %s", strerror(errno));
+		goto out;
+	}
+	rv = smime_finish(out, err, errlen);
 out:
-	OPENSSL_free(der);
+	free(buf);
 	CMS_ContentInfo_free(cms);
-	BIO_free(bio);
+	BIO_free(bin);
+	BIO_free(bout);
+	if (ber != NULL)
+		fclose(ber);
 	sk_X509_free(sk);
-	free(o.p);
 	smime_msg_free(&m);
 	return rv;
 }

@@ -15,14 +15,18 @@
 #include "keyd.h"
 
 /*
+ * Both stream: the message passes through anonymous temporary files in
+ * tmpdir (the spool), so memory stays flat whatever its size.
+ *
  * Reads a message (CRLF lines) from in and writes it to out as
  * multipart/signed (SHA-256, detached signature made by the key holder as
- * signer). 8-bit and binary content is transfer-encoded to 7 bit first so
- * the signed bytes survive transport. Returns 0, or -1 with a reason in err
- * (no key for the signer, key holder gone, malformed message, I/O).
+ * signer from the digest). 8-bit and binary content is transfer-encoded to
+ * 7 bit first so the signed bytes survive transport. Returns 0, or -1 with
+ * a reason in err (no key for the signer, key holder gone, malformed
+ * message, I/O).
  */
 int	smime_sign(struct keyd_client *, const char *signer, FILE *in,
-	    FILE *out, char *err, size_t errlen);
+	    FILE *out, const char *tmpdir, char *err, size_t errlen);
 
 /*
  * Reads a message from in and writes it to out as application/pkcs7-mime
@@ -31,6 +35,6 @@ int	smime_sign(struct keyd_client *, const char *signer, FILE *in,
  * (sign, then encrypt). Returns 0, or -1 with a reason in err.
  */
 int	smime_encrypt(X509 *const *certs, size_t ncerts, FILE *in, FILE *out,
-	    char *err, size_t errlen);
+	    const char *tmpdir, char *err, size_t errlen);
 
 #endif

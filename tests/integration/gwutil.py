@@ -98,8 +98,9 @@ portal = {{
     def cli(self, *args, **kw):
         return cli(self.conf, *args, **kw)
 
-    def start(self):
-        self.daemon = Daemon([bin_path("internal-gw"), "-c", self.conf])
+    def start(self, env=None):
+        self.daemon = Daemon([bin_path("internal-gw"), "-c", self.conf],
+                             env=env)
 
     def stop(self):
         if self.daemon:

@@ -308,7 +308,7 @@ static void
 test_wrong_channel(void **state)
 {
 	struct keyd_client *c2, *t2;
-	unsigned char *der;
+	unsigned char *der, md[KEYD_DIGEST_LEN] = { 0 };
 	size_t derlen;
 	char err[128];
 	pid_t pid;
@@ -319,7 +319,7 @@ test_wrong_channel(void **state)
 	    &tfd)) > 0);
 	c2 = keyd_client_new(fd);
 	t2 = keyd_client_new(tfd);
-	assert_int_equal(keyd_sign(t2, "alice@example.com", "x", 1, &der,
+	assert_int_equal(keyd_sign_digest(t2, "alice@example.com", md, &der,
 	    &derlen, err, sizeof(err)), -1);
 	assert_string_equal(err, "key holder unavailable");
 	assert_int_equal(waitpid(pid, &st, 0), pid);

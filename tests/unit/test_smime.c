@@ -88,7 +88,7 @@ sign_to(const char *signer, const char *msg, const char *name, char *err,
 	out = fopen(path, "wb");
 	assert_non_null(in);
 	assert_non_null(out);
-	rc = smime_sign(kc, signer, in, out, err, errlen);
+	rc = smime_sign(kc, signer, in, out, tmp, err, errlen);
 	fclose(in);
 	fclose(out);
 	return rc;
@@ -121,7 +121,7 @@ encrypt_file(const char *inname, const char *outname, const char *certname)
 	snprintf(op, sizeof(op), "%s/%s", tmp, outname);
 	assert_non_null(in = fopen(ip, "rb"));
 	assert_non_null(out = fopen(op, "wb"));
-	rc = smime_encrypt(&x, 1, in, out, err, sizeof(err));
+	rc = smime_encrypt(&x, 1, in, out, tmp, err, sizeof(err));
 	fclose(in);
 	fclose(out);
 	X509_free(x);
@@ -472,7 +472,7 @@ static void
 test_sign_needs_keyd(void **state)
 {
 	struct keyd_client *c;
-	unsigned char *der;
+	unsigned char *der, md[KEYD_DIGEST_LEN] = { 0 };
 	size_t derlen;
 	char err[256];
 	pid_t pid;
@@ -481,13 +481,13 @@ test_sign_needs_keyd(void **state)
 	(void)state;
 	assert_true((pid = keyd_spawn(keys, NULL, &fd)) > 0);
 	c = keyd_client_new(fd);
-	assert_int_equal(keyd_sign(c, "alice@example.com", "x", 1, &der,
+	assert_int_equal(keyd_sign_digest(c, "alice@example.com", md, &der,
 	    &derlen, err, sizeof(err)), 0);
 	assert_true(derlen > 100);
 	free(der);
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_int_equal(keyd_sign(c, "alice@example.com", "x", 1, &der,
+	assert_int_equal(keyd_sign_digest(c, "alice@example.com", md, &der,
 	    &derlen, err, sizeof(err)), -1);
 	assert_string_equal(err, "key holder unavailable");
 	assert_int_equal(keyd_can_sign(c, "alice@example.com"), -1);
