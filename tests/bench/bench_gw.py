@@ -2,7 +2,8 @@
 
 Sends N messages of about 20 KB over a few parallel SMTP connections to
 internal-gw, once tagging for the portal only and once signing with an
-RSA-2048 key, to an aiosmtpd sink. Prints figures; asserts nothing."""
+RSA-2048 key, to an aiosmtpd sink; then one 20 MiB message signed and
+encrypted. Prints figures; asserts nothing."""
 
 import argparse
 import os
@@ -84,6 +85,37 @@ def run(label, n, conns, props, certs, sender):
               + (f"  errors {len(errors)}: {errors[0]}" if errors else ""))
 
 
+def run_large(mib):
+    """One message of mib MiB, signed and encrypted: time and peak memory
+    of all gateway processes before and after."""
+    pki = pki_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        portal, out = Sink(), Sink()
+        gw = Gateway(tmp, portal.port, out.port,
+                     props=[("user", "set", "--email", "alice@example.com",
+                             "--name", "sign-enabled", "--value", "true"),
+                            G + ("encrypt-mode", "--value", "mandatory")],
+                     certs=[("--file", f"{pki}/alice.p12", "--password",
+                             "secret"), ("--file", f"{pki}/bob.crt")])
+        line = "The quick brown fox jumps over the lazy dog 0123456789." \
+            " abcdefghijklmnop\n"
+        msg = make_message(frm="alice@example.com", to="bob@example.net",
+                           body=line * (mib * 1024 * 1024 // len(line)))
+        before = tree_hwm_kib(gw.daemon.proc.pid)
+        t0 = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", gw.port, timeout=300) as s:
+            s.sendmail("alice@example.com", ["bob@example.net"], msg)
+        dt = time.monotonic() - t0
+        after = tree_hwm_kib(gw.daemon.proc.pid)
+        gw.stop()
+        portal.stop()
+        out.stop()
+        print(f"{'sign+encrypt ' + str(mib) + ' MiB':28s} {1:6d} msg   "
+              f"{dt:8.2f} s      peak RSS {before / 1024:6.1f} -> "
+              f"{after / 1024:6.1f} MiB (all processes)  delivered "
+              f"{len(out.messages)}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=conftest.BUILD)
@@ -103,6 +135,7 @@ def main():
           "sign-enabled", "--value", "true")],
         [("--file", f"{pki}/alice.p12", "--password", "secret")],
         "alice@example.com")
+    run_large(20)
 
 
 if __name__ == "__main__":
