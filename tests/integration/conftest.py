@@ -29,6 +29,15 @@ def bin_path(name):
 _given_ports = set()
 
 
+def vmhwm_kib(pid):
+    """Peak resident memory (VmHWM) of one process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import Sink
+from conftest import Sink, vmhwm_kib
 from gwutil import Gateway, make_message, pki_dir
 import smtplib
 
@@ -115,14 +115,6 @@ def test_only_keyd_holds_the_private_key(signing_gw, tmp_path):
     for pid in others:
         if os.path.exists(f"/proc/{pid}"):
             assert not memory_has(pid, needles), f"key material in {pid}"
-
-
-def vmhwm_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def test_large_message_signed_and_encrypted_in_flat_memory(tmp_path):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import Daemon, bin_path, free_port
+from conftest import Daemon, bin_path, free_port, vmhwm_kib
 
 
 class Sink:
@@ -495,21 +495,13 @@ def test_xforward_untrusted(mksink):
     assert (code, text[4:9]) == ("550", "5.7.0")
 
 
-def vmhwm_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_100mb_message_streams(mksink):
     size = 100 * 1024 * 1024
     # ASan's quarantine keeps up to 256 MB of freed memory by default,
     # which would measure the sanitizer, not us.
     s = mksink("--max-size", str(size + 1024 * 1024), env={
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:quarantine_size_mb=4"})
-    base = vmhwm_kb(s.d.proc.pid)
+    base = vmhwm_kib(s.d.proc.pid)
     c = s.raw()
     start_txn(c)
     assert c.cmd("DATA")[0] == "354"
@@ -521,6 +513,6 @@ def test_100mb_message_streams(mksink):
     assert c.reply()[0] == "250"
     [(env, _)] = s.messages()
     assert env["size"] == size
-    grown = vmhwm_kb(s.d.proc.pid) - base
+    grown = vmhwm_kib(s.d.proc.pid) - base
     print(f"VmHWM grew by {grown} kB for a {size >> 20} MiB message")
     assert grown < 20 * 1024, grown
