@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "props_fx.h"
+
 #include <sqlite3.h>
 
 #include "header.h"
@@ -150,43 +152,6 @@ static const struct policy_case cases[] = {
 	  { MAND, { U, TO, "encrypt-mode", "allow" } }, FROM, "x", NULL, 0,
 	  POLICY_RELAY, 0, 0, { "encrypt-mode=allow (user " TO ")" } },
 };
-
-struct fixture {
-	char		 dir[64];
-	char		 path[128];
-	struct props	*p;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char *err = NULL;
-
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_policy.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/gw.db", f->dir);
-	assert_non_null(f->p = props_open(f->path, &err));
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char p[160];
-
-	props_close(f->p);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
 
 /* Empties every property table between cases. */
 static void
