@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -84,10 +87,14 @@ daemon_name(struct daemon_child *c, size_t n, pid_t pid)
 	return "child";
 }
 
-/* Stops the children one by one, in array order, so a worker can finish
- * with a helper (internal-gw's keyd) that is still there. */
+/*
+ * Stops the children one by one, in array order, so a worker can finish
+ * with a helper (internal-gw's keyd) that is still there. When failing,
+ * a child that was already dying on its own (not by our SIGTERM) is named
+ * too: it may be the one whose death started this.
+ */
 static void
-daemon_stop_all(struct daemon_child *c, size_t n)
+daemon_stop_all(struct daemon_child *c, size_t n, int failing)
 {
 	int status;
 
@@ -97,6 +104,11 @@ daemon_stop_all(struct daemon_child *c, size_t n)
 		kill(c[i].pid, SIGTERM);
 		while (waitpid(c[i].pid, &status, 0) == -1 && errno == EINTR)
 			;
+		if (failing && !(WIFSIGNALED(status) &&
+		    WTERMSIG(status) == SIGTERM) &&
+		    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			log_warnx("%s process %ld exited (status %d); failing "
+			    "closed", c[i].name, (long)c[i].pid, status);
 	}
 }
 
@@ -105,11 +117,17 @@ daemon_supervise(struct daemon_child *c, size_t n, pid_t hup_to)
 {
 	sigset_t set;
 	pid_t pid;
-	int sig, status;
+	int sig, status, dead = 0;
 
 	daemon_sigset(&set);
 	for (;;) {
-		/* A child may have died before we got here: reap first. */
+		/*
+		 * A child may have died before we got here: reap first. Every
+		 * child already gone is named, not only the first one waitpid
+		 * returns: when one dies its peer may follow at once (keyd
+		 * ends when the SMTP worker's socket closes), and the log must
+		 * still show the one that died first.
+		 */
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			log_warnx("%s process %ld exited (status %d); failing "
 			    "closed", daemon_name(c, n, pid), (long)pid,
@@ -117,7 +135,10 @@ daemon_supervise(struct daemon_child *c, size_t n, pid_t hup_to)
 			for (size_t i = 0; i < n; i++)
 				if (c[i].pid == pid)
 					c[i].pid = -1;
-			daemon_stop_all(c, n);
+			dead = 1;
+		}
+		if (dead) {
+			daemon_stop_all(c, n, 1);
 			return 1;
 		}
 		if ((sig = sigwaitinfo(&set, NULL)) == -1) {
@@ -132,7 +153,7 @@ daemon_supervise(struct daemon_child *c, size_t n, pid_t hup_to)
 			break;
 		case SIGTERM:
 		case SIGINT:
-			daemon_stop_all(c, n);
+			daemon_stop_all(c, n, 0);
 			log_info("stopped");
 			return 0;
 		default:	/* SIGCHLD: reaped at the top */
@@ -193,4 +214,19 @@ daemon_start(int argc, char **argv, const char *node, const char *def_file,
 	if (conf_bool(c, "log.syslog"))
 		log_init(node, LOG_TO_STDERR | LOG_TO_SYSLOG,
 		    debug || conf_bool(c, "log.debug"));
+}
+
+struct event_base *
+daemon_worker_start(const char *proc)
+{
+	struct event_base *base;
+
+	log_setproc(proc);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1)
+		fatalx("evthread_use_pthreads");
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	return base;
 }
