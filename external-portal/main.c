@@ -384,13 +384,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	char *err = NULL, **pins;
 	size_t n;
 
-	log_setproc("ingest");
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() == -1)
-		fatalx("evthread_use_pthreads");
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new");
+	base = daemon_worker_start("ingest");
 
 	memset(&in, 0, sizeof(in));
 	pthread_mutex_init(&in.props_mtx, NULL);
@@ -412,18 +406,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	    err != NULL)
 		fatalx("%s", err);
 
-	memset(&sc, 0, sizeof(sc));
-	sc.hostname = conf_str(c, "hostname");
-	sc.spool_dir = conf_str(c, "spool_dir");
-	sc.max_line = conf_int(c, "smtp.max_line");
-	sc.max_message_size = conf_int(c, "smtp.max_message_size");
-	sc.max_recipients = conf_int(c, "smtp.max_recipients");
-	sc.max_connections = conf_int(c, "smtp.max_connections");
-	sc.max_per_ip = conf_int(c, "smtp.max_per_ip");
-	sc.cmd_timeout = conf_int(c, "smtp.cmd_timeout");
-	sc.data_timeout = conf_int(c, "smtp.data_timeout");
-	sc.max_errors = conf_int(c, "smtp.max_errors");
-	sc.tls_required = conf_bool(c, "smtp.tls_required");
+	smtp_server_conf_load(&sc, c);
 	if ((sc.tls_ctx = portal_tls_ctx(c, &err)) == NULL && err != NULL)
 		fatalx("TLS: %s", err);
 

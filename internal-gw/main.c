@@ -279,13 +279,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
 	char *err = NULL;
 	size_t n;
 
-	log_setproc("smtp");
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() == -1)
-		fatalx("evthread_use_pthreads");
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new");
+	base = daemon_worker_start("smtp");
 
 	memset(&gw, 0, sizeof(gw));
 	gw.dbpath = conf_str(c, "database");
@@ -307,18 +301,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
 		fatalx("relay: %s", err);
 	EVP_PKEY_free(client_key);
 
-	memset(&sc, 0, sizeof(sc));
-	sc.hostname = conf_str(c, "hostname");
-	sc.spool_dir = gw.spool_dir;
-	sc.max_line = conf_int(c, "smtp.max_line");
-	sc.max_message_size = conf_int(c, "smtp.max_message_size");
-	sc.max_recipients = conf_int(c, "smtp.max_recipients");
-	sc.max_connections = conf_int(c, "smtp.max_connections");
-	sc.max_per_ip = conf_int(c, "smtp.max_per_ip");
-	sc.cmd_timeout = conf_int(c, "smtp.cmd_timeout");
-	sc.data_timeout = conf_int(c, "smtp.data_timeout");
-	sc.max_errors = conf_int(c, "smtp.max_errors");
-	sc.tls_required = conf_bool(c, "smtp.tls_required");
+	smtp_server_conf_load(&sc, c);
 	if (conf_str(c, "smtp.tls_cert") != NULL &&
 	    (sc.tls_ctx = keyd_tls_server_ctx(tlsk,
 	    conf_str(c, "smtp.tls_cert"), NULL, &err)) == NULL)

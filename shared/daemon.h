@@ -11,6 +11,7 @@
 
 struct conf;
 struct conf_key;
+struct event_base;
 
 struct daemon_child {
 	pid_t		 pid;
@@ -27,6 +28,12 @@ struct daemon_child {
 void	daemon_start(int argc, char **argv, const char *node,
 	    const char *def_file, const struct conf_key *schema, struct conf *,
 	    int *check);
+/*
+ * The start of a forked worker: logs as proc, dies with the parent, ignores
+ * SIGPIPE, makes libevent thread-safe and returns a new event base (fatal
+ * on failure).
+ */
+struct event_base *daemon_worker_start(const char *proc);
 /* Clears a signal mask inherited from whoever started us. */
 void	daemon_clear_sigmask(void);
 /* Drops to user when running as root (and sets no_new_privs); fatal on

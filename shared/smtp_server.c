@@ -15,6 +15,7 @@
 
 #include <event2/listener.h>
 
+#include "config.h"
 #include "log.h"
 #include "smtp_session.h"
 #include "xmalloc.h"
@@ -159,4 +160,21 @@ smtp_server_free(struct smtp_server *srv)
 		smtp_session_free(s);
 	}
 	free(srv);
+}
+
+void
+smtp_server_conf_load(struct smtp_server_conf *sc, const struct conf *c)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->hostname = conf_str(c, "hostname");
+	sc->spool_dir = conf_str(c, "spool_dir");
+	sc->max_line = conf_int(c, "smtp.max_line");
+	sc->max_message_size = conf_int(c, "smtp.max_message_size");
+	sc->max_recipients = conf_int(c, "smtp.max_recipients");
+	sc->max_connections = conf_int(c, "smtp.max_connections");
+	sc->max_per_ip = conf_int(c, "smtp.max_per_ip");
+	sc->cmd_timeout = conf_int(c, "smtp.cmd_timeout");
+	sc->data_timeout = conf_int(c, "smtp.data_timeout");
+	sc->max_errors = conf_int(c, "smtp.max_errors");
+	sc->tls_required = conf_bool(c, "smtp.tls_required");
 }

@@ -41,6 +41,13 @@ struct smtp_server_conf {
 	const struct netaddr_list *xforward_from; /* may send XFORWARD */
 };
 
+struct conf;
+/*
+ * Fills hostname, spool_dir and the limits from the keys both daemons'
+ * schemas share (CONF_KEYS_SMTP_LIMITS); zeroes the rest.
+ */
+void	smtp_server_conf_load(struct smtp_server_conf *, const struct conf *);
+
 struct smtp_rcpt {
 	char	*addr;		/* as given in RCPT TO, without <> */
 	/* Set by ops->message for each recipient: */
