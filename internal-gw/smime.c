@@ -332,8 +332,8 @@ smime_to_7bit(struct smime_msg *m, const char *tmpdir, char *err,
 		goto out;
 	}
 	dst = g_mime_stream_fs_new(fd);
-	if (g_mime_object_write_to_stream(obj, opts, dst) == -1 ||
-	    g_mime_stream_flush(dst) == -1) {
+	/* An fs stream writes through at once; its flush would fsync. */
+	if (g_mime_object_write_to_stream(obj, opts, dst) == -1) {
 		snprintf(err, errlen, "cannot re-encode the message");
 		goto out;
 	}
