@@ -38,6 +38,8 @@ int	cli_err(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "postern-cli: " + message (if any) and usage; returns CLI_USAGE. */
 int	cli_usage(const char *usage, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* 1 when verb is one of the NULL-terminated verbs. */
+int	cli_verb_ok(const char *verb, const char *const *verbs);
 /* The usage error for getopt_long's ':' (missing value) or '?' (unknown
  * option) on the option named opt. */
 int	cli_bad_option(const char *usage, int ch, const char *opt);

@@ -94,8 +94,8 @@ cli_cert(struct cli *c, int argc, char **argv)
 	if (argc < 2)
 		return cli_usage(cli_cert_usage_text, NULL);
 	verb = argv[1];
-	if (strcmp(verb, "import") != 0 && strcmp(verb, "list") != 0 &&
-	    strcmp(verb, "remove") != 0)
+	if (!cli_verb_ok(verb, (const char *const[]){ "import", "list",
+	    "remove", NULL }))
 		return cli_usage(cli_cert_usage_text, "unknown verb \"%s\"",
 		    verb);
 	optind = 0;

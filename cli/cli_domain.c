@@ -35,8 +35,8 @@ cli_domain(struct cli *c, int argc, char **argv)
 	if (argc < 2)
 		return cli_usage(cli_domain_usage_text, NULL);
 	verb = argv[1];
-	if (strcmp(verb, "add") != 0 && strcmp(verb, "remove") != 0 &&
-	    strcmp(verb, "list") != 0)
+	if (!cli_verb_ok(verb, (const char *const[]){ "add", "remove", "list",
+	    NULL }))
 		return cli_usage(cli_domain_usage_text, "unknown verb \"%s\"",
 		    verb);
 	optind = 0;

@@ -92,6 +92,15 @@ cli_usage(const char *usage, const char *fmt, ...)
 }
 
 int
+cli_verb_ok(const char *verb, const char *const *verbs)
+{
+	for (; *verbs != NULL; verbs++)
+		if (strcmp(verb, *verbs) == 0)
+			return 1;
+	return 0;
+}
+
+int
 cli_bad_option(const char *usage, int ch, const char *opt)
 {
 	return cli_usage(usage, ch == ':' ? "%s needs a value" :

@@ -140,8 +140,8 @@ cli_property(struct cli *c, int argc, char **argv)
 	else
 		return cli_usage(cli_property_usage_text,
 		    "unknown level \"%s\" (global, domain or user)", level);
-	if (strcmp(verb, "get") != 0 && strcmp(verb, "set") != 0 &&
-	    strcmp(verb, "unset") != 0 && strcmp(verb, "list") != 0)
+	if (!cli_verb_ok(verb, (const char *const[]){ "get", "set", "unset",
+	    "list", NULL }))
 		return cli_usage(cli_property_usage_text,
 		    "unknown verb \"%s\"", verb);
 	if ((rc = cli_property_parse(argc - 2, argv + 2, &o)) != CLI_OK)

@@ -105,13 +105,12 @@ cli_user(struct cli *cli, int argc, char **argv)
 
 	if (verb == NULL)
 		return cli_usage(CLI_USER_USAGE, "missing verb");
+	if (!cli_verb_ok(verb, (const char *const[]){ "list", "show",
+	    "delete", "reset-password", "reset-2fa", "resend-invite", NULL }))
+		return cli_usage(CLI_USER_USAGE, "unknown verb \"%s\"", verb);
 	email = cli_user_opt(argc, argv, "--email");
 	if (strcmp(verb, "list") != 0 && email == NULL)
 		return cli_usage(CLI_USER_USAGE, "%s needs --email", verb);
-	if (strcmp(verb, "list") != 0 && strcmp(verb, "show") != 0 &&
-	    strcmp(verb, "delete") != 0 && strcmp(verb, "reset-password") != 0 &&
-	    strcmp(verb, "reset-2fa") != 0 && strcmp(verb, "resend-invite") != 0)
-		return cli_usage(CLI_USER_USAGE, "unknown verb %s", verb);
 	if ((s = cli_user_store(cli)) == NULL)
 		return CLI_ERR;
 
@@ -186,8 +185,11 @@ cli_mailbox(struct cli *cli, int argc, char **argv)
 	int n;
 	char t[32];
 
-	if (argc < 2 || strcmp(argv[1], "list") != 0)
-		return cli_usage(CLI_MAILBOX_USAGE, "unknown or missing verb");
+	if (argc < 2)
+		return cli_usage(CLI_MAILBOX_USAGE, NULL);
+	if (strcmp(argv[1], "list") != 0)
+		return cli_usage(CLI_MAILBOX_USAGE, "unknown verb \"%s\"",
+		    argv[1]);
 	if ((email = cli_user_opt(argc, argv, "--email")) == NULL)
 		return cli_usage(CLI_MAILBOX_USAGE, "list needs --email");
 	if ((lim = cli_user_opt(argc, argv, "--limit")) != NULL &&

@@ -229,6 +229,12 @@ def test_portal_node(portal):
     r = run(portal, "policy", "explain", "--from", "a@example.com", "--to",
             "b@example.net")
     assert r.returncode == 1 and "internal-gw" in r.stderr
+    # an unknown verb is named as such, before any missing option
+    for args in (("user", "bogus"), ("domain", "bogus"), ("property",
+                 "global", "bogus"), ("mailbox", "bogus")):
+        r = run(portal, *args)
+        assert r.returncode == 2 and "unknown verb \"bogus\"" in r.stderr, \
+            (args, r.stderr)
 
 
 def test_config_from_env_and_errors(tmp_path, gw):
