@@ -30,14 +30,14 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CPPFLAGS += -Ishared -D_GNU_SOURCE
+CPPFLAGS += -Ishared -Iexternal-portal -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(HARDEN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS  += $(SANFLAGS) -pie -Wl,-z,relro,-z,now
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 SHARED_SRC := $(sort $(wildcard shared/*.c))
 GW_SRC     := $(sort $(filter-out internal-gw/main.c,$(wildcard internal-gw/*.c)))
-PORTAL_SRC := $(sort $(filter-out external-portal/main.c,$(wildcard external-portal/*.c)))
+PORTAL_SRC := $(sort $(filter-out external-portal/main.c,$(wildcard external-portal/*.c external-portal/*/*.c)))
 CLI_SRC    := $(sort $(wildcard cli/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 HARNESS_SRC := $(sort $(wildcard tests/harness/*.c))
@@ -115,7 +115,7 @@ asan:
 
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Ishared -D_GNU_SOURCE
+FUZZ_CFLAGS = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Ishared -Iexternal-portal -D_GNU_SOURCE
 FUZZ_SHARED := $(SHARED_SRC:%.c=build/fuzz/obj/%.o) $(GW_SRC:%.c=build/fuzz/obj/%.o) $(PORTAL_SRC:%.c=build/fuzz/obj/%.o)
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../external-portal/retention.h"
-#include "../external-portal/store.h"
+#include "store/retention.h"
+#include "store/store.h"
 #include "cli.h"
 #include "xmalloc.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../external-portal/web_form.h"
+#include "web/web_form.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "addr.h"
-#include "../../external-portal/ingest.h"
+#include "ingest/ingest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

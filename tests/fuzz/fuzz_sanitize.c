@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../external-portal/web_sanitize.h"
-#include "../../external-portal/web_text.h"
+#include "web/web_sanitize.h"
+#include "web/web_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../external-portal/web_tnef.h"
+#include "web/web_tnef.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 const char *__lsan_default_suppressions(void);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../external-portal/store.h"
+#include "store/store.h"
 
 static double
 inbox_fill_now(void)

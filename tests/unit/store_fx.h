@@ -6,7 +6,7 @@
 #ifndef POSTERN_TEST_STORE_FX_H
 #define POSTERN_TEST_STORE_FX_H
 
-#include "../../external-portal/store.h"
+#include "store/store.h"
 #include "xmalloc.h"
 
 struct fx {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../external-portal/web_cookie.h"
+#include "web/web_cookie.h"
 
 static const struct {
 	const char	*header;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../../external-portal/web_form.h"
+#include "web/web_form.h"
 
 static const struct {
 	const char	*body;

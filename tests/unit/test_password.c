@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../external-portal/web_password.h"
+#include "web/web_password.h"
 
 /* Cheap costs keep the test fast; the format is the same. */
 static const struct web_password_cost cheap = { 1, 1024, 1 };

@@ -18,8 +18,8 @@
 
 #include <gumbo.h>
 
-#include "../../external-portal/web_sanitize.h"
-#include "../../external-portal/web_text.h"
+#include "web/web_sanitize.h"
+#include "web/web_text.h"
 
 #define FIXTURES	"tests/fixtures/html"
 

@@ -14,8 +14,8 @@
 
 #include <gumbo.h>
 
-#include "../../external-portal/web_qr.h"
-#include "../../external-portal/web_totp.h"
+#include "web/web_qr.h"
+#include "web/web_totp.h"
 
 /* RFC 6238 Appendix B, SHA-1 rows, seed "12345678901234567890". */
 #define RFC_SEED	"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "addr.h"
-#include "../../external-portal/ingest.h"
+#include "ingest/ingest.h"
 
 #define WM "X-Keep-CipherMail-To-Webmail: True"
 #define OTP "X-Keep-CipherMail-To-PDF-OTP: True"

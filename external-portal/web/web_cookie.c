@@ -15,7 +15,7 @@
 
 #include "log.h"
 #include "xmalloc.h"
-#include "web_cookie.h"
+#include "web/web_cookie.h"
 
 #define WEB_COOKIE_PREFIX	"__Host-"
 

@@ -8,7 +8,7 @@
 #ifndef PORTAL_WEB_PAGES_H
 #define PORTAL_WEB_PAGES_H
 
-#include "web.h"
+#include "web/web.h"
 
 /* Starts a page; nav adds the signed-in navigation. */
 void	 web_page_begin(struct web_req *, const char *title, int nav);

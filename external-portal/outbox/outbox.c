@@ -12,9 +12,9 @@
 
 #include <openssl/crypto.h>
 
-#include "accounts.h"
+#include "store/accounts.h"
 #include "log.h"
-#include "outbox.h"
+#include "outbox/outbox.h"
 #include "props.h"
 #include "xmalloc.h"
 

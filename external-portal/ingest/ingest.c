@@ -24,12 +24,12 @@
 #include <openssl/err.h>
 
 #include "addr.h"
-#include "ingest.h"
+#include "ingest/ingest.h"
 #include "log.h"
 #include "netaddr.h"
-#include "outbox.h"
+#include "outbox/outbox.h"
 #include "props.h"
-#include "store.h"
+#include "store/store.h"
 #include "xmalloc.h"
 
 #define INGEST_SPEC_MAX	1024

@@ -10,7 +10,7 @@
 #include <gmime/gmime.h>
 
 #include "log.h"
-#include "notify.h"
+#include "outbox/notify.h"
 #include "xmalloc.h"
 
 #define NOTIFY_TMPL_MAX	(64 * 1024)

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "netaddr.h"
-#include "web_form.h"
-#include "web_password.h"
-#include "web_text.h"
+#include "web/web_form.h"
+#include "web/web_password.h"
+#include "web/web_text.h"
 
 struct conf;
 struct store;

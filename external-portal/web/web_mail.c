@@ -16,11 +16,11 @@
 #include <gmime/gmime.h>
 
 #include "log.h"
-#include "store.h"
-#include "web_mail.h"
-#include "web_pages.h"
-#include "web_sanitize.h"
-#include "web_tnef.h"
+#include "store/store.h"
+#include "web/web_mail.h"
+#include "web/web_pages.h"
+#include "web/web_sanitize.h"
+#include "web/web_tnef.h"
 #include "xmalloc.h"
 
 #define WEB_MAIL_MAX_DELETE	500

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "web_cookie.h"
+#include "web/web_cookie.h"
 
 struct web_sessions;
 

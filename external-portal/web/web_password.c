@@ -14,8 +14,8 @@
 
 #include "log.h"
 #include "xmalloc.h"
-#include "web_text.h"
-#include "web_password.h"
+#include "web/web_text.h"
+#include "web/web_password.h"
 
 #define WEB_PASSWORD_SALT	16
 #define WEB_PASSWORD_HASHLEN	32

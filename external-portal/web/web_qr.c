@@ -8,8 +8,8 @@
 #include <qrencode.h>
 
 #include "xmalloc.h"
-#include "web_text.h"
-#include "web_qr.h"
+#include "web/web_text.h"
+#include "web/web_qr.h"
 
 #define WEB_QR_QUIET	4
 

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 #define ACCOUNTS_TOKEN_BYTES	32
 #define ACCOUNTS_TOKEN_LEN	(2 * ACCOUNTS_TOKEN_BYTES)

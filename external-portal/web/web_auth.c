@@ -17,13 +17,13 @@
 #include <gmime/gmime.h>
 #include <openssl/crypto.h>
 
-#include "accounts.h"
+#include "store/accounts.h"
 #include "log.h"
-#include "store.h"
-#include "web_pages.h"
-#include "web_qr.h"
-#include "web_session.h"
-#include "web_totp.h"
+#include "store/store.h"
+#include "web/web_pages.h"
+#include "web/web_qr.h"
+#include "web/web_session.h"
+#include "web/web_totp.h"
 #include "xmalloc.h"
 
 #define WEB_AUTH_ADDR_FREE	4	/* per address: this many times more */

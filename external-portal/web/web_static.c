@@ -7,7 +7,7 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "web_pages.h"
+#include "web/web_pages.h"
 #include "xmalloc.h"
 
 static const char web_static_css_text[] =

@@ -11,7 +11,7 @@
 
 #include <ytnef.h>
 
-#include "web_tnef.h"
+#include "web/web_tnef.h"
 #include "xmalloc.h"
 
 static char *

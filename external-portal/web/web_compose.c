@@ -21,9 +21,9 @@
 
 #include "addr.h"
 #include "log.h"
-#include "store.h"
-#include "web_mail.h"
-#include "web_pages.h"
+#include "store/store.h"
+#include "web/web_mail.h"
+#include "web/web_pages.h"
 #include "xmalloc.h"
 
 #define WEB_COMPOSE_MAX_RCPTS	50

@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "accounts.h"
+#include "store/accounts.h"
 #include "log.h"
 
 static void

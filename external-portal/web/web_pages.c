@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "web_pages.h"
+#include "web/web_pages.h"
 #include "xmalloc.h"
 
 void

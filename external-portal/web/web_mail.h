@@ -10,8 +10,8 @@
 
 #include <gmime/gmime.h>
 
-#include "store.h"
-#include "web.h"
+#include "store/store.h"
+#include "web/web.h"
 
 #define WEB_MAIL_MAX_PARTS	512
 #define WEB_MAIL_MAX_DEPTH	8	/* message/rfc822 inside each other */

@@ -14,8 +14,8 @@
 
 #include "db.h"
 #include "log.h"
-#include "web_session.h"
-#include "web_totp.h"
+#include "web/web_session.h"
+#include "web/web_totp.h"
 #include "xmalloc.h"
 
 #define WEB_SESSION_MAX_DELAY	900

@@ -16,8 +16,8 @@
 
 #include "log.h"
 #include "xmalloc.h"
-#include "web_text.h"
-#include "web_form.h"
+#include "web/web_text.h"
+#include "web/web_form.h"
 
 #define WEB_FORM_FILENAME_MAX	200
 #define WEB_FORM_BOUNDARY_MAX	70

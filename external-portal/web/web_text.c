@@ -16,7 +16,7 @@
 
 #include "log.h"
 #include "xmalloc.h"
-#include "web_text.h"
+#include "web/web_text.h"
 
 void
 web_buf_add(struct web_buf *b, const void *p, size_t n)

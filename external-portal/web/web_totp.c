@@ -16,8 +16,8 @@
 
 #include "log.h"
 #include "xmalloc.h"
-#include "web_text.h"
-#include "web_totp.h"
+#include "web/web_text.h"
+#include "web/web_totp.h"
 
 /* No 0/O, 1/I/L: codes are read off paper and typed by hand. */
 static const char web_totp_alphabet[] = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";

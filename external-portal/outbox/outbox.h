@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
-#include "notify.h"
+#include "outbox/notify.h"
 #include "smtp_client.h"
-#include "store.h"
+#include "store/store.h"
 
 struct outbox_conf {
 	struct smtp_client_target target;

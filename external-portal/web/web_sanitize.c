@@ -13,8 +13,8 @@
 #include <gumbo.h>
 
 #include "xmalloc.h"
-#include "web_text.h"
-#include "web_sanitize.h"
+#include "web/web_text.h"
+#include "web/web_sanitize.h"
 
 #define WEB_SANITIZE_MAX_DEPTH	 256	/* deeper elements are unwrapped */
 #define WEB_SANITIZE_MAX_STYLE	 8192	/* longer style attributes dropped */

@@ -19,7 +19,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "xmalloc.h"
 
 struct store {

@@ -4,7 +4,7 @@
 
 #include "log.h"
 #include "props.h"
-#include "retention.h"
+#include "store/retention.h"
 #include "xmalloc.h"
 
 struct retention_ctx {
