@@ -1,6 +1,8 @@
 /* The node's SQLite database: open with the durability settings; see db.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "log.h"
 #include "xmalloc.h"
 
 #define DB_BUSY_TIMEOUT_MS	5000
@@ -87,4 +90,193 @@ db_close(struct sqlite3 *db)
 {
 	if (db != NULL)
 		sqlite3_close_v2(db);
+}
+
+struct db_tls {
+	char		*path;
+	sqlite3		*db;
+};
+
+static pthread_key_t	db_tls_key;
+static pthread_once_t	db_tls_once = PTHREAD_ONCE_INIT;
+
+static void
+db_tls_free(void *arg)
+{
+	struct db_tls *t = arg;
+
+	db_close(t->db);
+	free(t->path);
+	free(t);
+}
+
+static void
+db_tls_init(void)
+{
+	if (pthread_key_create(&db_tls_key, db_tls_free) != 0)
+		fatalx("db: pthread_key_create");
+}
+
+struct sqlite3 *
+db_thread(const char *path)
+{
+	struct db_tls *t;
+	char *err = NULL;
+
+	pthread_once(&db_tls_once, db_tls_init);
+	if ((t = pthread_getspecific(db_tls_key)) == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		if (pthread_setspecific(db_tls_key, t) != 0)
+			fatalx("db: pthread_setspecific");
+	}
+	if (t->db != NULL && strcmp(t->path, path) == 0)
+		return t->db;
+	db_close(t->db);
+	free(t->path);
+	t->db = NULL;
+	t->path = NULL;
+	if ((t->db = db_open(path, &err)) == NULL) {
+		log_warnx("database: %s", err);
+		free(err);
+		return NULL;
+	}
+	t->path = xstrdup(path);
+	return t->db;
+}
+
+struct sqlite3_stmt *
+db_prepare(struct sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("database: prepare: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+static int
+db_vbind(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+	const char *s;
+	const void *p;
+	size_t n;
+	int i, rc = SQLITE_OK;
+
+	for (i = 1; fmt != NULL && *fmt != '\0' && rc == SQLITE_OK; fmt++, i++) {
+		switch (*fmt) {
+		case 't':
+			s = va_arg(ap, const char *);
+			rc = s == NULL ? sqlite3_bind_null(st, i) :
+			    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+			break;
+		case 'i':
+			rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+			break;
+		case 'b':
+			p = va_arg(ap, const void *);
+			n = va_arg(ap, size_t);
+			rc = sqlite3_bind_blob64(st, i, p, n, SQLITE_TRANSIENT);
+			break;
+		case 'n':
+			rc = sqlite3_bind_null(st, i);
+			break;
+		default:
+			fatalx("db_bind: bad format letter '%c'", *fmt);
+		}
+	}
+	if (rc != SQLITE_OK) {
+		log_warnx("database: bind %d: %s", i - 1,
+		    sqlite3_errmsg(sqlite3_db_handle(st)));
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_bind(struct sqlite3_stmt *st, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = db_vbind(st, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int
+db_step(struct sqlite3_stmt *st)
+{
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		return DB_ROW;
+	case SQLITE_DONE:
+		return DB_DONE;
+	default:
+		log_warnx("database: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
+		return -1;
+	}
+}
+
+void
+db_finalize(struct sqlite3_stmt *st)
+{
+	sqlite3_finalize(st);
+}
+
+int
+db_run(struct sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc;
+
+	if ((st = db_prepare(db, sql)) == NULL)
+		return -1;
+	va_start(ap, fmt);
+	rc = db_vbind(st, fmt, ap);
+	va_end(ap);
+	if (rc == 0) {
+		while ((rc = db_step(st)) == DB_ROW)
+			;
+		if (rc == DB_DONE)
+			rc = sqlite3_changes(db);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+db_txn(struct sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (db_exec(db, sql, &err) == -1) {
+		log_warnx("database: %s: %s", sql, err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_begin(struct sqlite3 *db)
+{
+	return db_txn(db, "BEGIN IMMEDIATE");
+}
+
+int
+db_commit(struct sqlite3 *db)
+{
+	return db_txn(db, "COMMIT");
+}
+
+void
+db_rollback(struct sqlite3 *db)
+{
+	if (sqlite3_get_autocommit(db) == 0)
+		(void)db_txn(db, "ROLLBACK");
 }

@@ -1,14 +1,28 @@
 /*
- * The node's one SQLite database file (config key `database`). Every
- * module creates its own tables with CREATE TABLE IF NOT EXISTS on the
- * handle it is given; every thread opens its own connection. Statements
- * that carry data go through sqlite3_prepare_v2 and bound parameters only:
- * db_exec is for fixed schema and pragma text.
+ * The node's one SQLite database file (config key `database`).
+ *
+ * Connection policy: a connection belongs to one thread. Long-lived
+ * threads (SMTP workers, the outbox, the web pool) take theirs with
+ * db_thread(), which opens it on first use and keeps it for the life of
+ * the thread; short-lived tools (postern-cli, start-up checks) use
+ * db_open()/db_close(). Nobody opens a connection per message. Modules
+ * create their own tables with CREATE TABLE IF NOT EXISTS on the handle
+ * they are given.
+ *
+ * Data reaches SQL only as bound parameters, through db_prepare(),
+ * db_bind() and db_step(), or db_run() for a statement that returns no
+ * rows. db_exec() is for fixed schema and pragma text. Every error is
+ * logged here with the statement's database message; callers only turn
+ * -1 into their own failure (4xx, HTTP 500).
  */
 #ifndef POSTERN_DB_H
 #define POSTERN_DB_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct sqlite3;
+struct sqlite3_stmt;
 
 /*
  * Opens (creating it mode 0600 when missing) the database at path in WAL
@@ -19,5 +33,40 @@ struct sqlite3	*db_open(const char *path, char **err);
 /* Runs fixed SQL text (no peer data); -1 with *err set (caller frees). */
 int		 db_exec(struct sqlite3 *, const char *sql, char **err);
 void		 db_close(struct sqlite3 *);
+
+/*
+ * This thread's connection to path, opened on first use and closed when
+ * the thread exits. A call with another path closes the old connection
+ * first (unit tests use several databases from one thread). NULL, logged,
+ * when the database cannot be opened; the next call tries again.
+ */
+struct sqlite3	*db_thread(const char *path);
+
+/* NULL (logged) when the statement does not compile. */
+struct sqlite3_stmt *db_prepare(struct sqlite3 *, const char *sql);
+/*
+ * Binds parameters 1..n in order, one letter of fmt each:
+ *   t  const char *        text; NULL binds SQL NULL
+ *   i  int64_t             integer
+ *   b  const void *, size_t blob
+ *   n  (no argument)       SQL NULL
+ * 0, or -1 (logged).
+ */
+int		 db_bind(struct sqlite3_stmt *, const char *fmt, ...);
+#define DB_ROW	1
+#define DB_DONE	0
+/* DB_ROW, DB_DONE, or -1 (logged; SQLITE_BUSY past the timeout too). */
+int		 db_step(struct sqlite3_stmt *);
+void		 db_finalize(struct sqlite3_stmt *);
+/*
+ * Prepare, bind (as db_bind), step to completion and finalize a statement
+ * that returns no rows. The number of changed rows, or -1 (logged).
+ */
+int		 db_run(struct sqlite3 *, const char *sql, const char *fmt, ...);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; 0 or -1 (logged). */
+int		 db_begin(struct sqlite3 *);
+int		 db_commit(struct sqlite3 *);
+void		 db_rollback(struct sqlite3 *);
 
 #endif
