@@ -1,7 +1,16 @@
 /*
- * Outbound SMTP client: one blocking session per call (EHLO, optional
- * STARTTLS, MAIL, RCPT..., DATA, QUIT), the message streamed from its file
- * in fixed chunks and dot-stuffed, never altered otherwise.
+ * Outbound SMTP client: one blocking transaction per call (MAIL, RCPT...,
+ * DATA), the message streamed from its file in fixed chunks and
+ * dot-stuffed, never altered otherwise.
+ *
+ * Connections are cached per thread: after a transaction ends cleanly the
+ * session (greeting, EHLO, STARTTLS done) is kept for the next message to
+ * the same hop with the same TLS settings, up to an idle timeout. MAIL,
+ * RCPT and DATA go out in one write when the server offers PIPELINING
+ * (RFC 2920). A cached connection the server has dropped shows up before
+ * any reply to MAIL arrives, so nothing was sent: the transaction is
+ * retried once on a fresh connection. TLS contexts are kept per hop for
+ * the life of the process, with the last session for resumption.
  *
  * Untrusted input: the next hop's replies. Reply lines and multi-line
  * replies are bounded; anything malformed ends the session as a temporary
@@ -17,7 +26,9 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +53,19 @@
 #define SMTP_CLIENT_CAP_8BITMIME	0x02
 #define SMTP_CLIENT_CAP_SMTPUTF8	0x04
 #define SMTP_CLIENT_CAP_SIZE		0x08
+#define SMTP_CLIENT_CAP_PIPELINING	0x10
+
+#define SMTP_CLIENT_KEY_MAX	1024	/* hop + TLS settings, as text */
+#define SMTP_CLIENT_CACHE_MAX	8	/* idle connections per thread */
 
 struct smtp_client_conn {
 	int		 fd;
-	SSL_CTX		*ctx;
+	struct smtp_client_tlsctx *tc;	/* shared, never freed here */
 	SSL		*ssl;
+	char		 key[SMTP_CLIENT_KEY_MAX];
+	time_t		 idle_since;
+	int		 reused;	/* came from the cache */
+	int		 replied;	/* got a reply in this transaction */
 	unsigned int	 caps;
 	unsigned long long size_max;	/* SIZE limit, 0: none given */
 	int		 code;		/* last reply */
@@ -57,6 +76,28 @@ struct smtp_client_conn {
 	size_t		 wlen;
 	char		 wbuf[SMTP_CLIENT_CHUNK];
 };
+
+/* One TLS context per hop and TLS settings, kept for the process. */
+struct smtp_client_tlsctx {
+	char		 key[SMTP_CLIENT_KEY_MAX];
+	SSL_CTX		*ctx;
+	SSL_SESSION	*sess;		/* last session, for resumption */
+};
+
+static pthread_mutex_t smtp_client_ctx_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct smtp_client_tlsctx **smtp_client_ctxv;
+static size_t smtp_client_nctx;
+
+/* This thread's idle connections. */
+struct smtp_client_cache {
+	struct smtp_client_conn	*conn[SMTP_CLIENT_CACHE_MAX];
+};
+
+static pthread_key_t	smtp_client_cache_key;
+static pthread_once_t	smtp_client_cache_once = PTHREAD_ONCE_INIT;
+static int		smtp_client_idle_max = 30;	/* seconds */
+
+static void	smtp_client_close(struct smtp_client_conn *, int);
 
 static void
 smtp_client_seterr(struct smtp_client_conn *c, const char *fmt, ...)
@@ -146,6 +187,9 @@ smtp_client_connect(struct smtp_client_conn *c,
 		close(fd);
 		return -1;
 	}
+	/* Commands and replies are small; Nagle would hold each one back. */
+	r = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &r, sizeof(r));
 	c->fd = fd;
 	return 0;
 }
@@ -280,6 +324,8 @@ smtp_client_ehlo_line(struct smtp_client_conn *c, const char *kw)
 		c->caps |= SMTP_CLIENT_CAP_8BITMIME;
 	else if (n == 8 && strncasecmp(kw, "SMTPUTF8", n) == 0)
 		c->caps |= SMTP_CLIENT_CAP_SMTPUTF8;
+	else if (n == 10 && strncasecmp(kw, "PIPELINING", n) == 0)
+		c->caps |= SMTP_CLIENT_CAP_PIPELINING;
 	else if (n == 4 && strncasecmp(kw, "SIZE", n) == 0) {
 		c->caps |= SMTP_CLIENT_CAP_SIZE;
 		if (kw[n] == ' ')
@@ -332,6 +378,7 @@ smtp_client_reply(struct smtp_client_conn *c, int ehlo)
 		}
 		if (!more) {
 			c->code = code;
+			c->replied = 1;
 			return code;
 		}
 	}
@@ -340,6 +387,28 @@ smtp_client_reply(struct smtp_client_conn *c, int ehlo)
 	return -1;
 }
 
+/* Queues one command line; smtp_client_flush() sends what is queued. */
+static int
+smtp_client_put(struct smtp_client_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int
+smtp_client_put(struct smtp_client_conn *c, const char *fmt, ...)
+{
+	char buf[SMTP_CLIENT_ADDR_MAX + 256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 2)
+		fatalx("smtp_client_put: command too long");
+	memcpy(buf + n, "\r\n", 2);
+	return smtp_client_write(c, buf, (size_t)n + 2);
+}
+
+/* Sends one command and reads its reply. */
 static int
 smtp_client_cmd(struct smtp_client_conn *c, int ehlo, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -352,12 +421,11 @@ smtp_client_cmd(struct smtp_client_conn *c, int ehlo, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf) - 2)
+	if (n < 0 || (size_t)n >= sizeof(buf))
 		fatalx("smtp_client_cmd: command too long");
-	memcpy(buf + n, "\r\n", 2);
-	if (smtp_client_write(c, buf, (size_t)n + 2) == -1 ||
+	if (smtp_client_put(c, "%s", buf) == -1 ||
 	    smtp_client_flush(c) == -1)
 		return -1;
 	return smtp_client_reply(c, ehlo);
@@ -372,6 +440,109 @@ smtp_client_is_ip(const char *host)
 	    inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/*
+ * The hop and every setting that shapes its session, as one string: the
+ * key of the connection cache and of the TLS contexts.
+ */
+static int
+smtp_client_key(const struct smtp_client_target *t, char *key, size_t size)
+{
+	int n;
+
+	n = snprintf(key, size, "%s|%d|%d|%s|%s|%s|%p|%s", t->host, t->port,
+	    (int)t->tls, t->ca_file ? t->ca_file : "", t->cert_file ?
+	    t->cert_file : "", t->key_file ? t->key_file : "", (void *)t->key,
+	    t->helo ? t->helo : "");
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int
+smtp_client_newsess(SSL *ssl, SSL_SESSION *sess)
+{
+	struct smtp_client_tlsctx *tc;
+
+	tc = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	if (tc == NULL)
+		return 0;
+	pthread_mutex_lock(&smtp_client_ctx_mtx);
+	SSL_SESSION_free(tc->sess);
+	tc->sess = sess;
+	pthread_mutex_unlock(&smtp_client_ctx_mtx);
+	return 1;			/* we keep the reference */
+}
+
+/* The TLS context for this hop, made on first use; NULL with c->err set. */
+static struct smtp_client_tlsctx *
+smtp_client_tlsctx(struct smtp_client_conn *c,
+    const struct smtp_client_target *t)
+{
+	struct smtp_client_tlsctx *tc = NULL;
+	SSL_CTX *ctx = NULL;
+	size_t i;
+	int r;
+
+	pthread_mutex_lock(&smtp_client_ctx_mtx);
+	for (i = 0; i < smtp_client_nctx; i++)
+		if (strcmp(smtp_client_ctxv[i]->key, c->key) == 0) {
+			tc = smtp_client_ctxv[i];
+			goto done;
+		}
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		goto sslerr;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	if (t->tls == SMTP_CLIENT_TLS_ENCRYPT) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		r = t->ca_file != NULL ?
+		    SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) :
+		    SSL_CTX_set_default_verify_paths(ctx);
+		if (r != 1) {
+			smtp_client_seterr(c, "cannot load CA file %s",
+			    t->ca_file ? t->ca_file : "(system)");
+			goto fail;
+		}
+	} else
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (t->cert_file != NULL) {
+		if (SSL_CTX_use_certificate_chain_file(ctx,
+		    t->cert_file) != 1 ||
+		    (t->key != NULL ? SSL_CTX_use_PrivateKey(ctx, t->key) :
+		    SSL_CTX_use_PrivateKey_file(ctx, t->key_file ?
+		    t->key_file : t->cert_file, SSL_FILETYPE_PEM)) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			smtp_client_seterr(c, "cannot use client certificate "
+			    "%s", t->cert_file);
+			goto fail;
+		}
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, smtp_client_newsess);
+	tc = calloc(1, sizeof(*tc));
+	smtp_client_ctxv = reallocarray(smtp_client_ctxv,
+	    smtp_client_nctx + 1, sizeof(*smtp_client_ctxv));
+	if (tc == NULL || smtp_client_ctxv == NULL)
+		fatal("smtp_client_tlsctx");
+	/* Hops come from the configuration, so this list stays small. */
+	smtp_client_ctxv[smtp_client_nctx++] = tc;
+	snprintf(tc->key, sizeof(tc->key), "%s", c->key);
+	tc->ctx = ctx;
+	SSL_CTX_set_app_data(ctx, tc);
+	goto done;
+
+ sslerr:
+	smtp_client_seterr(c, "TLS setup failed: %s",
+	    ERR_reason_error_string(ERR_get_error()));
+	ERR_clear_error();
+ fail:
+	SSL_CTX_free(ctx);
+	tc = NULL;
+ done:
+	pthread_mutex_unlock(&smtp_client_ctx_mtx);
+	return tc;
+}
+
 static int
 smtp_client_starttls(struct smtp_client_conn *c,
     const struct smtp_client_target *t)
@@ -383,36 +554,9 @@ smtp_client_starttls(struct smtp_client_conn *c,
 		smtp_client_seterr(c, "server sent data ahead of TLS");
 		return -1;
 	}
-	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		goto sslerr;
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION);
-	if (verify) {
-		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-		r = t->ca_file != NULL ?
-		    SSL_CTX_load_verify_locations(c->ctx, t->ca_file, NULL) :
-		    SSL_CTX_set_default_verify_paths(c->ctx);
-		if (r != 1) {
-			smtp_client_seterr(c, "cannot load CA file %s",
-			    t->ca_file ? t->ca_file : "(system)");
-			return -1;
-		}
-	} else
-		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-	if (t->cert_file != NULL) {
-		if (SSL_CTX_use_certificate_chain_file(c->ctx,
-		    t->cert_file) != 1 ||
-		    (t->key != NULL ? SSL_CTX_use_PrivateKey(c->ctx, t->key) :
-		    SSL_CTX_use_PrivateKey_file(c->ctx, t->key_file ?
-		    t->key_file : t->cert_file, SSL_FILETYPE_PEM)) != 1 ||
-		    SSL_CTX_check_private_key(c->ctx) != 1) {
-			smtp_client_seterr(c, "cannot use client certificate "
-			    "%s", t->cert_file);
-			return -1;
-		}
-	}
-	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
+	if ((c->tc = smtp_client_tlsctx(c, t)) == NULL)
+		return -1;
+	if ((c->ssl = SSL_new(c->tc->ctx)) == NULL ||
 	    SSL_set_fd(c->ssl, c->fd) != 1)
 		goto sslerr;
 	if (smtp_client_is_ip(t->host)) {
@@ -425,6 +569,10 @@ smtp_client_starttls(struct smtp_client_conn *c,
 		if (verify && SSL_set1_host(c->ssl, t->host) != 1)
 			goto sslerr;
 	}
+	pthread_mutex_lock(&smtp_client_ctx_mtx);
+	if (c->tc->sess != NULL)
+		(void)SSL_set_session(c->ssl, c->tc->sess);
+	pthread_mutex_unlock(&smtp_client_ctx_mtx);
 	errno = 0;
 	if ((r = SSL_connect(c->ssl)) != 1) {
 		e = SSL_get_error(c->ssl, r);
@@ -537,96 +685,127 @@ smtp_client_settext(struct smtp_client_result *res, size_t i, int code,
 		    text);
 }
 
-/* The session itself; on failure fills res->status/code/reply. */
-static void
-smtp_client_session(struct smtp_client_conn *c,
-    const struct smtp_client_target *t, const struct smtp_client_msg *m,
-    struct smtp_client_result *res, int *rc)
+/*
+ * Greeting, EHLO, STARTTLS as the target asks. 0 when the session is
+ * ready for MAIL; -1 with c->err, or with *code set to a refusal.
+ */
+static int
+smtp_client_open(struct smtp_client_conn *c,
+    const struct smtp_client_target *t, int *code)
 {
 	const char *helo = t->helo ? t->helo : "localhost";
-	char size[40] = "";
-	struct stat st;
-	size_t i, nok = 0;
-	int code, any4 = 0, tried_tls = 0;
+	int tried_tls = 0;
 
-	if (stat(m->path, &st) == -1) {
-		log_warn("smtp_client: %s", m->path);
-		smtp_client_seterr(c, "cannot open message: %s",
-		    strerror(errno));
-		return;
-	}
-	if (!smtp_client_addr_ok(m->from)) {
-		res->status = 5;
-		snprintf(res->reply, sizeof(res->reply), "5.1.7 invalid "
-		    "sender address");
-		for (i = 0; i < m->nrcpts; i++)
-			smtp_client_settext(res, i, 553, res->reply);
-		return;
-	}
+	*code = 0;
 	if (smtp_client_connect(c, t) == -1)
-		return;
-	if ((code = smtp_client_reply(c, 0)) == -1)
-		return;
-	if (code != 220)
-		goto refused;
+		return -1;
+	if ((*code = smtp_client_reply(c, 0)) == -1)
+		return -1;
+	if (*code != 220)
+		return -1;
  ehlo:
-	if ((code = smtp_client_cmd(c, 1, "EHLO %s", helo)) == -1)
-		return;
-	if (code / 100 == 5 && !tried_tls) {
+	if ((*code = smtp_client_cmd(c, 1, "EHLO %s", helo)) == -1)
+		return -1;
+	if (*code / 100 == 5 && !tried_tls) {
 		c->caps = 0;
-		if ((code = smtp_client_cmd(c, 0, "HELO %s", helo)) == -1)
-			return;
+		if ((*code = smtp_client_cmd(c, 0, "HELO %s", helo)) == -1)
+			return -1;
 	}
-	if (code / 100 != 2)
-		goto refused;
+	if (*code / 100 != 2)
+		return -1;
 	if (!tried_tls && t->tls != SMTP_CLIENT_TLS_NONE &&
 	    (c->caps & SMTP_CLIENT_CAP_STARTTLS)) {
 		tried_tls = 1;
-		if ((code = smtp_client_cmd(c, 0, "STARTTLS")) == -1)
-			return;
-		if (code == 220) {
-			if (smtp_client_starttls(c, t) == -1)
-				return;
+		if ((*code = smtp_client_cmd(c, 0, "STARTTLS")) == -1)
+			return -1;
+		if (*code == 220) {
+			if (smtp_client_starttls(c, t) == -1) {
+				*code = -1;
+				return -1;
+			}
 			goto ehlo;
 		}
 		if (t->tls == SMTP_CLIENT_TLS_ENCRYPT)
-			goto refused;
+			return -1;
 	} else if (!tried_tls && t->tls == SMTP_CLIENT_TLS_ENCRYPT) {
 		smtp_client_seterr(c, "TLS required but %s does not offer "
 		    "STARTTLS", t->host);
-		goto quit;
+		*code = 0;
+		return -1;
 	}
+	*code = 0;
+	return 0;
+}
+
+/*
+ * One transaction on an open session. Fills res; returns 1 when the
+ * session is still clean for another transaction, 0 when it must be
+ * closed, and -1 when it broke off before the server answered anything
+ * (a dropped cached connection: nothing was sent).
+ */
+static int
+smtp_client_txn(struct smtp_client_conn *c, const struct smtp_client_msg *m,
+    off_t msgsize, struct smtp_client_result *res, int *rc)
+{
+	char size[40] = "";
+	size_t i, nok = 0;
+	int code, any4 = 0, pipe = (c->caps & SMTP_CLIENT_CAP_PIPELINING) != 0;
+
 	if (m->smtputf8 && !(c->caps & SMTP_CLIENT_CAP_SMTPUTF8)) {
 		res->status = 5;
 		for (i = 0; i < m->nrcpts; i++)
 			smtp_client_settext(res, i, 550,
 			    "5.6.7 next hop does not support SMTPUTF8");
-		smtp_client_seterr(c, "5.6.7 next hop does not support "
-		    "SMTPUTF8");
-		goto quit;
+		snprintf(res->reply, sizeof(res->reply), "5.6.7 next hop "
+		    "does not support SMTPUTF8");
+		return 1;
 	}
 	if ((c->caps & SMTP_CLIENT_CAP_SIZE)) {
 		if (c->size_max > 0 &&
-		    (unsigned long long)st.st_size > c->size_max) {
+		    (unsigned long long)msgsize > c->size_max) {
 			res->status = 5;
-			smtp_client_seterr(c, "5.3.4 message larger than the "
-			    "next hop's limit of %llu bytes", c->size_max);
+			snprintf(res->reply, sizeof(res->reply), "5.3.4 message "
+			    "larger than the next hop's limit of %llu bytes",
+			    c->size_max);
 			for (i = 0; i < m->nrcpts; i++)
-				smtp_client_settext(res, i, 552, c->err);
-			goto quit;
+				smtp_client_settext(res, i, 552, res->reply);
+			return 1;
 		}
 		snprintf(size, sizeof(size), " SIZE=%lld",
-		    (long long)st.st_size);
+		    (long long)msgsize);
 	}
-	code = smtp_client_cmd(c, 0, "MAIL FROM:<%s>%s%s%s", m->from, size,
+
+	/*
+	 * With PIPELINING, MAIL, every RCPT and DATA go out in one write
+	 * and the replies are read in order; without it, one at a time.
+	 */
+	c->replied = 0;
+	if (smtp_client_put(c, "MAIL FROM:<%s>%s%s%s", m->from, size,
 	    m->body_8bit && (c->caps & SMTP_CLIENT_CAP_8BITMIME) ?
-	    " BODY=8BITMIME" : "", m->smtputf8 ? " SMTPUTF8" : "");
-	if (code == -1)
-		return;
+	    " BODY=8BITMIME" : "", m->smtputf8 ? " SMTPUTF8" : "") == -1)
+		return c->replied ? 0 : -1;
+	if (pipe) {
+		for (i = 0; i < m->nrcpts; i++)
+			if (smtp_client_addr_ok(m->rcpts[i]) &&
+			    smtp_client_put(c, "RCPT TO:<%s>",
+			    m->rcpts[i]) == -1)
+				return -1;
+		if (smtp_client_put(c, "DATA") == -1)
+			return -1;
+	}
+	if (smtp_client_flush(c) == -1 ||
+	    (code = smtp_client_reply(c, 0)) == -1)
+		return c->replied ? 0 : -1;
 	if (code / 100 != 2) {
 		for (i = 0; i < m->nrcpts; i++)
 			smtp_client_settext(res, i, code, c->text);
-		goto refused;
+		res->status = smtp_client_status_of(code);
+		if (res->status == 2)
+			res->status = 4;
+		res->code = code;
+		snprintf(res->reply, sizeof(res->reply), "%s", c->text);
+		/* The RCPTs and DATA that followed are refused too. */
+		return pipe ? 0 : smtp_client_cmd(c, 0, "RSET") / 100 == 2;
 	}
 	for (i = 0; i < m->nrcpts; i++) {
 		if (!smtp_client_addr_ok(m->rcpts[i])) {
@@ -635,9 +814,10 @@ smtp_client_session(struct smtp_client_conn *c,
 			    "5.1.3 invalid recipient address");
 			continue;
 		}
-		code = smtp_client_cmd(c, 0, "RCPT TO:<%s>", m->rcpts[i]);
+		code = pipe ? smtp_client_reply(c, 0) :
+		    smtp_client_cmd(c, 0, "RCPT TO:<%s>", m->rcpts[i]);
 		if (code == -1)
-			return;
+			return 0;
 		rc[i] = code;
 		if (code / 100 == 2)
 			nok++;
@@ -649,18 +829,29 @@ smtp_client_session(struct smtp_client_conn *c,
 			    c->text);
 		}
 	}
+	if (pipe)
+		code = smtp_client_reply(c, 0);		/* to DATA */
+	else if (nok > 0)
+		code = smtp_client_cmd(c, 0, "DATA");
+	else
+		code = 0;
+	if (code == -1)
+		return 0;
 	if (nok == 0) {
 		res->status = any4 ? 4 : 5;
-		goto quit;
+		/* A server that says 354 anyway gets an empty message. */
+		if (code == 354 && (smtp_client_write(c, ".\r\n", 3) == -1 ||
+		    smtp_client_flush(c) == -1 ||
+		    smtp_client_reply(c, 0) == -1))
+			return 0;
+		return smtp_client_cmd(c, 0, "RSET") / 100 == 2;
 	}
-	if ((code = smtp_client_cmd(c, 0, "DATA")) == -1)
-		return;
 	if (code != 354)
 		goto accepted_fail;
 	if (smtp_client_data(c, m->path) == -1)
-		return;
+		return 0;
 	if ((code = smtp_client_reply(c, 0)) == -1)
-		return;
+		return 0;
 	if (code / 100 != 2)
 		goto accepted_fail;
 	for (i = 0; i < m->nrcpts; i++)
@@ -671,68 +862,244 @@ smtp_client_session(struct smtp_client_conn *c,
 		res->code = code;
 		snprintf(res->reply, sizeof(res->reply), "%s", c->text);
 	}
-	goto quit;
+	return 1;
 
  accepted_fail:
 	for (i = 0; i < m->nrcpts; i++)
 		if (rc[i] / 100 == 2)
 			smtp_client_settext(res, i, code, c->text);
- refused:
 	res->status = smtp_client_status_of(code);
 	if (res->status == 2)		/* e.g. 250 where 354 was due */
 		res->status = 4;
 	res->code = code;
 	snprintf(res->reply, sizeof(res->reply), "%s", c->text);
- quit:
-	if (res->status == 0)
-		res->status = 4;
-	if (res->reply[0] == '\0')
-		snprintf(res->reply, sizeof(res->reply), "%s", c->err[0] ?
-		    c->err : c->text);
+	return code == 354 ? 0 : smtp_client_cmd(c, 0, "RSET") / 100 == 2;
+}
+
+static void
+smtp_client_close(struct smtp_client_conn *c, int quit)
+{
+	if (c == NULL)
+		return;
 	/* The transaction is settled; QUIT is a courtesy. */
-	(void)smtp_client_cmd(c, 0, "QUIT");
+	if (quit && c->fd != -1)
+		(void)smtp_client_cmd(c, 0, "QUIT");
+	if (c->ssl != NULL) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	if (c->fd != -1)
+		close(c->fd);
+	free(c);
+}
+
+static void
+smtp_client_cache_free(void *arg)
+{
+	struct smtp_client_cache *cc = arg;
+
+	for (size_t i = 0; i < SMTP_CLIENT_CACHE_MAX; i++)
+		smtp_client_close(cc->conn[i], 1);
+	free(cc);
+}
+
+static void
+smtp_client_cache_init(void)
+{
+	if (pthread_key_create(&smtp_client_cache_key,
+	    smtp_client_cache_free) != 0)
+		fatalx("smtp_client: pthread_key_create");
+}
+
+static struct smtp_client_cache *
+smtp_client_cache(void)
+{
+	struct smtp_client_cache *cc;
+
+	pthread_once(&smtp_client_cache_once, smtp_client_cache_init);
+	if ((cc = pthread_getspecific(smtp_client_cache_key)) == NULL) {
+		if ((cc = calloc(1, sizeof(*cc))) == NULL)
+			fatal("smtp_client_cache");
+		if (pthread_setspecific(smtp_client_cache_key, cc) != 0)
+			fatalx("smtp_client: pthread_setspecific");
+	}
+	return cc;
+}
+
+/*
+ * A server has nothing to say to an idle client: anything readable (a
+ * 421 before it hangs up, or the close itself) means the session is over.
+ */
+static int
+smtp_client_idle_ok(struct smtp_client_conn *c)
+{
+	struct pollfd pfd;
+
+	if (c->rpos != c->rlen || (c->ssl != NULL && SSL_pending(c->ssl)))
+		return 0;
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	return poll(&pfd, 1, 0) == 0;
+}
+
+/*
+ * Takes this thread's idle connection for key out of the cache, closing
+ * the ones idle for too long or closed by the server on the way.
+ */
+static struct smtp_client_conn *
+smtp_client_cache_take(const char *key)
+{
+	struct smtp_client_cache *cc = smtp_client_cache();
+	struct smtp_client_conn *c, *found = NULL;
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < SMTP_CLIENT_CACHE_MAX; i++) {
+		if ((c = cc->conn[i]) == NULL)
+			continue;
+		if (now - c->idle_since >= smtp_client_idle_max ||
+		    now < c->idle_since || !smtp_client_idle_ok(c)) {
+			cc->conn[i] = NULL;
+			smtp_client_close(c, smtp_client_idle_ok(c));
+		} else if (found == NULL && strcmp(c->key, key) == 0) {
+			cc->conn[i] = NULL;
+			found = c;
+		}
+	}
+	return found;
+}
+
+static void
+smtp_client_cache_put(struct smtp_client_conn *c)
+{
+	struct smtp_client_cache *cc = smtp_client_cache();
+	size_t i, oldest = 0;
+
+	if (smtp_client_idle_max <= 0) {
+		smtp_client_close(c, 1);
+		return;
+	}
+	c->idle_since = time(NULL);
+	c->code = 0;
+	c->err[0] = '\0';
+	for (i = 0; i < SMTP_CLIENT_CACHE_MAX; i++) {
+		if (cc->conn[i] == NULL) {
+			cc->conn[i] = c;
+			return;
+		}
+		if (cc->conn[i]->idle_since < cc->conn[oldest]->idle_since)
+			oldest = i;
+	}
+	smtp_client_close(cc->conn[oldest], 1);
+	cc->conn[oldest] = c;
+}
+
+void
+smtp_client_cache_idle(int seconds)
+{
+	smtp_client_idle_max = seconds;
+}
+
+void
+smtp_client_cache_flush(void)
+{
+	struct smtp_client_cache *cc = smtp_client_cache();
+
+	for (size_t i = 0; i < SMTP_CLIENT_CACHE_MAX; i++) {
+		smtp_client_close(cc->conn[i], 1);
+		cc->conn[i] = NULL;
+	}
+}
+
+static struct smtp_client_conn *
+smtp_client_conn_new(const char *key)
+{
+	struct smtp_client_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("smtp_client_conn_new");
+	c->fd = -1;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	return c;
 }
 
 int
 smtp_client_send(const struct smtp_client_target *t,
     const struct smtp_client_msg *m, struct smtp_client_result *res)
 {
-	struct smtp_client_conn *c;
-	int *rc;
+	struct smtp_client_conn *c = NULL;
+	char key[SMTP_CLIENT_KEY_MAX];
+	struct stat st;
+	int *rc, code, clean = 0, cacheable;
 	size_t i;
 
-	c = calloc(1, sizeof(*c));
-	rc = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rc));
-	if (c == NULL || rc == NULL)
+	if ((rc = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rc))) == NULL)
 		fatal("smtp_client_send");
-	c->fd = -1;
 	res->status = 0;
 	res->code = 0;
 	res->reply[0] = '\0';
 	for (i = 0; i < m->nrcpts; i++)
 		smtp_client_settext(res, i, 0, "");
 
-	smtp_client_session(c, t, m, res, rc);
+	if (stat(m->path, &st) == -1) {
+		log_warn("smtp_client: %s", m->path);
+		res->status = 4;
+		snprintf(res->reply, sizeof(res->reply), "cannot open "
+		    "message: %s", strerror(errno));
+		goto done;
+	}
+	if (!smtp_client_addr_ok(m->from)) {
+		res->status = 5;
+		snprintf(res->reply, sizeof(res->reply), "5.1.7 invalid "
+		    "sender address");
+		for (i = 0; i < m->nrcpts; i++)
+			smtp_client_settext(res, i, 553, res->reply);
+		goto done;
+	}
+	cacheable = smtp_client_key(t, key, sizeof(key)) == 0;
+	if (cacheable && (c = smtp_client_cache_take(key)) != NULL) {
+		clean = smtp_client_txn(c, m, st.st_size, res, rc);
+		if (clean != -1)
+			goto settled;
+		/* The server dropped it while idle: start afresh, once. */
+		smtp_client_close(c, 0);
+		memset(rc, 0, (m->nrcpts ? m->nrcpts : 1) * sizeof(*rc));
+		res->status = 0;
+	}
+	c = smtp_client_conn_new(cacheable ? key : "");
+	if (smtp_client_open(c, t, &code) == -1) {
+		if (code > 0) {
+			res->status = smtp_client_status_of(code);
+			if (res->status == 2)
+				res->status = 4;
+			res->code = code;
+			snprintf(res->reply, sizeof(res->reply), "%s",
+			    c->text);
+		}
+		clean = 0;
+		goto settled;
+	}
+	clean = smtp_client_txn(c, m, st.st_size, res, rc);
 
+ settled:
 	if (res->status == 0) {
 		/* Broke off: I/O, TLS or protocol error, or a local one. */
 		res->status = 4;
 		res->code = c->code;
-		snprintf(res->reply, sizeof(res->reply), "%s", c->err);
+		snprintf(res->reply, sizeof(res->reply), "%s", c->err[0] ?
+		    c->err : c->text);
 		for (i = 0; i < m->nrcpts; i++)
 			if (res->rcpt_code[i] == 0 || rc[i] / 100 == 2)
 				smtp_client_settext(res, i, 0, c->err);
 	}
-
-	if (c->ssl != NULL) {
-		SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-	}
-	SSL_CTX_free(c->ctx);
-	if (c->fd != -1)
-		close(c->fd);
+	if (res->reply[0] == '\0')
+		snprintf(res->reply, sizeof(res->reply), "%s", c->err[0] ?
+		    c->err : c->text);
+	if (clean == 1 && cacheable)
+		smtp_client_cache_put(c);
+	else
+		smtp_client_close(c, clean == 1);
+ done:
 	free(rc);
-	free(c);
 	return res->status;
 }
 

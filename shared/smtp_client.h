@@ -1,6 +1,8 @@
 /*
  * Outbound SMTP. Blocking: call it from a worker thread or a process of its
- * own, never from an event loop. One connection per call, no shared state,
+ * own, never from an event loop. One transaction per call; the connection
+ * is kept in a per-thread cache for the next call to the same hop with the
+ * same settings (nothing is shared between threads but the TLS contexts),
  * so any number of threads may send at once. The process must ignore
  * SIGPIPE (a peer closing during TLS writes would otherwise kill it).
  *
@@ -69,5 +71,15 @@ int	smtp_client_tls_level(const char *, enum smtp_client_tls *);
 
 int	smtp_client_send(const struct smtp_client_target *,
 	    const struct smtp_client_msg *, struct smtp_client_result *);
+
+/*
+ * How long an idle connection stays in a thread's cache (default 30 s);
+ * 0 turns caching off. Set it before the sending threads start. A thread
+ * keeps at most one idle connection per hop and a few hops; they are
+ * closed when the thread exits, when they are too old at the next send,
+ * or by smtp_client_cache_flush() (this thread's only).
+ */
+void	smtp_client_cache_idle(int seconds);
+void	smtp_client_cache_flush(void);
 
 #endif

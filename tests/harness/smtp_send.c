@@ -2,8 +2,10 @@
  * Test harness around smtp_client_send():
  *   smtp_send --host H --port P [--tls none|may|encrypt] [--ca F]
  *       [--cert F --key F] [--helo NAME] [--timeout S] [--smtputf8]
- *       [--8bit] --from A --to B [--to C ...] FILE
- * Prints one JSON line: status, code, reply, per-recipient codes and
+ *       [--8bit] [--count N] [--idle S] --from A --to B [--to C ...] FILE
+ * Sends FILE N times (default 1) from one thread, so the connection cache
+ * applies between sends (--idle sets its timeout; 0 turns it off). Prints
+ * one JSON line per send: status, code, reply, per-recipient codes and
  * replies, and the peak resident set size (vmhwm_kb).
  */
 #include <signal.h>
@@ -22,7 +24,8 @@ smtp_send_usage(void)
 {
 	fprintf(stderr, "usage: smtp_send --host H --port P [--tls none|may|"
 	    "encrypt] [--ca F] [--cert F --key F] [--helo N] [--timeout S] "
-	    "[--smtputf8] [--8bit] --from A --to B [--to C...] FILE\n");
+	    "[--smtputf8] [--8bit] [--count N] [--idle S] --from A --to B "
+	    "[--to C...] FILE\n");
 	exit(2);
 }
 
@@ -68,7 +71,7 @@ main(int argc, char *argv[])
 	const char **rcpts;
 	const char *file = NULL;
 	size_t i, n = 0;
-	int a;
+	int a, k, count = 1;
 
 	log_init("smtp_send", LOG_TO_STDERR, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -123,6 +126,10 @@ main(int argc, char *argv[])
 			t.helo = v;
 		else if (strcmp(o, "--timeout") == 0)
 			t.timeout = atoi(v);
+		else if (strcmp(o, "--count") == 0)
+			count = atoi(v);
+		else if (strcmp(o, "--idle") == 0)
+			smtp_client_cache_idle(atoi(v));
 		else if (strcmp(o, "--from") == 0)
 			m.from = v;
 		else if (strcmp(o, "--to") == 0) {
@@ -132,7 +139,8 @@ main(int argc, char *argv[])
 		} else
 			smtp_send_usage();
 	}
-	if (file == NULL || t.host[0] == '\0' || t.port <= 0 || n == 0)
+	if (file == NULL || t.host[0] == '\0' || t.port <= 0 || n == 0 ||
+	    count < 1)
 		smtp_send_usage();
 	m.rcpts = rcpts;
 	m.nrcpts = n;
@@ -141,19 +149,23 @@ main(int argc, char *argv[])
 	r.rcpt_code = xcalloc(n, sizeof(*r.rcpt_code));
 	r.rcpt_reply = xcalloc(n, sizeof(*r.rcpt_reply));
 
-	smtp_client_send(&t, &m, &r);
-
-	printf("{\"status\": %d, \"code\": %d, \"reply\": ", r.status, r.code);
-	smtp_send_json_str(r.reply);
-	printf(", \"rcpt\": [");
-	for (i = 0; i < n; i++)
-		printf("%s%d", i ? ", " : "", r.rcpt_code[i]);
-	printf("], \"rcpt_reply\": [");
-	for (i = 0; i < n; i++) {
-		printf("%s", i ? ", " : "");
-		smtp_send_json_str(r.rcpt_reply[i]);
+	for (k = 0; k < count; k++) {
+		smtp_client_send(&t, &m, &r);
+		printf("{\"status\": %d, \"code\": %d, \"reply\": ",
+		    r.status, r.code);
+		smtp_send_json_str(r.reply);
+		printf(", \"rcpt\": [");
+		for (i = 0; i < n; i++)
+			printf("%s%d", i ? ", " : "", r.rcpt_code[i]);
+		printf("], \"rcpt_reply\": [");
+		for (i = 0; i < n; i++) {
+			printf("%s", i ? ", " : "");
+			smtp_send_json_str(r.rcpt_reply[i]);
+		}
+		printf("], \"vmhwm_kb\": %ld}\n", smtp_send_vmhwm());
+		fflush(stdout);
 	}
-	printf("], \"vmhwm_kb\": %ld}\n", smtp_send_vmhwm());
+	smtp_client_cache_flush();
 	free(r.rcpt_code);
 	free(r.rcpt_reply);
 	free(rcpts);
