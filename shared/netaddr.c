@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -71,6 +72,13 @@ netaddr_bind(const struct sockaddr *sa, socklen_t salen, int backlog,
 		return -1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		goto fail;
+	/*
+	 * Replies (SMTP, LMTP, HTTP) are small and written in pieces; with
+	 * Nagle each piece waits for the peer's delayed ACK. Linux hands
+	 * TCP_NODELAY down to the sockets accept() returns.
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
 		goto fail;
 	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1)

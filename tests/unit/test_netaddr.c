@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -175,6 +176,33 @@ test_listen(void **state)
 	}
 }
 
+/* Accepted sockets must not wait on Nagle: replies are small. */
+static void
+test_accepted_socket_has_nodelay(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss), olen;
+	char *err;
+	int lfd, cfd, afd, on = 0;
+
+	(void)state;
+	lfd = netaddr_listen("127.0.0.1:0", 5, &err);
+	assert_true(lfd >= 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&ss, len), 0);
+	do
+		afd = accept(lfd, NULL, NULL);
+	while (afd == -1);
+	olen = sizeof(on);
+	assert_int_equal(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &on,
+	    &olen), 0);
+	assert_int_not_equal(on, 0);
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
 int
 main(void)
 {
@@ -184,6 +212,7 @@ main(void)
 		cmocka_unit_test(test_bad_entries),
 		cmocka_unit_test(test_ntop),
 		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_accepted_socket_has_nodelay),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
