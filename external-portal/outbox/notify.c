@@ -189,12 +189,17 @@ notify_clean(const char *s, const char *drop, size_t max)
 {
 	struct buf b, o;
 	char *r;
-	size_t i;
+	size_t i, len = strlen(s);
 
-	/* A little more than max, so a cut is seen (and marked) below. */
-	buf_init(&b, 4 * max + 16);
-	buf_init(&o, 4 * max + 16);
-	(void)text_escape(&b, s, strlen(s), TEXT_ESC_LINE | TEXT_ESC_NOBIDI);
+	/*
+	 * Only the start matters: a little more than max, so that a cut is
+	 * seen (and marked) below. Cleaning can triple a byte (U+FFFD).
+	 */
+	if (len > 4 * max)
+		len = 4 * max;
+	buf_init(&b, 3 * len + 16);
+	buf_init(&o, 3 * len + 16);
+	(void)text_escape(&b, s, len, TEXT_ESC_LINE | TEXT_ESC_NOBIDI);
 	for (i = 0; i < b.len; i++) {
 		char c = b.data[i];
 
@@ -248,8 +253,20 @@ static GMimeObject *
 notify_part(const char *subtype, const char *text)
 {
 	GMimeTextPart *t = g_mime_text_part_new_with_subtype(subtype);
+	GMimeStream *st;
+	GMimeDataWrapper *dw;
 
-	g_mime_text_part_set_text(t, text);
+	/*
+	 * The bytes as they are: g_mime_text_part_set_text() would convert
+	 * text that fits Latin-1 to it, and the part says UTF-8 (so does the
+	 * HTML's meta).
+	 */
+	st = g_mime_stream_mem_new_with_buffer(text, strlen(text));
+	dw = g_mime_data_wrapper_new_with_stream(st,
+	    GMIME_CONTENT_ENCODING_DEFAULT);
+	g_mime_part_set_content(GMIME_PART(t), dw);
+	g_object_unref(dw);
+	g_object_unref(st);
 	g_mime_text_part_set_charset(t, "utf-8");
 	g_mime_part_set_content_encoding(GMIME_PART(t),
 	    GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
