@@ -1,4 +1,14 @@
-/* Address parsing and the split-mode rewrite codec; see addr.h. */
+/*
+ * Address parsing and the split-mode rewrite codec; see addr.h.
+ *
+ * SECURITY: addresses come from SMTP peers (MAIL FROM, RCPT TO on both
+ * nodes) and from browsers (compose, sign-in). Input of ADDR_MAX bytes or
+ * more is refused before it is looked at; 8-bit bytes only with SMTPUTF8
+ * and only as well-formed UTF-8 (the shared validator, text.h); domain
+ * labels are checked for length and characters; the rewrite and its
+ * revert re-parse their own result, so a crafted address cannot come out
+ * longer than ADDR_MAX or in another syntax than it went in.
+ */
 #include <arpa/inet.h>
 
 #include <ctype.h>
