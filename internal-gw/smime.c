@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "buf.h"
 #include "header.h"
 #include "keyd.h"
 #include "log.h"
@@ -31,12 +32,6 @@
 #define SMIME_MAX_LINE		998	/* RFC 5322 2.1.1, without CRLF */
 #define SMIME_CHUNK		65536
 #define SMIME_B64_CHUNK		(57 * 1024)	/* whole 76-character lines */
-
-struct smime_buf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
 
 /* The input, read in CRLF canonical form (a bare LF becomes CRLF). */
 struct smime_in {
@@ -53,9 +48,9 @@ struct smime_scan {
 /* A message split into the fields that stay outside and the entity, which
  * is in a temporary file: content fields, the empty line, the body. */
 struct smime_msg {
-	struct smime_buf	 outer;		/* non-content fields, raw */
-	FILE			*entity;
-	int			 needs_7bit;
+	struct buf	 outer;		/* non-content fields, raw */
+	FILE		*entity;
+	int		 needs_7bit;
 };
 
 static pthread_once_t smime_once = PTHREAD_ONCE_INIT;
@@ -64,18 +59,6 @@ static void
 smime_gmime_init(void)
 {
 	g_mime_init();
-}
-
-static void
-smime_buf_add(struct smime_buf *b, const void *p, size_t len)
-{
-	if (b->len + len + 1 > b->cap) {
-		b->cap = (b->len + len + 1) * 2;
-		b->p = xreallocarray(b->p, b->cap, 1);
-	}
-	memcpy(b->p + b->len, p, len);
-	b->len += len;
-	b->p[b->len] = '\0';
 }
 
 /*
@@ -183,7 +166,7 @@ smime_is_content_field(const char *name)
 static void
 smime_msg_free(struct smime_msg *m)
 {
-	free(m->outer.p);
+	buf_free(&m->outer);
 	if (m->entity != NULL)
 		fclose(m->entity);
 	memset(m, 0, sizeof(*m));
@@ -209,7 +192,7 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 	const struct header_field *fl;
 	struct smime_in in = { f, 0 };
 	struct smime_scan sc = { 0, 0 };
-	struct smime_buf head = { 0 };
+	struct buf head;
 	struct header hdr;
 	char *buf = xmalloc(2 * SMIME_CHUNK);
 	char *end;
@@ -219,6 +202,9 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 
 	memset(m, 0, sizeof(*m));
 	memset(&hdr, 0, sizeof(hdr));
+	/* A header at its limit, and the chunk that ends it. */
+	buf_init(&head, SMIME_MAX_HEADER + 2 * SMIME_CHUNK);
+	buf_init(&m->outer, SMIME_MAX_HEADER);
 	/* The header ends at the first empty line (or the input does). */
 	for (;;) {
 		if ((n = smime_in_read(&in, buf, err, errlen)) == -1)
@@ -229,14 +215,15 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 		}
 		/* Search only what is new, and the 3 bytes before it. */
 		from = head.len > 3 ? head.len - 3 : 0;
-		smime_buf_add(&head, buf, (size_t)n);
-		if (head.len >= 2 && memcmp(head.p, "\r\n", 2) == 0) {
+		if (buf_put(&head, buf, (size_t)n) == -1)
+			break;
+		if (head.len >= 2 && memcmp(head.data, "\r\n", 2) == 0) {
 			hlen = 2;
 			break;
 		}
-		if ((end = memmem(head.p + from, head.len - from, "\r\n\r\n",
-		    4)) != NULL) {
-			hlen = (size_t)(end - head.p) + 4;
+		if ((end = memmem(head.data + from, head.len - from,
+		    "\r\n\r\n", 4)) != NULL) {
+			hlen = (size_t)(end - head.data) + 4;
 			break;
 		}
 		if (head.len > SMIME_MAX_HEADER)
@@ -246,7 +233,7 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 		snprintf(err, errlen, "empty message");
 		goto out;
 	}
-	if (hlen == 0 || header_parse_mem(head.p, hlen, SMIME_MAX_HEADER,
+	if (hlen == 0 || header_parse_mem(head.data, hlen, SMIME_MAX_HEADER,
 	    &hdr) != 0) {
 		snprintf(err, errlen, "malformed or oversized message header");
 		goto out;
@@ -266,13 +253,16 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 			    errlen) == -1)
 				goto out;
 		}
-		if (!smime_is_content_field(fl->name))
-			smime_buf_add(&m->outer, fl->raw, fl->rawlen);
+		if (!smime_is_content_field(fl->name) &&
+		    buf_put(&m->outer, fl->raw, fl->rawlen) == -1) {
+			snprintf(err, errlen, "oversized message header");
+			goto out;
+		}
 	}
 	if (smime_entity_put(m, &sc, "\r\n", 2, err, errlen) == -1)
 		goto out;
 	/* The body: what was read past the header, then the rest. */
-	if (hdr.len < head.len && smime_entity_put(m, &sc, head.p + hdr.len,
+	if (hdr.len < head.len && smime_entity_put(m, &sc, head.data + hdr.len,
 	    head.len - hdr.len, err, errlen) == -1)
 		goto out;
 	while ((n = smime_in_read(&in, buf, err, errlen)) > 0)
@@ -284,7 +274,7 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 	rv = 0;
 out:
 	header_free(&hdr);
-	free(head.p);
+	buf_free(&head);
 	free(buf);
 	return rv;
 }
@@ -412,7 +402,7 @@ smime_sign(struct keyd_client *kc, const char *signer, FILE *in, FILE *out,
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(boundary + 10 + 2 * i, 3, "%02x", rnd[i]);
 
-	if (smime_put(out, m.outer.p, m.outer.len, err, errlen) == -1 ||
+	if (smime_put(out, m.outer.data, m.outer.len, err, errlen) == -1 ||
 	    smime_puts(out, "MIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/signed;"
 	    " protocol=\"application/pkcs7-signature\";\r\n"
@@ -506,7 +496,7 @@ smime_encrypt(X509 *const *certs, size_t ncerts, FILE *in, FILE *out,
 	if (smime_rewind(ber, err, errlen) == -1)
 		goto out;
 
-	if (smime_put(out, m.outer.p, m.outer.len, err, errlen) == -1 ||
+	if (smime_put(out, m.outer.data, m.outer.len, err, errlen) == -1 ||
 	    smime_puts(out, "MIME-Version: 1.0\r\n"
 	    "Content-Type: application/pkcs7-mime; smime-type=enveloped-data;"
 	    "\r\n\tname=smime.p7m\r\n"

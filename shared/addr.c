@@ -1,4 +1,14 @@
-/* Address parsing and the split-mode rewrite codec; see addr.h. */
+/*
+ * Address parsing and the split-mode rewrite codec; see addr.h.
+ *
+ * SECURITY: addresses come from SMTP peers (MAIL FROM, RCPT TO on both
+ * nodes) and from browsers (compose, sign-in). Input of ADDR_MAX bytes or
+ * more is refused before it is looked at; 8-bit bytes only with SMTPUTF8
+ * and only as well-formed UTF-8 (the shared validator, text.h); domain
+ * labels are checked for length and characters; the rewrite and its
+ * revert re-parse their own result, so a crafted address cannot come out
+ * longer than ADDR_MAX or in another syntax than it went in.
+ */
 #include <arpa/inet.h>
 
 #include <ctype.h>
@@ -7,6 +17,7 @@
 #include <strings.h>
 
 #include "addr.h"
+#include "text.h"
 
 /* RFC 5322 atext, plus any non-ASCII byte when UTF-8 is allowed. */
 static int
@@ -15,44 +26,6 @@ addr_is_atext(unsigned char c, int utf8)
 	if (c >= 0x80)
 		return utf8;
 	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
-}
-
-/* Checks UTF-8 well-formedness (no overlongs, no surrogates). */
-static int
-addr_valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t len;
-		unsigned int cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			len = 2; cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3; cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4; cp = c & 0x07;
-		} else
-			return 0;
-		if (i + len > n)
-			return 0;
-		for (size_t j = 1; j < len; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += len;
-	}
-	return 1;
 }
 
 int
@@ -110,7 +83,7 @@ addr_parse_domain(const char *d, int utf8, const char **why)
 		}
 		return 0;
 	}
-	if (!addr_valid_utf8((const unsigned char *)d, n)) {
+	if (!text_utf8_valid(d, n)) {
 		*why = "domain is not valid UTF-8";
 		return -1;
 	}
@@ -156,7 +129,7 @@ addr_parse(const char *s, int utf8, struct addr *a, const char **why)
 				*why = "8-bit address without SMTPUTF8";
 				return -1;
 			}
-	} else if (!addr_valid_utf8((const unsigned char *)s, strlen(s))) {
+	} else if (!text_utf8_valid(s, strlen(s))) {
 		*why = "address is not valid UTF-8";
 		return -1;
 	}

@@ -1,4 +1,15 @@
-/* Raw header section handling; see header.h. */
+/*
+ * Raw header section handling; see header.h.
+ *
+ * SECURITY: the bytes are a message header written by any sender on the
+ * Internet (internal-gw's SMTP side, the portal's ingest, S/MIME, the
+ * spool). Every reader takes the caller's size limit and answers -2 past
+ * it, never reading or keeping more; a line is split on CRLF or LF only,
+ * a continuation without a field before it is an error, and fields are
+ * kept byte for byte (nothing is re-encoded, so nothing can be smuggled by
+ * a rewrite). Values are unfolded copies; callers decode and escape them
+ * before showing them anywhere.
+ */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>

@@ -98,6 +98,10 @@ const struct props_def props_defs[] = {
 	{ .name = "notification-show-subject", .type = PROPS_BOOL,
 	  .def = "false", .scopes = UDG, .nodes = PORTAL,
 	  .doc = "show the message subject in the notification mail" },
+	{ .name = "notification-show-sender", .type = PROPS_BOOL,
+	  .def = "true", .scopes = UDG, .nodes = PORTAL,
+	  .doc = "show the sender's display name and address in the "
+	  "notification mail" },
 	{ .name = "quota", .type = PROPS_INT, .def = "104857600",
 	  .min = 0, .max = 1099511627776LL, .scopes = UDG, .nodes = PORTAL,
 	  .doc = "mailbox size limit in bytes; 0: no limit" },

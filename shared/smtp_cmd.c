@@ -3,9 +3,12 @@
  * table says which arguments each command takes, one function per argument
  * shape (none, free text, domain, path with parameters, BDAT size).
  *
- * SECURITY: the line is peer input, already cut at CRLF and bounded by the
- * engine's max_line. Nothing is copied without a length check; every
- * refusal is a full SMTP reply.
+ * SECURITY: the line is peer input from any SMTP client that may connect
+ * (the Internet-facing MTA for internal-gw, the gateway for the portal),
+ * already cut at CRLF and bounded by the engine's max_line. Nothing is
+ * copied without a length check; paths go through addr.h; an ESMTP
+ * parameter outside the known few is refused (555) and SIZE must be a
+ * plain decimal number; every refusal is a full SMTP reply.
  */
 #include <ctype.h>
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /*
  * DATA/BDAT body reader; see smtp_data.h.
  *
- * SECURITY: every byte is peer input. Only CR LF "." CR LF ends DATA; a CR
+ * SECURITY: every byte is peer input, from whichever SMTP client the
+ * listener admits. Only CR LF "." CR LF ends DATA; a CR
  * not followed by LF, or an LF not preceded by CR, is never treated as a
  * line end and marks the body bad (SMTP smuggling). The engine then refuses
  * the whole transaction once the real end of data arrives, so text hidden

@@ -2,7 +2,9 @@
  * One SMTP/LMTP connection: the state machine of RFC 5321/2033 with
  * PIPELINING, STARTTLS, SIZE, 8BITMIME, SMTPUTF8, CHUNKING and XFORWARD.
  *
- * SECURITY: every byte read here comes from the peer. Command lines are
+ * SECURITY: every byte read here comes from the peer (the upstream MTA,
+ * the gateway, or anyone who reaches the listener); connections, errors,
+ * recipients and message size are capped by the listener's limits. Command lines are
  * bounded by conf.max_line and must end in CRLF; input buffered behind
  * STARTTLS is discarded before the handshake (CVE-2011-0411); message
  * bodies go through smtp_data.c, which refuses bare CR/LF instead of

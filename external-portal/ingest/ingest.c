@@ -6,10 +6,14 @@
  * the message is stored byte for byte) and stores one copy per recipient;
  * 250 only after the store committed.
  *
- * SECURITY: the envelope and message are peer input (from the gateway, or
- * from whoever got into mynetworks): addresses go through addr.h, the
- * header through header.h with a size limit, and a bad message gets a 5xx
- * reply, never a crash. Store and database failures answer 451.
+ * SECURITY: the envelope and message are peer input: the gateway relays
+ * mail written by any Internet sender, and whoever got into mynetworks
+ * can write it directly. Addresses go through addr.h, the header through
+ * header.h with a size limit, triggers count only when the tunnel
+ * signature (if required) covers them, and a bad message gets a 5xx
+ * reply, never a crash. From and Subject are stored as raw values and
+ * decoded and escaped only where they are shown. Store and database
+ * failures answer 451.
  */
 #include <ctype.h>
 #include <stdarg.h>

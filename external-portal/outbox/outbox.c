@@ -78,6 +78,8 @@ outbox_build(struct outbox *ob, struct store_outbox *o)
 	v.orig_subject = o->subject;
 	v.show_details = props_get_bool(ob->props, o->rcpt,
 	    "notification-show-subject") == 1;
+	v.show_sender = props_get_bool(ob->props, o->rcpt,
+	    "notification-show-sender") == 1;
 
 	xasprintf(&path, "%s/notify.XXXXXX", ob->conf.spool_dir);
 	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {

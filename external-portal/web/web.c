@@ -142,6 +142,10 @@ web_conf_load(const struct conf *c, struct web_conf *wc)
 	wc->notify_sender = conf_str(c, "notify.sender");
 	wc->max_header_size = conf_int(c, "web.max_header_size");
 	wc->max_body_size = conf_int(c, "web.max_body_size");
+	/* A download is at most a stored message; a page is bounded below
+	 * that (WEB_TEXT_PLAIN_MAX for a text body) plus its frame. */
+	wc->max_response = conf_int(c, "smtp.max_message_size") +
+	    WEB_RESPONSE_SLACK;
 	wc->max_connections = conf_int(c, "web.max_connections");
 	wc->timeout = conf_int(c, "web.timeout");
 	wc->workers = conf_int(c, "workers");
@@ -403,6 +407,14 @@ web_work(void *arg)
 		return;
 	}
 	rt->fn(r);
+	if (buf_full(&r->out)) {
+		log_warnx("web: the answer to %s exceeds %zu bytes", r->path,
+		    buf_max(&r->out));
+		/* The error page is HTML whatever the handler meant to send. */
+		xfree(&r->ctype);
+		xfree(&r->csp);
+		web_page_error(r, 500);
+	}
 }
 
 /* --- on the loop ------------------------------------------------------------ */
@@ -503,6 +515,7 @@ web_request_cb(struct evhttp_request *ev, void *arg)
 	j->req.conf = w->conf;
 	j->req.store = w->store;
 	j->req.sessions = w->sessions;
+	buf_init(&j->req.out, w->conf->max_response);
 	switch (evhttp_request_get_command(ev)) {
 	case EVHTTP_REQ_GET:
 	case EVHTTP_REQ_HEAD:

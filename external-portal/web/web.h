@@ -35,6 +35,7 @@ struct web_conf {
 	const char		*notify_sender;
 	size_t			 max_header_size;
 	size_t			 max_body_size;
+	size_t			 max_response;	/* bytes of one answer */
 	int			 max_connections;
 	int			 timeout;		/* seconds */
 	int			 workers;

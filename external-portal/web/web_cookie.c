@@ -3,6 +3,12 @@
  * header is browser input: it is length-bounded, parsed in place without
  * copies beyond the caller's buffer, and any oddity is an error the caller
  * answers with 400 or treats as "no session".
+ *
+ * SECURITY: the Cookie header comes from any client, and other sites on
+ * the parent domain can set cookies in it. It is bounded by
+ * WEB_COOKIE_HEADER_MAX; only our own prefixed names are looked at; a
+ * session id is only a key to look up, never trusted for its content, and
+ * the CSRF token is compared in constant time.
  */
 #include <stdio.h>
 #include <stdlib.h>

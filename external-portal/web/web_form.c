@@ -4,6 +4,13 @@
  * is hand-written because an HTTP form is not a mail message, but it only
  * looks for delimiter lines with memmem() over a bounded body; parameter
  * syntax (quoting, RFC 2231/5987 filename*) is left to GMime.
+ *
+ * SECURITY: the body is unauthenticated input (a form is parsed before the
+ * session is checked). struct web_form_limits bounds the total, the number
+ * and size of fields, parts, part headers and files; names and values must
+ * be well-formed UTF-8 (the shared validator); file names are reduced to
+ * a safe base name; uploads go to private files in the spool. Past a
+ * limit the answer is 413, a malformed body 400.
  */
 #include <ctype.h>
 #include <errno.h>

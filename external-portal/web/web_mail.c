@@ -6,6 +6,15 @@
  * Internet sender: parsed with GMime, headers decoded and escaped, HTML
  * through the gumbo sanitiser, attachment names reduced to safe base names
  * and sent with RFC 6266 filename*. Runs on the worker pool.
+ *
+ * SECURITY: the MIME walk takes a hostile structure. It is bounded in
+ * parts (WEB_MAIL_MAX_PARTS) and nesting (WEB_MAIL_MAX_DEPTH), winmail.dat
+ * unpacks to at most WEB_TNEF_MAX_FILES, a part path from the browser is
+ * parsed with the same bounds, and every answer is a bounded buffer (a
+ * page past its limit becomes a 500 page, never unbounded growth). Text
+ * reaches a page only through the shared escaper; HTML only through the
+ * sanitiser, in a sandboxed frame under its own CSP; downloads are
+ * application/octet-stream and never rendered on our origin.
  */
 #include <fcntl.h>
 #include <stdio.h>

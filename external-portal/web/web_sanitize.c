@@ -4,6 +4,15 @@
  * tree a browser would; this file walks that tree without recursion (so
  * nesting depth cannot exhaust the stack) and writes only what its tables
  * allow. Text and attribute values are never copied raw.
+ *
+ * SECURITY: input past WEB_SANITIZE_MAX_INPUT or a parse cost estimate
+ * past WEB_SANITIZE_MAX_COST is refused before gumbo sees it; elements
+ * deeper than WEB_SANITIZE_MAX_DEPTH are unwrapped; style attributes are
+ * bounded (WEB_SANITIZE_MAX_STYLE, WEB_SANITIZE_MAX_DECLS) and filtered
+ * by property and value; URLs are kept only for allowed schemes. Elements,
+ * attributes and CSS not on an allow-list are dropped, and every text and
+ * attribute value goes out through the shared escaper into a bounded
+ * buffer.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -15,162 +15,60 @@
 #include <pthread.h>
 
 #include "log.h"
+#include "text.h"
 #include "xmalloc.h"
 #include "web/web_text.h"
 
 void
 web_buf_add(struct web_buf *b, const void *p, size_t n)
 {
-	size_t	 need;
-
-	if (n > SIZE_MAX - b->len - 1)
-		fatalx("web_buf_add: size overflow");
-	need = b->len + n + 1;
-	if (need > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-
-		while (cap < need)
-			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-		b->data = xreallocarray(b->data, cap, 1);
-		b->cap = cap;
-	}
-	if (n > 0)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
+	(void)buf_put(b, p, n);
 }
 
 void
 web_buf_adds(struct web_buf *b, const char *s)
 {
-	web_buf_add(b, s, strlen(s));
+	(void)buf_puts(b, s);
 }
 
 void
 web_buf_addf(struct web_buf *b, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	*s;
-	int	 n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	(void)buf_putfv(b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		fatal("web_buf_addf");
-	web_buf_add(b, s, (size_t)n);
-	free(s);
 }
 
 char *
 web_buf_finish(struct web_buf *b)
 {
-	char	*s;
-
-	if (b->data == NULL)
-		return xstrdup("");
-	s = b->data;
-	b->data = NULL;
-	b->len = b->cap = 0;
-	return s;
+	return buf_finish(b);
 }
 
 void
 web_buf_free(struct web_buf *b)
 {
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
+	buf_free(b);
 }
 
 size_t
 web_utf8_next(const char *s, size_t len, unsigned int *cp)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	unsigned int	 c, min;
-	size_t		 n, i;
-
-	if (len == 0)
-		return 0;
-	c = u[0];
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if ((c & 0xe0) == 0xc0) {
-		n = 2; c &= 0x1f; min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		n = 3; c &= 0x0f; min = 0x800;
-	} else if ((c & 0xf8) == 0xf0) {
-		n = 4; c &= 0x07; min = 0x10000;
-	} else
-		return 0;
-	if (len < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((u[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (u[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return n;
+	return text_utf8_next(s, len, cp);
 }
 
 int
 web_utf8_valid(const char *s, size_t len)
 {
-	unsigned int	 cp;
-	size_t		 n;
-
-	while (len > 0) {
-		if ((n = web_utf8_next(s, len, &cp)) == 0 || cp == 0)
-			return 0;
-		s += n;
-		len -= n;
-	}
-	return 1;
+	return text_utf8_valid(s, len);
 }
 
 void
 web_html_escape_buf(struct web_buf *b, const char *s, size_t len)
 {
-	static const char fffd[] = "\xef\xbf\xbd";
-	unsigned int	 cp;
-	size_t		 i = 0, start = 0, n;
-	const char	*rep;
-
-	while (i < len) {
-		unsigned char c = (unsigned char)s[i];
-
-		rep = NULL;
-		n = 1;
-		if (c >= 0x80) {
-			if ((n = web_utf8_next(s + i, len - i, &cp)) == 0) {
-				rep = fffd;
-				n = 1;
-			}
-		} else switch (c) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&#39;"; break;
-		case '\0': rep = fffd; break;
-		case '\t': case '\n': case '\r': break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				rep = "";
-			break;
-		}
-		if (rep != NULL) {
-			web_buf_add(b, s + start, i - start);
-			web_buf_adds(b, rep);
-			start = i + n;
-		}
-		i += n;
-	}
-	web_buf_add(b, s + start, len - start);
+	(void)text_escape(b, s, len, TEXT_ESC_HTML);
 }
 
 char *
@@ -228,9 +126,10 @@ web_text_url_len(const char *s, size_t len)
 char *
 web_text_plain_to_html(const char *text, size_t len)
 {
-	struct web_buf	 b = { 0 };
+	struct web_buf	 b;
 	size_t		 i = 0, start = 0, n;
 
+	buf_init(&b, WEB_TEXT_PLAIN_MAX);
 	web_buf_adds(&b, "<pre class=\"text-plain\">");
 	/* The HTML parser eats one newline right after <pre>. */
 	if (len > 0 && (text[0] == '\n' || text[0] == '\r'))
@@ -260,6 +159,13 @@ web_text_plain_to_html(const char *text, size_t len)
 	}
 	web_html_escape_buf(&b, text + start, len - start);
 	web_buf_adds(&b, "</pre>");
+	if (buf_full(&b)) {
+		buf_free(&b);
+		web_buf_adds(&b, "<p class=\"muted\">");
+		web_html_escape_buf(&b, web_text_get("html.too_large"),
+		    strlen(web_text_get("html.too_large")));
+		web_buf_adds(&b, "</p>");
+	}
 	return web_buf_finish(&b);
 }
 
@@ -292,18 +198,7 @@ web_text_header_decode(const char *raw)
 	 * bytes; keep only well-formed text and drop controls (a header value
 	 * has no business carrying them).
 	 */
-	for (size_t i = 0, n, len = strlen(dec); i < len; i += n) {
-		unsigned int cp;
-
-		if ((n = web_utf8_next(dec + i, len - i, &cp)) == 0) {
-			web_buf_adds(&b, "\xef\xbf\xbd");
-			n = 1;
-		} else if (cp < 0x20 || cp == 0x7f) {
-			if (cp == '\t')
-				web_buf_add(&b, " ", 1);
-		} else
-			web_buf_add(&b, dec + i, n);
-	}
+	(void)text_escape(&b, dec, strlen(dec), TEXT_ESC_LINE);
 	g_free(dec);
 	return web_buf_finish(&b);
 }

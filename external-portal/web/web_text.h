@@ -9,12 +9,15 @@
 
 #include <stddef.h>
 
-/* A growable byte buffer, always NUL-terminated after web_buf_finish(). */
-struct web_buf {
-	char	*data;
-	size_t	 len;
-	size_t	 cap;
-};
+#include "buf.h"
+
+/*
+ * The web layer's buffer is the shared bounded buffer (buf.h): struct
+ * web_buf names struct buf. The web_buf_* calls below never fail; a put
+ * past the maximum is dropped and marks the buffer full, and the request
+ * loop answers 500 for a response that filled up (see web.c).
+ */
+#define web_buf	buf
 
 void	 web_buf_add(struct web_buf *, const void *, size_t);
 void	 web_buf_adds(struct web_buf *, const char *);
@@ -24,28 +27,30 @@ void	 web_buf_addf(struct web_buf *, const char *, ...)
 char	*web_buf_finish(struct web_buf *);
 void	 web_buf_free(struct web_buf *);
 
-/*
- * Decodes one UTF-8 sequence at s (len > 0 bytes available): returns its
- * length (1..4) and the code point, or 0 if the bytes are not well-formed
- * UTF-8 (overlong forms, surrogates and values past U+10FFFF refused).
- */
+/* The shared UTF-8 decoder and validator (text.h) under their web names. */
 size_t	 web_utf8_next(const char *s, size_t len, unsigned int *cp);
-/* 1 if s[0..len) is well-formed UTF-8 without NUL. */
 int	 web_utf8_valid(const char *s, size_t len);
 
 /*
  * Appends s escaped for HTML text and for double- or single-quoted
- * attribute values: & < > " ' become references, NUL and invalid UTF-8
+ * attribute values with the shared escaper (text_escape() with
+ * TEXT_ESC_HTML): & < > " ' become references, NUL and invalid UTF-8
  * become U+FFFD, other C0 controls except tab/LF/CR are dropped.
  */
 void	 web_html_escape_buf(struct web_buf *, const char *s, size_t len);
 /* The same into a new string (caller frees). */
 char	*web_html_escape(const char *s);
 
+/* Most HTML made from one text/plain body; past it, a notice instead. */
+#define WEB_TEXT_PLAIN_MAX	(16 * 1024 * 1024)
+/* A web answer holds at most the largest stored message plus this. */
+#define WEB_RESPONSE_SLACK	(WEB_TEXT_PLAIN_MAX + 16 * 1024 * 1024)
+
 /*
  * text/plain body -> "<pre class="text-plain">...</pre>" with http, https
  * and mailto URLs turned into links (rel="noopener noreferrer",
- * target="_blank"). Never fails; caller frees.
+ * target="_blank"). Never fails; a body whose HTML would exceed
+ * WEB_TEXT_PLAIN_MAX becomes the "html.too_large" notice. Caller frees.
  */
 char	*web_text_plain_to_html(const char *text, size_t len);
 
