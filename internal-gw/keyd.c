@@ -804,6 +804,12 @@ keyd_client_free(struct keyd_client **cp)
 	*cp = NULL;
 }
 
+struct keyholder_client *
+keyd_client_core(struct keyd_client *c)
+{
+	return c->kh;
+}
+
 static int
 keyd_request(struct keyd_client *c, uint32_t type, const void *a,
     size_t alen, const void *b, size_t blen, unsigned char **reply,

@@ -59,6 +59,8 @@ pid_t	keyd_spawn(const struct keyd_conf *, struct keyd_client **sign,
 
 /* Closes the channels (the key holder then exits) and frees. */
 void	keyd_client_free(struct keyd_client **);
+/* The channel pool under a client, for raw requests in tests. */
+struct keyholder_client	*keyd_client_core(struct keyd_client *);
 
 /*
  * Signs as signer, for purpose, content whose SHA-256 digest is md: a
