@@ -291,10 +291,10 @@ gw_kind_of(const struct policy_decision *d)
 	}
 }
 
-/* Signs in -> out as signer through keyd. */
+/* Signs in -> out as signer, for purpose, through keyd. */
 static int
-gw_sign(struct gw_msg *m, const char *signer, const char *in, char *out,
-    size_t outlen)
+gw_sign(struct gw_msg *m, const char *signer, enum keyd_purpose purpose,
+    const char *in, char *out, size_t outlen)
 {
 	char err[256];
 	FILE *fi, *fo;
@@ -306,8 +306,8 @@ gw_sign(struct gw_msg *m, const char *signer, const char *in, char *out,
 		fclose(fi);
 		return -1;
 	}
-	r = smime_sign(m->gw->keyd, signer, fi, fo, m->gw->spool_dir, err,
-	    sizeof(err));
+	r = smime_sign(m->gw->keyd, signer, purpose, m->txn->id, fi, fo,
+	    m->gw->spool_dir, err, sizeof(err));
 	fclose(fi);
 	if (gw_close(fo, out, m->txn->id) == -1)
 		r = -1;
@@ -414,8 +414,8 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 
 	if (m->gw->tunnel_signer != NULL &&
 	    props_get_bool(m->props, NULL, "portal-tunnel-sign")) {
-		if (gw_sign(m, m->gw->tunnel_signer, path, signedp,
-		    sizeof(signedp)) == -1) {
+		if (gw_sign(m, m->gw->tunnel_signer, KEYD_PURPOSE_TUNNEL, path,
+		    signedp, sizeof(signedp)) == -1) {
 			unlink(path);
 			return -1;
 		}
@@ -448,7 +448,8 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 			return 0;
 		}
 		v->owned = 1;
-		return gw_sign(m, signer, m->base, v->path, sizeof(v->path));
+		return gw_sign(m, signer, KEYD_PURPOSE_MAIL, m->base, v->path,
+		    sizeof(v->path));
 	case GW_SMIME:
 		v->owned = 1;
 		return gw_encrypt(m, v, m->base, v->path, sizeof(v->path));
@@ -461,7 +462,8 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 			return gw_encrypt(m, v, m->base, v->path,
 			    sizeof(v->path));
 		}
-		if (gw_sign(m, signer, m->base, tmp, sizeof(tmp)) == -1)
+		if (gw_sign(m, signer, KEYD_PURPOSE_MAIL, m->base, tmp,
+		    sizeof(tmp)) == -1)
 			return -1;
 		v->owned = 1;
 		r = gw_encrypt(m, v, tmp, v->path, sizeof(v->path));

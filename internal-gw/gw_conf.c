@@ -18,6 +18,7 @@ const struct conf_key gw_conf_schema[] = {
 	{ "trust_anchors", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "user", CONF_STRING, 0, 0, 64, NULL },
 	{ "keyd_user", CONF_STRING, 0, 0, 64, NULL },
+	{ "keyd_workers", CONF_INT, 0, 0, 8, "0" },
 	{ "workers", CONF_INT, 0, 1, 64, "4" },
 
 	CONF_KEYS_LOG,

@@ -1,34 +1,50 @@
 /*
- * The key holder process (DESIGN §4), after OpenSMTPD's ca.c. It is the
- * only process that maps a private key. It sees no peer input: its one
- * socket leads to the gateway parent, which sends typed requests with a
- * bounded length; a malformed request is a broken invariant (fatalx). The
- * data it signs is mail from outside, but it only hashes it.
+ * The key holder process of internal-gw, after OpenSMTPD's ca.c, on the
+ * shared key-holder core (keyholder.h: process setup, framing, size
+ * limits, serving threads, the client's channel pool). This file holds
+ * what is the gateway's own: its key store, the CMS signatures of named
+ * signers, and the signatures of TLS handshakes.
  *
- * Wire format, both directions: struct keyd_hdr, then len payload bytes.
- * On the signing channel (fd 3):
- *   SIGN     uint32 signer length, signer, data   -> OK DER | ERR text
+ * It is the only process that maps a private key. Its peer is the SMTP
+ * worker, network facing and so not trusted blindly: every request is
+ * bounded by the core before it is read and parsed with its size known;
+ * a malformed or refused request gets an ERR reply and a log line, and
+ * keyd stays up. It never sees a message, only 32-byte digests.
+ *
+ * Requests (struct keyholder_hdr, then the payload) and replies (OK with
+ * the result, or ERR with a reason). Each kind of channel has
+ * keyholder_workers(keyd_workers) channels, one thread each.
+ *
+ * Signing channels, payload at most KEYD_MAX_SIGN_REQ bytes:
+ *   SIGN     uint32 purpose, uint32 signer length, uint32 msgid length,
+ *            signer, msgid, SHA-256 digest        -> OK CMS DER | ERR text
  *   SIGNERS  (empty)                               -> OK "a\0b\0"
  *   RELOAD   (empty)                               -> OK uint32 count
- * On the TLS channel (fd 4, its own thread; the TLS keys never change):
+ * The purpose is user mail or the portal tunnel: the tunnel signer (the
+ * configured address) signs for the tunnel only, and no key whose
+ * certificate names it signs user mail. Every signature is logged with
+ * signer, purpose, the requesting message's log id and the first 8 bytes
+ * of the digest.
+ *
+ * TLS channels, payload at most KEYD_MAX_TLS_REQ bytes (the TLS keys never
+ * change):
  *   TLS_KEYS  (empty)            -> OK { uint32 id, uint32 len, SPKI DER }*
- *   TLS_RSA   uint32 id, uint32 padding, block  -> OK result | ERR text
+ *   TLS_RSA   uint32 id, uint32 padding, input  -> OK signature | ERR text
  *   TLS_ECDSA uint32 id, digest                 -> OK DER signature | ERR
- * A request type is allowed on its own channel only. The TLS requests are
- * raw private-key operations, as in OpenSMTPD's ca.c: whoever holds the
- * channel can have things signed, but the key itself never leaves.
+ * TLS_RSA takes only what TLS 1.2 and 1.3 sign (keyd_tls_rsa_allowed): a
+ * SHA-2 DigestInfo for PKCS#1 v1.5, or an EMSA-PSS encoded block; TLS_ECDSA
+ * only a SHA-2 sized digest. No RSA decryption, no raw RSA on arbitrary
+ * blocks. Whoever holds a channel can have handshakes signed, but the key
+ * itself never leaves.
+ *
+ * A request type is answered on its own kind of channel only.
  */
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <pthread.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +54,7 @@
 #include <unistd.h>
 
 #include <openssl/cms.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -46,6 +63,7 @@
 
 #include "certstore.h"
 #include "keyd.h"
+#include "keyholder.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -56,13 +74,6 @@ enum keyd_type {
 	KEYD_TLS_KEYS = 50,
 	KEYD_TLS_RSA,
 	KEYD_TLS_ECDSA,
-	KEYD_OK = 100,
-	KEYD_ERR,
-};
-
-struct keyd_hdr {
-	uint32_t	type;
-	uint32_t	len;
 };
 
 /* A signature with its chain, or the list of signers. */
@@ -79,77 +90,23 @@ struct keyd_key {
 };
 
 struct keyd_client {
-	int		 fd;
-	pthread_mutex_t	 mtx;
+	struct keyholder_client	*kh;
 };
 
+/*
+ * The signing keys are shared by the signing threads: OpenSSL 3 allows
+ * concurrent signatures with one key object; RELOAD swaps the table under
+ * the write lock.
+ */
+static pthread_rwlock_t	 keyd_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct keyd_key	*keyd_keys;
 static size_t		 keyd_nkeys;
 static const char	*keyd_dir;
+static const char	*keyd_tunnel;
 static EVP_PKEY		*keyd_tls_key[KEYD_TLS_MAX_KEYS];
 static size_t		 keyd_ntls;
 
-/* ---- framing, shared by both sides ---- */
-
-static int
-keyd_write_full(int fd, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Returns 0, or -1 on error or end of file (errno 0). */
-static int
-keyd_read_full(int fd, void *buf, size_t len)
-{
-	unsigned char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = read(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = 0;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-keyd_send(int fd, uint32_t type, const void *a, size_t alen, const void *b,
-    size_t blen)
-{
-	struct keyd_hdr h;
-
-	if (alen + blen > UINT32_MAX)
-		fatalx("keyd: message too long");
-	h.type = type;
-	h.len = (uint32_t)(alen + blen);
-	if (keyd_write_full(fd, &h, sizeof(h)) == -1 ||
-	    (alen && keyd_write_full(fd, a, alen) == -1) ||
-	    (blen && keyd_write_full(fd, b, blen) == -1))
-		return -1;
-	return 0;
-}
-
-/* ---- the key holder side ---- */
+/* ---- the key store ---- */
 
 static void
 keyd_key_clear(struct keyd_key *k)
@@ -199,7 +156,12 @@ keyd_load_file(const char *path, struct keyd_key *k)
 	ERR_clear_error();
 
 	if (k->pkey == NULL) {
-		log_warnx("keyd: %s: no private key", path);
+		if (keyholder_locked() > 0 &&
+		    CRYPTO_secure_used() + 4096 > keyholder_locked())
+			log_warnx("keyd: %s: no room left in the locked key "
+			    "memory (%zu bytes)", path, keyholder_locked());
+		else
+			log_warnx("keyd: %s: no private key", path);
 		goto fail;
 	}
 	n = sk_X509_num(certs);
@@ -225,7 +187,8 @@ fail:
 	return -1;
 }
 
-static void
+/* Loads keys_dir into a new table and swaps it in. */
+static size_t
 keyd_load_all(void)
 {
 	struct keyd_key *keys = NULL;
@@ -250,13 +213,16 @@ keyd_load_all(void)
 		}
 		closedir(d);
 	}
+	pthread_rwlock_wrlock(&keyd_lock);
 	for (i = 0; i < keyd_nkeys; i++)
 		keyd_key_clear(&keyd_keys[i]);
 	free(keyd_keys);
 	keyd_keys = keys;
 	keyd_nkeys = n;
+	pthread_rwlock_unlock(&keyd_lock);
 	log_info("loaded %zu signing key%s from %s", n, n == 1 ? "" : "s",
 	    keyd_dir);
+	return n;
 }
 
 static int
@@ -266,20 +232,33 @@ keyd_cert_current(X509 *x)
 	    X509_cmp_current_time(X509_get0_notAfter(x)) > 0;
 }
 
-/* The key for signer: a currently valid one first, then the latest expiry. */
+static int
+keyd_key_has(const struct keyd_key *k, const char *addr)
+{
+	for (size_t j = 0; j < k->nemails; j++)
+		if (strcasecmp(k->emails[j], addr) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The key for signer: a currently valid one first, then the latest expiry.
+ * For user mail a key whose certificate names the tunnel signer is never
+ * taken, whatever else it names. Call with keyd_lock held.
+ */
 static struct keyd_key *
-keyd_find(const char *signer)
+keyd_find(const char *signer, enum keyd_purpose purpose)
 {
 	struct keyd_key *best = NULL, *k;
-	size_t i, j;
+	size_t i;
 	int cur, bestcur = 0;
 
 	for (i = 0; i < keyd_nkeys; i++) {
 		k = &keyd_keys[i];
-		for (j = 0; j < k->nemails; j++)
-			if (strcasecmp(k->emails[j], signer) == 0)
-				break;
-		if (j == k->nemails)
+		if (!keyd_key_has(k, signer))
+			continue;
+		if (purpose == KEYD_PURPOSE_MAIL && keyd_tunnel != NULL &&
+		    keyd_key_has(k, keyd_tunnel))
 			continue;
 		cur = keyd_cert_current(k->cert);
 		if (best == NULL || cur > bestcur || (cur == bestcur &&
@@ -292,80 +271,155 @@ keyd_find(const char *signer)
 	return best;
 }
 
-static void
-keyd_reply_err(int fd, const char *msg)
+/* ---- the signing channels ---- */
+
+static const char *
+keyd_purpose_name(enum keyd_purpose p)
 {
-	if (keyd_send(fd, KEYD_ERR, msg, strlen(msg), NULL, 0) == -1)
-		fatal("keyd: send");
+	return p == KEYD_PURPOSE_TUNNEL ? "tunnel" : "mail";
+}
+
+/* A log id: printable ASCII without space, so a log line cannot be forged. */
+static int
+keyd_msgid_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~')
+			return 0;
+	return 1;
+}
+
+int
+keyd_parse_sign(const unsigned char *p, size_t len, struct keyd_sign_req *r,
+    const char **why)
+{
+	uint32_t v[3];
+
+	memset(r, 0, sizeof(*r));
+	if (len < sizeof(v)) {
+		*why = "short SIGN request";
+		return -1;
+	}
+	memcpy(v, p, sizeof(v));
+	if (v[0] != KEYD_PURPOSE_MAIL && v[0] != KEYD_PURPOSE_TUNNEL) {
+		*why = "unknown purpose";
+		return -1;
+	}
+	if (v[1] == 0 || v[1] > KEYD_MAX_SIGNER || v[2] == 0 ||
+	    v[2] > KEYD_MAX_MSGID ||
+	    len != sizeof(v) + v[1] + v[2] + KEYD_DIGEST_LEN) {
+		*why = "bad SIGN request lengths";
+		return -1;
+	}
+	p += sizeof(v);
+	memcpy(r->signer, p, v[1]);
+	memcpy(r->msgid, p + v[1], v[2]);
+	if (strlen(r->signer) != v[1] || strlen(r->msgid) != v[2]) {
+		*why = "NUL in SIGN request";
+		return -1;
+	}
+	if (!keyd_msgid_ok(r->signer) || !keyd_msgid_ok(r->msgid)) {
+		*why = "control character or space in SIGN request";
+		return -1;
+	}
+	r->purpose = (enum keyd_purpose)v[0];
+	r->md = p + v[1] + v[2];
+	return 0;
 }
 
 /*
- * SIGN: u32 signer length, the signer, the SHA-256 digest of the content.
  * The SignerInfo is built without the content: the digest goes into the
  * messageDigest attribute and the signed attributes are signed, as
- * CMS_final() would do after hashing the content itself.
+ * CMS_final() would do after hashing the content itself. Returns the DER
+ * length, or -1. Call with keyd_lock held.
  */
-static void
-keyd_do_sign(int fd, const unsigned char *p, size_t len)
+static int
+keyd_cms(struct keyd_key *k, const unsigned char *md, unsigned char **der)
 {
-	struct keyd_key *k;
-	CMS_ContentInfo *cms = NULL;
+	CMS_ContentInfo *cms;
 	CMS_SignerInfo *si;
-	unsigned char *der = NULL;
-	char signer[KEYD_MAX_SIGNER + 1];
-	uint32_t slen;
 	unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
-	int derlen, i;
+	int derlen = -1, i;
 
-	if (len < sizeof(slen))
-		fatalx("keyd: short SIGN request");
-	memcpy(&slen, p, sizeof(slen));
-	if (slen == 0 || slen > KEYD_MAX_SIGNER ||
-	    len != sizeof(slen) + slen + KEYD_DIGEST_LEN)
-		fatalx("keyd: bad SIGN request (signer length %u)", slen);
-	memcpy(signer, p + sizeof(slen), slen);
-	signer[slen] = '\0';
-	if (strlen(signer) != slen)
-		fatalx("keyd: NUL in signer");
-	p += sizeof(slen) + slen;
-
-	if ((k = keyd_find(signer)) == NULL) {
-		keyd_reply_err(fd, "no signing key for this sender");
-		return;
-	}
+	*der = NULL;
 	if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
 	    (si = CMS_add1_signer(cms, k->cert, k->pkey, EVP_sha256(),
 	    flags)) == NULL)
-		goto fail;
+		goto out;
 	for (i = 0; i < sk_X509_num(k->chain); i++)
 		if (!CMS_add1_cert(cms, sk_X509_value(k->chain, i)))
-			goto fail;
+			goto out;
 	if (!CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType,
 	    V_ASN1_OBJECT, OBJ_nid2obj(NID_pkcs7_data), -1) ||
 	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest,
-	    V_ASN1_OCTET_STRING, p, KEYD_DIGEST_LEN) ||
-	    !CMS_SignerInfo_sign(si) ||
-	    (derlen = i2d_CMS_ContentInfo(cms, &der)) <= 0)
-		goto fail;
-	if (keyd_send(fd, KEYD_OK, der, (size_t)derlen, NULL, 0) == -1)
-		fatal("keyd: send");
-	OPENSSL_free(der);
+	    V_ASN1_OCTET_STRING, md, KEYD_DIGEST_LEN) ||
+	    !CMS_SignerInfo_sign(si))
+		goto out;
+	if ((derlen = i2d_CMS_ContentInfo(cms, der)) <= 0)
+		derlen = -1;
+out:
 	CMS_ContentInfo_free(cms);
-	return;
-fail:
-	log_warnx("keyd: signing as %s failed: %s", signer,
-	    ERR_reason_error_string(ERR_peek_last_error()));
-	ERR_clear_error();
-	CMS_ContentInfo_free(cms);
-	keyd_reply_err(fd, "signing failed");
+	return derlen;
 }
 
 static void
-keyd_do_signers(int fd)
+keyd_do_sign(struct keyholder_chan *ch, const unsigned char *p, size_t len)
+{
+	struct keyd_sign_req r;
+	struct keyd_key *k;
+	unsigned char *der;
+	const char *why;
+	char hex[17];
+	int derlen, tunnel;
+
+	if (keyd_parse_sign(p, len, &r, &why) == -1) {
+		log_warnx("SIGN refused: %s", why);
+		keyholder_reply_err(ch, why);
+		return;
+	}
+	tunnel = keyd_tunnel != NULL && strcasecmp(r.signer, keyd_tunnel) == 0;
+	if (r.purpose == KEYD_PURPOSE_TUNNEL && !tunnel) {
+		log_warnx("id=%s refused: %s is not the tunnel signer",
+		    r.msgid, r.signer);
+		keyholder_reply_err(ch, "not the tunnel signer");
+		return;
+	}
+	if (r.purpose == KEYD_PURPOSE_MAIL && tunnel) {
+		log_warnx("id=%s refused: the tunnel signer %s signs no "
+		    "user mail", r.msgid, r.signer);
+		keyholder_reply_err(ch, "the tunnel key signs no user mail");
+		return;
+	}
+	pthread_rwlock_rdlock(&keyd_lock);
+	if ((k = keyd_find(r.signer, r.purpose)) == NULL) {
+		pthread_rwlock_unlock(&keyd_lock);
+		keyholder_reply_err(ch, "no signing key for this sender");
+		return;
+	}
+	derlen = keyd_cms(k, r.md, &der);
+	pthread_rwlock_unlock(&keyd_lock);
+	if (derlen == -1) {
+		log_warnx("id=%s signing as %s failed: %s", r.msgid,
+		    r.signer, ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+		keyholder_reply_err(ch, "signing failed");
+		return;
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r.md[i]);
+	log_info("id=%s signed as %s for %s, digest %s", r.msgid,
+	    r.signer, keyd_purpose_name(r.purpose), hex);
+	keyholder_reply(ch, der, (size_t)derlen);
+	OPENSSL_free(der);
+}
+
+static void
+keyd_do_signers(struct keyholder_chan *ch)
 {
 	char *buf = NULL;
 	size_t len = 0, l, i, j;
 
+	pthread_rwlock_rdlock(&keyd_lock);
 	for (i = 0; i < keyd_nkeys; i++)
 		for (j = 0; j < keyd_keys[i].nemails; j++) {
 			l = strlen(keyd_keys[i].emails[j]) + 1;
@@ -375,52 +429,37 @@ keyd_do_signers(int fd)
 			memcpy(buf + len, keyd_keys[i].emails[j], l);
 			len += l;
 		}
-	if (keyd_send(fd, KEYD_OK, buf, len, NULL, 0) == -1)
-		fatal("keyd: send");
+	pthread_rwlock_unlock(&keyd_lock);
+	keyholder_reply(ch, buf, len);
 	free(buf);
 }
 
-static void __attribute__((noreturn))
-keyd_serve(int fd)
+static void
+keyd_dispatch_sign(struct keyholder_chan *ch, uint32_t type,
+    const unsigned char *p, size_t len)
 {
-	struct keyd_hdr h;
-	unsigned char *buf;
 	uint32_t count;
 
-	for (;;) {
-		if (keyd_read_full(fd, &h, sizeof(h)) == -1) {
-			if (errno == 0)
-				_exit(0);	/* the parent closed: we are done */
-			fatal("keyd: read");
-		}
-		if (h.len > sizeof(uint32_t) + KEYD_MAX_SIGNER +
-		    KEYD_DIGEST_LEN)
-			fatalx("keyd: request of %u bytes", h.len);
-		buf = xmalloc(h.len + 1);
-		if (keyd_read_full(fd, buf, h.len) == -1)
-			fatalx("keyd: truncated request");
-		switch (h.type) {
-		case KEYD_SIGN:
-			keyd_do_sign(fd, buf, h.len);
-			break;
-		case KEYD_SIGNERS:
-			keyd_do_signers(fd);
-			break;
-		case KEYD_RELOAD:
-			keyd_load_all();
-			count = (uint32_t)keyd_nkeys;
-			if (keyd_send(fd, KEYD_OK, &count, sizeof(count),
-			    NULL, 0) == -1)
-				fatal("keyd: send");
-			break;
-		default:
-			fatalx("keyd: unknown request type %u", h.type);
-		}
-		free(buf);
+	switch (type) {
+	case KEYD_SIGN:
+		keyd_do_sign(ch, p, len);
+		break;
+	case KEYD_SIGNERS:
+		keyd_do_signers(ch);
+		break;
+	case KEYD_RELOAD:
+		count = (uint32_t)keyd_load_all();
+		keyholder_reply(ch, &count, sizeof(count));
+		break;
+	default:
+		log_warnx("request type %u refused on the signing "
+		    "channel", type);
+		keyholder_reply_err(ch, "request not allowed on this channel");
+		break;
 	}
 }
 
-/* ---- the TLS channel, key holder side ---- */
+/* ---- the TLS channels ---- */
 
 static void
 keyd_tls_load(const char *path)
@@ -448,8 +487,9 @@ keyd_tls_load(const char *path)
 	keyd_tls_key[keyd_ntls++] = pkey;
 }
 
+
 static void
-keyd_tls_do_keys(int fd)
+keyd_tls_do_keys(struct keyholder_chan *ch)
 {
 	unsigned char *buf = NULL, *der;
 	size_t len = 0;
@@ -468,19 +508,158 @@ keyd_tls_do_keys(int fd)
 		len += sizeof(v) + (size_t)dlen;
 		OPENSSL_free(der);
 	}
-	if (keyd_send(fd, KEYD_OK, buf, len, NULL, 0) == -1)
-		fatal("keyd: send");
+	keyholder_reply(ch, buf, len);
 	free(buf);
+}
+
+/* The hashes TLS 1.2 and 1.3 sign with under our security level. */
+static const EVP_MD *
+keyd_tls_md(size_t i)
+{
+	switch (i) {
+	case 0:
+		return EVP_sha256();
+	case 1:
+		return EVP_sha384();
+	case 2:
+		return EVP_sha512();
+	default:
+		return NULL;
+	}
+}
+
+/* MGF1 (RFC 8017, B.2.1) of seed with md, XORed into out. */
+static void
+keyd_tls_mgf1_xor(unsigned char *out, size_t len, const unsigned char *seed,
+    size_t seedlen, const EVP_MD *md)
+{
+	unsigned char t[EVP_MAX_MD_SIZE], c[4];
+	EVP_MD_CTX *ctx;
+	unsigned int tlen;
+	uint32_t i;
+	size_t off = 0, n;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		fatalx("keyd: EVP_MD_CTX_new");
+	for (i = 0; off < len; i++) {
+		c[0] = (unsigned char)(i >> 24);
+		c[1] = (unsigned char)(i >> 16);
+		c[2] = (unsigned char)(i >> 8);
+		c[3] = (unsigned char)i;
+		if (!EVP_DigestInit_ex(ctx, md, NULL) ||
+		    !EVP_DigestUpdate(ctx, seed, seedlen) ||
+		    !EVP_DigestUpdate(ctx, c, sizeof(c)) ||
+		    !EVP_DigestFinal_ex(ctx, t, &tlen))
+			fatalx("keyd: MGF1");
+		n = len - off < tlen ? len - off : tlen;
+		for (size_t j = 0; j < n; j++)
+			out[off + j] ^= t[j];
+		off += n;
+	}
+	EVP_MD_CTX_free(ctx);
+}
+
+/*
+ * 1 when em (the modulus size) is an EMSA-PSS encoding (RFC 8017, 9.1.1)
+ * with SHA-256, -384 or -512, MGF1 with the same hash and a salt as long
+ * as the digest, as TLS uses them. Only the structure can be checked, not
+ * the digest; it is enough that keyd never exponentiates a block of any
+ * other shape.
+ */
+static int
+keyd_tls_pss_ok(const unsigned char *em, size_t emlen, int modbits)
+{
+	unsigned char db[KEYD_TLS_MAX_IN];
+	const EVP_MD *md;
+	size_t embits, hlen, dblen, i, top;
+
+	if (modbits < 1024 || emlen != ((size_t)modbits + 7) / 8 ||
+	    emlen > sizeof(db))
+		return 0;
+	embits = (size_t)modbits - 1;
+	if (embits % 8 == 0) {
+		if (em[0] != 0)
+			return 0;
+		em++;
+		emlen--;
+	}
+	if (em[emlen - 1] != 0xbc)
+		return 0;
+	top = 8 * emlen - embits;
+	if (top > 0 && (em[0] & (0xff << (8 - top)) & 0xff) != 0)
+		return 0;
+	for (size_t m = 0; (md = keyd_tls_md(m)) != NULL; m++) {
+		hlen = (size_t)EVP_MD_get_size(md);
+		if (emlen < 2 * hlen + 2)
+			continue;
+		dblen = emlen - hlen - 1;
+		memcpy(db, em, dblen);
+		keyd_tls_mgf1_xor(db, dblen, em + dblen, hlen, md);
+		db[0] &= 0xff >> top;
+		for (i = 0; i < dblen - hlen - 1 && db[i] == 0; i++)
+			;
+		if (i == dblen - hlen - 1 && db[i] == 0x01)
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 when di is a DigestInfo (DER, NULL parameters) of a SHA-2 digest. */
+static int
+keyd_tls_digestinfo_ok(const unsigned char *di, size_t len)
+{
+	/* The DER up to the digest, for id-sha256, id-sha384, id-sha512. */
+	static const unsigned char pre[3][19] = {
+		{ 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+		  0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 },
+		{ 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+		  0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 },
+		{ 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+		  0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 },
+	};
+
+	for (size_t i = 0; i < 3; i++)
+		if (len == sizeof(pre[i]) + pre[i][18] &&
+		    memcmp(di, pre[i], sizeof(pre[i])) == 0)
+			return 1;
+	return 0;
+}
+
+int
+keyd_tls_rsa_allowed(int padding, const unsigned char *in, size_t inlen,
+    int modbits)
+{
+	switch (padding) {
+	case RSA_PKCS1_PADDING:
+		return keyd_tls_digestinfo_ok(in, inlen);
+	case RSA_NO_PADDING:
+		return keyd_tls_pss_ok(in, inlen, modbits);
+	default:
+		return 0;
+	}
+}
+
+static int
+keyd_tls_ecdsa_allowed(size_t dlen)
+{
+	return dlen == 32 || dlen == 48 || dlen == 64;
+}
+
+static void
+keyd_tls_refuse(struct keyholder_chan *ch, uint32_t id, const char *what)
+{
+	log_warnx("TLS key %u: %s refused", id, what);
+	keyholder_reply_err(ch, what);
 }
 
 /*
  * One private-key operation on in: with no digest set, OpenSSL's RSA
- * signature applies only the padding asked for (none: a raw private
- * operation on a block libssl already PSS-encoded) and ECDSA signs in as
- * the digest.
+ * signature applies only the padding asked for (none: the exponentiation
+ * of a block checked to be PSS-encoded) and ECDSA signs in as the digest.
  */
 static void
-keyd_tls_do_op(int fd, uint32_t type, const unsigned char *p, size_t len)
+keyd_tls_do_op(struct keyholder_chan *ch, uint32_t type,
+    const unsigned char *p, size_t len)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	EVP_PKEY *pkey;
@@ -490,25 +669,35 @@ keyd_tls_do_op(int fd, uint32_t type, const unsigned char *p, size_t len)
 	int rsa = type == KEYD_TLS_RSA;
 
 	hlen = rsa ? 2 * sizeof(uint32_t) : sizeof(uint32_t);
-	if (len < hlen || len - hlen > KEYD_TLS_MAX_IN)
-		fatalx("keyd: TLS request of %zu bytes", len);
+	if (len < hlen || len - hlen > KEYD_TLS_MAX_IN) {
+		log_warnx("TLS request of %zu bytes refused", len);
+		keyholder_reply_err(ch, "bad TLS request length");
+		return;
+	}
 	memcpy(&id, p, sizeof(id));
 	if (rsa)
 		memcpy(&pad, p + sizeof(id), sizeof(pad));
 	p += hlen;
 	len -= hlen;
-	if (id >= keyd_ntls)
-		fatalx("keyd: no TLS key %u", id);
-	pkey = keyd_tls_key[id];
-	if (rsa != EVP_PKEY_is_a(pkey, "RSA"))
-		fatalx("keyd: TLS key %u has another type", id);
-	if (rsa && pad != RSA_PKCS1_PADDING && pad != RSA_NO_PADDING) {
-		keyd_reply_err(fd, "RSA padding not supported");
+	if (id >= keyd_ntls) {
+		keyd_tls_refuse(ch, id, "unknown TLS key");
 		return;
 	}
-	if (rsa && pad == RSA_NO_PADDING &&
-	    len != (size_t)EVP_PKEY_get_size(pkey)) {
-		keyd_reply_err(fd, "RSA block of the wrong size");
+	pkey = keyd_tls_key[id];
+	if (rsa != EVP_PKEY_is_a(pkey, "RSA")) {
+		keyd_tls_refuse(ch, id, "operation for another key type");
+		return;
+	}
+	if (rsa && !keyd_tls_rsa_allowed((int)pad, p, len,
+	    EVP_PKEY_get_bits(pkey))) {
+		keyd_tls_refuse(ch, id, pad == RSA_PKCS1_PADDING ?
+		    "PKCS#1 v1.5 input that is no SHA-2 DigestInfo" :
+		    pad == RSA_NO_PADDING ? "raw RSA block that is not "
+		    "PSS-encoded" : "RSA padding mode");
+		return;
+	}
+	if (!rsa && !keyd_tls_ecdsa_allowed(len)) {
+		keyd_tls_refuse(ch, id, "ECDSA input that is no SHA-2 digest");
 		return;
 	}
 	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
@@ -519,219 +708,126 @@ keyd_tls_do_op(int fd, uint32_t type, const unsigned char *p, size_t len)
 		    id, ERR_reason_error_string(ERR_peek_last_error()));
 		ERR_clear_error();
 		EVP_PKEY_CTX_free(ctx);
-		keyd_reply_err(fd, "private-key operation failed");
+		keyholder_reply_err(ch, "private-key operation failed");
 		return;
 	}
 	EVP_PKEY_CTX_free(ctx);
-	if (keyd_send(fd, KEYD_OK, out, outlen, NULL, 0) == -1)
-		fatal("keyd: send");
+	keyholder_reply(ch, out, outlen);
 	OPENSSL_cleanse(out, sizeof(out));
 }
 
-static void *
-keyd_serve_tls(void *arg)
+static void
+keyd_dispatch_tls(struct keyholder_chan *ch, uint32_t type,
+    const unsigned char *p, size_t len)
 {
-	struct keyd_hdr h;
-	unsigned char buf[2 * sizeof(uint32_t) + KEYD_TLS_MAX_IN];
-	int fd = *(int *)arg;
-
-	for (;;) {
-		if (keyd_read_full(fd, &h, sizeof(h)) == -1) {
-			if (errno == 0)
-				_exit(0);
-			fatal("keyd: read");
-		}
-		if (h.len > sizeof(buf))
-			fatalx("keyd: TLS request of %u bytes", h.len);
-		if (keyd_read_full(fd, buf, h.len) == -1)
-			fatalx("keyd: truncated TLS request");
-		switch (h.type) {
-		case KEYD_TLS_KEYS:
-			keyd_tls_do_keys(fd);
-			break;
-		case KEYD_TLS_RSA:
-		case KEYD_TLS_ECDSA:
-			keyd_tls_do_op(fd, h.type, buf, h.len);
-			break;
-		default:
-			fatalx("keyd: request type %u on the TLS channel",
-			    h.type);
-		}
+	switch (type) {
+	case KEYD_TLS_KEYS:
+		keyd_tls_do_keys(ch);
+		break;
+	case KEYD_TLS_RSA:
+	case KEYD_TLS_ECDSA:
+		keyd_tls_do_op(ch, type, p, len);
+		break;
+	default:
+		log_warnx("request type %u refused on the TLS channel",
+		    type);
+		keyholder_reply_err(ch, "request not allowed on this channel");
+		break;
 	}
 }
+
+/* ---- start ---- */
 
 static void
-keyd_drop_privileges(const char *user)
+keyd_load(void *arg)
 {
-	struct passwd *pw;
+	const struct keyd_conf *kc = arg;
 
-	if (geteuid() == 0 && user != NULL) {
-		if ((pw = getpwnam(user)) == NULL)
-			fatalx("keyd: unknown user %s", user);
-		if (setgroups(1, &pw->pw_gid) == -1 ||
-		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
-		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
-			fatal("keyd: cannot drop privileges to %s", user);
-	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("keyd: PR_SET_NO_NEW_PRIVS");
+	keyd_dir = kc->keys_dir;
+	keyd_tunnel = kc->tunnel_signer;
+	keyd_load_all();
+	for (size_t i = 0; i < kc->ntls; i++)
+		keyd_tls_load(kc->tls_keys[i]);
+	if (kc->ntls > 0)
+		log_info("loaded %zu TLS key%s", kc->ntls,
+		    kc->ntls == 1 ? "" : "s");
+	log_info("%zu bytes of locked key memory", keyholder_locked());
 }
 
 pid_t
-keyd_spawn(const char *keys_dir, const char *user, int *client_fd)
+keyd_spawn(const struct keyd_conf *kc, struct keyd_client **sign,
+    struct keyd_client **tls)
 {
-	int tls_fd;
-
-	return keyd_spawn_tls(keys_dir, NULL, 0, user, client_fd, &tls_fd);
-}
-
-pid_t
-keyd_spawn_tls(const char *keys_dir, const char *const *tls_keys,
-    size_t ntls, const char *user, int *client_fd, int *tls_fd)
-{
-	static int tls_chan = 4;
-	int sv[2], tv[2] = { -1, -1 }, devnull, a, b = -1;
-	pthread_t thr;
+	struct keyholder_chan ch[2 * KEYHOLDER_MAX_WORKERS];
+	int fds[2 * KEYHOLDER_MAX_WORKERS], nw, n, i;
 	pid_t pid;
 
-	if (ntls > KEYD_TLS_MAX_KEYS)
+	if (kc->ntls > KEYD_TLS_MAX_KEYS)
 		fatalx("keyd: more than %d TLS keys", KEYD_TLS_MAX_KEYS);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("keyd: socketpair");
-		return -1;
-	}
-	if (ntls > 0 &&
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tv) == -1) {
-		log_warn("keyd: socketpair");
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		log_warn("keyd: fork");
-		close(sv[0]);
-		close(sv[1]);
-		if (ntls > 0) {
-			close(tv[0]);
-			close(tv[1]);
+	nw = keyholder_workers(kc->workers);
+	n = kc->ntls > 0 ? 2 * nw : nw;
+	for (i = 0; i < n; i++) {
+		ch[i].fd = -1;
+		if (i < nw) {
+			ch[i].name = "signing";
+			ch[i].max_req = KEYD_MAX_SIGN_REQ;
+			ch[i].dispatch = keyd_dispatch_sign;
+		} else {
+			ch[i].name = "TLS";
+			ch[i].max_req = KEYD_MAX_TLS_REQ;
+			ch[i].dispatch = keyd_dispatch_tls;
 		}
+	}
+	/* keyd_load runs in the child, on its copy of kc. */
+	if ((pid = keyholder_spawn("keyd", ch, (size_t)n, kc->user, keyd_load,
+	    (void *)kc, fds)) == -1)
 		return -1;
+	*sign = xcalloc(1, sizeof(**sign));
+	(*sign)->kh = keyholder_client_new(fds, (size_t)nw);
+	*tls = NULL;
+	if (kc->ntls > 0) {
+		*tls = xcalloc(1, sizeof(**tls));
+		(*tls)->kh = keyholder_client_new(fds + nw, (size_t)nw);
 	}
-	if (pid > 0) {
-		close(sv[1]);
-		*client_fd = sv[0];
-		*tls_fd = tv[0];
-		if (ntls > 0)
-			close(tv[1]);
-		return pid;
-	}
-
-	/*
-	 * Child: keep only stderr (the log) and the sockets, as fds 3 and 4.
-	 * Both are moved above 4 first so neither dup2 clobbers the other.
-	 */
-	log_setproc("keyd");
-	if ((a = fcntl(sv[1], F_DUPFD, 10)) == -1 ||
-	    (ntls > 0 && (b = fcntl(tv[1], F_DUPFD, 10)) == -1) ||
-	    dup2(a, 3) == -1 || (ntls > 0 && dup2(b, tls_chan) == -1))
-		fatal("keyd: dup2");
-	if ((devnull = open("/dev/null", O_RDWR)) == -1 ||
-	    dup2(devnull, STDIN_FILENO) == -1 ||
-	    dup2(devnull, STDOUT_FILENO) == -1)
-		fatal("keyd: /dev/null");
-	if (close_range(ntls > 0 ? 5 : 4, ~0U, 0) == -1)
-		fatal("keyd: close_range");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-
-	keyd_dir = keys_dir;
-	keyd_load_all();
-	for (size_t i = 0; i < ntls; i++)
-		keyd_tls_load(tls_keys[i]);
-	if (ntls > 0)
-		log_info("loaded %zu TLS key%s", ntls, ntls == 1 ? "" : "s");
-	keyd_drop_privileges(user);
-	if (ntls > 0 && pthread_create(&thr, NULL, keyd_serve_tls,
-	    &tls_chan) != 0)
-		fatalx("keyd: pthread_create");
-	keyd_serve(3);
+	return pid;
 }
 
 /* ---- the client side ---- */
 
-struct keyd_client *
-keyd_client_new(int fd)
-{
-	struct keyd_client *c;
-
-	c = xcalloc(1, sizeof(*c));
-	c->fd = fd;
-	if (pthread_mutex_init(&c->mtx, NULL) != 0)
-		fatalx("keyd: pthread_mutex_init");
-	return c;
-}
-
 void
 keyd_client_free(struct keyd_client **cp)
 {
-	struct keyd_client *c = *cp;
-
-	if (c == NULL)
+	if (*cp == NULL)
 		return;
-	close(c->fd);
-	pthread_mutex_destroy(&c->mtx);
-	free(c);
+	keyholder_client_free(&(*cp)->kh);
+	free(*cp);
 	*cp = NULL;
 }
 
-/*
- * One request and its reply under the client's lock. Returns the reply
- * type with *reply (caller frees, NUL-terminated), or -1 when the key
- * holder is gone.
- */
+struct keyholder_client *
+keyd_client_core(struct keyd_client *c)
+{
+	return c->kh;
+}
+
 static int
 keyd_request(struct keyd_client *c, uint32_t type, const void *a,
     size_t alen, const void *b, size_t blen, unsigned char **reply,
     size_t *replylen)
 {
-	struct keyd_hdr h;
-	unsigned char *buf = NULL;
-	int rv = -1;
-
-	*reply = NULL;
-	*replylen = 0;
-	pthread_mutex_lock(&c->mtx);
-	if (keyd_send(c->fd, type, a, alen, b, blen) == -1 ||
-	    keyd_read_full(c->fd, &h, sizeof(h)) == -1) {
-		log_warn("key holder unavailable");
-		goto out;
-	}
-	if ((h.type != KEYD_OK && h.type != KEYD_ERR) || h.len > KEYD_MAX_REPLY)
-		fatalx("keyd: bad reply type %u length %u", h.type, h.len);
-	buf = xmalloc((size_t)h.len + 1);
-	if (keyd_read_full(c->fd, buf, h.len) == -1) {
-		log_warn("key holder unavailable");
-		free(buf);
-		goto out;
-	}
-	buf[h.len] = '\0';
-	*reply = buf;
-	*replylen = h.len;
-	rv = (int)h.type;
-out:
-	pthread_mutex_unlock(&c->mtx);
-	return rv;
+	return keyholder_request(c->kh, type, a, alen, b, blen,
+	    KEYD_MAX_REPLY, reply, replylen);
 }
 
 int
 keyd_sign_digest(struct keyd_client *c, const char *signer,
+    enum keyd_purpose purpose, const char *msgid,
     const unsigned char md[KEYD_DIGEST_LEN], unsigned char **der,
     size_t *derlen, char *err, size_t errlen)
 {
 	unsigned char *pre, *reply;
-	size_t slen = strlen(signer), rlen;
-	uint32_t s32;
+	size_t slen = strlen(signer), ilen = strlen(msgid), rlen;
+	uint32_t v[3];
 	int t;
 
 	*der = NULL;
@@ -740,18 +836,25 @@ keyd_sign_digest(struct keyd_client *c, const char *signer,
 		snprintf(err, errlen, "bad signer address");
 		return -1;
 	}
-	s32 = (uint32_t)slen;
-	pre = xmalloc(sizeof(s32) + slen);
-	memcpy(pre, &s32, sizeof(s32));
-	memcpy(pre + sizeof(s32), signer, slen);
-	t = keyd_request(c, KEYD_SIGN, pre, sizeof(s32) + slen, md,
+	if (ilen == 0 || ilen > KEYD_MAX_MSGID) {
+		snprintf(err, errlen, "bad message log id");
+		return -1;
+	}
+	v[0] = (uint32_t)purpose;
+	v[1] = (uint32_t)slen;
+	v[2] = (uint32_t)ilen;
+	pre = xmalloc(sizeof(v) + slen + ilen);
+	memcpy(pre, v, sizeof(v));
+	memcpy(pre + sizeof(v), signer, slen);
+	memcpy(pre + sizeof(v) + slen, msgid, ilen);
+	t = keyd_request(c, KEYD_SIGN, pre, sizeof(v) + slen + ilen, md,
 	    KEYD_DIGEST_LEN, &reply, &rlen);
 	free(pre);
 	if (t == -1) {
 		snprintf(err, errlen, "key holder unavailable");
 		return -1;
 	}
-	if (t == KEYD_ERR) {
+	if (t == KEYHOLDER_ERR) {
 		snprintf(err, errlen, "%s", (char *)reply);
 		free(reply);
 		return -1;
@@ -770,7 +873,7 @@ keyd_signers(struct keyd_client *c, char ***out)
 
 	*out = NULL;
 	if (keyd_request(c, KEYD_SIGNERS, NULL, 0, NULL, 0, &reply, &rlen) !=
-	    KEYD_OK) {
+	    KEYHOLDER_OK) {
 		free(reply);
 		return -1;
 	}
@@ -820,7 +923,7 @@ keyd_reload(struct keyd_client *c)
 	uint32_t count;
 
 	if (keyd_request(c, KEYD_RELOAD, NULL, 0, NULL, 0, &reply, &rlen) !=
-	    KEYD_OK || rlen != sizeof(count)) {
+	    KEYHOLDER_OK || rlen != sizeof(count)) {
 		free(reply);
 		return -1;
 	}
@@ -840,7 +943,7 @@ keyd_tls_keys(struct keyd_client *c, struct keyd_tls_pub **out)
 
 	*out = NULL;
 	if (keyd_request(c, KEYD_TLS_KEYS, NULL, 0, NULL, 0, &reply, &rlen) !=
-	    KEYD_OK) {
+	    KEYHOLDER_OK) {
 		free(reply);
 		return -1;
 	}
@@ -877,6 +980,7 @@ keyd_tls_keys_free(struct keyd_tls_pub **vp, int n)
 	*vp = NULL;
 }
 
+
 static int
 keyd_tls_call(struct keyd_client *c, uint32_t type, const uint32_t *hv,
     size_t nhv, const unsigned char *in, size_t inlen, unsigned char *out,
@@ -894,8 +998,8 @@ keyd_tls_call(struct keyd_client *c, uint32_t type, const uint32_t *hv,
 	    &rlen);
 	if (t == -1)
 		return -1;
-	if (t == KEYD_ERR || rlen > outlen) {
-		log_warnx("keyd: TLS key %u: %s", hv[0], t == KEYD_ERR ?
+	if (t == KEYHOLDER_ERR || rlen > outlen) {
+		log_warnx("keyd: TLS key %u: %s", hv[0], t == KEYHOLDER_ERR ?
 		    (char *)reply : "reply too long");
 		free(reply);
 		return -1;

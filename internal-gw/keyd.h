@@ -1,13 +1,14 @@
 /*
- * The key holder: the one internal-gw process that loads private keys.
- * The parent spawns it over a socketpair before it starts any thread; the
- * child serves typed, length-bounded requests (SIGN, SIGNERS, RELOAD) and
- * never touches the network. Everything else, the SMTP worker included,
- * reaches the keys only through a struct keyd_client.
+ * The key holder: the one internal-gw process that loads private keys,
+ * built on the shared key-holder core (keyholder.h). The parent spawns it
+ * before it starts any thread; it serves typed, length-bounded requests
+ * (SIGN, SIGNERS, RELOAD) and never touches the network. Everything else,
+ * the SMTP worker included, reaches the keys only through a struct
+ * keyd_client.
  *
  * The TLS keys (STARTTLS server key, relay client key) live there too, on
- * a second channel with its own requests (TLS_KEYS, TLS_RSA, TLS_ECDSA):
- * raw private-key operations for the handshakes, which keyd_tls.h wraps
+ * channels of their own with their own requests (TLS_KEYS, TLS_RSA,
+ * TLS_ECDSA): the signatures of TLS handshakes, which keyd_tls.h wraps
  * into EVP_PKEYs for libssl.
  */
 #ifndef POSTERN_KEYD_H
@@ -18,45 +19,61 @@
 #include <sys/types.h>
 
 #define KEYD_MAX_SIGNER	512			/* bytes of a signer address */
+#define KEYD_MAX_MSGID	64			/* bytes of a log id */
 #define KEYD_DIGEST_LEN	32			/* SHA-256 */
 #define KEYD_TLS_MAX_KEYS 16			/* TLS key files */
 #define KEYD_TLS_MAX_IN	1024	/* an RSA block (8192 bits) or a digest */
 
-/*
- * Forks the key holder. It loads every "<fingerprint>.pem" in keys_dir (a
- * private key, its certificate and chain certificates, as `postern-cli cert
- * import` writes them), drops to user when run as root (NULL: stays), and
- * serves requests on the other end of *client_fd. Call before starting
- * threads. Returns the child's pid, or -1 (log_warn) when it cannot fork.
- */
-pid_t	keyd_spawn(const char *keys_dir, const char *user, int *client_fd);
-/*
- * keyd_spawn, and the key holder also loads the TLS private keys in the
- * PEM files tls_keys[0..ntls-1] (RSA or EC; other PEM blocks are skipped)
- * before it drops privileges; a file without a usable key is fatal there.
- * It serves them on a second socket, *tls_fd (-1 when ntls is 0), from a
- * thread of its own, so a handshake never waits behind a large S/MIME
- * signature. Key ids are the indexes into tls_keys.
- */
-pid_t	keyd_spawn_tls(const char *keys_dir, const char *const *tls_keys,
-	    size_t ntls, const char *user, int *client_fd, int *tls_fd);
+/* What a signature is for; keyd refuses a signer of the other kind. */
+enum keyd_purpose {
+	KEYD_PURPOSE_MAIL = 1,		/* a user's mail: never the tunnel key */
+	KEYD_PURPOSE_TUNNEL,		/* the portal tunnel: only its key */
+};
 
 struct keyd_client;
 
-/* Wraps the parent's end of the socketpair; safe to share among threads. */
-struct keyd_client	*keyd_client_new(int fd);
-/* Closes the socket (the key holder then exits) and frees. */
-void			 keyd_client_free(struct keyd_client **);
+struct keyd_conf {
+	const char		 *keys_dir;	/* signing keys */
+	const char *const	 *tls_keys;	/* TLS key files, or NULL */
+	size_t			  ntls;
+	const char		 *user;		/* drop to it when root */
+	const char		 *tunnel_signer; /* the tunnel's address */
+	int			  workers;	/* 0: one per CPU */
+};
 
 /*
- * Signs as signer content whose SHA-256 digest is md: a detached CMS
- * SignedData in DER with the signed attributes (content type, message
- * digest, signing time, S/MIME capabilities), the signer certificate and
- * its chain, in *der (caller frees). Only the digest crosses to the key
- * holder, so a message of any size costs it the same. Returns 0, or -1
- * with a reason in err: no key for the signer, or the key holder is gone.
+ * Forks the key holder. It loads every "<fingerprint>.pem" in keys_dir (a
+ * private key, its certificate and chain certificates, as `postern-cli cert
+ * import` writes them) and the TLS private keys in tls_keys (RSA or EC;
+ * other PEM blocks are skipped; a file without a usable key is fatal
+ * there), drops privileges and serves requests. Call before starting
+ * threads. Returns the child's pid with a client for the signing channels
+ * in *sign and one for the TLS channels in *tls (NULL when ntls is 0), or
+ * -1 (log_warn) when it cannot fork. Each kind has keyholder_workers(
+ * workers) channels, each served by a thread of its own, so signatures and
+ * handshakes run on every core and a handshake never waits behind a
+ * signature. TLS key ids are the indexes into tls_keys.
+ */
+pid_t	keyd_spawn(const struct keyd_conf *, struct keyd_client **sign,
+	    struct keyd_client **tls);
+
+/* Closes the channels (the key holder then exits) and frees. */
+void	keyd_client_free(struct keyd_client **);
+/* The channel pool under a client, for raw requests in tests. */
+struct keyholder_client	*keyd_client_core(struct keyd_client *);
+
+/*
+ * Signs as signer, for purpose, content whose SHA-256 digest is md: a
+ * detached CMS SignedData in DER with the signed attributes (content type,
+ * message digest, signing time), the signer certificate and its chain, in
+ * *der (caller frees). Only the digest crosses to the key holder, so a
+ * message of any size costs it the same. msgid (the requesting message's
+ * log id: printable ASCII, no space) goes into keyd's log line of the
+ * signature. Returns 0, or -1 with a reason in err: no key for the signer,
+ * a signer of the other purpose, or the key holder is gone.
  */
 int	keyd_sign_digest(struct keyd_client *, const char *signer,
+	    enum keyd_purpose, const char *msgid,
 	    const unsigned char md[KEYD_DIGEST_LEN], unsigned char **der,
 	    size_t *derlen, char *err, size_t errlen);
 /* 1 when the key holder has a key for signer, 0 when not, -1 when gone. */
@@ -81,10 +98,14 @@ struct keyd_tls_pub {
 int	keyd_tls_keys(struct keyd_client *, struct keyd_tls_pub **out);
 void	keyd_tls_keys_free(struct keyd_tls_pub **, int n);
 /*
- * The RSA private operation of key id on in (RSA_PKCS1_PADDING: a
- * DigestInfo to pad; RSA_NO_PADDING: a block of the modulus size, already
- * padded, e.g. PSS). Writes at most outlen bytes to out; returns their
- * number, or -1 (logged) on failure.
+ * The RSA private operation of key id on in, for a TLS signature:
+ * RSA_PKCS1_PADDING on a DigestInfo of a SHA-2 digest (TLS 1.2's
+ * rsa_pkcs1_sha*), or RSA_NO_PADDING on a block of the modulus size that
+ * is an EMSA-PSS encoding with SHA-2, MGF1 with the same hash and a salt as
+ * long as the digest (rsa_pss_rsae_sha*, TLS 1.2 and 1.3). keyd refuses
+ * anything else (logged): no raw RSA on arbitrary blocks, no decryption.
+ * Writes at most outlen bytes to out; returns their number, or -1 (logged)
+ * on failure.
  */
 int	keyd_tls_rsa(struct keyd_client *, uint32_t id, int padding,
 	    const unsigned char *in, size_t inlen, unsigned char *out,
@@ -93,5 +114,31 @@ int	keyd_tls_rsa(struct keyd_client *, uint32_t id, int padding,
 int	keyd_tls_ecdsa(struct keyd_client *, uint32_t id,
 	    const unsigned char *dgst, size_t dlen, unsigned char *out,
 	    size_t outlen);
+
+/*
+ * The request parsers, for tests and the fuzz target. A SIGN payload:
+ * uint32 purpose, uint32 signer length, uint32 msgid length, the signer,
+ * the msgid, the digest. Returns 0 with the fields (pointing into p, the
+ * strings NUL-free and copied into signer and msgid), or -1 with a reason.
+ */
+struct keyd_sign_req {
+	enum keyd_purpose	 purpose;
+	char			 signer[KEYD_MAX_SIGNER + 1];
+	char			 msgid[KEYD_MAX_MSGID + 1];
+	const unsigned char	*md;
+};
+int	keyd_parse_sign(const unsigned char *p, size_t len,
+	    struct keyd_sign_req *, const char **why);
+/*
+ * 1 when in (inlen bytes) is an input keyd accepts for an RSA TLS
+ * signature with padding (RSA_PKCS1_PADDING or RSA_NO_PADDING, see
+ * keyd_tls_rsa) under a key of modbits bits, 0 when not.
+ */
+int	keyd_tls_rsa_allowed(int padding, const unsigned char *in,
+	    size_t inlen, int modbits);
+/* The longest request payload on the signing and the TLS channels. */
+#define KEYD_MAX_SIGN_REQ (3 * 4 + KEYD_MAX_SIGNER + KEYD_MAX_MSGID + \
+	    KEYD_DIGEST_LEN)
+#define KEYD_MAX_TLS_REQ (2 * 4 + KEYD_TLS_MAX_IN)
 
 #endif

@@ -1,8 +1,10 @@
 /*
  * TLS private keys through the key holder, for the SMTP worker: an
  * EVP_PKEY that carries only the public half of a certificate's key and
- * hands every private operation (RSA PKCS#1 or already PSS-padded blocks,
- * ECDSA digests) to keyd over its TLS channel, after OpenSMTPD's ca.c.
+ * hands every private operation (RSA PKCS#1 v1.5 over a SHA-2 DigestInfo,
+ * RSA on a PSS-encoded block, ECDSA over a SHA-2 digest: what TLS 1.2 and
+ * 1.3 sign, and all keyd accepts) to keyd over its TLS channels, after
+ * OpenSMTPD's ca.c.
  * libssl uses it like any key, TLS 1.2 and 1.3, as server or client, so
  * the network-facing process never maps the private key.
  *

@@ -261,10 +261,9 @@ gw_tls_keys(const struct conf *c, const char *keys[2])
  * EVP_PKEYs whose private operations keyd performs. Never returns.
  */
 static void
-gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
-    int keyd_tls_fd)
+gw_worker(const struct conf *c, struct gw_listeners *ls,
+    struct keyd_client *signk, struct keyd_client *tlsk)
 {
-	struct keyd_client *tlsk = NULL;
 	EVP_PKEY *client_key = NULL;
 	struct smtp_server_conf sc;
 	struct smtp_server_ops ops;
@@ -286,9 +285,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls, int keyd_fd,
 	gw.spool_dir = conf_str(c, "spool_dir");
 	gw.max_header = conf_int(c, "smtp.max_header_size");
 	gw.tunnel_signer = conf_str(c, "portal.tunnel_signer");
-	gw.keyd = keyd_client_new(keyd_fd);
-	if (keyd_tls_fd != -1)
-		tlsk = keyd_client_new(keyd_tls_fd);
+	gw.keyd = signk;
 	if (conf_str(c, "relay.client_cert") != NULL &&
 	    (client_key = keyd_tls_pkey_file(tlsk,
 	    conf_str(c, "relay.client_cert"), &err)) == NULL)
@@ -360,7 +357,9 @@ main(int argc, char **argv)
 	struct conf c;
 	struct daemon_child children[2];
 	const char *tls_keys[2];
-	int check, keyd_fd, keyd_tls_fd, status;
+	struct keyd_conf kconf;
+	struct keyd_client *signk, *tlsk;
+	int check, status;
 	pid_t keyd_pid, smtp_pid;
 
 	daemon_start(argc, argv, "internal-gw", "/etc/postern/internal-gw.conf",
@@ -383,18 +382,23 @@ main(int argc, char **argv)
 		fatalx("%s: smtp: neither listen nor lmtp_listen set", c.file);
 
 	/* keyd starts with default signal handling and mask. */
-	keyd_pid = keyd_spawn_tls(conf_str(&c, "keys_dir"), tls_keys,
-	    gw_tls_keys(&c, tls_keys), conf_str(&c, "keyd_user"), &keyd_fd,
-	    &keyd_tls_fd);
+	memset(&kconf, 0, sizeof(kconf));
+	kconf.keys_dir = conf_str(&c, "keys_dir");
+	kconf.tls_keys = tls_keys;
+	kconf.ntls = gw_tls_keys(&c, tls_keys);
+	kconf.user = conf_str(&c, "keyd_user");
+	kconf.tunnel_signer = conf_str(&c, "portal.tunnel_signer");
+	kconf.workers = conf_int(&c, "keyd_workers");
+	if ((keyd_pid = keyd_spawn(&kconf, &signk, &tlsk)) == -1)
+		fatalx("cannot start keyd");
 
 	daemon_supervise_prepare();
 	if (waitpid(keyd_pid, &status, WNOHANG) == keyd_pid)
 		fatalx("keyd exited at start (status %d)", status);
 	if ((smtp_pid = daemon_fork()) == 0)
-		gw_worker(&c, &ls, keyd_fd, keyd_tls_fd);
-	close(keyd_fd);
-	if (keyd_tls_fd != -1)
-		close(keyd_tls_fd);
+		gw_worker(&c, &ls, signk, tlsk);
+	keyd_client_free(&signk);
+	keyd_client_free(&tlsk);
 	for (int i = 0; i < ls.nsmtp; i++)
 		close(ls.smtp[i]);
 	for (int i = 0; i < ls.nlmtp; i++)

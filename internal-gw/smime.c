@@ -380,7 +380,8 @@ smime_finish(FILE *out, char *err, size_t errlen)
 }
 
 int
-smime_sign(struct keyd_client *kc, const char *signer, FILE *in, FILE *out,
+smime_sign(struct keyd_client *kc, const char *signer,
+    enum keyd_purpose purpose, const char *msgid, FILE *in, FILE *out,
     const char *tmpdir, char *err, size_t errlen)
 {
 	struct smime_msg m;
@@ -429,7 +430,8 @@ smime_sign(struct keyd_client *kc, const char *signer, FILE *in, FILE *out,
 	}
 	if (!EVP_DigestFinal_ex(ctx, md, NULL))
 		fatalx("smime: EVP_DigestFinal_ex");
-	if (keyd_sign_digest(kc, signer, md, &der, &derlen, err, errlen) == -1)
+	if (keyd_sign_digest(kc, signer, purpose, msgid, md, &der, &derlen,
+	    err, errlen) == -1)
 		goto out;
 	if (smime_puts(out, "\r\n--", err, errlen) == -1 ||
 	    smime_puts(out, boundary, err, errlen) == -1 ||

@@ -20,13 +20,15 @@
  *
  * Reads a message (CRLF lines) from in and writes it to out as
  * multipart/signed (SHA-256, detached signature made by the key holder as
- * signer from the digest). 8-bit and binary content is transfer-encoded to
+ * signer from the digest, for purpose: user mail or the portal tunnel;
+ * msgid is the message's log id for keyd's log). 8-bit and binary content is transfer-encoded to
  * 7 bit first so the signed bytes survive transport. Returns 0, or -1 with
  * a reason in err (no key for the signer, key holder gone, malformed
  * message, I/O).
  */
-int	smime_sign(struct keyd_client *, const char *signer, FILE *in,
-	    FILE *out, const char *tmpdir, char *err, size_t errlen);
+int	smime_sign(struct keyd_client *, const char *signer,
+	    enum keyd_purpose, const char *msgid, FILE *in, FILE *out,
+	    const char *tmpdir, char *err, size_t errlen);
 
 /*
  * Reads a message from in and writes it to out as application/pkcs7-mime

@@ -2,6 +2,7 @@
 gateway's key holder has alice's private key in memory, its SMTP worker and
 its parent do not; and what it signs verifies with openssl cms."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -71,6 +72,16 @@ def pids_by_proc(gw):
     return res
 
 
+def keyd_pid(gw):
+    """keyd's pid: the child of internal-gw that logs as keyd."""
+    parent = gw.daemon.proc.pid
+    with open(f"/proc/{parent}/task/{parent}/children") as f:
+        children = {int(x) for x in f.read().split()}
+    pid = pids_by_proc(gw)["keyd"]
+    assert pid in children, (pid, children)
+    return pid
+
+
 @pytest.fixture
 def signing_gw(tmp_path):
     portal, out = Sink(), Sink()
@@ -117,11 +128,38 @@ def test_only_keyd_holds_the_private_key(signing_gw, tmp_path):
             assert not memory_has(pid, needles), f"key material in {pid}"
 
 
+def test_signature_logged(signing_gw, tmp_path):
+    """keyd logs every signature: the signer, the purpose, the requesting
+    message's log id (the id the SMTP worker logs the message under; a
+    forged trigger field makes it log one) and the first 8 bytes of the
+    digest it signed."""
+    gw, out = signing_gw
+    msg = (b"From: alice@example.com\r\nTo: x@example.org\r\n"
+           b"X-Keep-CipherMail-To-Webmail: True\r\n"
+           b"Subject: logged\r\n\r\nlogged\r\n")
+    with smtplib.SMTP("127.0.0.1", gw.port) as s:
+        s.sendmail("alice@example.com", ["x@example.org"], msg)
+    data = out.wait(1)[0]["data"]
+    boundary = re.search(rb'boundary="([^"]+)"', data).group(1)
+    entity = data.split(b"--" + boundary + b"\r\n", 1)[1]
+    entity = entity.split(b"\r\n--" + boundary, 1)[0]
+    digest = hashlib.sha256(entity).hexdigest()[:16]
+    keyd = keyd_pid(gw)
+    pat = re.compile(rf"\[{keyd}\] keyd: id=(\S+) signed as "
+                     rf"alice@example\.com for mail, digest {digest}$")
+    ids = [m.group(1) for m in map(pat.search, gw.daemon.lines) if m]
+    assert len(ids) == 1, gw.daemon.log()
+    smtp = pids_by_proc(gw)["smtp"]
+    assert any(f"[{smtp}] smtp: id={ids[0]} " in line
+               for line in gw.daemon.lines), gw.daemon.log()
+
+
 def test_large_message_signed_and_encrypted_in_flat_memory(tmp_path):
     """S/MIME streams through the spool: signing and encrypting a 20 MiB
     message grows the SMTP worker's peak memory by far less than the
-    message (it used to hold three copies, and keyd a fourth), and both
-    results are correct for openssl cms."""
+    message (it used to hold three copies, and keyd a fourth), and keyd's
+    not at all beyond a small bound (it signs a digest); both results are
+    correct for openssl cms."""
     portal, out = Sink(), Sink()
     pki = pki_dir()
     gw = Gateway(tmp_path, portal.port, out.port, start=False,
@@ -142,6 +180,8 @@ def test_large_message_signed_and_encrypted_in_flat_memory(tmp_path):
         out.wait(1)
         worker = pids_by_proc(gw)["smtp"]
         base = vmhwm_kib(worker)
+        keyd = keyd_pid(gw)
+        keyd_base = vmhwm_kib(keyd)
         line = "".join(chr(0x41 + i % 26) for i in range(76)) + "\n"
         body = "large message 5e1d\n" + line * (20 * 1024 * 1024 // 77)
         with smtplib.SMTP("127.0.0.1", gw.port) as s:
@@ -152,6 +192,9 @@ def test_large_message_signed_and_encrypted_in_flat_memory(tmp_path):
         print(f"worker VmHWM grew by {grown} KiB for a "
               f"{len(body) >> 20} MiB message")
         assert grown < 8 * 1024, grown
+        keyd_grown = vmhwm_kib(keyd) - keyd_base
+        print(f"keyd VmHWM grew by {keyd_grown} KiB")
+        assert keyd_grown < 1024, keyd_grown
         assert b"application/pkcs7-mime" in data
         enc = tmp_path / "large.eml"
         enc.write_bytes(data)

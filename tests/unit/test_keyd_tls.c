@@ -3,7 +3,8 @@
  * v1.5 and PSS) and ECDSA signatures made by keyd and verified with the
  * certificate alone, full TLS 1.2 and 1.3 handshakes over a BIO pair with
  * the keyd-backed server key, refusals (unknown certificate, RSA
- * decryption, a request on the wrong channel) and a vanished key holder.
+ * decryption, padding modes TLS does not use, a request on the wrong
+ * channel) and a vanished key holder.
  * Runs from the source root; the PKI comes from tests/pki/mkpki.sh in
  * $POSTERN_PKI (default build/pki).
  */
@@ -44,6 +45,20 @@ pki_path(char *out, size_t len, const char *name)
 	snprintf(out, len, "%s/%s", pki, name);
 }
 
+/* A key holder with the first ntls TLS keys, one channel of each kind. */
+static pid_t
+spawn_keyd(size_t ntls, struct keyd_client **c, struct keyd_client **t)
+{
+	struct keyd_conf conf;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.keys_dir = tmp;
+	conf.tls_keys = tls_keys;
+	conf.ntls = ntls;
+	conf.workers = 1;
+	return keyd_spawn(&conf, c, t);
+}
+
 static X509 *
 load_cert(const char *name)
 {
@@ -77,8 +92,6 @@ static int
 setup(void **state)
 {
 	const char *p = getenv("POSTERN_PKI");
-	int fd, tfd;
-
 	(void)state;
 	snprintf(pki, sizeof(pki), "%s", p ? p : "build/pki");
 	if (run("sh tests/pki/mkpki.sh %s", pki) != 0)
@@ -88,11 +101,8 @@ setup(void **state)
 		return -1;
 	pki_path(ecpath, sizeof(ecpath), "gw-tls.key");
 	pki_path(rsapath, sizeof(rsapath), "gw-tls-rsa.key");
-	if ((keyd_pid = keyd_spawn_tls(tmp, tls_keys, 2, NULL, &fd,
-	    &tfd)) == -1)
+	if ((keyd_pid = spawn_keyd(2, &kc, &tc)) == -1)
 		return -1;
-	kc = keyd_client_new(fd);
-	tc = keyd_client_new(tfd);
 	return 0;
 }
 
@@ -303,29 +313,111 @@ test_rsa_decrypt_refused(void **state)
 	EVP_PKEY_free(k);
 }
 
-/* Each request type belongs to one channel: SIGN on the TLS one is fatal. */
+/*
+ * Each request type belongs to one kind of channel: SIGN on a TLS channel
+ * is refused, and keyd stays up.
+ */
 static void
 test_wrong_channel(void **state)
 {
-	struct keyd_client *c2, *t2;
+	struct keyd_tls_pub *v;
 	unsigned char *der, md[KEYD_DIGEST_LEN] = { 0 };
 	size_t derlen;
 	char err[128];
-	pid_t pid;
-	int fd, tfd, st;
+	int n;
 
 	(void)state;
-	assert_true((pid = keyd_spawn_tls(tmp, tls_keys, 1, NULL, &fd,
-	    &tfd)) > 0);
-	c2 = keyd_client_new(fd);
-	t2 = keyd_client_new(tfd);
-	assert_int_equal(keyd_sign_digest(t2, "alice@example.com", md, &der,
-	    &derlen, err, sizeof(err)), -1);
-	assert_string_equal(err, "key holder unavailable");
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
-	keyd_client_free(&t2);
-	keyd_client_free(&c2);
+	assert_int_equal(keyd_sign_digest(tc, "alice@example.com",
+	    KEYD_PURPOSE_MAIL, "unit-test", md, &der, &derlen, err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "request not allowed on this channel");
+	assert_int_equal(n = keyd_tls_keys(tc, &v), 2);
+	keyd_tls_keys_free(&v, n);
+}
+
+/*
+ * The TLS channel signs only what TLS 1.2 and 1.3 sign: no raw RSA on a
+ * block that is not PSS-encoded, no PKCS#1 v1.5 on what is not a SHA-2
+ * DigestInfo, no other padding mode, no ECDSA on a digest of another
+ * size. Each refusal leaves keyd serving.
+ */
+static void
+test_tls_padding_refused(void **state)
+{
+	unsigned char in[512], out[1024], di[51];
+	X509 *x = load_cert("gw-tls-rsa.crt");
+	size_t k = (size_t)EVP_PKEY_get_size(X509_get0_pubkey(x));
+	static const unsigned char sha256_di[19] = {
+		0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+		0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+	};
+
+	(void)state;
+	X509_free(x);
+	/* A raw block: what a decryption or a forged signature needs. */
+	memset(in, 0x5a, sizeof(in));
+	in[0] = 0;
+	assert_int_equal(keyd_tls_rsa(tc, 1, RSA_NO_PADDING, in, k, out,
+	    sizeof(out)), -1);
+	in[k - 1] = 0xbc;	/* the PSS trailer alone is not enough */
+	assert_int_equal(keyd_tls_rsa(tc, 1, RSA_NO_PADDING, in, k, out,
+	    sizeof(out)), -1);
+	/* PKCS#1 v1.5 over bytes that are no DigestInfo, e.g. MD5+SHA-1. */
+	assert_int_equal(keyd_tls_rsa(tc, 1, RSA_PKCS1_PADDING, in, 36, out,
+	    sizeof(out)), -1);
+	/* Other padding modes, whatever the input. */
+	assert_int_equal(keyd_tls_rsa(tc, 1, RSA_PKCS1_OAEP_PADDING, in, 32,
+	    out, sizeof(out)), -1);
+	assert_int_equal(keyd_tls_rsa(tc, 1, RSA_X931_PADDING, in, 32, out,
+	    sizeof(out)), -1);
+	/* ECDSA over a SHA-1 sized digest. */
+	assert_int_equal(keyd_tls_ecdsa(tc, 0, in, 20, out, sizeof(out)), -1);
+	/* An RSA operation with the EC key. */
+	memcpy(di, sha256_di, sizeof(sha256_di));
+	memset(di + sizeof(sha256_di), 7, 32);
+	assert_int_equal(keyd_tls_rsa(tc, 0, RSA_PKCS1_PADDING, di,
+	    sizeof(di), out, sizeof(out)), -1);
+	/* keyd is still there, and signs a SHA-256 DigestInfo. */
+	assert_int_equal(keyd_tls_rsa(tc, 1, RSA_PKCS1_PADDING, di,
+	    sizeof(di), out, sizeof(out)), (int)k);
+	assert_int_equal(keyd_tls_ecdsa(tc, 0, in, 32, out, sizeof(out)) > 0,
+	    1);
+}
+
+/* The checks themselves, against encodings OpenSSL makes. */
+static void
+test_tls_rsa_allowed(void **state)
+{
+	X509 *x = load_cert("gw-tls-rsa.crt");
+	EVP_PKEY *pub = X509_get0_pubkey(x);
+	const RSA *rsa = EVP_PKEY_get0_RSA(pub);
+	unsigned char em[512], mh[64];
+	int bits = EVP_PKEY_get_bits(pub);
+	size_t k = (size_t)EVP_PKEY_get_size(pub);
+	const EVP_MD *mds[3] = { EVP_sha256(), EVP_sha384(), EVP_sha512() };
+
+	(void)state;
+	memset(mh, 3, sizeof(mh));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(RSA_padding_add_PKCS1_PSS_mgf1((RSA *)rsa, em,
+		    mh, mds[i], NULL, RSA_PSS_SALTLEN_DIGEST), 1);
+		assert_int_equal(keyd_tls_rsa_allowed(RSA_NO_PADDING, em, k,
+		    bits), 1);
+		/* A salt of another length is not what TLS sends. */
+		assert_int_equal(RSA_padding_add_PKCS1_PSS_mgf1((RSA *)rsa, em,
+		    mh, mds[i], NULL, 20), 1);
+		assert_int_equal(keyd_tls_rsa_allowed(RSA_NO_PADDING, em, k,
+		    bits), 0);
+	}
+	assert_int_equal(RSA_padding_add_PKCS1_PSS_mgf1((RSA *)rsa, em, mh,
+	    EVP_sha256(), NULL, RSA_PSS_SALTLEN_DIGEST), 1);
+	em[k / 2] ^= 1;
+	assert_int_equal(keyd_tls_rsa_allowed(RSA_NO_PADDING, em, k, bits), 0);
+	assert_int_equal(keyd_tls_rsa_allowed(RSA_NO_PADDING, em, k - 1,
+	    bits), 0);
+	assert_int_equal(keyd_tls_rsa_allowed(RSA_PKCS1_OAEP_PADDING, em, 32,
+	    bits), 0);
+	X509_free(x);
 }
 
 /* The private half is only in keyd: without it nothing gets signed. */
@@ -340,13 +432,10 @@ test_keyd_gone(void **state)
 	X509 *x = load_cert("gw-tls.crt");
 	char *err = NULL;
 	pid_t pid;
-	int fd, tfd, st;
+	int st;
 
 	(void)state;
-	assert_true((pid = keyd_spawn_tls(tmp, tls_keys, 1, NULL, &fd,
-	    &tfd)) > 0);
-	c2 = keyd_client_new(fd);
-	t2 = keyd_client_new(tfd);
+	assert_true((pid = spawn_keyd(1, &c2, &t2)) > 0);
 	assert_non_null(k = keyd_tls_pkey(t2, x, &err));
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
@@ -374,6 +463,8 @@ main(void)
 		cmocka_unit_test(test_unknown_certificate),
 		cmocka_unit_test(test_rsa_decrypt_refused),
 		cmocka_unit_test(test_wrong_channel),
+		cmocka_unit_test(test_tls_padding_refused),
+		cmocka_unit_test(test_tls_rsa_allowed),
 		cmocka_unit_test(test_keyd_gone),
 	};
 

@@ -74,6 +74,21 @@ slurp(const char *path, size_t *lenp)
 	return buf;
 }
 
+/* A key holder on keys with one channel of each kind, as user. */
+static pid_t
+spawn_keyd(const char *user, struct keyd_client **c)
+{
+	struct keyd_client *t;
+	struct keyd_conf conf;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.keys_dir = keys;
+	conf.user = user;
+	conf.tunnel_signer = "gateway@relay-to-webmail.private";
+	conf.workers = 1;
+	return keyd_spawn(&conf, c, &t);
+}
+
 /* Runs smime_sign over msg into tmp/name; returns its result. */
 static int
 sign_to(const char *signer, const char *msg, const char *name, char *err,
@@ -88,7 +103,8 @@ sign_to(const char *signer, const char *msg, const char *name, char *err,
 	out = fopen(path, "wb");
 	assert_non_null(in);
 	assert_non_null(out);
-	rc = smime_sign(kc, signer, in, out, tmp, err, errlen);
+	rc = smime_sign(kc, signer, KEYD_PURPOSE_MAIL, "unit-test", in, out,
+	    tmp, err, errlen);
 	fclose(in);
 	fclose(out);
 	return rc;
@@ -134,7 +150,6 @@ setup(void **state)
 	const char *p = getenv("POSTERN_PKI");
 	char *err = NULL;
 	sqlite3 *db;
-	int fd;
 
 	(void)state;
 	snprintf(pki, sizeof(pki), "%s", p ? p : "build/pki");
@@ -164,9 +179,8 @@ setup(void **state)
 			return -1;
 		db_close(db);
 	}
-	if ((keyd_pid = keyd_spawn(keys, NULL, &fd)) == -1)
+	if ((keyd_pid = spawn_keyd(NULL, &kc)) == -1)
 		return -1;
-	kc = keyd_client_new(fd);
 	g_mime_init();
 	return 0;
 }
@@ -476,19 +490,20 @@ test_sign_needs_keyd(void **state)
 	size_t derlen;
 	char err[256];
 	pid_t pid;
-	int fd, st;
+	int st;
 
 	(void)state;
-	assert_true((pid = keyd_spawn(keys, NULL, &fd)) > 0);
-	c = keyd_client_new(fd);
-	assert_int_equal(keyd_sign_digest(c, "alice@example.com", md, &der,
-	    &derlen, err, sizeof(err)), 0);
+	assert_true((pid = spawn_keyd(NULL, &c)) > 0);
+	assert_int_equal(keyd_sign_digest(c, "alice@example.com",
+	    KEYD_PURPOSE_MAIL, "unit-test", md, &der, &derlen, err,
+	    sizeof(err)), 0);
 	assert_true(derlen > 100);
 	free(der);
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_int_equal(keyd_sign_digest(c, "alice@example.com", md, &der,
-	    &derlen, err, sizeof(err)), -1);
+	assert_int_equal(keyd_sign_digest(c, "alice@example.com",
+	    KEYD_PURPOSE_MAIL, "unit-test", md, &der, &derlen, err,
+	    sizeof(err)), -1);
 	assert_string_equal(err, "key holder unavailable");
 	assert_int_equal(keyd_can_sign(c, "alice@example.com"), -1);
 	keyd_client_free(&c);
@@ -502,13 +517,12 @@ test_keyd_drops_privileges(void **state)
 	struct passwd *pw;
 	char val[128], uid[32];
 	pid_t pid;
-	int fd, st;
+	int st;
 
 	(void)state;
 	if (geteuid() != 0 || (pw = getpwnam("nobody")) == NULL)
 		skip();
-	assert_true((pid = keyd_spawn(keys, "nobody", &fd)) > 0);
-	c = keyd_client_new(fd);
+	assert_true((pid = spawn_keyd("nobody", &c)) > 0);
 	/* The first answer means setup, the drop included, is over. */
 	assert_int_equal(keyd_can_sign(c, "alice@example.com"), 1);
 	assert_int_equal(proc_field(pid, "Uid:", val, sizeof(val)), 0);
@@ -529,11 +543,10 @@ test_keyd_reload(void **state)
 	char src[700], *err = NULL, dbp[700];
 	sqlite3 *db;
 	pid_t pid;
-	int fd, st;
+	int st;
 
 	(void)state;
-	assert_true((pid = keyd_spawn(keys, NULL, &fd)) > 0);
-	c = keyd_client_new(fd);
+	assert_true((pid = spawn_keyd(NULL, &c)) > 0);
 	assert_int_equal(keyd_can_sign(c, "gateway@relay-to-webmail.private"),
 	    0);
 	assert_int_equal(run("cat %s/gateway.key %s/gateway-chain.pem >"
