@@ -658,7 +658,8 @@ web_auth_reset(struct web_req *r)
 
 /* Queues a reset-password mail for email through the outbox. */
 static int
-web_auth_reset_mail(struct web_req *r, const char *email)
+web_auth_reset_mail(struct store *st_, const struct web_conf *conf,
+    const char *email)
 {
 	char token[ACCOUNTS_TOKEN_LEN + 1], *link, *path, *body, *mid;
 	GMimeMessage *m;
@@ -669,10 +670,10 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 	FILE *f;
 	int fd, rc = 0;
 
-	if (accounts_token_issue(r->store, STORE_TOKEN_RESET, email,
-	    r->conf->token_lifetime, token) == -1)
+	if (accounts_token_issue(st_, STORE_TOKEN_RESET, email,
+	    conf->token_lifetime, token) == -1)
 		return -1;
-	xasprintf(&link, "%s/reset?token=%s", r->conf->base_url, token);
+	xasprintf(&link, "%s/reset?token=%s", conf->base_url, token);
 	OPENSSL_cleanse(token, sizeof(token));
 	xasprintf(&body, "%s\r\n\r\n%s\r\n\r\n%s\r\n",
 	    web_text_get("reset.mail.intro"), link,
@@ -681,14 +682,14 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 
 	m = g_mime_message_new(TRUE);
 	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_FROM,
-	    r->conf->product_name, r->conf->notify_sender);
+	    conf->product_name, conf->notify_sender);
 	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_TO, NULL, email);
 	g_mime_message_set_subject(m, web_text_get("reset.mail.subject"),
 	    "utf-8");
 	now = g_date_time_new_now_local();
 	g_mime_message_set_date(m, now);
 	g_date_time_unref(now);
-	mid = g_mime_utils_generate_message_id(r->conf->hostname);
+	mid = g_mime_utils_generate_message_id(conf->hostname);
 	g_mime_message_set_message_id(m, mid);
 	g_free(mid);
 	g_mime_object_set_header(GMIME_OBJECT(m), "Auto-Submitted",
@@ -702,7 +703,7 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 	g_object_unref(t);
 	xfree_secret(&body);
 
-	xasprintf(&path, "%s/reset.XXXXXX", r->conf->spool_dir);
+	xasprintf(&path, "%s/reset.XXXXXX", conf->spool_dir);
 	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 		log_warn("web: %s", path);
 		if (fd != -1) {
@@ -729,7 +730,7 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 		free(path);
 		return -1;
 	}
-	if (store_outbox_add(r->store, STORE_OUTBOX_RAW, email, NULL, NULL,
+	if (store_outbox_add(st_, STORE_OUTBOX_RAW, email, NULL, NULL,
 	    path) == -1) {
 		unlink(path);
 		rc = -1;
@@ -752,42 +753,146 @@ web_auth_forgot_form(struct web_req *r)
 }
 
 /*
+ * Links are mailed off the request: the answer costs the same whether the
+ * account exists or not (a reset link means a token, a MIME message and an
+ * fsync'ed spool file; an unknown address means nothing), so its timing
+ * cannot tell the two apart. One thread works through a bounded queue;
+ * when it is full, a request is dropped with a warning (the answer is the
+ * same non-committal page either way).
+ */
+#define WEB_AUTH_LINKQ_MAX	64
+
+static struct {
+	pthread_mutex_t		 mtx;
+	pthread_cond_t		 cond;
+	struct store		*store;
+	const struct web_conf	*conf;
+	char			 email[WEB_AUTH_LINKQ_MAX][ADDR_MAX];
+	size_t			 head, n;
+	int			 running;
+} web_auth_linkq = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+    NULL, NULL, { { 0 } }, 0, 0, 0 };
+
+/* Sends what an address gets from /forgot or /newlink, if anything. */
+static void
+web_auth_link_send(struct store *st, const struct web_conf *conf,
+    const char *email)
+{
+	struct store_user u;
+	int rc;
+
+	if ((rc = store_user_get(st, email, &u)) != 0) {
+		if (rc == -1)
+			log_warnx("web: no new link for %s: store failure",
+			    email);
+		return;
+	}
+	if (u.state == STORE_USER_PENDING)
+		rc = store_outbox_add(st, STORE_OUTBOX_SIGNUP, u.email, NULL,
+		    NULL, NULL);
+	else
+		rc = web_auth_reset_mail(st, conf, u.email);
+	if (rc == 0)
+		log_info("web: new %s link for %s queued",
+		    u.state == STORE_USER_PENDING ? "sign-up" : "reset",
+		    u.email);
+	else
+		log_warnx("web: new link for %s not queued", u.email);
+	store_user_free(&u);
+}
+
+static void *
+web_auth_link_thread(void *arg)
+{
+	char email[ADDR_MAX];
+
+	(void)arg;
+	pthread_mutex_lock(&web_auth_linkq.mtx);
+	for (;;) {
+		while (web_auth_linkq.n == 0)
+			pthread_cond_wait(&web_auth_linkq.cond,
+			    &web_auth_linkq.mtx);
+		memcpy(email, web_auth_linkq.email[web_auth_linkq.head],
+		    sizeof(email));
+		web_auth_linkq.head = (web_auth_linkq.head + 1) %
+		    WEB_AUTH_LINKQ_MAX;
+		web_auth_linkq.n--;
+		pthread_mutex_unlock(&web_auth_linkq.mtx);
+		web_auth_link_send(web_auth_linkq.store, web_auth_linkq.conf,
+		    email);
+		pthread_mutex_lock(&web_auth_linkq.mtx);
+	}
+	return NULL;
+}
+
+/* Hands email to the link thread (started on first use). 0 or -1. */
+static int
+web_auth_link_queue(struct web_req *r, const char *email)
+{
+	pthread_t t;
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&web_auth_linkq.mtx);
+	if (!web_auth_linkq.running) {
+		web_auth_linkq.store = r->store;
+		web_auth_linkq.conf = r->conf;
+		if (pthread_create(&t, NULL, web_auth_link_thread, NULL) !=
+		    0 || pthread_detach(t) != 0) {
+			pthread_mutex_unlock(&web_auth_linkq.mtx);
+			log_warnx("web: cannot start the link thread");
+			return -1;
+		}
+		web_auth_linkq.running = 1;
+	}
+	if (web_auth_linkq.n == WEB_AUTH_LINKQ_MAX) {
+		log_warnx("web: link queue full, no new link for %s", email);
+		rc = -1;
+	} else {
+		i = (web_auth_linkq.head + web_auth_linkq.n) %
+		    WEB_AUTH_LINKQ_MAX;
+		snprintf(web_auth_linkq.email[i], ADDR_MAX, "%s", email);
+		web_auth_linkq.n++;
+		pthread_cond_signal(&web_auth_linkq.cond);
+	}
+	pthread_mutex_unlock(&web_auth_linkq.mtx);
+	return rc;
+}
+
+/*
  * A new link by mail: a sign-up invite while the account is pending, a
- * reset link once it is active. The answer is the same whether the
- * account exists or not; a mail-bombing guard limits links per address.
+ * reset link once it is active. The answer, and the work done before it,
+ * are the same whether the account exists or not; a mail-bombing guard
+ * limits links per address (counted for every address asked for).
  */
 static void
 web_auth_send_link(struct web_req *r)
 {
 	const char *email = web_param(r, "email");
-	struct store_user u;
+	char key[ADDR_MAX];
+	size_t i;
 	int rc;
 
 	if (!web_auth_field_ok(email, ADDR_MAX - 1)) {
 		web_page_error(r, 400);
 		return;
 	}
-	if ((rc = web_auth_throttled(r, "mail", email,
+	/* One counter per address, whatever its case. */
+	for (i = 0; email[i] != '\0'; i++)
+		key[i] = email[i] >= 'A' && email[i] <= 'Z' ?
+		    (char)(email[i] - 'A' + 'a') : email[i];
+	key[i] = '\0';
+	if ((rc = web_auth_throttled(r, "mail", key,
 	    r->conf->throttle_free)) == 0)
 		rc = web_auth_throttled(r, "addr", r->client,
 		    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
-	if (rc == 0 && (rc = store_user_get(r->store, email, &u)) == 0) {
-		web_auth_fail(r, "mail", u.email, r->conf->throttle_free);
-		if (u.state == STORE_USER_PENDING)
-			rc = store_outbox_add(r->store, STORE_OUTBOX_SIGNUP,
-			    u.email, NULL, NULL, NULL);
-		else
-			rc = web_auth_reset_mail(r, u.email);
-		if (rc == 0)
-			log_info("web: new %s link for %s queued",
-			    u.state == STORE_USER_PENDING ? "sign-up" :
-			    "reset", u.email);
-		store_user_free(&u);
-	} else if (rc == STORE_NOTFOUND)
-		rc = 0;
 	if (rc == -1) {
 		web_page_tempfail(r);
 		return;
+	}
+	if (rc == 0) {
+		web_auth_fail(r, "mail", key, r->conf->throttle_free);
+		web_auth_link_queue(r, email);
 	}
 	web_page_simple(r, 200, web_text_get("link.sent.title"),
 	    web_text_get("link.sent"), "/login", web_text_get("login.submit"));
