@@ -75,7 +75,6 @@ const struct conf_key portal_conf_schema[] = {
 	{ "web.argon2_t_cost", CONF_INT, 0, 1, 100, "3" },
 	{ "web.argon2_m_cost_kib", CONF_INT, 0, 8, 4 * 1024 * 1024, "65536" },
 	{ "web.argon2_parallelism", CONF_INT, 0, 1, 64, "1" },
-	{ "web.password_min_length", CONF_INT, 0, 8, 256, "12" },
 	{ "web.session_idle_timeout", CONF_INT, 0, 60, 7 * DAY, "1800" },
 	{ "web.session_absolute_timeout", CONF_INT, 0, 60, 30 * DAY, "43200" },
 	{ "web.throttle_free_attempts", CONF_INT, 0, 1, 1000, "5" },

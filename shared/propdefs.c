@@ -123,11 +123,15 @@ const struct props_def props_defs[] = {
 	  .scopes = UDG, .nodes = PORTAL,
 	  .doc = "tell the sender when the recipient first opens the message" },
 	{ .name = "password-min-length", .type = PROPS_INT, .def = "12",
-	  .min = 8, .max = 128, .scopes = G, .nodes = PORTAL,
-	  .doc = "shortest portal password accepted" },
+	  .min = 8, .max = 128, .scopes = UDG, .nodes = PORTAL,
+	  .doc = "shortest portal password accepted (characters)" },
 	{ .name = "portal-require-tunnel-signature", .type = PROPS_BOOL,
 	  .def = "false", .scopes = G, .nodes = PORTAL,
 	  .doc = "refuse gateway mail not signed with the tunnel key" },
+	{ .name = "totp-max-attempts", .type = PROPS_INT, .def = "5",
+	  .min = 1, .max = 100, .scopes = UDG, .nodes = PORTAL,
+	  .doc = "wrong two-step codes before the half-signed session ends "
+	  "and the account's two-step sign-in waits" },
 
 	{ .name = NULL },
 };

@@ -70,3 +70,17 @@ accounts_token_redeem(struct store *s, enum store_token_kind kind,
 	accounts_token_hash(token, hash);
 	return store_token_consume(s, kind, hash, time(NULL), email, emaillen);
 }
+
+int
+accounts_token_peek(struct store *s, enum store_token_kind kind,
+    const char *token, char *email, size_t emaillen, int *live)
+{
+	char hash[STORE_HASH_HEX];
+
+	if (token == NULL || strlen(token) != ACCOUNTS_TOKEN_LEN ||
+	    strspn(token, "0123456789abcdef") != ACCOUNTS_TOKEN_LEN)
+		return STORE_NOTFOUND;
+	accounts_token_hash(token, hash);
+	return store_token_peek(s, kind, hash, time(NULL), email, emaillen,
+	    live);
+}

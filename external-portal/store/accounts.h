@@ -28,6 +28,13 @@ int	accounts_token_issue(struct store *, enum store_token_kind,
  */
 int	accounts_token_redeem(struct store *, enum store_token_kind,
 	    const char *token, char *email, size_t emaillen);
+/*
+ * Looks a token from a browser up without using it (opening a link must
+ * not spend it: mail scanners follow links): 0 with email and *live set,
+ * STORE_NOTFOUND for a malformed or unknown token, or -1.
+ */
+int	accounts_token_peek(struct store *, enum store_token_kind,
+	    const char *token, char *email, size_t emaillen, int *live);
 /* SHA-256 of token as hex. */
 void	accounts_token_hash(const char *token, char out[STORE_HASH_HEX]);
 

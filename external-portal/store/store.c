@@ -1066,6 +1066,37 @@ out:
 }
 
 int
+store_token_peek(struct store *s, enum store_token_kind kind,
+    const char *hash, int64_t now, char *email, size_t emaillen, int *live)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	store_lock(s);
+	if ((st = store_prepare(s, "SELECT email, used = 0 AND expires > ? "
+	    "FROM portal_tokens WHERE hash = ? AND kind = ?")) == NULL) {
+		store_unlock(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	store_bind_text(st, 2, hash);
+	store_bind_text(st, 3, store_token_kinds[kind]);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_col_copy(st, 0, email, emaillen);
+		*live = sqlite3_column_int(st, 1);
+		rc = 0;
+	} else if (rc == SQLITE_DONE)
+		rc = STORE_NOTFOUND;
+	else {
+		log_warnx("store: %s", sqlite3_errmsg(s->db));
+		rc = -1;
+	}
+	sqlite3_finalize(st);
+	store_unlock(s);
+	return rc;
+}
+
+int
 store_token_revoke(struct store *s, enum store_token_kind kind,
     const char *email)
 {

@@ -207,6 +207,13 @@ int		 store_token_put(struct store *, enum store_token_kind,
 int		 store_token_consume(struct store *, enum store_token_kind,
 		    const char *hash_hex, int64_t now, char *email,
 		    size_t emaillen);
+/*
+ * Looks a token up without using it: 0 with its email and *live (1 while
+ * unused and unexpired), or STORE_NOTFOUND, or -1.
+ */
+int		 store_token_peek(struct store *, enum store_token_kind,
+		    const char *hash_hex, int64_t now, char *email,
+		    size_t emaillen, int *live);
 /* Marks every live token of kind for email used. */
 int		 store_token_revoke(struct store *, enum store_token_kind,
 		    const char *email);

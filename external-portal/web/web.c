@@ -152,7 +152,6 @@ web_conf_load(const struct conf *c, struct web_conf *wc)
 	wc->argon2.t_cost = conf_int(c, "web.argon2_t_cost");
 	wc->argon2.m_cost_kib = conf_int(c, "web.argon2_m_cost_kib");
 	wc->argon2.parallelism = conf_int(c, "web.argon2_parallelism");
-	wc->password_min = conf_int(c, "web.password_min_length");
 	wc->session_idle = conf_int(c, "web.session_idle_timeout");
 	wc->session_absolute = conf_int(c, "web.session_absolute_timeout");
 	wc->token_lifetime = conf_int(c, "signup_token_lifetime");
@@ -247,6 +246,18 @@ web_prop_int(struct web_req *r, const char *name)
 
 	pthread_mutex_lock(&web_props_mtx);
 	v = props_get_int(web_props, r->email[0] ? r->email : NULL, name);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+long long
+web_prop_int_user(struct web_req *r, const char *email, const char *name)
+{
+	long long v;
+
+	(void)r;
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get_int(web_props, email, name);
 	pthread_mutex_unlock(&web_props_mtx);
 	return v;
 }

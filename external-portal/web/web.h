@@ -40,7 +40,6 @@ struct web_conf {
 	int			 timeout;		/* seconds */
 	int			 workers;
 	struct web_password_cost argon2;
-	size_t			 password_min;
 	int64_t			 session_idle;		/* seconds */
 	int64_t			 session_absolute;
 	int64_t			 token_lifetime;
@@ -109,6 +108,9 @@ void	 web_conf_load(const struct conf *, struct web_conf *);
 int	 web_prop_bool(struct web_req *, const char *name);
 long long web_prop_int(struct web_req *, const char *name);
 char	*web_prop(struct web_req *, const char *name);
+/* An integer property of email (not signed in yet: sign-up, reset). */
+long long web_prop_int_user(struct web_req *, const char *email,
+	    const char *name);
 void	 web_header(struct web_req *, const char *name, const char *value);
 void	 web_redirect(struct web_req *, const char *location);
 /* Query (GET) or form (POST) value; NULL when absent. */

@@ -7,6 +7,11 @@
  * never tell whether an account exists. Runs on the worker pool: Argon2
  * and SQLite block.
  */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 #include "store/accounts.h"
 #include "log.h"
 #include "store/store.h"
+#include "web/web_auth.h"
 #include "web/web_pages.h"
 #include "web/web_qr.h"
 #include "web/web_session.h"
@@ -116,6 +122,45 @@ web_auth_login_form(struct web_req *r)
 	web_auth_login_page(r, 200, NULL);
 }
 
+void
+web_auth_client_key(const char *client, char *out, size_t outlen)
+{
+	struct in6_addr a6;
+	char buf[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET6, client, &a6) != 1) {
+		snprintf(out, outlen, "%s", client);
+		return;
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		/* One IPv4 address, written the IPv6 way. */
+		if (inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof(buf)) ==
+		    NULL)
+			fatalx("web_auth_client_key: inet_ntop");
+		snprintf(out, outlen, "%s", buf);
+		return;
+	}
+	/* One subscriber gets a /64: the whole prefix is one client. */
+	memset(&a6.s6_addr[8], 0, 8);
+	if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) == NULL)
+		fatalx("web_auth_client_key: inet_ntop");
+	snprintf(out, outlen, "%s/64", buf);
+}
+
+/* The throttle key for kind and who ("acct", "totp", "mail", "addr"). */
+static char *
+web_auth_key(struct web_req *r, const char *kind, const char *who)
+{
+	char ck[INET6_ADDRSTRLEN + 4], *key;
+
+	if (strcmp(kind, "addr") == 0) {
+		web_auth_client_key(r->client, ck, sizeof(ck));
+		who = ck;
+	}
+	xasprintf(&key, "%s:%s", kind, who);
+	return key;
+}
+
 /* 1 when key must wait (logged), 0 when it may try, -1 on failure. */
 static int
 web_auth_throttled(struct web_req *r, const char *kind, const char *who,
@@ -124,7 +169,7 @@ web_auth_throttled(struct web_req *r, const char *kind, const char *who,
 	char *key;
 	int64_t wait;
 
-	xasprintf(&key, "%s:%s", kind, who);
+	key = web_auth_key(r, kind, who);
 	wait = web_session_throttle_wait(r->sessions, key, time(NULL),
 	    free_attempts, r->conf->throttle_base);
 	free(key);
@@ -135,19 +180,65 @@ web_auth_throttled(struct web_req *r, const char *kind, const char *who,
 	return wait > 0 ? 1 : wait < 0 ? -1 : 0;
 }
 
-static void
+/* Counts a failure of kind for who; returns the count (or -1). */
+static int
 web_auth_fail(struct web_req *r, const char *kind, const char *who,
     int free_attempts)
 {
 	char *key;
 	int n;
 
-	xasprintf(&key, "%s:%s", kind, who);
+	key = web_auth_key(r, kind, who);
 	n = web_session_throttle_fail(r->sessions, key, time(NULL));
 	free(key);
 	if (n >= free_attempts)
 		log_warnx("web: %s %s locked out after %d failed attempts "
 		    "(client %s)", kind, who, n, r->client);
+	return n;
+}
+
+static void
+web_auth_clear(struct web_req *r, const char *kind, const char *who)
+{
+	char *key = web_auth_key(r, kind, who);
+
+	web_session_throttle_clear(r->sessions, key);
+	free(key);
+}
+
+/* Wrong second-step codes the account may give (totp-max-attempts). */
+static int
+web_auth_totp_max(struct web_req *r)
+{
+	return (int)web_prop_int_user(r, r->email, "totp-max-attempts");
+}
+
+/*
+ * The second step has its own counter per account, "totp:<email>", which
+ * only a complete sign-in clears: entering the password again gives no
+ * fresh guesses. 1 locked, 0 may try, -1 failure.
+ */
+static int
+web_auth_totp_throttled(struct web_req *r)
+{
+	int a, b, max = web_auth_totp_max(r);
+
+	a = web_auth_throttled(r, "totp", r->email, max);
+	b = web_auth_throttled(r, "addr", r->client,
+	    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
+	return a == -1 || b == -1 ? -1 : a || b;
+}
+
+/* Counts a wrong code; 1 when the account has used up its attempts. */
+static int
+web_auth_totp_fail(struct web_req *r)
+{
+	int n, max = web_auth_totp_max(r);
+
+	n = web_auth_fail(r, "totp", r->email, max);
+	web_auth_fail(r, "addr", r->client,
+	    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
+	return n == -1 || n >= max;
 }
 
 static int
@@ -175,7 +266,7 @@ web_auth_login(struct web_req *r)
 	const char *email = web_param(r, "email");
 	const char *pw = web_param(r, "password");
 	struct store_user u;
-	char *key, *nh;
+	char *nh;
 	int rc, ok;
 
 	if (!web_auth_field_ok(email, ADDR_MAX - 1) ||
@@ -205,9 +296,8 @@ web_auth_login(struct web_req *r)
 		web_auth_login_page(r, 200, web_text_get("login.failed"));
 		return;
 	}
-	xasprintf(&key, "acct:%s", u.email);
-	web_session_throttle_clear(r->sessions, key);
-	free(key);
+	/* The password step only: the second step keeps its own count. */
+	web_auth_clear(r, "acct", u.email);
 	if (web_password_needs_rehash(u.password_hash, &r->conf->argon2) &&
 	    (nh = web_password_hash(pw, &r->conf->argon2)) != NULL) {
 		store_user_set_password(r->store, u.email, nh);
@@ -266,6 +356,23 @@ web_auth_second_factor(struct web_req *r, const struct store_user *u,
 	return rc;
 }
 
+/* Ends the half-signed session: the password must be entered again. */
+static void
+web_auth_end_half(struct web_req *r)
+{
+	char *c;
+
+	web_session_end(r->sessions, r->sid);
+	r->sid[0] = '\0';
+	c = web_cookie_clear("sid");
+	web_header(r, "Set-Cookie", c);
+	free(c);
+	r->half_signed = 0;
+	web_page_simple(r, 429, web_text_get("totp.title"),
+	    web_text_get("totp.locked"), "/login",
+	    web_text_get("login.submit"));
+}
+
 void
 web_auth_totp(struct web_req *r)
 {
@@ -273,11 +380,11 @@ web_auth_totp(struct web_req *r)
 	struct store_user u;
 	int rc;
 
-	if ((rc = web_auth_throttle_check(r, r->email)) != 0) {
+	if ((rc = web_auth_totp_throttled(r)) != 0) {
 		if (rc == -1)
 			web_page_tempfail(r);
 		else
-			web_auth_totp_page(r, 429, web_text_get("login.locked"));
+			web_auth_end_half(r);
 		return;
 	}
 	if (store_user_get(r->store, r->email, &u) != 0) {
@@ -291,13 +398,20 @@ web_auth_totp(struct web_req *r)
 		return;
 	}
 	if (rc == 0) {
-		web_auth_fail_both(r, r->email);
 		log_info("web: wrong 2FA code for %s from %s", r->email,
 		    r->client);
-		web_auth_totp_page(r, 200, web_text_get("totp.failed"));
+		if (web_auth_totp_fail(r)) {
+			log_warnx("web: half-signed session of %s ended after "
+			    "too many wrong 2FA codes (client %s)", r->email,
+			    r->client);
+			web_auth_end_half(r);
+		} else
+			web_auth_totp_page(r, 200, web_text_get("totp.failed"));
 		return;
 	}
 	log_info("web: %s passed 2FA", r->email);
+	web_auth_clear(r, "totp", r->email);
+	web_auth_clear(r, "acct", r->email);
 	web_auth_set_session(r, r->email, WEB_SESSION_FULL);
 }
 
@@ -321,11 +435,20 @@ web_auth_logout(struct web_req *r)
 
 /* --- sign-up and reset links ----------------------------------------------- */
 
+/* The shortest password email may choose: property password-min-length. */
+static size_t
+web_auth_password_min(struct web_req *r, const char *email)
+{
+	long long v = web_prop_int_user(r, email, "password-min-length");
+
+	return v > 0 ? (size_t)v : 1;
+}
+
 static void
 web_auth_password_page(struct web_req *r, const char *action,
-    const char *token, const char *err)
+    const char *token, const char *email, const char *err)
 {
-	char *rules = web_password_rules_text(r->conf->password_min);
+	char *rules = web_password_rules_text(web_auth_password_min(r, email));
 
 	web_page_begin(r, web_text_get("password.set.title"), 0);
 	if (err != NULL)
@@ -378,30 +501,80 @@ web_auth_token_shape(const char *t)
 	return strspn(t, "0123456789abcdef") == ACCOUNTS_TOKEN_LEN;
 }
 
+/*
+ * 1 when a link that no longer works was a sign-up link whose account is
+ * active: the recipient chose a password already and should sign in.
+ */
+static int
+web_auth_link_spent(struct web_req *r, enum store_token_kind kind,
+    const char *token)
+{
+	char email[ADDR_MAX];
+	struct store_user u;
+	int live, spent;
+
+	if (kind != STORE_TOKEN_SIGNUP || accounts_token_peek(r->store, kind,
+	    token, email, sizeof(email), &live) != 0 || live)
+		return 0;
+	if (store_user_get(r->store, email, &u) != 0)
+		return 0;
+	spent = u.state == STORE_USER_ACTIVE;
+	store_user_free(&u);
+	return spent;
+}
+
+/* A used sign-up link: no password form, but the way in. */
 static void
-web_auth_token_form(struct web_req *r, const char *action)
+web_auth_link_used(struct web_req *r)
+{
+	if (r->signed_in) {
+		web_redirect(r, "/inbox");
+		return;
+	}
+	web_page_simple(r, 410, web_text_get("link.used.title"),
+	    web_text_get("link.used"), "/login", web_text_get("login.submit"));
+}
+
+static void
+web_auth_token_form(struct web_req *r, enum store_token_kind kind,
+    const char *action)
 {
 	const char *token = web_param(r, "token");
+	char email[ADDR_MAX];
+	int rc, live = 0;
 
 	/* Opening the link uses nothing up: mail scanners follow links. */
 	if (!web_auth_token_shape(token)) {
 		web_auth_expired(r);
 		return;
 	}
+	rc = accounts_token_peek(r->store, kind, token, email, sizeof(email),
+	    &live);
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (rc != 0 || !live) {
+		if (web_auth_link_spent(r, kind, token))
+			web_auth_link_used(r);
+		else
+			web_auth_expired(r);
+		return;
+	}
 	r->no_store = 1;
-	web_auth_password_page(r, action, token, NULL);
+	web_auth_password_page(r, action, token, email, NULL);
 }
 
 void
 web_auth_signup_form(struct web_req *r)
 {
-	web_auth_token_form(r, "/signup");
+	web_auth_token_form(r, STORE_TOKEN_SIGNUP, "/signup");
 }
 
 void
 web_auth_reset_form(struct web_req *r)
 {
-	web_auth_token_form(r, "/reset");
+	web_auth_token_form(r, STORE_TOKEN_RESET, "/reset");
 }
 
 /* Sets a new password from a token form (sign-up or reset). */
@@ -424,7 +597,10 @@ web_auth_token_set(struct web_req *r, enum store_token_kind kind,
 	rc = accounts_token_redeem(r->store, kind, token, email,
 	    sizeof(email));
 	if (rc == STORE_NOTFOUND) {
-		web_auth_expired(r);
+		if (web_auth_link_spent(r, kind, token))
+			web_auth_link_used(r);
+		else
+			web_auth_expired(r);
 		return;
 	}
 	if (rc == -1) {
@@ -434,7 +610,8 @@ web_auth_token_set(struct web_req *r, enum store_token_kind kind,
 	if (strcmp(pw, confirm) != 0)
 		why = "password.mismatch";
 	else
-		why = web_password_check(pw, email, r->conf->password_min);
+		why = web_password_check(pw, email,
+		    web_auth_password_min(r, email));
 	if (why != NULL) {
 		/* The token is used; this browser proved it had it. */
 		if (accounts_token_issue(r->store, kind, email,
@@ -444,7 +621,8 @@ web_auth_token_set(struct web_req *r, enum store_token_kind kind,
 		}
 		r->status = 200;
 		r->no_store = 1;
-		web_auth_password_page(r, action, fresh, web_text_get(why));
+		web_auth_password_page(r, action, fresh, email,
+		    web_text_get(why));
 		OPENSSL_cleanse(fresh, sizeof(fresh));
 		return;
 	}
@@ -480,7 +658,8 @@ web_auth_reset(struct web_req *r)
 
 /* Queues a reset-password mail for email through the outbox. */
 static int
-web_auth_reset_mail(struct web_req *r, const char *email)
+web_auth_reset_mail(struct store *st_, const struct web_conf *conf,
+    const char *email)
 {
 	char token[ACCOUNTS_TOKEN_LEN + 1], *link, *path, *body, *mid;
 	GMimeMessage *m;
@@ -491,10 +670,10 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 	FILE *f;
 	int fd, rc = 0;
 
-	if (accounts_token_issue(r->store, STORE_TOKEN_RESET, email,
-	    r->conf->token_lifetime, token) == -1)
+	if (accounts_token_issue(st_, STORE_TOKEN_RESET, email,
+	    conf->token_lifetime, token) == -1)
 		return -1;
-	xasprintf(&link, "%s/reset?token=%s", r->conf->base_url, token);
+	xasprintf(&link, "%s/reset?token=%s", conf->base_url, token);
 	OPENSSL_cleanse(token, sizeof(token));
 	xasprintf(&body, "%s\r\n\r\n%s\r\n\r\n%s\r\n",
 	    web_text_get("reset.mail.intro"), link,
@@ -503,14 +682,14 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 
 	m = g_mime_message_new(TRUE);
 	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_FROM,
-	    r->conf->product_name, r->conf->notify_sender);
+	    conf->product_name, conf->notify_sender);
 	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_TO, NULL, email);
 	g_mime_message_set_subject(m, web_text_get("reset.mail.subject"),
 	    "utf-8");
 	now = g_date_time_new_now_local();
 	g_mime_message_set_date(m, now);
 	g_date_time_unref(now);
-	mid = g_mime_utils_generate_message_id(r->conf->hostname);
+	mid = g_mime_utils_generate_message_id(conf->hostname);
 	g_mime_message_set_message_id(m, mid);
 	g_free(mid);
 	g_mime_object_set_header(GMIME_OBJECT(m), "Auto-Submitted",
@@ -524,7 +703,7 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 	g_object_unref(t);
 	xfree_secret(&body);
 
-	xasprintf(&path, "%s/reset.XXXXXX", r->conf->spool_dir);
+	xasprintf(&path, "%s/reset.XXXXXX", conf->spool_dir);
 	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 		log_warn("web: %s", path);
 		if (fd != -1) {
@@ -551,7 +730,7 @@ web_auth_reset_mail(struct web_req *r, const char *email)
 		free(path);
 		return -1;
 	}
-	if (store_outbox_add(r->store, STORE_OUTBOX_RAW, email, NULL, NULL,
+	if (store_outbox_add(st_, STORE_OUTBOX_RAW, email, NULL, NULL,
 	    path) == -1) {
 		unlink(path);
 		rc = -1;
@@ -574,42 +753,146 @@ web_auth_forgot_form(struct web_req *r)
 }
 
 /*
+ * Links are mailed off the request: the answer costs the same whether the
+ * account exists or not (a reset link means a token, a MIME message and an
+ * fsync'ed spool file; an unknown address means nothing), so its timing
+ * cannot tell the two apart. One thread works through a bounded queue;
+ * when it is full, a request is dropped with a warning (the answer is the
+ * same non-committal page either way).
+ */
+#define WEB_AUTH_LINKQ_MAX	64
+
+static struct {
+	pthread_mutex_t		 mtx;
+	pthread_cond_t		 cond;
+	struct store		*store;
+	const struct web_conf	*conf;
+	char			 email[WEB_AUTH_LINKQ_MAX][ADDR_MAX];
+	size_t			 head, n;
+	int			 running;
+} web_auth_linkq = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+    NULL, NULL, { { 0 } }, 0, 0, 0 };
+
+/* Sends what an address gets from /forgot or /newlink, if anything. */
+static void
+web_auth_link_send(struct store *st, const struct web_conf *conf,
+    const char *email)
+{
+	struct store_user u;
+	int rc;
+
+	if ((rc = store_user_get(st, email, &u)) != 0) {
+		if (rc == -1)
+			log_warnx("web: no new link for %s: store failure",
+			    email);
+		return;
+	}
+	if (u.state == STORE_USER_PENDING)
+		rc = store_outbox_add(st, STORE_OUTBOX_SIGNUP, u.email, NULL,
+		    NULL, NULL);
+	else
+		rc = web_auth_reset_mail(st, conf, u.email);
+	if (rc == 0)
+		log_info("web: new %s link for %s queued",
+		    u.state == STORE_USER_PENDING ? "sign-up" : "reset",
+		    u.email);
+	else
+		log_warnx("web: new link for %s not queued", u.email);
+	store_user_free(&u);
+}
+
+static void *
+web_auth_link_thread(void *arg)
+{
+	char email[ADDR_MAX];
+
+	(void)arg;
+	pthread_mutex_lock(&web_auth_linkq.mtx);
+	for (;;) {
+		while (web_auth_linkq.n == 0)
+			pthread_cond_wait(&web_auth_linkq.cond,
+			    &web_auth_linkq.mtx);
+		memcpy(email, web_auth_linkq.email[web_auth_linkq.head],
+		    sizeof(email));
+		web_auth_linkq.head = (web_auth_linkq.head + 1) %
+		    WEB_AUTH_LINKQ_MAX;
+		web_auth_linkq.n--;
+		pthread_mutex_unlock(&web_auth_linkq.mtx);
+		web_auth_link_send(web_auth_linkq.store, web_auth_linkq.conf,
+		    email);
+		pthread_mutex_lock(&web_auth_linkq.mtx);
+	}
+	return NULL;
+}
+
+/* Hands email to the link thread (started on first use). 0 or -1. */
+static int
+web_auth_link_queue(struct web_req *r, const char *email)
+{
+	pthread_t t;
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&web_auth_linkq.mtx);
+	if (!web_auth_linkq.running) {
+		web_auth_linkq.store = r->store;
+		web_auth_linkq.conf = r->conf;
+		if (pthread_create(&t, NULL, web_auth_link_thread, NULL) !=
+		    0 || pthread_detach(t) != 0) {
+			pthread_mutex_unlock(&web_auth_linkq.mtx);
+			log_warnx("web: cannot start the link thread");
+			return -1;
+		}
+		web_auth_linkq.running = 1;
+	}
+	if (web_auth_linkq.n == WEB_AUTH_LINKQ_MAX) {
+		log_warnx("web: link queue full, no new link for %s", email);
+		rc = -1;
+	} else {
+		i = (web_auth_linkq.head + web_auth_linkq.n) %
+		    WEB_AUTH_LINKQ_MAX;
+		snprintf(web_auth_linkq.email[i], ADDR_MAX, "%s", email);
+		web_auth_linkq.n++;
+		pthread_cond_signal(&web_auth_linkq.cond);
+	}
+	pthread_mutex_unlock(&web_auth_linkq.mtx);
+	return rc;
+}
+
+/*
  * A new link by mail: a sign-up invite while the account is pending, a
- * reset link once it is active. The answer is the same whether the
- * account exists or not; a mail-bombing guard limits links per address.
+ * reset link once it is active. The answer, and the work done before it,
+ * are the same whether the account exists or not; a mail-bombing guard
+ * limits links per address (counted for every address asked for).
  */
 static void
 web_auth_send_link(struct web_req *r)
 {
 	const char *email = web_param(r, "email");
-	struct store_user u;
+	char key[ADDR_MAX];
+	size_t i;
 	int rc;
 
 	if (!web_auth_field_ok(email, ADDR_MAX - 1)) {
 		web_page_error(r, 400);
 		return;
 	}
-	if ((rc = web_auth_throttled(r, "mail", email,
+	/* One counter per address, whatever its case. */
+	for (i = 0; email[i] != '\0'; i++)
+		key[i] = email[i] >= 'A' && email[i] <= 'Z' ?
+		    (char)(email[i] - 'A' + 'a') : email[i];
+	key[i] = '\0';
+	if ((rc = web_auth_throttled(r, "mail", key,
 	    r->conf->throttle_free)) == 0)
 		rc = web_auth_throttled(r, "addr", r->client,
 		    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
-	if (rc == 0 && (rc = store_user_get(r->store, email, &u)) == 0) {
-		web_auth_fail(r, "mail", u.email, r->conf->throttle_free);
-		if (u.state == STORE_USER_PENDING)
-			rc = store_outbox_add(r->store, STORE_OUTBOX_SIGNUP,
-			    u.email, NULL, NULL, NULL);
-		else
-			rc = web_auth_reset_mail(r, u.email);
-		if (rc == 0)
-			log_info("web: new %s link for %s queued",
-			    u.state == STORE_USER_PENDING ? "sign-up" :
-			    "reset", u.email);
-		store_user_free(&u);
-	} else if (rc == STORE_NOTFOUND)
-		rc = 0;
 	if (rc == -1) {
 		web_page_tempfail(r);
 		return;
+	}
+	if (rc == 0) {
+		web_auth_fail(r, "mail", key, r->conf->throttle_free);
+		web_auth_link_queue(r, email);
 	}
 	web_page_simple(r, 200, web_text_get("link.sent.title"),
 	    web_text_get("link.sent"), "/login", web_text_get("login.submit"));
@@ -628,6 +911,30 @@ web_auth_forgot(struct web_req *r)
 }
 
 /* --- settings ------------------------------------------------------------- */
+
+/*
+ * The fields that confirm a sensitive change: the current password, and
+ * the current code when 2FA is on. Ids carry the form's name, as several
+ * such forms share the page.
+ */
+static void
+web_auth_reauth_inputs(struct web_req *r, const char *form, int code)
+{
+	web_buf_addf(&r->out, "<p class=\"field\"><label for=\"f-%s-current\">",
+	    form);
+	web_page_t(r, "settings.current_password");
+	web_buf_addf(&r->out, "</label>\n<input id=\"f-%s-current\" "
+	    "name=\"current\" type=\"password\" "
+	    "autocomplete=\"current-password\" required></p>\n", form);
+	if (!code)
+		return;
+	web_buf_addf(&r->out, "<p class=\"field\"><label for=\"f-%s-code\">",
+	    form);
+	web_page_t(r, "totp.code.or_recovery");
+	web_buf_addf(&r->out, "</label>\n<input id=\"f-%s-code\" "
+	    "name=\"code\" type=\"text\" autocomplete=\"one-time-code\" "
+	    "required></p>\n", form);
+}
 
 static void
 web_auth_settings_page(struct web_req *r, const char *ok, const char *err)
@@ -668,20 +975,18 @@ web_auth_settings_page(struct web_req *r, const char *ok, const char *err)
 	    "settings.totp_off");
 	web_buf_adds(&r->out, "</p>\n");
 	if (u.totp_enabled) {
+		web_page_form(r, "/settings/recovery", NULL);
+		web_auth_reauth_inputs(r, "recovery", 1);
+		web_page_submit(r, "settings.recovery_new");
 		web_page_form(r, "/settings/totp/disable", NULL);
-		web_page_input(r, "current", "password",
-		    web_text_get("settings.current_password"), NULL,
-		    "current-password");
-		web_page_input(r, "code", "text", web_text_get("totp.code"),
-		    NULL, "one-time-code");
+		web_auth_reauth_inputs(r, "disable", 1);
 		web_buf_adds(&r->out, "<button type=\"submit\" "
 		    "class=\"danger\">");
 		web_page_t(r, "settings.totp_disable");
 		web_buf_adds(&r->out, "</button>\n</form>\n");
-		web_page_form(r, "/settings/recovery", NULL);
-		web_page_submit(r, "settings.recovery_new");
 	} else {
 		web_page_form(r, "/settings/totp/start", NULL);
+		web_auth_reauth_inputs(r, "enrol", 0);
 		web_page_submit(r, "settings.totp_enable");
 	}
 	web_buf_adds(&r->out, "</section>\n<section aria-labelledby=\"h-ses\">"
@@ -719,6 +1024,31 @@ web_auth_current_password(struct web_req *r, struct store_user *u)
 	return 1;
 }
 
+/*
+ * Re-authentication for a sensitive change (2FA on or off, new recovery
+ * codes): the current password, and the current code (or a recovery
+ * code) when 2FA is on. Failures count like sign-in failures. 1 ok,
+ * 0 wrong or locked, -1 failure.
+ */
+static int
+web_auth_reauth(struct web_req *r, struct store_user *u)
+{
+	int rc;
+
+	if ((rc = web_auth_current_password(r, u)) != 1)
+		return rc;
+	if (!u->totp_enabled)
+		return 1;
+	if ((rc = web_auth_totp_throttled(r)) != 0)
+		return rc == 1 ? 0 : -1;
+	rc = web_auth_second_factor(r, u, web_param(r, "code"), 1);
+	if (rc == 0)
+		web_auth_totp_fail(r);
+	else if (rc == 1)
+		web_auth_clear(r, "totp", r->email);
+	return rc;
+}
+
 void
 web_auth_password(struct web_req *r)
 {
@@ -748,7 +1078,8 @@ web_auth_password(struct web_req *r)
 		return;
 	}
 	why = strcmp(pw, confirm) != 0 ? "password.mismatch" :
-	    web_password_check(pw, r->email, r->conf->password_min);
+	    web_password_check(pw, r->email,
+	    web_auth_password_min(r, r->email));
 	if (why != NULL) {
 		web_auth_settings_page(r, NULL, web_text_get(why));
 		return;
@@ -771,6 +1102,7 @@ web_auth_totp_start(struct web_req *r)
 {
 	struct store_user u;
 	char *secret, *uri, *svg;
+	int rc;
 	const char *issuer = r->conf->product_name ? r->conf->product_name :
 	    web_text_get("app.title");
 
@@ -783,7 +1115,16 @@ web_auth_totp_start(struct web_req *r)
 		web_redirect(r, "/settings");
 		return;
 	}
+	rc = web_auth_reauth(r, &u);
 	store_user_free(&u);
+	if (rc != 1) {
+		if (rc == -1)
+			web_page_tempfail(r);
+		else
+			web_auth_settings_page(r, NULL,
+			    web_text_get("settings.wrong_password"));
+		return;
+	}
 	secret = web_totp_secret_new();
 	if (store_user_set_totp(r->store, r->email, secret, 0) == -1) {
 		xfree_secret(&secret);
@@ -893,9 +1234,7 @@ web_auth_totp_disable(struct web_req *r)
 		web_page_tempfail(r);
 		return;
 	}
-	rc = web_auth_current_password(r, &u);
-	if (rc == 1)
-		rc = web_auth_second_factor(r, &u, web_param(r, "code"), 1);
+	rc = u.totp_enabled ? web_auth_reauth(r, &u) : 0;
 	store_user_free(&u);
 	if (rc == -1) {
 		web_page_tempfail(r);
@@ -918,6 +1257,26 @@ web_auth_totp_disable(struct web_req *r)
 void
 web_auth_recovery(struct web_req *r)
 {
+	struct store_user u;
+	int rc;
+
+	if (store_user_get(r->store, r->email, &u) != 0) {
+		web_page_tempfail(r);
+		return;
+	}
+	/* Recovery codes only exist with 2FA on. */
+	rc = u.totp_enabled ? web_auth_reauth(r, &u) : 0;
+	store_user_free(&u);
+	if (rc == -1) {
+		web_page_tempfail(r);
+		return;
+	}
+	if (rc == 0) {
+		web_auth_settings_page(r, NULL,
+		    web_text_get("settings.wrong_password_or_code"));
+		return;
+	}
+	log_info("web: %s made new recovery codes", r->email);
 	web_auth_recovery_page(r);
 }
 

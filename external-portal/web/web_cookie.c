@@ -1,8 +1,9 @@
 /*
  * Cookies, session ids and CSRF tokens (see web_cookie.h). The Cookie
  * header is browser input: it is length-bounded, parsed in place without
- * copies beyond the caller's buffer, and any oddity is an error the caller
- * answers with 400 or treats as "no session".
+ * copies beyond the caller's buffer. Pairs that are not ours are skipped
+ * without parsing; any oddity in ours is an error the caller answers with
+ * 400 or treats as "no session".
  *
  * SECURITY: the Cookie header comes from any client, and other sites on
  * the parent domain can set cookies in it. It is bounded by
@@ -46,6 +47,32 @@ web_cookie_tchar(unsigned char c)
 	    c) != NULL);
 }
 
+/*
+ * Parses the value of our own cookie strictly: cookie-octets, optionally
+ * in double quotes, then only white space up to the end of the pair.
+ * Returns the end of the pair, or NULL when it does not parse.
+ */
+static const char *
+web_cookie_value(const char *p, const char **v, const char **ve)
+{
+	*v = p;
+	if (*p == '"') {
+		*v = ++p;
+		while (web_cookie_octet((unsigned char)*p))
+			p++;
+		if (*p != '"')
+			return NULL;
+		*ve = p++;
+	} else {
+		while (web_cookie_octet((unsigned char)*p))
+			p++;
+		*ve = p;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == ';' || *p == '\0' ? p : NULL;
+}
+
 int
 web_cookie_get(const char *header, const char *name, char *out,
     size_t outlen)
@@ -57,38 +84,25 @@ web_cookie_get(const char *header, const char *name, char *out,
 
 	if (strlen(header) > WEB_COOKIE_HEADER_MAX)
 		return -1;
-	while (*p != '\0') {
+	for (; *p != '\0'; p += *p == ';') {
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (*p == '\0')
-			break;
 		for (n = p; web_cookie_tchar((unsigned char)*p); p++)
 			;
 		nlen = (size_t)(p - n);
-		if (nlen == 0 || *p != '=')
-			return -1;
-		v = ++p;
-		if (*p == '"') {
-			v = ++p;
-			while (web_cookie_octet((unsigned char)*p))
-				p++;
-			if (*p != '"')
-				return -1;
-			ve = p++;
-		} else {
-			while (web_cookie_octet((unsigned char)*p))
-				p++;
-			ve = p;
-		}
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == ';')
-			p++;
-		else if (*p != '\0')
-			return -1;
 		if (nlen != want || memcmp(n, WEB_COOKIE_PREFIX, plen) != 0 ||
-		    memcmp(n + plen, name, nlen - plen) != 0)
+		    memcmp(n + plen, name, nlen - plen) != 0) {
+			/*
+			 * Not ours: other sites on the parent domain may set
+			 * cookies we cannot parse. Skip to the next pair; a
+			 * ';' never occurs inside a valid cookie value.
+			 */
+			p += strcspn(p, ";");
 			continue;
+		}
+		if (*p != '=' || (p = web_cookie_value(p + 1, &v, &ve)) ==
+		    NULL)
+			return -1;
 		if (found)
 			return -1;
 		vlen = (size_t)(ve - v);

@@ -18,9 +18,11 @@
 #define WEB_CSRF_KEY_MIN	32
 
 /*
- * Finds cookie "__Host-<name>" in a Cookie request header and copies its value to
- * out. Returns 1 when found, 0 when absent, -1 when the header is
- * malformed or too long, the value does not fit outlen, or the name
+ * Finds cookie "__Host-<name>" in a Cookie request header and copies its
+ * value to out. Pairs with any other name are skipped unparsed, whatever
+ * they hold (a tracker cookie of a sibling site must not lock us out).
+ * Returns 1 when found, 0 when absent, -1 when the header is too long,
+ * our pair is malformed, its value does not fit outlen, or the name
  * appears twice (an attacker-planted duplicate must not win by order).
  */
 int	 web_cookie_get(const char *header, const char *name, char *out,

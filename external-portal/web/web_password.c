@@ -197,7 +197,7 @@ web_password_check(const char *pw, const char *email, size_t min_len)
 	char		*lower;
 
 	if (min_len == 0)
-		min_len = WEB_PASSWORD_MIN_DEFAULT;
+		fatalx("web_password_check: no minimum length");
 	if (len > WEB_PASSWORD_MAX_BYTES)
 		return "password.too_long";
 	if (!web_utf8_valid(pw, len))
@@ -243,7 +243,7 @@ web_password_rules_text(size_t min_len)
 	char	*s;
 
 	if (min_len == 0)
-		min_len = WEB_PASSWORD_MIN_DEFAULT;
+		fatalx("web_password_rules_text: no minimum length");
 	xasprintf(&s, web_text_get("password.rules"), min_len);
 	return s;
 }

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WEB_PASSWORD_MIN_DEFAULT	12
 #define WEB_PASSWORD_MAX_BYTES		1024
 
 struct web_password_cost {
@@ -39,7 +38,8 @@ int	 web_password_needs_rehash(const char *encoded,
 /*
  * NULL when pw is acceptable for the account email, else the web_text key
  * of the reason ("password.too_short", "password.common", ...). min_len
- * counts characters (code points); 0 means WEB_PASSWORD_MIN_DEFAULT.
+ * counts characters (code points): the account's password-min-length
+ * property, the one place the minimum is set (0 is a programming error).
  */
 const char *web_password_check(const char *pw, const char *email,
 	    size_t min_len);

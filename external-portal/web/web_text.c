@@ -379,6 +379,9 @@ static const struct {
 	{ "settings.wrong_password",	"The current password is wrong." },
 	{ "settings.wrong_password_or_code",	"The password or the code is wrong." },
 	{ "totp.code.or_recovery",	"Code from your authenticator app, or a recovery code" },
+	{ "totp.locked",		"Too many wrong codes. Sign in again in a few minutes." },
+	{ "link.used",			"This link was already used: your account is set up. Sign in with your e-mail address and password." },
+	{ "link.used.title",		"This link was already used" },
 };
 
 const char *

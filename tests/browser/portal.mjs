@@ -38,6 +38,7 @@ await shot('inbox');
 
 // TOTP enrolment.
 await page.getByRole('link', { name: 'Settings' }).click();
+await page.locator('#f-enrol-current').fill(PW);
 await page.getByRole('button', { name: 'Set up two-step verification' }).click();
 const secret = (await page.locator('#totp-secret').textContent()).trim();
 await shot('totp');

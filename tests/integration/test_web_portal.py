@@ -259,14 +259,13 @@ def test_signup_inbox_read_and_reused_link(portal, notify_sink):
     st, r, page = br.get("/inbox")
     assert 'class="unread"' not in page
 
-    # The used link: a clear page offering a new one, through the outbox.
+    # The used link: no password form, the way to sign in; a new link
+    # (through the outbox) is still one request away.
     other = Browser(portal)
     st, r, page = other.get(path)
-    tok = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)
-    st, r, page = other.post("/signup", {"token": tok, "password": PASSWORD,
-                                         "confirm": PASSWORD},
-                             from_page=page)
-    assert st == 410 and "Send me a new link" in page
+    assert st == 410 and "already used" in page
+    assert 'name="password"' not in page
+    st, r, page = other.get("/newlink")
     st, r, page = other.post("/newlink", {"email": "ext@example.org"},
                              from_page=page)
     assert st == 200 and "new link is on its way" in page
@@ -295,8 +294,10 @@ def test_weak_password_refused_and_token_survives(portal, notify_sink):
 def test_expired_or_bogus_token(portal):
     br = Browser(portal)
     st, r, page = br.get("/signup?token=" + "ab" * 32)
-    tok = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)
-    st, r, page = br.post("/signup", {"token": tok, "password": PASSWORD,
+    assert st == 410 and "no longer works" in page
+    assert 'name="password"' not in page
+    st, r, page = br.post("/signup", {"token": "ab" * 32,
+                                      "password": PASSWORD,
                                       "confirm": PASSWORD}, from_page=page)
     assert st == 410 and "no longer works" in page
     st, r, page = br.get("/signup?token=<script>")
@@ -471,13 +472,15 @@ def test_totp_enrol_signin_and_reset_keeps_2fa(portal, notify_sink):
     br = Browser(portal)
     _signup(portal, notify_sink, br)
     st, r, page = br.get("/settings")
-    st, r, page = br.post("/settings/totp/start", {}, from_page=page)
+    st, r, page = br.post("/settings/totp/start", {"current": PASSWORD},
+                          from_page=page)
     assert st == 200 and "<svg" in page
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
     st, r, page = br.post("/settings/totp/enable", {"code": "000000"},
                           from_page=page)
     assert "Two-step verification is off." in page   # wrong code
-    st, r, page = br.post("/settings/totp/start", {}, from_page=page)
+    st, r, page = br.post("/settings/totp/start", {"current": PASSWORD},
+                          from_page=page)
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
     code = _oathtool(secret)
     st, r, page = br.post("/settings/totp/enable", {"code": code},

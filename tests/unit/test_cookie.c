@@ -27,8 +27,20 @@ static const struct {
 	{ "__Host-sid=a,b", -1, NULL },
 	{ "__Host-sid=a\\b", -1, NULL },
 	{ "__Host-sid=\"a", -1, NULL },
-	{ "=abc", -1, NULL },
-	{ "novalue", -1, NULL },
+	{ "__Host-sid", -1, NULL },		/* ours, no value */
+	{ "__Host-sid =abc", -1, NULL },
+	{ "__Host-sid=abc x", -1, NULL },
+	{ "__Host-sid=abc\"", -1, NULL },
+	/* Pairs that are not ours are skipped, parseable or not. */
+	{ "=abc", 0, NULL },
+	{ "novalue", 0, NULL },
+	{ "_tracker=a b", 0, NULL },
+	{ "_tracker=a b; __Host-sid=abc", 1, "abc" },
+	{ "__Host-sid=abc; _tracker=a b", 1, "abc" },
+	{ "x=\"open; __Host-sid=abc;;", 1, "abc" },
+	{ "a b c=\x01\x7f; __Host-pre=a b; __Host-sid=abc", 1, "abc" },
+	{ "__Host-sidx=a b", 0, NULL },
+	{ " ; ;", 0, NULL },
 	{ "__Host-sid=0123456789012345678901234567890123456789", -1, NULL },
 };
 

@@ -64,7 +64,7 @@ test_long_password_refused(void **state)
 	memset(pw, 'a', sizeof(pw) - 1);
 	pw[sizeof(pw) - 1] = '\0';
 	assert_null(web_password_hash(pw, &cheap));
-	assert_string_equal(web_password_check(pw, NULL, 0),
+	assert_string_equal(web_password_check(pw, NULL, 12),
 	    "password.too_long");
 }
 
@@ -74,9 +74,9 @@ static const struct {
 	size_t		 min;
 	const char	*want;
 } policy[] = {
-	{ "blue harbour kettle", "ann@example.com", 0, NULL },
-	{ "short", NULL, 0, "password.too_short" },
-	{ "elevenchars", NULL, 0, "password.too_short" },
+	{ "blue harbour kettle", "ann@example.com", 12, NULL },
+	{ "short", NULL, 12, "password.too_short" },
+	{ "elevenchars", NULL, 12, "password.too_short" },
 	{ "elevenchars", NULL, 11, NULL },
 	/* Characters, not bytes: 12 two-byte letters are 12. */
 	{ "\xc3\xa4\xc3\xb6\xc3\xbc\xc3\x9f\xc3\xa4\xc3\xb6\xc3\xbc\xc3\x9f"
@@ -84,22 +84,22 @@ static const struct {
 	{ "\xc3\xa4\xc3\xb6\xc3\xbc\xc3\x9f" "abcd" "\xc3\xa4\xc3\xb6\xc3\xbc",
 	    NULL, 11, NULL },
 	{ "\xc3\xa4\xc3\xb6\xc3\xbc", NULL, 4, "password.too_short" },
-	{ "aaaaaaaaaaaaaaaa", NULL, 0, "password.repeated" },
-	{ "abababababababab", NULL, 0, "password.repeated" },
-	{ "password123456", NULL, 0, "password.common" },
-	{ "PassWord123456!", NULL, 0, "password.common" },
-	{ "qwertyuiopas", NULL, 0, "password.common" },
-	{ "QWERTYUIOPAS", NULL, 0, "password.common" },
-	{ "iloveyou2024!!", NULL, 0, "password.common" },
-	{ "123456789012", NULL, 0, "password.common" },
-	{ "2024-01-31 19:45", NULL, 0, "password.common" },
-	{ "correcthorsebatterystaple", NULL, 0, "password.common" },
-	{ "ann.smith@example.com", "Ann.Smith@Example.com", 0,
+	{ "aaaaaaaaaaaaaaaa", NULL, 12, "password.repeated" },
+	{ "abababababababab", NULL, 12, "password.repeated" },
+	{ "password123456", NULL, 12, "password.common" },
+	{ "PassWord123456!", NULL, 12, "password.common" },
+	{ "qwertyuiopas", NULL, 12, "password.common" },
+	{ "QWERTYUIOPAS", NULL, 12, "password.common" },
+	{ "iloveyou2024!!", NULL, 12, "password.common" },
+	{ "123456789012", NULL, 12, "password.common" },
+	{ "2024-01-31 19:45", NULL, 12, "password.common" },
+	{ "correcthorsebatterystaple", NULL, 12, "password.common" },
+	{ "ann.smith@example.com", "Ann.Smith@Example.com", 12,
 	    "password.email" },
-	{ "ann.smith.long", "ann.smith.long@example.com", 0,
+	{ "ann.smith.long", "ann.smith.long@example.com", 12,
 	    "password.email" },
-	{ "bad\xff utf8 here", NULL, 0, "password.invalid" },
-	{ "control\x01 chars!", NULL, 0, "password.invalid" },
+	{ "bad\xff utf8 here", NULL, 12, "password.invalid" },
+	{ "control\x01 chars!", NULL, 12, "password.invalid" },
 };
 
 static void
@@ -131,7 +131,7 @@ test_rules_text(void **state)
 	char	*s;
 
 	(void)state;
-	s = web_password_rules_text(0);
+	s = web_password_rules_text(12);
 	assert_non_null(strstr(s, "at least 12 characters"));
 	free(s);
 	s = web_password_rules_text(16);
