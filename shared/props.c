@@ -115,6 +115,17 @@ props_lower(const char *s)
 	return r;
 }
 
+/* The stored form of a domain key: folded, U-labels (addr_fold_domain). */
+static char *
+props_domain_key(const char *s)
+{
+	char buf[ADDR_MAX];
+
+	if (addr_fold_domain(s, buf, sizeof(buf)) == 0)
+		return xstrdup(buf);
+	return props_lower(s);
+}
+
 /* ASCII letters, digits, '-' and UTF-8 bytes (IDN), in dot-separated
  * labels; the caller passes it lowercased. */
 static int
@@ -392,17 +403,18 @@ props_set_node(struct props *p, int node)
 	p->node = node;
 }
 
-/* The stored form of an email key: canonical address, lowercased. */
+/* The stored form of an email key: canonical address, folded (addr.h). */
 static char *
 props_email_key(const char *email)
 {
 	struct addr a;
-	char buf[2 * ADDR_MAX + 2];
+	char buf[2 * ADDR_MAX + 2], folded[2 * ADDR_MAX + 2];
 	const char *why;
 
 	if (addr_parse(email, 1, &a, &why) == 0 &&
-	    addr_format(&a, buf, sizeof(buf)) == 0)
-		return props_lower(buf);
+	    addr_format(&a, buf, sizeof(buf)) == 0 &&
+	    addr_fold(buf, folded, sizeof(folded)) == 0)
+		return xstrdup(folded);
 	return props_lower(email);
 }
 
@@ -424,7 +436,7 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 		if (addr_domain_of(email, dom, sizeof(dom)) == 0)
 			domain = xstrdup(dom);
 	} else if (key != NULL && scope == PROPS_SCOPE_DOMAIN)
-		domain = props_lower(key);
+		domain = props_domain_key(key);
 
 	if (scope != PROPS_SCOPE_DEFAULT) {
 		if (p->lookup == NULL &&
@@ -536,7 +548,7 @@ props_level(enum props_scope scope, const char *key, const char **table,
 		*nkey = props_email_key(key);
 		return 0;
 	case PROPS_SCOPE_DOMAIN:
-		*nkey = props_lower(key ? key : "");
+		*nkey = props_domain_key(key ? key : "");
 		if (!props_domain_valid(*nkey)) {
 			xasprintf(err, "\"%s\" is not a domain name",
 			    key ? key : "");
@@ -664,7 +676,7 @@ props_list(struct props *p, enum props_scope scope, const char *key,
 int
 props_domain_add(struct props *p, const char *domain, char **err)
 {
-	char *d = props_lower(domain ? domain : "");
+	char *d = props_domain_key(domain ? domain : "");
 	int rc;
 
 	*err = NULL;
@@ -686,7 +698,7 @@ props_domain_add(struct props *p, const char *domain, char **err)
 int
 props_domain_remove(struct props *p, const char *domain, char **err)
 {
-	char *d = props_lower(domain ? domain : "");
+	char *d = props_domain_key(domain ? domain : "");
 	int n;
 
 	*err = NULL;
@@ -723,7 +735,7 @@ props_domain_exists(struct props *p, const char *domain)
 	if ((st = db_prepare(p->db, "SELECT 1 FROM props_domains WHERE "
 	    "domain = ?")) == NULL)
 		return -1;
-	d = props_lower(domain ? domain : "");
+	d = props_domain_key(domain ? domain : "");
 	if (db_bind(st, "t", d) == 0)
 		rc = db_step(st);
 	db_finalize(st);

@@ -50,7 +50,7 @@ int
 ingest_owner(const char *rcpt, const char *relay_domain, int revert, int utf8,
     char *out, size_t outlen, const char **why)
 {
-	char dom[ADDR_MAX], buf[2 * ADDR_MAX + 2];
+	char dom[ADDR_MAX], rdom[ADDR_MAX], buf[2 * ADDR_MAX + 2];
 	struct addr a;
 
 	if (addr_domain_of(rcpt, dom, sizeof(dom)) == -1) {
@@ -66,12 +66,24 @@ ingest_owner(const char *rcpt, const char *relay_domain, int revert, int utf8,
 		snprintf(buf, sizeof(buf), "%s", rcpt);
 	if (addr_parse(buf, utf8, &a, why) == -1)
 		return -1;
-	if (addr_format(&a, out, outlen) == -1) {
+	/*
+	 * No account in the relay domain: an address still in it after the
+	 * revert (revert off, or mail to local=domain@relay from the LAN
+	 * rewritten twice) is not a mailbox anyone can sign in to.
+	 */
+	if (relay_domain != NULL && *relay_domain != '\0' &&
+	    addr_fold_domain(a.domain, dom, sizeof(dom)) == 0 &&
+	    addr_fold_domain(relay_domain, rdom, sizeof(rdom)) == 0 &&
+	    strcmp(dom, rdom) == 0) {
+		*why = "no mailbox in the relay domain";
+		return -1;
+	}
+	/* The mailbox identity: one spelling per mailbox (addr_fold). */
+	if (addr_format(&a, buf, sizeof(buf)) == -1 ||
+	    addr_fold(buf, out, outlen) == -1) {
 		*why = "address too long";
 		return -1;
 	}
-	for (char *p = out; *p != '\0'; p++)
-		*p = tolower((unsigned char)*p);
 	return 0;
 }
 

@@ -102,6 +102,14 @@ store_enum(const char *const *names, size_t n, const char *s)
 	return 0;
 }
 
+const char *
+store_key(const char *email, char *buf, size_t len)
+{
+	if (email == NULL || addr_fold(email, buf, len) == -1)
+		return email;
+	return buf;
+}
+
 struct sqlite3 *
 store_db(struct store *s)
 {

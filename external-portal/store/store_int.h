@@ -35,6 +35,14 @@ extern const char *const store_outbox_kinds[5];
 int		 store_enum(const char *const *names, size_t n, const char *s);
 #define STORE_ENUM(tab, s) store_enum(tab, sizeof(tab) / sizeof(tab[0]), s)
 
+/*
+ * The store key of an email (addr_fold(): one spelling per mailbox) in
+ * buf; email itself when it does not fold (not an address; it then
+ * matches nothing that was stored folded).
+ */
+const char	*store_key(const char *email, char *buf, size_t len);
+#define STORE_KEY_MAX	(2 * ADDR_MAX + 2)
+
 /* This thread's connection to the store's database; NULL (logged). */
 struct sqlite3	*store_db(struct store *);
 /* Column i as a new string (NULL stays NULL), or copied into out. */

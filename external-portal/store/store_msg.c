@@ -103,11 +103,12 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
     const struct store_msg *m, const char *owner, int64_t quota, int notify,
     int64_t remind, int64_t *id)
 {
-	char name[64], domain[ADDR_MAX], *final = NULL;
+	char name[64], domain[ADDR_MAX], key[STORE_KEY_MAX], *final = NULL;
 	sqlite3 *db;
 	struct stat sb;
 	int64_t now = time(NULL), used;
 
+	owner = store_key(owner, key, sizeof(key));
 	if (fflush(t->fp) == EOF || fsync(fileno(t->fp)) == -1 ||
 	    fstat(fileno(t->fp), &sb) == -1) {
 		log_warn("store: write %s", t->path);
@@ -206,10 +207,12 @@ int
 store_msg_list(struct store *s, const char *owner, enum store_folder f,
     int64_t before, int limit, struct store_msg *out)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	int n = 0, rc = -1;
 
+	owner = store_key(owner, key, sizeof(key));
 	if ((db = store_db(s)) == NULL ||
 	    (st = db_prepare(db, STORE_SQL_LIST)) == NULL)
 		return -1;
@@ -345,7 +348,10 @@ store_msg_delete(struct store *s, const char *owner, int64_t id)
 int64_t
 store_usage(struct store *s, const char *owner)
 {
-	return store_scalar(s, STORE_SQL_USAGE, owner);
+	char key[STORE_KEY_MAX];
+
+	return store_scalar(s, STORE_SQL_USAGE, store_key(owner, key,
+	    sizeof(key)));
 }
 
 int64_t
@@ -365,8 +371,10 @@ store_usage_total(struct store *s)
 int64_t
 store_msg_count(struct store *s, const char *owner)
 {
+	char key[STORE_KEY_MAX];
+
 	return store_scalar(s, "SELECT COUNT(*) FROM portal_messages "
-	    "WHERE owner = ?", owner);
+	    "WHERE owner = ?", store_key(owner, key, sizeof(key)));
 }
 
 int

@@ -42,10 +42,12 @@ store_user_free(struct store_user *u)
 int
 store_user_get(struct store *s, const char *email, struct store_user *u)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	int rc = -1;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
 	    STORE_USER_COLS " FROM portal_users WHERE email = ?")) == NULL)
 		return -1;
@@ -88,9 +90,11 @@ store_user_changed(int rc)
 int
 store_user_set_password(struct store *s, const char *email, const char *hash)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 	int rc;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
 	/* An account with a password has no use for sign-up links. */
@@ -107,9 +111,11 @@ store_user_set_password(struct store *s, const char *email, const char *hash)
 int
 store_user_reset_password(struct store *s, const char *email)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 	int rc;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
 	if ((rc = store_user_changed(db_run(db, "UPDATE portal_users SET "
@@ -129,8 +135,10 @@ int
 store_user_set_totp(struct store *s, const char *email, const char *secret,
     int enabled)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	return store_user_changed(db_run(db, "UPDATE portal_users SET "
@@ -141,9 +149,11 @@ store_user_set_totp(struct store *s, const char *email, const char *secret,
 int
 store_user_totp_step(struct store *s, const char *email, int64_t step)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 	int rc;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	rc = store_user_changed(db_run(db, "UPDATE portal_users SET "
@@ -155,6 +165,7 @@ store_user_totp_step(struct store *s, const char *email, int64_t step)
 int
 store_user_delete(struct store *s, const char *email)
 {
+	char key[STORE_KEY_MAX];
 	static const char *const sql[] = {
 		"DELETE FROM portal_tokens WHERE email = ?",
 		"DELETE FROM portal_outbox WHERE rcpt = ? AND kind != 'raw'",
@@ -166,6 +177,7 @@ store_user_delete(struct store *s, const char *email)
 	size_t n = 0;
 	int rc;
 
+	email = store_key(email, key, sizeof(key));
 	/* One transaction: nothing of the account outlives its row. */
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
@@ -194,8 +206,10 @@ int
 store_token_put(struct store *s, enum store_token_kind kind,
     const char *hash, const char *email, int64_t expires)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	return db_run(db, "INSERT INTO portal_tokens (hash, kind, email, "
@@ -232,8 +246,10 @@ int
 store_token_revoke(struct store *s, enum store_token_kind kind,
     const char *email)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	return db_run(db, "UPDATE portal_tokens SET used = 1 WHERE email = ? "
@@ -247,8 +263,10 @@ int
 store_session_put(struct store *s, const char *hash, const char *email,
     int stage, int64_t now)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	/* The account's generation: a re-created account is another one. */
@@ -310,8 +328,10 @@ store_session_delete(struct store *s, const char *hash)
 int
 store_session_delete_all(struct store *s, const char *email)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	return db_run(db, "DELETE FROM web_sessions WHERE email = ?", "t",
@@ -403,8 +423,10 @@ int
 store_recovery_set(struct store *s, const char *email, char hashes[][65],
     size_t n)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
 	if (db_run(db, "DELETE FROM web_recovery WHERE email = ?", "t",
@@ -425,9 +447,11 @@ fail:
 int
 store_recovery_use(struct store *s, const char *email, const char *hash)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 	int rc;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	/* Deleting the row is the single-use check: one caller wins. */
@@ -439,8 +463,10 @@ store_recovery_use(struct store *s, const char *email, const char *hash)
 int
 store_recovery_clear(struct store *s, const char *email)
 {
+	char key[STORE_KEY_MAX];
 	sqlite3 *db;
 
+	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	return db_run(db, "DELETE FROM web_recovery WHERE email = ?", "t",
