@@ -262,7 +262,7 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	char owner[2 * ADDR_MAX + 2];
 	const char *why = NULL;
 	enum ingest_route route;
-	long long quota;
+	long long quota, remind;
 	int64_t id;
 	int rc;
 
@@ -283,6 +283,7 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	t.otp_enabled = props_get_bool(in->props, owner,
 	    "trigger-otp-encryption-header-enabled") == 1;
 	quota = props_get_int(in->props, owner, "quota");
+	remind = props_get_int(in->props, owner, "signup-reminder-interval");
 	pthread_mutex_unlock(&in->props_mtx);
 
 	route = ingest_classify(h, &t);
@@ -298,8 +299,10 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	}
 	meta->state = route == INGEST_ROUTE_PDF ? STORE_MSG_PDF_PENDING :
 	    STORE_MSG_WEBMAIL;
-	rc = store_deliver(in->store, tmp, meta, owner, quota > 0 ? quota : 0,
-	    route == INGEST_ROUTE_WEBMAIL, &id);
+	/* A pending account: one invitation, then reminders spaced out. */
+	rc = store_deliver_remind(in->store, tmp, meta, owner,
+	    quota > 0 ? quota : 0, route == INGEST_ROUTE_WEBMAIL,
+	    remind >= 0 ? remind * 3600 : STORE_REMIND_DEFAULT, &id);
 	if (rc == STORE_EQUOTA) {
 		log_warnx("id=%s to=<%s> deferred: mailbox over quota (%lld "
 		    "bytes)", txn->id, owner, quota);
