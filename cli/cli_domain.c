@@ -76,5 +76,8 @@ cli_domain(struct cli *c, int argc, char **argv)
 		free(err);
 		return CLI_ERR;
 	}
+	/* Re-running a seed's commands is not an error. */
+	if (rc == 1)
+		printf("domain %s: already present\n", domain);
 	return CLI_OK;
 }

@@ -20,7 +20,7 @@ const struct conf_key portal_conf_schema[] = {
 	{ "user", CONF_STRING, 0, 0, 64, NULL },
 	{ "workers", CONF_INT, 0, 1, 64, "4" },
 	{ "signup_token_lifetime", CONF_INT, 0, 600, 365 * DAY, "604800" },
-	{ "retention_interval", CONF_INT, 0, 60, 7 * DAY, "3600" },
+	{ "retention_interval", CONF_INT, 0, 1, 7 * DAY, "3600" },
 
 	CONF_KEYS_LOG,
 

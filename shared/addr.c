@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <glib.h>
+
 #include "addr.h"
 #include "text.h"
 
@@ -295,4 +297,72 @@ addr_domain_of(const char *addr, char *out, size_t outlen)
 		out[i] = tolower((unsigned char)at[1 + i]);
 	out[i] = '\0';
 	return at[1 + i] == '\0' ? 0 : -1;
+}
+
+/* Case-folded, NFC-normalised UTF-8 of s (n bytes) into out; 0 or -1. */
+static int
+addr_fold_utf8(const char *s, size_t n, char *out, size_t outlen)
+{
+	gchar *f, *nfc;
+	size_t i;
+	int rc = -1;
+
+	for (i = 0; i < n && (unsigned char)s[i] < 0x80; i++)
+		;
+	if (i == n) {
+		if (n >= outlen)
+			return -1;
+		for (i = 0; i < n; i++)
+			out[i] = tolower((unsigned char)s[i]);
+		out[n] = '\0';
+		return 0;
+	}
+	if (!g_utf8_validate(s, n, NULL))
+		return -1;
+	f = g_utf8_casefold(s, n);
+	nfc = g_utf8_normalize(f, -1, G_NORMALIZE_NFC);
+	if (nfc != NULL && strlen(nfc) < outlen) {
+		memcpy(out, nfc, strlen(nfc) + 1);
+		rc = 0;
+	}
+	g_free(nfc);
+	g_free(f);
+	return rc;
+}
+
+int
+addr_fold_domain(const char *domain, char *out, size_t outlen)
+{
+	gchar *u = NULL;
+	int rc;
+
+	if (*domain == '\0')
+		return -1;
+	if (*domain == '[')
+		return addr_fold_utf8(domain, strlen(domain), out, outlen);
+	/* A-labels (xn--) decode to U-labels; other text stays as it is. */
+	if (strcasestr(domain, "xn--") != NULL)
+		u = g_hostname_to_unicode(domain);
+	rc = addr_fold_utf8(u ? u : domain, strlen(u ? u : domain), out,
+	    outlen);
+	g_free(u);
+	return rc;
+}
+
+int
+addr_fold(const char *addr, char *out, size_t outlen)
+{
+	const char *at = strrchr(addr, '@');
+	size_t n;
+
+	if (at == NULL || at == addr)
+		return -1;
+	n = at - addr;
+	if (n + 1 >= outlen || addr_fold_utf8(addr, n, out, outlen) == -1)
+		return -1;
+	n = strlen(out);
+	if (n + 1 >= outlen)
+		return -1;
+	out[n++] = '@';
+	return addr_fold_domain(at + 1, out + n, outlen - n);
 }

@@ -38,4 +38,18 @@ int	addr_revert(const char *addr, const char *relay_domain, int utf8,
 /* Domain part of addr, lowercased, into out; -1 if none. */
 int	addr_domain_of(const char *addr, char *out, size_t outlen);
 
+/*
+ * The mailbox identity: one spelling for every way of writing the same
+ * address, so JÜRGEN@BÜCHER.EXAMPLE, jürgen@bücher.example and
+ * jürgen@xn--bcher-kva.example are one key. The local part is Unicode
+ * case-folded (full folding: "ß" matches "ss") and NFC-normalised; the
+ * domain is written with U-labels (A-labels decoded), case-folded and
+ * NFC-normalised; an address literal is lowercased. Pure ASCII input is
+ * ASCII-lowercased, as before. addr is in canonical form (addr_format).
+ * 0, or -1 when it is not valid UTF-8, has no domain or does not fit.
+ */
+int	addr_fold(const char *addr, char *out, size_t outlen);
+/* The domain part of addr_fold() alone. */
+int	addr_fold_domain(const char *domain, char *out, size_t outlen);
+
 #endif

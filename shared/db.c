@@ -144,6 +144,20 @@ db_thread(const char *path)
 	return t->db;
 }
 
+void
+db_thread_close(void)
+{
+	struct db_tls *t;
+
+	pthread_once(&db_tls_once, db_tls_init);
+	if ((t = pthread_getspecific(db_tls_key)) == NULL)
+		return;
+	db_close(t->db);
+	free(t->path);
+	t->db = NULL;
+	t->path = NULL;
+}
+
 struct sqlite3_stmt *
 db_prepare(struct sqlite3 *db, const char *sql)
 {

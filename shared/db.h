@@ -9,6 +9,14 @@
  * create their own tables with CREATE TABLE IF NOT EXISTS on the handle
  * they are given.
  *
+ * A module object that stands for the database (the portal's store and
+ * its web sessions) keeps the path, not a connection, and asks db_thread()
+ * on every call: there is no module-wide mutex, concurrent writers are
+ * ordered by SQLite (BEGIN IMMEDIATE, the busy timeout), and everything one
+ * thread does, across modules, shares that thread's connection and so can
+ * run in one transaction. A process closes its thread connections with
+ * db_thread_close() before it forks and when it shuts down.
+ *
  * Data reaches SQL only as bound parameters, through db_prepare(),
  * db_bind() and db_step(), or db_run() for a statement that returns no
  * rows. db_exec() is for fixed schema and pragma text. Every error is
@@ -41,6 +49,8 @@ void		 db_close(struct sqlite3 *);
  * when the database cannot be opened; the next call tries again.
  */
 struct sqlite3	*db_thread(const char *path);
+/* Closes this thread's connection now, if it has one (before fork()). */
+void		 db_thread_close(void);
 
 /* NULL (logged) when the statement does not compile. */
 struct sqlite3_stmt *db_prepare(struct sqlite3 *, const char *sql);

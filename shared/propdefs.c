@@ -108,6 +108,10 @@ const struct props_def props_defs[] = {
 	{ .name = "retention-days", .type = PROPS_INT, .def = "90",
 	  .min = 0, .max = 36500, .scopes = UDG, .nodes = PORTAL,
 	  .doc = "days a message is kept; 0: keep" },
+	{ .name = "signup-reminder-interval", .type = PROPS_INT,
+	  .def = "24", .min = 0, .max = 8760, .scopes = UDG, .nodes = PORTAL,
+	  .doc = "hours between sign-up reminders to a pending account; "
+	  "0: one with every message" },
 	{ .name = "webmail-reply-enabled", .type = PROPS_BOOL, .def = "true",
 	  .scopes = UDG, .nodes = PORTAL,
 	  .doc = "the recipient may reply from Webmail Messenger" },

@@ -115,6 +115,17 @@ props_lower(const char *s)
 	return r;
 }
 
+/* The stored form of a domain key: folded, U-labels (addr_fold_domain). */
+static char *
+props_domain_key(const char *s)
+{
+	char buf[ADDR_MAX];
+
+	if (addr_fold_domain(s, buf, sizeof(buf)) == 0)
+		return xstrdup(buf);
+	return props_lower(s);
+}
+
 /* ASCII letters, digits, '-' and UTF-8 bytes (IDN), in dot-separated
  * labels; the caller passes it lowercased. */
 static int
@@ -392,17 +403,18 @@ props_set_node(struct props *p, int node)
 	p->node = node;
 }
 
-/* The stored form of an email key: canonical address, lowercased. */
+/* The stored form of an email key: canonical address, folded (addr.h). */
 static char *
 props_email_key(const char *email)
 {
 	struct addr a;
-	char buf[2 * ADDR_MAX + 2];
+	char buf[2 * ADDR_MAX + 2], folded[2 * ADDR_MAX + 2];
 	const char *why;
 
 	if (addr_parse(email, 1, &a, &why) == 0 &&
-	    addr_format(&a, buf, sizeof(buf)) == 0)
-		return props_lower(buf);
+	    addr_format(&a, buf, sizeof(buf)) == 0 &&
+	    addr_fold(buf, folded, sizeof(folded)) == 0)
+		return xstrdup(folded);
 	return props_lower(email);
 }
 
@@ -424,25 +436,16 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 		if (addr_domain_of(email, dom, sizeof(dom)) == 0)
 			domain = xstrdup(dom);
 	} else if (key != NULL && scope == PROPS_SCOPE_DOMAIN)
-		domain = props_lower(key);
+		domain = props_domain_key(key);
 
 	if (scope != PROPS_SCOPE_DEFAULT) {
-		if (p->lookup == NULL && sqlite3_prepare_v2(p->db,
-		    props_lookup_sql, -1, &p->lookup, NULL) != SQLITE_OK) {
-			log_warnx("props: %s", sqlite3_errmsg(p->db));
-			p->lookup = NULL;
+		if (p->lookup == NULL &&
+		    (p->lookup = db_prepare(p->db, props_lookup_sql)) == NULL)
 			goto fail;
-		}
 		sqlite3_reset(p->lookup);
-		sqlite3_clear_bindings(p->lookup);
-		if (email != NULL)
-			sqlite3_bind_text(p->lookup, 1, email, -1,
-			    SQLITE_STATIC);
-		if (domain != NULL)
-			sqlite3_bind_text(p->lookup, 2, domain, -1,
-			    SQLITE_STATIC);
-		sqlite3_bind_text(p->lookup, 3, name, -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(p->lookup)) == SQLITE_ROW) {
+		if (db_bind(p->lookup, "ttt", email, domain, name) == -1)
+			goto fail;
+		while ((rc = db_step(p->lookup)) == DB_ROW) {
 			enum props_scope lvl = sqlite3_column_int(p->lookup, 0);
 			const char *v = (const char *)
 			    sqlite3_column_text(p->lookup, 1);
@@ -464,14 +467,9 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 				*from = lvl;
 			break;
 		}
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-			log_warnx("props: looking up %s: %s", name,
-			    sqlite3_errmsg(p->db));
-			sqlite3_reset(p->lookup);
-			goto fail;
-		}
 		sqlite3_reset(p->lookup);
-		sqlite3_clear_bindings(p->lookup);
+		if (rc == -1)
+			goto fail;
 	}
 	if (val == NULL) {
 		val = xstrdup(def->def);
@@ -550,7 +548,7 @@ props_level(enum props_scope scope, const char *key, const char **table,
 		*nkey = props_email_key(key);
 		return 0;
 	case PROPS_SCOPE_DOMAIN:
-		*nkey = props_lower(key ? key : "");
+		*nkey = props_domain_key(key ? key : "");
 		if (!props_domain_valid(*nkey)) {
 			xasprintf(err, "\"%s\" is not a domain name",
 			    key ? key : "");
@@ -591,8 +589,7 @@ props_set(struct props *p, enum props_scope scope, const char *key,
 	const struct props_def *def;
 	const char *table, *col;
 	char *nkey = NULL, *norm = NULL, *sql = NULL, scopes[64];
-	sqlite3_stmt *st = NULL;
-	int i = 1, rc;
+	int rc;
 
 	*err = NULL;
 	if ((def = props_def_find(name)) == NULL) {
@@ -626,27 +623,21 @@ props_set(struct props *p, enum props_scope scope, const char *key,
 		xasprintf(&sql, "INSERT INTO %s (name, value%s%s) VALUES "
 		    "(?, ?%s) ON CONFLICT DO UPDATE SET value = excluded.value",
 		    table, col ? ", " : "", col ? col : "", col ? ", ?" : "");
-	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_text(st, i++, name, -1, SQLITE_STATIC);
-	if (norm != NULL)
-		sqlite3_bind_text(st, i++, norm, -1, SQLITE_STATIC);
-	if (col != NULL)
-		sqlite3_bind_text(st, i++, nkey, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-		goto dberr;
-	sqlite3_finalize(st);
+	/* Bind in order: name, [value], [key]; the letters follow. */
+	if (norm != NULL && col != NULL)
+		rc = db_run(p->db, sql, "ttt", name, norm, nkey);
+	else if (norm != NULL)
+		rc = db_run(p->db, sql, "tt", name, norm);
+	else if (col != NULL)
+		rc = db_run(p->db, sql, "tt", name, nkey);
+	else
+		rc = db_run(p->db, sql, "t", name);
+	if (rc == -1)
+		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
 	free(sql);
 	free(nkey);
 	free(norm);
-	return 0;
-dberr:
-	xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
-	sqlite3_finalize(st);
-	free(sql);
-	free(nkey);
-	free(norm);
-	return -1;
+	return rc == -1 ? -1 : 0;
 }
 
 int
@@ -665,53 +656,27 @@ props_list(struct props *p, enum props_scope scope, const char *key,
 	}
 	xasprintf(&sql, "SELECT name, value FROM %s%s%s%s ORDER BY name",
 	    table, col ? " WHERE " : "", col ? col : "", col ? " = ?" : "");
-	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("props: %s", sqlite3_errmsg(p->db));
-		free(sql);
+	st = db_prepare(p->db, sql);
+	free(sql);
+	if (st == NULL) {
 		free(nkey);
 		return -1;
 	}
-	if (col != NULL)
-		sqlite3_bind_text(st, 1, nkey, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	rc = col != NULL ? db_bind(st, "t", nkey) : 0;
+	while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
 		cb(arg, (const char *)sqlite3_column_text(st, 0),
 		    (const char *)sqlite3_column_text(st, 1));
-	if (rc != SQLITE_DONE)
-		log_warnx("props: listing: %s", sqlite3_errmsg(p->db));
-	sqlite3_finalize(st);
-	free(sql);
+		rc = 0;
+	}
+	db_finalize(st);
 	free(nkey);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* Runs one statement with one text parameter; sqlite3_changes or -1. */
-static int
-props_exec1(struct props *p, const char *sql, const char *arg, char **err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	if (sqlite3_prepare_v2(p->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		if (rc == SQLITE_CONSTRAINT)
-			xasprintf(err, "\"%s\" already exists", arg);
-		else
-			xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
-		return -1;
-	}
-	return sqlite3_changes(p->db);
+	return rc == DB_DONE ? 0 : -1;
 }
 
 int
 props_domain_add(struct props *p, const char *domain, char **err)
 {
-	char *d = props_lower(domain ? domain : "");
+	char *d = props_domain_key(domain ? domain : "");
 	int rc;
 
 	*err = NULL;
@@ -721,38 +686,39 @@ props_domain_add(struct props *p, const char *domain, char **err)
 		free(d);
 		return -1;
 	}
-	rc = props_exec1(p, "INSERT INTO props_domains (domain) VALUES (?)",
-	    d, err);
+	rc = db_run(p->db, "INSERT OR IGNORE INTO props_domains (domain) "
+	    "VALUES (?)", "t", d);
+	if (rc == -1)
+		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
 	free(d);
-	return rc < 0 ? -1 : 0;
+	return rc == -1 ? -1 : rc == 0 ? 1 : 0;
 }
 
 /* Removing a domain removes its domain-level properties too. */
 int
 props_domain_remove(struct props *p, const char *domain, char **err)
 {
-	char *d = props_lower(domain ? domain : ""), *e = NULL;
+	char *d = props_domain_key(domain ? domain : "");
 	int n;
 
 	*err = NULL;
-	if (db_exec(p->db, "BEGIN IMMEDIATE", &e) == -1) {
-		xasprintf(err, "database: %s", e);
-		free(e);
+	if (db_begin(p->db) == -1) {
+		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
 		free(d);
 		return -1;
 	}
-	if ((n = props_exec1(p, "DELETE FROM props_domains WHERE domain = ?",
-	    d, err)) == 0)
+	if ((n = db_run(p->db, "DELETE FROM props_domains WHERE domain = ?",
+	    "t", d)) == 0)
 		xasprintf(err, "no such domain \"%s\"", d);
-	if (n > 0 && props_exec1(p, "DELETE FROM props_domain WHERE "
-	    "domain = ?", d, err) == -1)
+	else if (n > 0 && db_run(p->db, "DELETE FROM props_domain WHERE "
+	    "domain = ?", "t", d) == -1)
 		n = -1;
-	if (db_exec(p->db, n > 0 ? "COMMIT" : "ROLLBACK", &e) == -1) {
-		free(*err);
-		xasprintf(err, "database: %s", e);
-		free(e);
-		db_exec(p->db, "ROLLBACK", &e);
-		free(e);
+	if (n == -1)
+		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+	if (n <= 0 || db_commit(p->db) == -1) {
+		if (n > 0)
+			xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		db_rollback(p->db);
 		n = -1;
 	}
 	free(d);
@@ -762,44 +728,33 @@ props_domain_remove(struct props *p, const char *domain, char **err)
 int
 props_domain_exists(struct props *p, const char *domain)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	char *d;
-	int rc;
+	int rc = -1;
 
-	if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM props_domains WHERE "
-	    "domain = ?", -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("props: %s", sqlite3_errmsg(p->db));
+	if ((st = db_prepare(p->db, "SELECT 1 FROM props_domains WHERE "
+	    "domain = ?")) == NULL)
 		return -1;
-	}
-	d = props_lower(domain ? domain : "");
-	sqlite3_bind_text(st, 1, d, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	d = props_domain_key(domain ? domain : "");
+	if (db_bind(st, "t", d) == 0)
+		rc = db_step(st);
+	db_finalize(st);
 	free(d);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	log_warnx("props: %s", sqlite3_errmsg(p->db));
-	return -1;
+	return rc == DB_ROW ? 1 : rc;
 }
 
 int
 props_domain_list(struct props *p, void (*cb)(void *, const char *),
     void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(p->db, "SELECT domain FROM props_domains "
-	    "ORDER BY domain", -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("props: %s", sqlite3_errmsg(p->db));
+	if ((st = db_prepare(p->db, "SELECT domain FROM props_domains "
+	    "ORDER BY domain")) == NULL)
 		return -1;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = db_step(st)) == DB_ROW)
 		cb(arg, (const char *)sqlite3_column_text(st, 0));
-	if (rc != SQLITE_DONE)
-		log_warnx("props: listing domains: %s", sqlite3_errmsg(p->db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	db_finalize(st);
+	return rc == DB_DONE ? 0 : -1;
 }

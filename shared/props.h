@@ -107,7 +107,10 @@ int		 props_list(struct props *, enum props_scope, const char *key,
 		    void (*cb)(void *, const char *name, const char *value),
 		    void *arg);
 
-/* Domains this node serves (portal) or knows (gateway). */
+/*
+ * Domains this node serves (portal) or knows (gateway). props_domain_add:
+ * 0 when added, 1 when it was already there, -1 with *err set.
+ */
 int		 props_domain_add(struct props *, const char *domain, char **err);
 int		 props_domain_remove(struct props *, const char *domain,
 		    char **err);

@@ -54,7 +54,7 @@ int
 ingest_owner(const char *rcpt, const char *relay_domain, int revert, int utf8,
     char *out, size_t outlen, const char **why)
 {
-	char dom[ADDR_MAX], buf[2 * ADDR_MAX + 2];
+	char dom[ADDR_MAX], rdom[ADDR_MAX], buf[2 * ADDR_MAX + 2];
 	struct addr a;
 
 	if (addr_domain_of(rcpt, dom, sizeof(dom)) == -1) {
@@ -70,12 +70,24 @@ ingest_owner(const char *rcpt, const char *relay_domain, int revert, int utf8,
 		snprintf(buf, sizeof(buf), "%s", rcpt);
 	if (addr_parse(buf, utf8, &a, why) == -1)
 		return -1;
-	if (addr_format(&a, out, outlen) == -1) {
+	/*
+	 * No account in the relay domain: an address still in it after the
+	 * revert (revert off, or mail to local=domain@relay from the LAN
+	 * rewritten twice) is not a mailbox anyone can sign in to.
+	 */
+	if (relay_domain != NULL && *relay_domain != '\0' &&
+	    addr_fold_domain(a.domain, dom, sizeof(dom)) == 0 &&
+	    addr_fold_domain(relay_domain, rdom, sizeof(rdom)) == 0 &&
+	    strcmp(dom, rdom) == 0) {
+		*why = "no mailbox in the relay domain";
+		return -1;
+	}
+	/* The mailbox identity: one spelling per mailbox (addr_fold). */
+	if (addr_format(&a, buf, sizeof(buf)) == -1 ||
+	    addr_fold(buf, out, outlen) == -1) {
 		*why = "address too long";
 		return -1;
 	}
-	for (char *p = out; *p != '\0'; p++)
-		*p = tolower((unsigned char)*p);
 	return 0;
 }
 
@@ -254,7 +266,7 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	char owner[2 * ADDR_MAX + 2];
 	const char *why = NULL;
 	enum ingest_route route;
-	long long quota;
+	long long quota, remind;
 	int64_t id;
 	int rc;
 
@@ -275,6 +287,7 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	t.otp_enabled = props_get_bool(in->props, owner,
 	    "trigger-otp-encryption-header-enabled") == 1;
 	quota = props_get_int(in->props, owner, "quota");
+	remind = props_get_int(in->props, owner, "signup-reminder-interval");
 	pthread_mutex_unlock(&in->props_mtx);
 
 	route = ingest_classify(h, &t);
@@ -290,8 +303,10 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	}
 	meta->state = route == INGEST_ROUTE_PDF ? STORE_MSG_PDF_PENDING :
 	    STORE_MSG_WEBMAIL;
-	rc = store_deliver(in->store, tmp, meta, owner, quota > 0 ? quota : 0,
-	    route == INGEST_ROUTE_WEBMAIL, &id);
+	/* A pending account: one invitation, then reminders spaced out. */
+	rc = store_deliver_remind(in->store, tmp, meta, owner,
+	    quota > 0 ? quota : 0, route == INGEST_ROUTE_WEBMAIL,
+	    remind >= 0 ? remind * 3600 : STORE_REMIND_DEFAULT, &id);
 	if (rc == STORE_EQUOTA) {
 		log_warnx("id=%s to=<%s> deferred: mailbox over quota (%lld "
 		    "bytes)", txn->id, owner, quota);

@@ -55,7 +55,8 @@ enum ingest_route ingest_classify(const struct header *,
 /*
  * The mailbox owner for a recipient: reverted when revert is set and the
  * address is in relay_domain, else the address itself; canonical and
- * lowercased. -1 with *why when it does not decode.
+ * folded (addr_fold). -1 with *why when it does not decode or is (still)
+ * in relay_domain: the portal has no mailboxes there.
  */
 int		 ingest_owner(const char *rcpt, const char *relay_domain,
 		    int revert, int utf8, char *out, size_t outlen,

@@ -49,7 +49,12 @@ accounts_token_issue(struct store *s, enum store_token_kind kind,
 	accounts_hex(r, sizeof(r), token);
 	OPENSSL_cleanse(r, sizeof(r));
 	accounts_token_hash(token, hash);
-	if (store_token_revoke(s, kind, email) == -1 ||
+	/*
+	 * A reset link replaces the earlier one; sign-up links (the
+	 * invitation and its reminders) each stay valid until they expire.
+	 */
+	if ((kind == STORE_TOKEN_RESET &&
+	    store_token_revoke(s, kind, email) == -1) ||
 	    store_token_put(s, kind, hash, email, time(NULL) + lifetime)
 	    == -1) {
 		OPENSSL_cleanse(token, ACCOUNTS_TOKEN_LEN + 1);

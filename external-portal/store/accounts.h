@@ -15,8 +15,9 @@
 #define ACCOUNTS_TOKEN_LEN	(2 * ACCOUNTS_TOKEN_BYTES)
 
 /*
- * Issues a fresh token of kind for email, valid lifetime seconds; earlier
- * live tokens of the same kind for email are revoked. token receives the
+ * Issues a fresh token of kind for email, valid lifetime seconds. A reset
+ * token revokes the earlier live reset tokens of email; sign-up tokens
+ * stay valid side by side until each expires. token receives the
  * plain token (wipe it after use). 0 or -1.
  */
 int	accounts_token_issue(struct store *, enum store_token_kind,

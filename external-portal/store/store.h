@@ -1,9 +1,12 @@
 /*
  * The portal's store: message bytes as files in one directory, metadata
- * (users, messages, tokens, outbox) in SQLite. Every SQL statement of the
- * portal lives in store.c so the store can move to another engine without
- * touching its callers. Shared by the ingest worker, the web worker and
- * postern-cli; every call is safe from several threads.
+ * (users, messages, tokens, web sessions, recovery codes, outbox) in
+ * SQLite. Every SQL statement of the portal's own tables lives in the
+ * store (store.c, store_msg.c, store_user.c, store_outbox.c behind
+ * store_int.h) so the store can move to another engine without touching
+ * its callers. Shared by the ingest worker, the web worker and
+ * postern-cli; every call is safe from several threads: each thread uses
+ * its own connection (db_thread(), see db.h) and the store keeps no lock.
  *
  * Durability: a message is committed as tmp file -> fsync -> link/rename to
  * its final name -> fsync(directory) -> row committed (WAL,
@@ -95,12 +98,15 @@ struct store_tmp {
 };
 
 /*
- * Opens (creating tables and the directory) the store. recover: remove temp
+ * Opens (creating tables and the directory) the store. msgdir NULL opens
+ * the metadata only (users, sessions; the web's session layer): a message
+ * call on it is a broken invariant. recover: remove temp
  * and orphan files and rows without files, logging counts (the daemon does
  * this at start; the CLI does not). NULL with *err set (caller frees).
  */
 struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
 		    char **err);
+/* Also closes the calling thread's database connection (db.h). */
 void		 store_close(struct store *);
 /* Counts of the last recovery, for logs and tests. */
 void		 store_recovered(struct store *, int *files, int *rows);
@@ -117,11 +123,17 @@ void		 store_tmp_discard(struct store_tmp *);
  * message can be committed for several recipients; discard it after).
  * meta gives folder, state, from, subject, date, has_attachments; size is
  * taken from the file. quota: the owner's limit in bytes, 0 for none.
- * notify: also queue a notification (a sign-up invite while the owner's
- * account is pending, else "new message") in the same transaction. The
- * owner's account is created (pending) if absent. Returns 0 with *id set,
- * STORE_EQUOTA, or -1.
+ * notify: also queue a notification in the same transaction: "new
+ * message" for an active account; for a pending one the sign-up
+ * invitation, and after it at most one reminder (a new invitation; no link
+ * revokes another) per remind seconds. The owner's account is created
+ * (pending) if absent. Returns 0 with *id set, STORE_EQUOTA, or -1.
  */
+int		 store_deliver_remind(struct store *, struct store_tmp *,
+		    const struct store_msg *meta, const char *owner,
+		    int64_t quota, int notify, int64_t remind, int64_t *id);
+/* store_deliver_remind() with the default reminder interval. */
+#define STORE_REMIND_DEFAULT	(24 * 3600)
 int		 store_deliver(struct store *, struct store_tmp *,
 		    const struct store_msg *meta, const char *owner,
 		    int64_t quota, int notify, int64_t *id);
@@ -182,7 +194,7 @@ int		 store_user_get(struct store *, const char *email,
 void		 store_user_free(struct store_user *);
 int		 store_user_list(struct store *,
 		    void (*cb)(void *, const struct store_user *), void *arg);
-/* Sets the hash and makes the account active. */
+/* Sets the hash and makes the account active; its sign-up links die. */
 int		 store_user_set_password(struct store *, const char *email,
 		    const char *hash);
 /* Back to pending: password and 2FA cleared, live tokens revoked. */
@@ -192,7 +204,11 @@ int		 store_user_set_totp(struct store *, const char *email,
 /* Records a used TOTP step; 1 if it is not newer than the last (replay). */
 int		 store_user_totp_step(struct store *, const char *email,
 		    int64_t step);
-/* Deletes the account with its messages (rows, then files) and tokens. */
+/*
+ * Deletes the account with its messages (rows, then files), tokens,
+ * queued notifications, web sessions and recovery codes in one
+ * transaction.
+ */
 int		 store_user_delete(struct store *, const char *email);
 
 /* --- tokens (only hashes are stored) -------------------------------------- */
@@ -217,6 +233,48 @@ int		 store_token_peek(struct store *, enum store_token_kind,
 /* Marks every live token of kind for email used. */
 int		 store_token_revoke(struct store *, enum store_token_kind,
 		    const char *email);
+
+/* --- web sessions (only the SHA-256 of a session id is stored) ---------- */
+
+/*
+ * A session of email's account as it is now (its generation is kept with
+ * the session). 0, or -1 (also when there is no such account).
+ */
+int		 store_session_put(struct store *, const char *hash,
+		    const char *email, int stage, int64_t now);
+/*
+ * The live session with this hash: 0 with email and *stage set (and
+ * last_seen touched), or STORE_NOTFOUND, and the session deleted, when it
+ * is idle longer than idle or older than absolute seconds, or its account
+ * is gone or was created anew since. -1 on a database error.
+ */
+int		 store_session_get(struct store *, const char *hash,
+		    int64_t now, int64_t idle, int64_t absolute, char *email,
+		    size_t emaillen, int *stage);
+int		 store_session_delete(struct store *, const char *hash);
+int		 store_session_delete_all(struct store *, const char *email);
+/*
+ * The server key called name, len bytes, into out: the stored one, or
+ * fresh when none was stored yet (then stored). 0 or -1.
+ */
+int		 store_key_get(struct store *, const char *name,
+		    const unsigned char *fresh, unsigned char *out, size_t len);
+
+/* Sign-in failure counters by key; both 0 for an unknown key. 0 or -1. */
+int		 store_throttle_get(struct store *, const char *key,
+		    int64_t *failures, int64_t *last);
+/* Counts a failure at now; the new failure count, or -1. */
+int		 store_throttle_fail(struct store *, const char *key,
+		    int64_t now);
+int		 store_throttle_clear(struct store *, const char *key);
+
+/* Replaces the recovery code hashes (SHA-256 hex) of email. */
+int		 store_recovery_set(struct store *, const char *email,
+		    char hashes[][65], size_t n);
+/* 1 when hash was an unused recovery code of email (now used), 0, -1. */
+int		 store_recovery_use(struct store *, const char *email,
+		    const char *hash);
+int		 store_recovery_clear(struct store *, const char *email);
 
 /* --- outbox ---------------------------------------------------------------- */
 

@@ -2,8 +2,8 @@
  * Web-side state in the portal database: sessions (only the SHA-256 of a
  * session id is stored), sign-in throttling counters per account and per
  * client address, TOTP recovery code hashes, and the server's CSRF key.
- * The tables live in the store's database; this module holds all of their
- * SQL. Safe from several threads.
+ * The tables and their SQL are the store's (store.h); this module keeps
+ * the web's rules on top. Safe from several threads.
  */
 #ifndef PORTAL_WEB_SESSION_H
 #define PORTAL_WEB_SESSION_H
@@ -30,7 +30,8 @@ int	 web_session_create(struct web_sessions *, const char *email,
 	    int stage, int64_t now, char sid[WEB_SESSION_ID_LEN + 1]);
 /*
  * Looks sid up; a session idle longer than idle or older than absolute
- * seconds is deleted and not found. 0 with email and *stage set,
+ * seconds, or whose account was deleted (or deleted and created again),
+ * is deleted and not found. 0 with email and *stage set,
  * 1 when not found, -1 on a database error. Touches last_seen.
  */
 int	 web_session_find(struct web_sessions *, const char *sid,

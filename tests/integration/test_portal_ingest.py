@@ -184,12 +184,16 @@ def test_revert_and_direct_recipients(portal):
                 message())
     assert len(portal.messages("first.last@example.org")) == 1
     assert len(portal.messages("dave@example.net")) == 1
-    # No revert without the property: the relay address is no mailbox.
+    # No revert without the property, and no mailbox in the relay domain.
     portal.cli("property", "domain", "set", "--domain", RELAY, "--name",
                "revert-rewrite-recipient", "--value", "false")
-    portal.send([f"erin=example.org@{RELAY}"], message())
+    rcpt = f"erin=example.org@{RELAY}"
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+        portal.send([rcpt], message())
+    code, text = e.value.recipients[rcpt]
+    assert code == 550 and text.startswith(b"5.1.1"), text
     assert portal.messages("erin@example.org") == []
-    assert len(portal.messages(f"erin=example.org@{RELAY}")) == 1
+    assert portal.messages(rcpt) == []
 
 
 def test_unknown_domain_and_undecodable_refused(portal):

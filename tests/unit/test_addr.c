@@ -107,12 +107,49 @@ test_bad(void **state)
 	assert_int_equal(addr_parse("a\xc3\x28@example.com", 1, &a, &why), -1);
 }
 
+static void
+test_fold(void **state)
+{
+	static const struct {
+		const char	*in, *want;
+	} tab[] = {
+	{ "Bob@Example.ORG", "bob@example.org" },
+	{ "JÜRGEN@BÜCHER.EXAMPLE",
+	  "jürgen@bücher.example" },
+	{ "jürgen@bücher.example",
+	  "jürgen@bücher.example" },
+	/* A-label and U-label are one domain; the store keeps U-labels. */
+	{ "jürgen@xn--bcher-kva.example",
+	  "jürgen@bücher.example" },
+	{ "JURGEN@XN--BCHER-KVA.EXAMPLE", "jurgen@bücher.example" },
+	/* NFD (u + combining diaeresis) folds to the NFC spelling. */
+	{ "jürgen@example.org", "jürgen@example.org" },
+	{ "ΣΑ@example.org", "σα@example.org" },
+	{ "bob@[192.0.2.1]", "bob@[192.0.2.1]" },
+	};
+	char out[ADDR_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		assert_int_equal(addr_fold(tab[i].in, out, sizeof(out)), 0);
+		assert_string_equal(out, tab[i].want);
+	}
+	assert_int_equal(addr_fold("no-at-sign", out, sizeof(out)), -1);
+	assert_int_equal(addr_fold("bad\xff@example.org", out, sizeof(out)),
+	    -1);
+	assert_int_equal(addr_fold("bob@example.org", out, 8), -1);
+	assert_int_equal(addr_fold_domain("XN--BCHER-KVA.example", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "bücher.example");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_fold),
 	};
 
 	return cmocka_run_group_tests_name("addr", tests, NULL, NULL);

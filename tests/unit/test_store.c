@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db.h"
 #include "store_fx.h"
 
 static int64_t
@@ -238,6 +239,126 @@ test_recovery(void **state)
 	free(orphan);
 }
 
+
+/* Deleting an account takes its sessions, recovery codes and tokens. */
+static void
+test_user_delete_all(void **state)
+{
+	struct fx *f = *state;
+	char email[256], h[1][65] = { "r1" };
+	int64_t now = time(NULL);
+	int stage;
+
+	put(f->s, "dave@example.com", "x", "x", 0, NULL);
+	assert_int_equal(store_session_put(f->s, "s1", "dave@example.com", 1,
+	    now), 0);
+	assert_int_equal(store_recovery_set(f->s, "dave@example.com", h, 1),
+	    0);
+	assert_int_equal(store_token_put(f->s, STORE_TOKEN_RESET, "t1",
+	    "dave@example.com", now + 100), 0);
+	assert_int_equal(store_session_get(f->s, "s1", now, 60, 60, email,
+	    sizeof(email), &stage), 0);
+	assert_string_equal(email, "dave@example.com");
+	assert_int_equal(store_user_delete(f->s, "dave@example.com"), 0);
+	assert_int_equal(store_session_get(f->s, "s1", now, 60, 60, email,
+	    sizeof(email), &stage), STORE_NOTFOUND);
+	assert_int_equal(store_recovery_use(f->s, "dave@example.com", "r1"),
+	    0);
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_RESET, "t1",
+	    now, email, sizeof(email)), STORE_NOTFOUND);
+	assert_int_equal(store_user_delete(f->s, "dave@example.com"),
+	    STORE_NOTFOUND);
+}
+
+/* A session of an account deleted and created again is dead. */
+static void
+test_session_generation(void **state)
+{
+	struct fx *f = *state;
+	struct sqlite3 *db;
+	char email[256];
+	int64_t now = time(NULL);
+	int stage;
+
+	put(f->s, "erin@example.com", "x", "x", 0, NULL);
+	assert_int_equal(store_session_put(f->s, "s1", "erin@example.com", 1,
+	    now), 0);
+	assert_int_equal(store_session_put(f->s, "s2", "nobody@example.com",
+	    1, now), -1);
+	/* Only the account row goes: the session must still die. */
+	assert_non_null(db = db_thread(f->db));
+	assert_int_equal(db_run(db, "DELETE FROM portal_users", ""), 1);
+	put(f->s, "erin@example.com", "y", "y", 0, NULL);
+	assert_int_equal(store_session_get(f->s, "s1", now, 60, 60, email,
+	    sizeof(email), &stage), STORE_NOTFOUND);
+	assert_int_equal(store_session_put(f->s, "s3", "erin@example.com", 0,
+	    now), 0);
+	assert_int_equal(store_session_get(f->s, "s3", now, 60, 60, email,
+	    sizeof(email), &stage), 0);
+	assert_int_equal(stage, 0);
+	assert_int_equal(store_session_get(f->s, "s3", now + 61, 60, 600,
+	    email, sizeof(email), &stage), STORE_NOTFOUND);
+}
+
+static int
+count_signups(struct store *s, int64_t now)
+{
+	struct store_outbox o;
+	int n = 0;
+
+	while (store_outbox_next(s, now, &o) == 0) {
+		if (o.kind == STORE_OUTBOX_SIGNUP)
+			n++;
+		assert_int_equal(store_outbox_done(s, o.id), 0);
+		store_outbox_free(&o);
+	}
+	return n;
+}
+
+static void
+put_remind(struct store *s, const char *owner, int64_t remind)
+{
+	struct store_tmp t;
+	struct store_msg m = { 0 };
+	int64_t id;
+
+	m.hdr_from = "a@example.org";
+	assert_int_equal(store_tmp_create(s, &t), 0);
+	fprintf(t.fp, "Subject: x\r\n\r\nx\r\n");
+	assert_int_equal(store_deliver_remind(s, &t, &m, owner, 0, 1, remind,
+	    &id), 0);
+	store_tmp_discard(&t);
+}
+
+/*
+ * A pending account gets one invitation, then at most one reminder per
+ * interval; activation ends the sign-up links.
+ */
+static void
+test_invitation_reminder(void **state)
+{
+	struct fx *f = *state;
+	char email[256];
+	int64_t now = time(NULL);
+
+	for (int i = 0; i < 3; i++)
+		put_remind(f->s, "fay@example.com", 3600);
+	assert_int_equal(count_signups(f->s, now + 1), 1);
+	put_remind(f->s, "fay@example.com", 0);
+	assert_int_equal(count_signups(f->s, now + 1), 1);
+
+	assert_int_equal(store_token_put(f->s, STORE_TOKEN_SIGNUP, "l1",
+	    "fay@example.com", now + 100), 0);
+	assert_int_equal(store_token_put(f->s, STORE_TOKEN_SIGNUP, "l2",
+	    "fay@example.com", now + 100), 0);
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_SIGNUP, "l1",
+	    now, email, sizeof(email)), 0);
+	assert_int_equal(store_user_set_password(f->s, "fay@example.com",
+	    "$argon2id$x"), 0);
+	assert_int_equal(store_token_consume(f->s, STORE_TOKEN_SIGNUP, "l2",
+	    now, email, sizeof(email)), STORE_NOTFOUND);
+}
+
 int
 main(void)
 {
@@ -256,6 +377,12 @@ main(void)
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_user_delete_all,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_session_generation,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_invitation_reminder,
+		    fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

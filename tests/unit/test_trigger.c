@@ -85,8 +85,10 @@ test_owner(void **state)
 	{ "\"john doe=example.org\"@relay-to-webmail.private", 1,
 	  "\"john doe\"@example.org" },
 	{ "bob@example.org", 1, "bob@example.org" },	/* direct */
-	{ "bob=example.org@relay-to-webmail.private", 0,
-	  "bob=example.org@relay-to-webmail.private" },
+	/* No mailbox in the relay domain, reverted or not. */
+	{ "bob=example.org@relay-to-webmail.private", 0, NULL },
+	{ "v=relay-to-webmail.private@relay-to-webmail.private", 1, NULL },
+	{ "v=RELAY-to-webmail.private@relay-to-webmail.private", 1, NULL },
 	{ "nodomain@relay-to-webmail.private", 1, NULL },
 	{ "bob=@relay-to-webmail.private", 1, NULL },
 	{ "=example.org@relay-to-webmail.private", 1, NULL },

@@ -1,0 +1,485 @@
+/*
+ * The store's messages: the durable write path (store_deliver), listing,
+ * flags, read receipts, deletion and usage; see store.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "db.h"
+#include "log.h"
+#include "store/store_int.h"
+#include "xmalloc.h"
+
+#define STORE_SQL_USAGE \
+    "SELECT COALESCE(SUM(size), 0) FROM portal_messages WHERE owner = ?"
+#define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
+    "subject, date, size, has_attachments, unread, path, created"
+#define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
+    "WHERE owner = ? AND folder = ? AND id < ? ORDER BY id DESC LIMIT ?"
+
+int
+store_tmp_create(struct store *s, struct store_tmp *t)
+{
+	char name[64];
+	int fd;
+
+	store_random_name("tmp-", name, sizeof(name));
+	t->path = store_abspath(s, name);
+	if ((fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600))
+	    == -1 || (t->fp = fdopen(fd, "w+")) == NULL) {
+		log_warn("store: create %s", t->path);
+		if (fd != -1)
+			close(fd);
+		unlink(t->path);
+		xfree(&t->path);
+		t->fp = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_tmp_discard(struct store_tmp *t)
+{
+	if (t->fp != NULL)
+		fclose(t->fp);
+	t->fp = NULL;
+	if (t->path != NULL)
+		unlink(t->path);
+	xfree(&t->path);
+}
+
+/*
+ * Inside the delivery's transaction: what to tell owner about a new
+ * message. An active account gets "new message"; a pending one its first
+ * invitation, then at most one reminder per remind seconds (each with its
+ * own link, none revoking another). 0, or -1.
+ */
+static int
+store_deliver_notify(sqlite3 *db, const struct store_msg *m,
+    const char *owner, int64_t remind, int64_t now)
+{
+	sqlite3_stmt *st;
+	enum store_user_state state = STORE_USER_PENDING;
+	int64_t last = 0;
+	int rc;
+
+	if ((st = db_prepare(db, "SELECT state, last_invite FROM portal_users "
+	    "WHERE email = ?")) == NULL)
+		return -1;
+	if ((rc = db_bind(st, "t", owner)) == 0 &&
+	    (rc = db_step(st)) == DB_ROW) {
+		state = STORE_ENUM(store_user_states,
+		    (const char *)sqlite3_column_text(st, 0));
+		last = sqlite3_column_int64(st, 1);
+	}
+	db_finalize(st);
+	if (rc == -1)
+		return -1;
+	if (state == STORE_USER_PENDING) {
+		if (last != 0 && now - last < remind)
+			return 0;
+		if (db_run(db, "UPDATE portal_users SET last_invite = ? WHERE "
+		    "email = ?", "it", now, owner) == -1)
+			return -1;
+	}
+	return db_run(db, "INSERT INTO portal_outbox (kind, rcpt, "
+	    "sender_name, subject, next_attempt, created) VALUES "
+	    "(?, ?, ?, ?, ?, ?)", "ttttii", store_outbox_kinds[
+	    state == STORE_USER_ACTIVE ? STORE_OUTBOX_NEWMSG :
+	    STORE_OUTBOX_SIGNUP], owner, m->hdr_from, m->subject, now, now)
+	    == -1 ? -1 : 0;
+}
+
+int
+store_deliver_remind(struct store *s, struct store_tmp *t,
+    const struct store_msg *m, const char *owner, int64_t quota, int notify,
+    int64_t remind, int64_t *id)
+{
+	char name[64], domain[ADDR_MAX], key[STORE_KEY_MAX], *final = NULL;
+	sqlite3 *db;
+	struct stat sb;
+	int64_t now = time(NULL), used;
+
+	owner = store_key(owner, key, sizeof(key));
+	if (fflush(t->fp) == EOF || fsync(fileno(t->fp)) == -1 ||
+	    fstat(fileno(t->fp), &sb) == -1) {
+		log_warn("store: write %s", t->path);
+		return -1;
+	}
+	if (addr_domain_of(owner, domain, sizeof(domain)) == -1)
+		fatalx("store: owner %s has no domain", owner);
+	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
+		return -1;
+	/* In the write transaction: concurrent deliveries see each other. */
+	if (quota > 0) {
+		if ((used = store_scalar(s, STORE_SQL_USAGE, owner)) == -1)
+			goto fail;
+		if (used + sb.st_size > quota) {
+			db_rollback(db);
+			return STORE_EQUOTA;
+		}
+	}
+	store_random_name("m-", name, sizeof(name));
+	final = store_abspath(s, name);
+	if (link(t->path, final) == -1) {
+		log_warn("store: link %s", final);
+		goto fail;
+	}
+	if (store_fsync_dir(s) == -1)
+		goto fail_unlink;
+	if (db_run(db, "INSERT OR IGNORE INTO portal_users (email, domain, "
+	    "state, created, generation) VALUES (?, ?, 'pending', ?, "
+	    "random())", "tti", owner, domain, now) == -1)
+		goto fail_unlink;
+	if (db_run(db, "INSERT INTO portal_messages (owner, domain, folder, "
+	    "state, mail_from, hdr_from, subject, date, size, "
+	    "has_attachments, unread, path, created) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", "tttttttiiiti", owner,
+	    domain, store_folder_names[m->folder], store_state_names[m->state],
+	    m->mail_from, m->hdr_from, m->subject, m->date ? m->date : now,
+	    (int64_t)sb.st_size, (int64_t)m->has_attachments, name, now) == -1)
+		goto fail_unlink;
+	*id = sqlite3_last_insert_rowid(db);
+	if (notify && store_deliver_notify(db, m, owner, remind, now) == -1)
+		goto fail_unlink;
+	if (db_commit(db) == -1)
+		goto fail_unlink;
+	free(final);
+	return 0;
+
+fail_unlink:
+	unlink(final);
+fail:
+	db_rollback(db);
+	free(final);
+	return -1;
+}
+
+int
+store_deliver(struct store *s, struct store_tmp *t, const struct store_msg *m,
+    const char *owner, int64_t quota, int notify, int64_t *id)
+{
+	return store_deliver_remind(s, t, m, owner, quota, notify,
+	    STORE_REMIND_DEFAULT, id);
+}
+
+static void
+store_msg_row(struct store *s, sqlite3_stmt *st, struct store_msg *m)
+{
+	const char *name = (const char *)sqlite3_column_text(st, 11);
+
+	memset(m, 0, sizeof(*m));
+	m->id = sqlite3_column_int64(st, 0);
+	store_col_copy(st, 1, m->owner, sizeof(m->owner));
+	m->folder = STORE_ENUM(store_folder_names,
+	    (const char *)sqlite3_column_text(st, 2));
+	m->state = STORE_ENUM(store_state_names,
+	    (const char *)sqlite3_column_text(st, 3));
+	m->mail_from = store_col_dup(st, 4);
+	m->hdr_from = store_col_dup(st, 5);
+	m->subject = store_col_dup(st, 6);
+	m->date = sqlite3_column_int64(st, 7);
+	m->size = sqlite3_column_int64(st, 8);
+	m->has_attachments = sqlite3_column_int(st, 9);
+	m->unread = sqlite3_column_int(st, 10);
+	m->path = store_abspath(s, name ? name : "");
+	m->created = sqlite3_column_int64(st, 12);
+}
+
+void
+store_msg_free(struct store_msg *m)
+{
+	xfree(&m->mail_from);
+	xfree(&m->hdr_from);
+	xfree(&m->subject);
+	xfree(&m->path);
+}
+
+int
+store_msg_list(struct store *s, const char *owner, enum store_folder f,
+    int64_t before, int limit, struct store_msg *out)
+{
+	char key[STORE_KEY_MAX];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = 0, rc = -1;
+
+	owner = store_key(owner, key, sizeof(key));
+	if ((db = store_db(s)) == NULL ||
+	    (st = db_prepare(db, STORE_SQL_LIST)) == NULL)
+		return -1;
+	if (db_bind(st, "ttii", owner, store_folder_names[f],
+	    before > 0 ? before : INT64_MAX, (int64_t)limit) == 0)
+		while (n < limit && (rc = db_step(st)) == DB_ROW)
+			store_msg_row(s, st, &out[n++]);
+	db_finalize(st);
+	if (rc == -1) {
+		while (n > 0)
+			store_msg_free(&out[--n]);
+		return -1;
+	}
+	return n;
+}
+
+int
+store_msg_get(struct store *s, const char *owner, int64_t id,
+    struct store_msg *m)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
+	    STORE_MSG_COLS " FROM portal_messages WHERE owner = ? AND id = ?"))
+	    == NULL)
+		return -1;
+	if (db_bind(st, "ti", owner, id) == 0 &&
+	    (rc = db_step(st)) == DB_ROW)
+		store_msg_row(s, st, m);
+	db_finalize(st);
+	if (rc == DB_ROW)
+		return 0;
+	return rc == DB_DONE ? STORE_NOTFOUND : -1;
+}
+
+int
+store_msg_set_unread(struct store *s, const char *owner, int64_t id,
+    int unread)
+{
+	sqlite3 *db;
+	int rc;
+
+	if ((db = store_db(s)) == NULL)
+		return -1;
+	rc = db_run(db, "UPDATE portal_messages SET unread = ? WHERE "
+	    "owner = ? AND id = ?", "iti", (int64_t)(unread != 0), owner, id);
+	return rc == -1 ? -1 : rc == 0 ? STORE_NOTFOUND : 0;
+}
+
+int
+store_msg_set_state(struct store *s, const char *owner, int64_t id,
+    enum store_msg_state state)
+{
+	sqlite3 *db;
+	int rc;
+
+	if ((db = store_db(s)) == NULL)
+		return -1;
+	rc = db_run(db, "UPDATE portal_messages SET state = ? WHERE "
+	    "owner = ? AND id = ?", "tti", store_state_names[state], owner,
+	    id);
+	return rc == -1 ? -1 : rc == 0 ? STORE_NOTFOUND : 0;
+}
+
+int
+store_msg_delete_rows(struct store *s, const char *where, const char *owner,
+    int64_t id, char ***names, size_t *n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *sql;
+	int rc = -1;
+
+	*names = NULL;
+	*n = 0;
+	if ((db = store_db(s)) == NULL)
+		return -1;
+	/* where is one of our fixed clauses, never peer data. */
+	xasprintf(&sql, "DELETE FROM portal_messages WHERE %s RETURNING path",
+	    where);
+	st = db_prepare(db, sql);
+	free(sql);
+	if (st == NULL)
+		return -1;
+	if ((id ? db_bind(st, "ti", owner, id) : db_bind(st, "t", owner)) == 0)
+		while ((rc = db_step(st)) == DB_ROW) {
+			*names = xreallocarray(*names, *n + 1,
+			    sizeof(**names));
+			(*names)[(*n)++] = store_col_dup(st, 0);
+		}
+	db_finalize(st);
+	return rc == DB_DONE ? 0 : -1;
+}
+
+void
+store_names_unlink(struct store *s, char **names, size_t n)
+{
+	/* A crash before these unlinks leaves orphans: recovery. */
+	for (size_t i = 0; i < n; i++)
+		if (names[i] != NULL && unlinkat(s->dirfd, names[i], 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("store: unlink %s/%s", s->dir, names[i]);
+	if (n > 0)
+		store_fsync_dir(s);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int
+store_msg_delete(struct store *s, const char *owner, int64_t id)
+{
+	sqlite3 *db;
+	char **names = NULL;
+	size_t n = 0;
+
+	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
+		return -1;
+	if (store_msg_delete_rows(s, "owner = ?1 AND id = ?2", owner, id,
+	    &names, &n) == -1 || db_commit(db) == -1) {
+		db_rollback(db);
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return -1;
+	}
+	store_names_unlink(s, names, n);
+	return n == 0 ? STORE_NOTFOUND : 0;
+}
+
+int64_t
+store_usage(struct store *s, const char *owner)
+{
+	char key[STORE_KEY_MAX];
+
+	return store_scalar(s, STORE_SQL_USAGE, store_key(owner, key,
+	    sizeof(key)));
+}
+
+int64_t
+store_usage_domain(struct store *s, const char *domain)
+{
+	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
+	    "portal_messages WHERE domain = lower(?)", domain);
+}
+
+int64_t
+store_usage_total(struct store *s)
+{
+	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
+	    "portal_messages", NULL);
+}
+
+int64_t
+store_msg_count(struct store *s, const char *owner)
+{
+	char key[STORE_KEY_MAX];
+
+	return store_scalar(s, "SELECT COUNT(*) FROM portal_messages "
+	    "WHERE owner = ?", store_key(owner, key, sizeof(key)));
+}
+
+int
+store_msg_older(struct store *s, const char *owner, int64_t cutoff,
+    int (*cb)(void *, const struct store_msg *), void *arg)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	struct store_msg *v = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	/* Collect first: cb may delete. */
+	if ((db = store_db(s)) == NULL || (st = db_prepare(db, owner ?
+	    "SELECT " STORE_MSG_COLS " FROM portal_messages WHERE "
+	    "created < ?1 AND owner = ?2 ORDER BY id" :
+	    "SELECT " STORE_MSG_COLS " FROM portal_messages WHERE "
+	    "created < ?1 ORDER BY id")) == NULL)
+		return -1;
+	if ((owner ? db_bind(st, "it", cutoff, owner) :
+	    db_bind(st, "i", cutoff)) == 0)
+		while ((rc = db_step(st)) == DB_ROW) {
+			v = xreallocarray(v, n + 1, sizeof(*v));
+			store_msg_row(s, st, &v[n++]);
+		}
+	db_finalize(st);
+	rc = rc == DB_DONE ? 0 : -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0 && cb(arg, &v[i]) != 0)
+			rc = 1;
+		store_msg_free(&v[i]);
+	}
+	free(v);
+	return rc == 1 ? 0 : rc;
+}
+
+int
+store_msg_receipt_queue(struct store *s, const char *owner, int64_t id,
+    const char *rcpt, const char *path)
+{
+	sqlite3 *db;
+	int rc;
+
+	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
+		return -1;
+	if ((rc = db_run(db, "UPDATE portal_messages SET receipt_sent = 1 "
+	    "WHERE id = ? AND owner = ? AND receipt_sent = 0", "it", id,
+	    owner)) == -1)
+		goto fail;
+	if (rc == 0) {
+		db_rollback(db);
+		return STORE_NOTFOUND;
+	}
+	if (store_outbox_add(s, STORE_OUTBOX_RECEIPT, rcpt, NULL, NULL,
+	    path) == -1 || db_commit(db) == -1)
+		goto fail;
+	return 0;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int
+store_msg_receipt_sent(struct store *s, const char *owner, int64_t id)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int rc = -1, v = -1;
+
+	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
+	    "receipt_sent FROM portal_messages WHERE id = ? AND owner = ?"))
+	    == NULL)
+		return -1;
+	if (db_bind(st, "it", id, owner) == 0)
+		rc = db_step(st);
+	if (rc == DB_ROW)
+		v = sqlite3_column_int(st, 0) != 0;
+	else if (rc == DB_DONE)
+		v = 0;
+	db_finalize(st);
+	return v;
+}
+
+int
+store_msg_list_plan(struct store *s, char *out, size_t outlen)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	size_t off = 0;
+
+	if (outlen == 0)
+		return -1;
+	out[0] = '\0';
+	if ((db = store_db(s)) == NULL || (st = db_prepare(db,
+	    "EXPLAIN QUERY PLAN " STORE_SQL_LIST)) == NULL)
+		return -1;
+	while (db_step(st) == DB_ROW) {
+		const unsigned char *d = sqlite3_column_text(st, 3);
+		int n = snprintf(out + off, outlen - off, "%s\n",
+		    d ? (const char *)d : "");
+
+		if (n < 0 || (size_t)n >= outlen - off)
+			break;
+		off += n;
+	}
+	db_finalize(st);
+	return 0;
+}

@@ -1,0 +1,155 @@
+/*
+ * The database helpers of db.h: binding each letter, stepping, db_run's
+ * change count, transactions, errors as -1, and db_thread's one
+ * connection per thread.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+
+#include "db.h"
+#include "xmalloc.h"
+
+struct dfx {
+	char	 dir[64];
+	char	*path;
+};
+
+static int
+dfx_setup(void **state)
+{
+	struct dfx *f = xcalloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_db.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	xasprintf(&f->path, "%s/t.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+dfx_teardown(void **state)
+{
+	struct dfx *f = *state;
+	char *cmd;
+
+	db_thread_close();
+	xasprintf(&cmd, "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(f->path);
+	free(f);
+	return 0;
+}
+
+static void
+test_bind_step(void **state)
+{
+	struct dfx *f = *state;
+	struct sqlite3 *db;
+	struct sqlite3_stmt *st;
+	char *err = NULL;
+
+	assert_non_null(db = db_open(f->path, &err));
+	assert_int_equal(db_exec(db, "CREATE TABLE t (a TEXT, b INTEGER, "
+	    "c BLOB, d TEXT)", &err), 0);
+	assert_int_equal(db_run(db, "INSERT INTO t VALUES (?, ?, ?, ?)",
+	    "tibn", "x'); DROP TABLE t; --", (int64_t)1 << 40, "\0\1", (size_t)2),
+	    1);
+	assert_int_equal(db_run(db, "INSERT INTO t VALUES (?, ?, NULL, ?)",
+	    "tit", NULL, (int64_t)-5, "y"), 1);
+	assert_non_null(st = db_prepare(db, "SELECT a, b, length(c), d "
+	    "FROM t WHERE b > ? ORDER BY b DESC"));
+	assert_int_equal(db_bind(st, "i", (int64_t)-10), 0);
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0),
+	    "x'); DROP TABLE t; --");
+	assert_true(sqlite3_column_int64(st, 1) == (int64_t)1 << 40);
+	assert_int_equal(sqlite3_column_int(st, 2), 2);
+	assert_int_equal(sqlite3_column_type(st, 3), SQLITE_NULL);
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_int_equal(sqlite3_column_type(st, 0), SQLITE_NULL);
+	assert_int_equal(db_step(st), DB_DONE);
+	db_finalize(st);
+	assert_int_equal(db_run(db, "UPDATE t SET d = 'z'", ""), 2);
+	/* Errors are -1 (logged), never a crash. */
+	assert_null(db_prepare(db, "SELECT nonsense FROM"));
+	assert_int_equal(db_run(db, "INSERT INTO nowhere VALUES (1)", ""), -1);
+	db_close(db);
+}
+
+static void
+test_transactions(void **state)
+{
+	struct dfx *f = *state;
+	struct sqlite3 *db;
+	struct sqlite3_stmt *st;
+	char *err = NULL;
+
+	assert_non_null(db = db_open(f->path, &err));
+	assert_int_equal(db_exec(db, "CREATE TABLE t (a INTEGER)", &err), 0);
+	assert_int_equal(db_begin(db), 0);
+	assert_int_equal(db_run(db, "INSERT INTO t VALUES (1)", ""), 1);
+	db_rollback(db);
+	/* A rollback outside a transaction is harmless. */
+	db_rollback(db);
+	assert_int_equal(db_begin(db), 0);
+	assert_int_equal(db_run(db, "INSERT INTO t VALUES (2)", ""), 1);
+	assert_int_equal(db_commit(db), 0);
+	assert_non_null(st = db_prepare(db, "SELECT group_concat(a) FROM t"));
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
+	db_finalize(st);
+	assert_int_equal(db_commit(db), -1);
+	db_close(db);
+}
+
+static void *
+other_thread(void *arg)
+{
+	return db_thread(arg);
+}
+
+static void
+test_thread_connection(void **state)
+{
+	struct dfx *f = *state;
+	struct sqlite3 *a, *b;
+	pthread_t t;
+	void *other;
+
+	assert_non_null(a = db_thread(f->path));
+	assert_ptr_equal(db_thread(f->path), a);
+	assert_int_equal(pthread_create(&t, NULL, other_thread, f->path), 0);
+	assert_int_equal(pthread_join(t, &other), 0);
+	assert_non_null(other);
+	assert_ptr_not_equal(other, a);
+	db_thread_close();
+	assert_non_null(b = db_thread(f->path));
+	assert_int_equal(db_run(b, "CREATE TABLE IF NOT EXISTS t (a)", ""), 0);
+	assert_null(db_thread("/nonexistent/dir/x.db"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_bind_step, dfx_setup,
+		    dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_transactions, dfx_setup,
+		    dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_thread_connection,
+		    dfx_setup, dfx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
