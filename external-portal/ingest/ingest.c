@@ -29,21 +29,25 @@
 #include "netaddr.h"
 #include "outbox/outbox.h"
 #include "props.h"
+#include "splitmode.h"
 #include "store/store.h"
 #include "xmalloc.h"
 
 #define INGEST_SPEC_MAX	1024
 
+/* The split-mode contract decides (splitmode.c); this maps its answer. */
 enum ingest_route
 ingest_classify(const struct header *h, const struct ingest_triggers *t)
 {
-	if (t->otp_enabled && t->otp != NULL && *t->otp != '\0' &&
-	    header_trigger_match(h, t->otp) == 1)
+	switch (splitmode_classify(h, t->webmail, t->webmail_enabled, t->otp,
+	    t->otp_enabled)) {
+	case SPLITMODE_PDF:
 		return INGEST_ROUTE_PDF;
-	if (t->webmail_enabled && t->webmail != NULL && *t->webmail != '\0' &&
-	    header_trigger_match(h, t->webmail) == 1)
+	case SPLITMODE_WEBMAIL:
 		return INGEST_ROUTE_WEBMAIL;
-	return INGEST_ROUTE_NONE;
+	default:
+		return INGEST_ROUTE_NONE;
+	}
 }
 
 int
