@@ -244,7 +244,7 @@ relay_db_delivered(struct relay *r, struct sqlite3 *db, const char *msgkey,
 	    "msgkey = ?1 AND kind = ?2 AND nexthop = ?3 AND rcpt = ?4 AND "
 	    "created > ?5")) == NULL)
 		return -1;
-	if (db_bind(st, "ttttti", msgkey, kind, nexthop, rcpt,
+	if (db_bind(st, "tttti", msgkey, kind, nexthop, rcpt,
 	    (int64_t)now - r->ttl) == -1)
 		rv = -1;
 	else
