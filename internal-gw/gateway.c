@@ -557,10 +557,23 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 			snprintf(r->reply, sizeof(r->reply),
 			    "2.0.0 Ok: relayed as %s (id=%s)", rv.kind,
 			    m->txn->id);
-		else
+		else {
+			/* Keep the next hop's enhanced code when it has one. */
+			char st[16];
+			size_t n = strspn(replies[i], "0123456789.");
+
+			if (n >= 5 && n < sizeof(st) && replies[i][0] ==
+			    '0' + r->code / 100 && replies[i][1] == '.' &&
+			    replies[i][n] == ' ')
+				snprintf(st, sizeof(st), "%.*s", (int)n,
+				    replies[i]);
+			else
+				snprintf(st, sizeof(st), "%d.0.0",
+				    r->code / 100);
 			snprintf(r->reply, sizeof(r->reply),
-			    "%d.0.0 next hop for %s: %s", r->code / 100,
-			    v->rcpts[i], replies[i]);
+			    "%s next hop for %s: %s", st, v->rcpts[i],
+			    replies[i]);
+		}
 	}
 	free(codes);
 	free(replies);
