@@ -25,7 +25,7 @@ const struct conf_key gw_conf_schema[] = {
 	{ "smtp", CONF_GROUP, 1, 0, 0, NULL },
 	{ "smtp.listen", CONF_STRLIST, 0, 0, 0, NULL },
 	{ "smtp.lmtp_listen", CONF_STRLIST, 0, 0, 0, NULL },
-	CONF_KEYS_SMTP_LIMITS("200"),
+	CONF_KEYS_SMTP_LIMITS("200", CONF_GW_MAX_MESSAGE),
 	{ "smtp.xforward_from", CONF_STRLIST, 0, 0, 0, NULL },
 
 	{ "relay", CONF_GROUP, 1, 0, 0, NULL },

@@ -15,6 +15,7 @@ import pytest
 from conftest import Daemon, bin_path, free_port
 from gwutil import make_message, pki_dir
 from test_gateway import G, PORTAL_PROPS, gw_factory, send, sinks  # noqa
+from test_e2e_loopback import pair  # noqa
 
 TRIGGER_PROPS = PORTAL_PROPS + [
     G + ("subject-trigger-enabled", "--value", "true"),
@@ -291,3 +292,24 @@ def test_ledger_uses_one_connection_per_thread(gw_factory, sinks, tmp_path):
     # The spool file is never fsync'd: the next hop has the message
     # before the client gets its 250.
     assert not re.search(r"fsync\(\d+<[^>]*\.spool>", trace.read_text())
+
+
+def test_message_of_exactly_the_advertised_size_reaches_the_portal(pair):
+    from test_e2e_loopback import send as pair_send
+    make, notify, out = pair
+    gw, portal = make()
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as s:
+        s.ehlo()
+        size = int(s.esmtp_features["size"])
+    head = make_message(to="ext@example.org", subject="big", body="x\n")
+    head = head[:head.index(b"\r\n\r\n") + 4]
+    line = b"y" * 998 + b"\r\n"
+    fill = size - len(head)
+    body = line * (fill // len(line))
+    rest = fill - len(body)
+    body += b"z" * (rest - 2) + b"\r\n" if rest else b""
+    data = head + body
+    assert len(data) == size
+    pair_send(gw, ["ext@example.org"], data)
+    rows = portal.messages("ext@example.org")
+    assert len(rows) == 1, portal.daemon.log()
