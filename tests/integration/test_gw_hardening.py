@@ -313,3 +313,14 @@ def test_message_of_exactly_the_advertised_size_reaches_the_portal(pair):
     pair_send(gw, ["ext@example.org"], data)
     rows = portal.messages("ext@example.org")
     assert len(rows) == 1, portal.daemon.log()
+
+
+def test_old_ledger_ttl_days_key_is_named_at_check(gw_factory):
+    gw = gw_factory(start=False)
+    text = open(gw.conf).read().replace("timeout = 30;",
+                                        "timeout = 30;\n  ledger_ttl_days = 7;")
+    open(gw.conf, "w").write(text)
+    r = subprocess.run([bin_path("internal-gw"), "-c", gw.conf, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "ledger_ttl_days" in r.stderr and "ledger_ttl_hours" in r.stderr
