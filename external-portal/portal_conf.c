@@ -29,7 +29,7 @@ const struct conf_key portal_conf_schema[] = {
 	{ "smtp.listeners.[].listen", CONF_STRING, 1, 0, 300, NULL },
 	{ "smtp.listeners.[].protocol", CONF_STRING, 0, 0, 8, "smtp" },
 	{ "smtp.mynetworks", CONF_STRLIST, 1, 0, 0, NULL },
-	CONF_KEYS_SMTP_LIMITS("100"),
+	CONF_KEYS_SMTP_LIMITS("100", CONF_PORTAL_MAX_MESSAGE),
 	{ "smtp.tls_client_ca", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "smtp.gateway_cert_sha256", CONF_STRLIST, 0, 0, 0, NULL },
 	{ "smtp.gateway_tunnel_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },

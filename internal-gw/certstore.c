@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -196,7 +197,6 @@ certstore_time(const ASN1_TIME *t)
 static int
 certstore_put_cert(sqlite3 *db, X509 *x, int has_key, char **err)
 {
-	sqlite3_stmt *st = NULL;
 	char fpr[CERTSTORE_FPR_LEN + 1], *subject, *issuer, *emails = NULL;
 	char **v, *pem;
 	size_t n, i, len = 0;
@@ -219,31 +219,21 @@ certstore_put_cert(sqlite3 *db, X509 *x, int has_key, char **err)
 		fatalx("certstore: PEM_write_bio_X509");
 	pemlen = BIO_get_mem_data(b, &pem);
 
-	if (sqlite3_prepare_v2(db,
-	    "INSERT INTO certs (fingerprint, subject, issuer, emails,"
-	    " not_before, not_after, has_key, pem)"
+	/* The PEM is bound as a blob: certstore_pem_read() reads bytes. */
+	if (db_run(db, "INSERT INTO certs (fingerprint, subject, issuer,"
+	    " emails, not_before, not_after, has_key, pem)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 	    " ON CONFLICT(fingerprint) DO UPDATE SET"
-	    " has_key = max(has_key, excluded.has_key)", -1, &st,
-	    NULL) != SQLITE_OK) {
-		*err = certstore_sql_err(db, "certstore: insert");
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, fpr, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, issuer, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, emails, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, certstore_time(X509_get0_notBefore(x)));
-	sqlite3_bind_int64(st, 6, certstore_time(X509_get0_notAfter(x)));
-	sqlite3_bind_int(st, 7, has_key);
-	sqlite3_bind_text(st, 8, pem, (int)pemlen, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
+	    " has_key = max(has_key, excluded.has_key)", "ttttiiib", fpr,
+	    subject, issuer, emails,
+	    (int64_t)certstore_time(X509_get0_notBefore(x)),
+	    (int64_t)certstore_time(X509_get0_notAfter(x)), (int64_t)has_key,
+	    pem, (size_t)pemlen) == -1) {
 		*err = certstore_sql_err(db, "certstore: insert");
 		goto out;
 	}
 	rv = 0;
 out:
-	sqlite3_finalize(st);
 	BIO_free(b);
 	free(subject);
 	free(issuer);
@@ -460,19 +450,19 @@ certstore_import(sqlite3 *db, const char *keys_dir, const char *path,
 		if (certstore_write_key(keys_dir, pkey, leaf, certs, err) == -1)
 			goto out;
 	}
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+	if (db_begin(db) == -1) {
 		*err = certstore_sql_err(db, "certstore: begin");
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(certs); i++)
 		if (certstore_put_cert(db, sk_X509_value(certs, i),
 		    sk_X509_value(certs, i) == leaf, err) == -1) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			db_rollback(db);
 			goto out;
 		}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (db_commit(db) == -1) {
 		*err = certstore_sql_err(db, "certstore: commit");
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		db_rollback(db);
 		goto out;
 	}
 	n = sk_X509_num(certs);
@@ -493,13 +483,13 @@ certstore_list(sqlite3 *db, struct certstore_entry **out, char **err)
 	int rc;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT fingerprint, subject, issuer,"
+	if ((st = db_prepare(db, "SELECT fingerprint, subject, issuer,"
 	    " emails, not_before, not_after, has_key FROM certs"
-	    " ORDER BY subject, fingerprint", -1, &st, NULL) != SQLITE_OK) {
+	    " ORDER BY subject, fingerprint")) == NULL) {
 		*err = certstore_sql_err(db, "certstore: list");
 		return -1;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		e = &v[n++];
 		snprintf(e->fingerprint, sizeof(e->fingerprint), "%s",
@@ -511,13 +501,13 @@ certstore_list(sqlite3 *db, struct certstore_entry **out, char **err)
 		e->not_after = (time_t)sqlite3_column_int64(st, 5);
 		e->has_key = sqlite3_column_int(st, 6);
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		*err = certstore_sql_err(db, "certstore: list");
-		sqlite3_finalize(st);
+		db_finalize(st);
 		certstore_list_free(&v, n);
 		return -1;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	*out = v;
 	return (int)n;
 }
@@ -542,18 +532,16 @@ int
 certstore_remove(sqlite3 *db, const char *keys_dir, const char *what,
     char **err)
 {
-	sqlite3_stmt *st = NULL, *del = NULL;
+	sqlite3_stmt *st = NULL;
 	char key[CERTSTORE_FPR_LEN + 1], *path, **fprs = NULL;
+	const char *sel;
 	size_t nf = 0, i, k = 0;
 	int rc, rv = -1;
 
 	*err = NULL;
 	if (strchr(what, '@') != NULL) {
-		rc = sqlite3_prepare_v2(db, "SELECT fingerprint FROM certs"
-		    " WHERE instr(',' || emails || ',', ',' || lower(?1) ||"
-		    " ',') > 0", -1, &st, NULL);
-		if (rc == SQLITE_OK)
-			sqlite3_bind_text(st, 1, what, -1, SQLITE_STATIC);
+		sel = "SELECT fingerprint FROM certs WHERE"
+		    " instr(',' || emails || ',', ',' || lower(?1) || ',') > 0";
 	} else {
 		/* Accept "AB:CD:..." as printed by openssl x509 -fingerprint. */
 		for (const char *p = what; *p != '\0'; p++) {
@@ -573,22 +561,19 @@ certstore_remove(sqlite3 *db, const char *keys_dir, const char *what,
 			xasprintf(err, "not a SHA-256 fingerprint: %s", what);
 			return -1;
 		}
-		rc = sqlite3_prepare_v2(db, "SELECT fingerprint FROM certs"
-		    " WHERE fingerprint = ?1", -1, &st, NULL);
-		if (rc == SQLITE_OK)
-			sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sel = "SELECT fingerprint FROM certs WHERE fingerprint = ?1";
 	}
-	if (rc != SQLITE_OK) {
+	if ((st = db_prepare(db, sel)) == NULL ||
+	    db_bind(st, "t", strchr(what, '@') != NULL ? what : key) == -1) {
 		*err = certstore_sql_err(db, "certstore: remove");
+		db_finalize(st);
 		return -1;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		fprs = xreallocarray(fprs, nf + 1, sizeof(*fprs));
 		fprs[nf++] = xstrdup((const char *)sqlite3_column_text(st, 0));
 	}
-	if (rc != SQLITE_DONE ||
-	    sqlite3_prepare_v2(db, "DELETE FROM certs WHERE fingerprint = ?1",
-	    -1, &del, NULL) != SQLITE_OK) {
+	if (rc != DB_DONE) {
 		*err = certstore_sql_err(db, "certstore: remove");
 		goto out;
 	}
@@ -601,17 +586,15 @@ certstore_remove(sqlite3 *db, const char *keys_dir, const char *what,
 			goto out;
 		}
 		free(path);
-		sqlite3_reset(del);
-		sqlite3_bind_text(del, 1, fprs[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(del) != SQLITE_DONE) {
+		if (db_run(db, "DELETE FROM certs WHERE fingerprint = ?1", "t",
+		    fprs[i]) == -1) {
 			*err = certstore_sql_err(db, "certstore: remove");
 			goto out;
 		}
 	}
 	rv = (int)nf;
 out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(del);
+	db_finalize(st);
 	for (i = 0; i < nf; i++)
 		free(fprs[i]);
 	free(fprs);
@@ -654,13 +637,14 @@ certstore_by_subject(sqlite3 *db, const char *name, STACK_OF(X509) *out)
 	BIO *b;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "SELECT pem FROM certs WHERE subject = ?1",
-	    -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("certstore: %s", sqlite3_errmsg(db));
+	if ((st = db_prepare(db, "SELECT pem FROM certs WHERE subject = ?1"))
+	    == NULL)
+		return -1;
+	if (db_bind(st, "t", name) == -1) {
+		db_finalize(st);
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		pem = sqlite3_column_blob(st, 0);
 		if ((b = BIO_new_mem_buf(pem, sqlite3_column_bytes(st, 0))) ==
 		    NULL)
@@ -669,13 +653,9 @@ certstore_by_subject(sqlite3 *db, const char *name, STACK_OF(X509) *out)
 			sk_X509_push(out, x);
 		BIO_free(b);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	ERR_clear_error();
-	if (rc != SQLITE_DONE) {
-		log_warnx("certstore: %s", sqlite3_errmsg(db));
-		return -1;
-	}
-	return 0;
+	return rc == DB_DONE ? 0 : -1;
 }
 
 /* SAN rfc822Name equal to addr: exact local part, any-case domain. */
@@ -769,14 +749,15 @@ certstore_find_recipient(sqlite3 *db, X509_STORE *trust, const char *addr,
 
 	*certs = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(db, "SELECT pem FROM certs WHERE"
+	if ((st = db_prepare(db, "SELECT pem FROM certs WHERE"
 	    " instr(',' || emails || ',', ',' || lower(?1) || ',') > 0"
-	    " ORDER BY not_after DESC", -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("certstore: %s", sqlite3_errmsg(db));
+	    " ORDER BY not_after DESC")) == NULL)
+		return -1;
+	if (db_bind(st, "t", addr) == -1) {
+		db_finalize(st);
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if ((b = BIO_new_mem_buf(sqlite3_column_blob(st, 0),
 		    sqlite3_column_bytes(st, 0))) == NULL)
 			fatalx("certstore: BIO_new_mem_buf");
@@ -790,10 +771,9 @@ certstore_find_recipient(sqlite3 *db, X509_STORE *trust, const char *addr,
 		} else
 			X509_free(x);
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	ERR_clear_error();
-	if (rc != SQLITE_DONE) {
-		log_warnx("certstore: %s", sqlite3_errmsg(db));
+	if (rc != DB_DONE) {
 		certstore_certs_free(&v, cnt);
 		return -1;
 	}

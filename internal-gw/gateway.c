@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
@@ -36,19 +38,17 @@
 #include "relay.h"
 #include "smime.h"
 #include "smtp_server.h"
+#include "splitmode.h"
 #include "xmalloc.h"
 
-#define GW_DEFAULT_WEBMAIL	"X-Keep-CipherMail-To-Webmail"
-#define GW_DEFAULT_PDF		"X-Keep-CipherMail-To-PDF-OTP"
-
 enum gw_kind {
-	GW_PLAIN, GW_SIGNED, GW_SMIME, GW_SMIME_SIGNED, GW_PORTAL_WEBMAIL,
-	GW_PORTAL_PDF, GW_NKINDS
+	GW_INTERNAL, GW_PLAIN, GW_SIGNED, GW_SMIME, GW_SMIME_SIGNED,
+	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_NKINDS
 };
 
 static const char *const gw_kind_names[GW_NKINDS] = {
-	"plain", "signed", "smime", "smime-signed", "portal-webmail",
-	"portal-pdf",
+	"internal", "plain", "signed", "smime", "smime-signed",
+	"portal-webmail", "portal-pdf",
 };
 
 struct gw_variant {
@@ -64,36 +64,41 @@ struct gw_msg {
 	struct gateway		*gw;
 	struct smtp_txn		*txn;
 	struct props		*props;
+	struct splitmode	 sm;
 	char			 base[PATH_MAX];	/* triggers stripped */
+	char			 untagged[PATH_MAX];	/* and subject tag */
 	struct header		 hdr;
+	const char		*signer;	/* From: mailbox, or NULL */
+	char			 signer_buf[ADDR_MAX];
+	char			 nosign[160];	/* why signer is NULL */
 	char			*subject;		/* decoded, UTF-8 */
 	struct policy_decision	*dec;
 	struct gw_variant	 v[GW_NKINDS];
 	int			 tmpseq;
 };
 
+/* The handle of this thread's db_thread() connection we set up, and its
+ * property reader. */
 static __thread sqlite3		*gw_db;
 static __thread struct props	*gw_props;
 
 sqlite3 *
 gateway_db(struct gateway *gw)
 {
+	sqlite3 *db;
 	char *err = NULL;
 
-	if (gw_db == NULL) {
-		if ((gw_db = db_open(gw->dbpath, &err)) == NULL) {
+	if ((db = db_thread(gw->dbpath)) == NULL)
+		return NULL;
+	if (db != gw_db) {
+		if (certstore_init(db, &err) == -1) {
 			log_warnx("database %s: %s", gw->dbpath, err);
 			free(err);
 			return NULL;
 		}
-		if (certstore_init(gw_db, &err) == -1) {
-			log_warnx("database %s: %s", gw->dbpath, err);
-			free(err);
-			db_close(gw_db);
-			gw_db = NULL;
-			return NULL;
-		}
-		gw_props = props_wrap(gw_db);
+		props_close(gw_props);
+		gw_props = props_wrap(db);
+		gw_db = db;
 	}
 	return gw_db;
 }
@@ -102,28 +107,6 @@ struct props *
 gateway_props(struct gateway *gw)
 {
 	return gateway_db(gw) ? gw_props : NULL;
-}
-
-size_t
-gateway_trigger_names(struct props *p, char names[][256], size_t max)
-{
-	static const char *const specs[] = {
-		"trigger-webmail-header", "trigger-otp-encryption-header",
-	};
-	char value[512];
-	size_t n = 0;
-
-	snprintf(names[n++], 256, "%s", GW_DEFAULT_WEBMAIL);
-	snprintf(names[n++], 256, "%s", GW_DEFAULT_PDF);
-	for (size_t i = 0; i < 2 && n < max; i++) {
-		char *spec = props_get(p, NULL, specs[i], NULL);
-
-		if (spec != NULL && header_trigger_parse(spec, names[n], 256,
-		    value, sizeof(value)) == 0)
-			n++;
-		free(spec);
-	}
-	return n;
 }
 
 static void
@@ -205,14 +188,11 @@ gw_rewrite(struct gw_msg *m, const char *in, const char *tag,
 static int
 gw_strip(struct gw_msg *m)
 {
-	char names[8][256];
-	const char *np[8];
-	size_t n = gateway_trigger_names(m->props, names, 8);
+	const char *np[SPLITMODE_MAX_NAMES];
+	size_t n = splitmode_names(&m->sm, np, SPLITMODE_MAX_NAMES);
 	FILE *f;
 	int r;
 
-	for (size_t i = 0; i < n; i++)
-		np[i] = names[i];
 	if ((r = gw_rewrite(m, m->txn->spool_path, "base", np, n, NULL,
 	    m->base, sizeof(m->base))) != 0)
 		return r;
@@ -237,7 +217,11 @@ gw_strip(struct gw_msg *m)
 	return r;
 }
 
-/* Removes the subject trigger tag from the base copy when asked to. */
+/*
+ * The copy for external recipients, m->untagged: the base without the
+ * subject trigger tag when the sender's properties ask for that. Internal
+ * recipients get the base itself (their mail passes untouched).
+ */
 static int
 gw_subject(struct gw_msg *m)
 {
@@ -245,6 +229,7 @@ gw_subject(struct gw_msg *m)
 	char *ns, *enc, *extra, path[PATH_MAX];
 	int r;
 
+	snprintf(m->untagged, sizeof(m->untagged), "%s", m->base);
 	if ((ns = policy_subject_strip(m->props, m->txn->mail_from,
 	    m->subject)) == NULL)
 		return 0;
@@ -254,30 +239,31 @@ gw_subject(struct gw_msg *m)
 	free(ns);
 	r = gw_rewrite(m, m->base, "subj", subj, 1, extra, path, sizeof(path));
 	free(extra);
-	if (r == 0) {
-		unlink(m->base);
-		snprintf(m->base, sizeof(m->base), "%s", path);
-	}
+	if (r == 0)
+		snprintf(m->untagged, sizeof(m->untagged), "%s", path);
 	return r;
 }
 
+/* policy_decide()'s certificate lookup; arg is the struct gateway. */
 static int
 gw_has_cert(void *arg, const char *rcpt)
 {
-	struct gw_msg *m = arg;
-	sqlite3 *db = gateway_db(m->gw);
+	struct gateway *gw = arg;
+	sqlite3 *db = gateway_db(gw);
 
 	if (db == NULL)
 		return -1;
-	if (m->gw->trust == NULL)
+	if (gw->trust == NULL)
 		return 0;
-	return certstore_has_valid(db, m->gw->trust, rcpt);
+	return certstore_has_valid(db, gw->trust, rcpt);
 }
 
 static enum gw_kind
 gw_kind_of(const struct policy_decision *d)
 {
 	switch (d->action) {
+	case POLICY_PASS:
+		return GW_INTERNAL;
 	case POLICY_SIGN:
 		return GW_SIGNED;
 	case POLICY_ENCRYPT:
@@ -372,37 +358,25 @@ done:
 static int
 gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 {
-	char names[8][256], tname[256], tvalue[512], *spec, *extra, *relay_dom;
+	char extra[SPLITMODE_NAME_MAX + SPLITMODE_VALUE_MAX + 8];
 	char path[PATH_MAX], signedp[PATH_MAX];
-	const char *np[8];
-	size_t nn = gateway_trigger_names(m->props, names, 8);
+	const char *np[SPLITMODE_MAX_NAMES];
+	size_t nn = splitmode_names(&m->sm, np, SPLITMODE_MAX_NAMES);
 	int r;
 
-	for (size_t i = 0; i < nn; i++)
-		np[i] = names[i];
-	spec = props_get(m->props, NULL, pdf ? "trigger-otp-encryption-header" :
-	    "trigger-webmail-header", NULL);
-	if (spec == NULL || header_trigger_parse(spec, tname, sizeof(tname),
-	    tvalue, sizeof(tvalue)) == -1) {
-		snprintf(tname, sizeof(tname), "%s", pdf ? GW_DEFAULT_PDF :
-		    GW_DEFAULT_WEBMAIL);
-		snprintf(tvalue, sizeof(tvalue), "True");
-	}
-	free(spec);
-	xasprintf(&extra, "%s: %s\r\n", tname, tvalue);
-	r = gw_rewrite(m, m->base, "portal", np, nn, extra, path, sizeof(path));
-	free(extra);
+	splitmode_tag_field(&m->sm, pdf ? SPLITMODE_PDF : SPLITMODE_WEBMAIL,
+	    extra, sizeof(extra));
+	r = gw_rewrite(m, m->untagged, "portal", np, nn, extra, path,
+	    sizeof(path));
 	if (r != 0)
 		return -1;
 
-	relay_dom = props_get(m->props, NULL, "portal-relay-domain", NULL);
 	for (size_t i = 0; i < v->n; i++) {
 		char out[ADDR_MAX * 2];
 		const char *why;
 
-		if (addr_rewrite(v->rcpts[i], relay_dom ? relay_dom :
-		    "relay-to-webmail.private", m->txn->smtputf8, out,
-		    sizeof(out), &why) == -1) {
+		if (splitmode_rewrite_rcpt(&m->sm, v->rcpts[i],
+		    m->txn->smtputf8, out, sizeof(out), &why) == -1) {
 			/* The engine parsed it; failing here is a bug. */
 			fatalx("id=%s rewrite %s: %s", m->txn->id, v->rcpts[i],
 			    why);
@@ -410,7 +384,6 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 		free(v->rcpts[i]);
 		v->rcpts[i] = xstrdup(out);
 	}
-	free(relay_dom);
 
 	if (m->gw->tunnel_signer != NULL &&
 	    props_get_bool(m->props, NULL, "portal-tunnel-sign")) {
@@ -427,45 +400,122 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 	return 0;
 }
 
+/*
+ * Who the message may be signed as: the one mailbox of its one From:
+ * field. Not signed (m->signer NULL, the reason in m->nosign) when From:
+ * is missing, repeated or holds several mailboxes, when it differs from
+ * MAIL FROM while the sender has sign-require-aligned-from, and whenever
+ * MAIL FROM or From: names the tunnel signer, whose key never signs user
+ * mail.
+ */
+static void
+gw_signer(struct gw_msg *m)
+{
+	const struct header_field *from = NULL;
+	InternetAddressList *l;
+	InternetAddress *ia;
+	const char *addr, *env = m->txn->mail_from, *tun = m->gw->tunnel_signer;
+	size_t nfrom = 0;
+	int aligned;
+
+	m->signer = NULL;
+	for (size_t i = 0; i < m->hdr.nfields; i++)
+		if (strcasecmp(m->hdr.fields[i].name, "From") == 0) {
+			from = &m->hdr.fields[i];
+			nfrom++;
+		}
+	if (nfrom != 1) {
+		snprintf(m->nosign, sizeof(m->nosign), "%s From: field",
+		    nfrom ? "more than one" : "no");
+		return;
+	}
+	if ((l = internet_address_list_parse(NULL, from->value)) == NULL ||
+	    internet_address_list_length(l) != 1 ||
+	    !INTERNET_ADDRESS_IS_MAILBOX(ia = internet_address_list_get_address(l,
+	    0)) || (addr = internet_address_mailbox_get_addr(
+	    INTERNET_ADDRESS_MAILBOX(ia))) == NULL || *addr == '\0' ||
+	    strlen(addr) >= sizeof(m->signer_buf)) {
+		snprintf(m->nosign, sizeof(m->nosign), "From: does not hold "
+		    "exactly one mailbox");
+		if (l != NULL)
+			g_object_unref(l);
+		return;
+	}
+	snprintf(m->signer_buf, sizeof(m->signer_buf), "%s", addr);
+	g_object_unref(l);
+	if (tun != NULL && (strcasecmp(env, tun) == 0 ||
+	    strcasecmp(m->signer_buf, tun) == 0)) {
+		snprintf(m->nosign, sizeof(m->nosign), "the tunnel key never "
+		    "signs user mail");
+		return;
+	}
+	aligned = props_get_bool(m->props, m->signer_buf,
+	    "sign-require-aligned-from");
+	if (aligned != 0 && strcasecmp(env, m->signer_buf) != 0) {
+		/* A failed lookup (-1) counts as set: no signature. */
+		snprintf(m->nosign, sizeof(m->nosign), "From: <%.60s> is not "
+		    "MAIL FROM", m->signer_buf);
+		return;
+	}
+	m->signer = m->signer_buf;
+}
+
+/* 1 when the message is signed as m->signer; else the note says why not. */
+static int
+gw_can_sign(struct gw_msg *m, struct gw_variant *v, const char *then)
+{
+	if (m->signer == NULL) {
+		snprintf(v->note, sizeof(v->note), "; not signed: %.80s, %s",
+		    m->nosign, then);
+		return 0;
+	}
+	if (!keyd_can_sign(m->gw->keyd, m->signer)) {
+		snprintf(v->note, sizeof(v->note), "; no signing key for "
+		    "<%.60s>, %s", m->signer, then);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Builds one variant. Signing is never mandatory: a message that may not
+ * or cannot be signed goes out unsigned (or encrypted unsigned), and the
+ * log line's rule says why.
+ */
 static int
 gw_build(struct gw_msg *m, enum gw_kind k)
 {
 	struct gw_variant *v = &m->v[k];
-	const char *signer = m->txn->mail_from;
 	char tmp[PATH_MAX];
 	int r;
 
 	switch (k) {
-	case GW_PLAIN:
+	case GW_INTERNAL:
 		snprintf(v->path, sizeof(v->path), "%s", m->base);
 		return 0;
+	case GW_PLAIN:
+		snprintf(v->path, sizeof(v->path), "%s", m->untagged);
+		return 0;
 	case GW_SIGNED:
-		if (*signer == '\0' || !keyd_can_sign(m->gw->keyd, signer)) {
-			/* Signing is never mandatory: say so and go plain. */
-			snprintf(v->note, sizeof(v->note),
-			    "; no signing key for <%s>, sent unsigned", signer);
-			snprintf(v->path, sizeof(v->path), "%s", m->base);
+		if (!gw_can_sign(m, v, "sent unsigned")) {
+			snprintf(v->path, sizeof(v->path), "%s", m->untagged);
 			return 0;
 		}
 		v->owned = 1;
-		return gw_sign(m, signer, KEYD_PURPOSE_MAIL, m->base, v->path,
+		return gw_sign(m, m->signer, KEYD_PURPOSE_MAIL, m->untagged,
+		    v->path,
 		    sizeof(v->path));
 	case GW_SMIME:
 		v->owned = 1;
-		return gw_encrypt(m, v, m->base, v->path, sizeof(v->path));
+		return gw_encrypt(m, v, m->untagged, v->path, sizeof(v->path));
 	case GW_SMIME_SIGNED:
-		if (*signer == '\0' || !keyd_can_sign(m->gw->keyd, signer)) {
-			snprintf(v->note, sizeof(v->note),
-			    "; no signing key for <%s>, encrypted unsigned",
-			    signer);
-			v->owned = 1;
-			return gw_encrypt(m, v, m->base, v->path,
+		v->owned = 1;
+		if (!gw_can_sign(m, v, "encrypted unsigned"))
+			return gw_encrypt(m, v, m->untagged, v->path,
 			    sizeof(v->path));
-		}
-		if (gw_sign(m, signer, KEYD_PURPOSE_MAIL, m->base, tmp,
+		if (gw_sign(m, m->signer, KEYD_PURPOSE_MAIL, m->untagged, tmp,
 		    sizeof(tmp)) == -1)
 			return -1;
-		v->owned = 1;
 		r = gw_encrypt(m, v, tmp, v->path, sizeof(v->path));
 		unlink(tmp);
 		return r;
@@ -509,10 +559,23 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 			snprintf(r->reply, sizeof(r->reply),
 			    "2.0.0 Ok: relayed as %s (id=%s)", rv.kind,
 			    m->txn->id);
-		else
+		else {
+			/* Keep the next hop's enhanced code when it has one. */
+			char st[16];
+			size_t n = strspn(replies[i], "0123456789.");
+
+			if (n >= 5 && n < sizeof(st) && replies[i][0] ==
+			    '0' + r->code / 100 && replies[i][1] == '.' &&
+			    replies[i][n] == ' ')
+				snprintf(st, sizeof(st), "%.*s", (int)n,
+				    replies[i]);
+			else
+				snprintf(st, sizeof(st), "%d.0.0",
+				    r->code / 100);
 			snprintf(r->reply, sizeof(r->reply),
-			    "%d.0.0 next hop for %s: %s", r->code / 100,
-			    v->rcpts[i], replies[i]);
+			    "%s next hop for %s: %s", st, v->rcpts[i],
+			    replies[i]);
+		}
 	}
 	free(codes);
 	free(replies);
@@ -531,11 +594,234 @@ gw_cleanup(struct gw_msg *m)
 		free(v->rcpts);
 		free(v->idx);
 	}
+	if (m->untagged[0] != '\0' && strcmp(m->untagged, m->base) != 0)
+		unlink(m->untagged);
 	if (m->base[0] != '\0')
 		unlink(m->base);
 	header_free(&m->hdr);
 	free(m->subject);
 	free(m->dec);
+}
+
+/* "5.7.1 text" -> "5.7.1"; anything else -> "5.0.0". */
+static void
+gw_dsn_status(const char *reply, char *out, size_t outlen)
+{
+	size_t n = strspn(reply, "0123456789.");
+
+	if (n >= 5 && n < 12 && reply[0] == '5' && reply[1] == '.' &&
+	    (reply[n] == ' ' || reply[n] == '\0'))
+		snprintf(out, outlen, "%.*s", (int)n, reply);
+	else
+		snprintf(out, outlen, "5.0.0");
+}
+
+/*
+ * The RFC 3464 report for the recipients refused after DATA, written into
+ * a spool file: a human part, the message/delivery-status part and the
+ * original header (text/rfc822-headers).
+ */
+static int
+gw_dsn_write(struct gw_msg *m, char *path, size_t pathlen)
+{
+	struct smtp_txn *t = m->txn;
+	const char *host = m->gw->hostname ? m->gw->hostname : "localhost";
+	char date[64], status[16], boundary[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	snprintf(boundary, sizeof(boundary), "%s.dsn/%s", t->id, host);
+	if ((f = gw_tmpfile(m, "dsn", path, pathlen)) == NULL)
+		return -1;
+	fprintf(f, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+	    "To: <%s>\r\n"
+	    "Subject: Undelivered Mail Returned to Sender\r\n"
+	    "Date: %s\r\n"
+	    "Message-ID: <%s.dsn@%s>\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    "\tboundary=\"%s\"\r\n\r\n"
+	    "This is a MIME-encapsulated message.\r\n\r\n"
+	    "--%s\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	    "This is the mail gateway at %s.\r\n\r\n"
+	    "Your message could not be delivered to the recipients below.\r\n"
+	    "It was delivered to the other recipients.\r\n\r\n",
+	    host, t->mail_from, date, t->id, host, boundary, boundary, host);
+	for (size_t i = 0; i < t->nrcpts; i++)
+		if (t->rcpts[i].code / 100 == 5)
+			fprintf(f, "<%s>: %d %s\r\n", t->rcpts[i].addr,
+			    t->rcpts[i].code, t->rcpts[i].reply);
+	fprintf(f, "\r\n--%s\r\n"
+	    "Content-Type: message/delivery-status\r\n\r\n"
+	    "Reporting-MTA: dns; %s\r\n"
+	    "Arrival-Date: %s\r\n", boundary, host, date);
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		if (t->rcpts[i].code / 100 != 5)
+			continue;
+		gw_dsn_status(t->rcpts[i].reply, status, sizeof(status));
+		fprintf(f, "\r\nFinal-Recipient: rfc822; %s\r\n"
+		    "Action: failed\r\n"
+		    "Status: %s\r\n"
+		    "Diagnostic-Code: smtp; %d %s\r\n", t->rcpts[i].addr,
+		    status, t->rcpts[i].code, t->rcpts[i].reply);
+	}
+	fprintf(f, "\r\n--%s\r\n"
+	    "Content-Type: text/rfc822-headers\r\n\r\n", boundary);
+	for (size_t i = 0; i < m->hdr.nfields; i++)
+		fwrite(m->hdr.fields[i].raw, 1, m->hdr.fields[i].rawlen, f);
+	fprintf(f, "\r\n--%s--\r\n", boundary);
+	if (gw_close(f, path, t->id) == -1) {
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * SMTP mode, no recipient deferred, some refused after DATA and others
+ * delivered: a 5xx for the whole message would make the sender's MTA
+ * bounce mail that went out. Instead the message is accepted and the
+ * refused recipients are reported to the sender in a DSN sent through the
+ * relay (null reverse-path). The null sender gets no DSN. When the DSN
+ * cannot be sent, the refused recipients answer 451 so the whole
+ * transaction is retried (the ledger keeps the delivered copies from
+ * going out twice).
+ */
+static void
+gw_dsn(struct gw_msg *m, const char *msgkey)
+{
+	struct smtp_txn *t = m->txn;
+	struct relay_variant rv;
+	const char *rcpt[1];
+	char path[PATH_MAX], reply[1][512];
+	int code[1] = { 0 }, n5 = 0, n2 = 0;
+
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		if (t->rcpts[i].code / 100 == 4)
+			return;
+		if (t->rcpts[i].code / 100 == 5)
+			n5++;
+		else if (t->rcpts[i].code / 100 == 2)
+			n2++;
+	}
+	if (n5 == 0 || n2 == 0)
+		return;
+	if (*t->mail_from != '\0') {
+		if (gw_dsn_write(m, path, sizeof(path)) == 0) {
+			memset(&rv, 0, sizeof(rv));
+			rcpt[0] = t->mail_from;
+			rv.kind = "dsn";
+			rv.path = path;
+			rv.from = "";
+			rv.rcpts = rcpt;
+			rv.nrcpts = 1;
+			rv.smtputf8 = t->smtputf8;
+			rv.body_8bit = 1;
+			if (relay_send(m->gw->relay, msgkey, &rv, code,
+			    reply) == -1)
+				code[0] = 451;
+			unlink(path);
+		} else
+			code[0] = 451;
+		log_info("id=%s dsn to=<%s> for %d refused recipient(s) "
+		    "status=%d %s", t->id, t->mail_from, n5, code[0],
+		    code[0] / 100 == 2 ? "sent" : reply[0]);
+	} else {
+		code[0] = 250;
+		log_info("id=%s %d recipient(s) refused after DATA; null "
+		    "sender: no DSN", t->id, n5);
+	}
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct smtp_rcpt *r = &t->rcpts[i];
+
+		if (r->code / 100 != 5)
+			continue;
+		if (code[0] / 100 == 2) {
+			r->code = 250;
+			snprintf(r->reply, sizeof(r->reply), "2.0.0 Ok: "
+			    "accepted; refused recipients reported to the "
+			    "sender (id=%s)", t->id);
+		} else {
+			r->code = 451;
+			snprintf(r->reply, sizeof(r->reply), "4.3.0 could not "
+			    "report a refused recipient, try again later");
+		}
+	}
+}
+
+/*
+ * The answer is final for every recipient whose reply is not 4xx (for
+ * SMTP: for all, unless one is 4xx, since one reply covers them all): the
+ * sender's MTA will not retry those, so their ledger entries go now.
+ */
+static void
+gw_forget(struct gw_msg *m, const char *msgkey)
+{
+	struct smtp_txn *t = m->txn;
+
+	if (!t->lmtp) {
+		for (size_t i = 0; i < t->nrcpts; i++)
+			if (t->rcpts[i].code / 100 == 4)
+				return;
+		(void)relay_ledger_forget(m->gw->relay, msgkey, NULL);
+		return;
+	}
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct gw_variant *v;
+
+		if (t->rcpts[i].code / 100 == 4 ||
+		    m->dec[i].action == POLICY_REFUSE)
+			continue;
+		v = &m->v[gw_kind_of(&m->dec[i])];
+		for (size_t j = 0; j < v->n; j++)
+			if (v->idx[j] == i)
+				(void)relay_ledger_forget(m->gw->relay,
+				    msgkey, v->rcpts[j]);
+	}
+}
+
+int
+gateway_rcpt(void *arg, const struct smtp_txn *txn, const char *addr,
+    char *reply, size_t replylen)
+{
+	struct gateway *gw = arg;
+	struct policy_decision d;
+	struct policy_msg pm;
+	struct splitmode sm;
+	struct props *p;
+
+	if ((p = gateway_props(gw)) == NULL || splitmode_load(p, &sm) == -1) {
+		snprintf(reply, replylen, "451 4.3.0 <%.400s>: temporary "
+		    "failure, try again later", addr);
+		return -1;
+	}
+	/* Only the gateway itself rewrites into the relay domain. */
+	if (splitmode_in_relay_domain(&sm, addr)) {
+		snprintf(reply, replylen, "550 5.1.1 <%.400s>: the portal "
+		    "relay domain is not a destination", addr);
+		return -1;
+	}
+	/*
+	 * A refusal without content is a refusal with any content (triggers
+	 * only make encryption mandatory), so it is known here already. A
+	 * failed lookup is decided again after DATA.
+	 */
+	memset(&pm, 0, sizeof(pm));
+	pm.from = txn->mail_from;
+	if (policy_decide(p, &pm, addr, gw_has_cert, gw, &d) == 0 &&
+	    d.action == POLICY_REFUSE) {
+		log_info("id=%s from=<%s> to=<%s> decision=refuse rule=\"%s\" "
+		    "at RCPT", txn->id, txn->mail_from, addr, d.rule);
+		snprintf(reply, replylen, "550 5.7.1 <%.300s>: %s", addr,
+		    d.reason);
+		return -1;
+	}
+	return 0;
 }
 
 void
@@ -549,10 +835,13 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	memset(&m, 0, sizeof(m));
 	m.gw = arg;
 	m.txn = txn;
-	if ((m.props = gateway_props(m.gw)) == NULL) {
+	if ((m.props = gateway_props(m.gw)) == NULL ||
+	    splitmode_load(m.props, &m.sm) == -1) {
 		gw_set_all(txn, 451, "4.3.0 %s", "database unavailable");
 		return;
 	}
+	/* The message as received, before anything is stripped. */
+	relay_msgkey(txn->mail_from, txn->spool_path, msgkey);
 	if ((r = gw_strip(&m)) != 0 || (r = gw_subject(&m)) != 0) {
 		if (r == -2)
 			gw_set_all(txn, 554, "5.6.0 %s",
@@ -563,6 +852,7 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		gw_cleanup(&m);
 		return;
 	}
+	gw_signer(&m);
 
 	/* Decide per recipient, grouping them by variant. */
 	memset(&pm, 0, sizeof(pm));
@@ -575,7 +865,7 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		struct gw_variant *v;
 
 		if (policy_decide(m.props, &pm, txn->rcpts[i].addr, gw_has_cert,
-		    &m, d) == -1) {
+		    m.gw, d) == -1) {
 			txn->rcpts[i].code = 451;
 			snprintf(txn->rcpts[i].reply, sizeof(txn->rcpts[i].reply),
 			    "4.3.0 policy lookup failed");
@@ -594,7 +884,6 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		v->rcpts[v->n++] = xstrdup(txn->rcpts[i].addr);
 	}
 
-	relay_msgkey(txn->mail_from, m.base, msgkey);
 	for (int k = 0; k < GW_NKINDS; k++) {
 		struct gw_variant *v = &m.v[k];
 
@@ -614,7 +903,7 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		gw_relay(&m, k, msgkey);
 	}
 
-	/* One log line per recipient decision. */
+	/* One log line per recipient decision, with its own answer. */
 	for (size_t i = 0; i < txn->nrcpts; i++) {
 		struct policy_decision *d = &m.dec[i];
 		const char *note = "", *via = txn->rcpts[i].addr;
@@ -634,5 +923,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		    txn->rcpts[i].addr, policy_action_name(d->action), d->rule,
 		    note, hop, txn->rcpts[i].code, txn->rcpts[i].reply);
 	}
+	if (!txn->lmtp)
+		gw_dsn(&m, msgkey);
+	gw_forget(&m, msgkey);
 	gw_cleanup(&m);
 }

@@ -16,6 +16,7 @@ struct sqlite3;
 struct props;
 
 struct gateway {
+	const char		*hostname;	/* in DSNs */
 	const char		*dbpath;
 	const char		*spool_dir;
 	size_t			 max_header;
@@ -25,14 +26,17 @@ struct gateway {
 	struct relay		*relay;
 };
 
-/* smtp_server_ops callbacks; arg is a struct gateway. */
+/*
+ * smtp_server_ops callbacks; arg is a struct gateway. gateway_rcpt refuses
+ * at RCPT what needs no content: the portal relay domain (550 5.1.1) and
+ * recipients the policy refuses whatever the message (550 5.7.1).
+ */
+int	gateway_rcpt(void *arg, const struct smtp_txn *, const char *addr,
+	    char *reply, size_t replylen);
 void	gateway_message(void *arg, struct smtp_txn *);
 
 /* The calling thread's database handles (opened on first use). */
 struct props	*gateway_props(struct gateway *);
 struct sqlite3	*gateway_db(struct gateway *);
-
-/* The header field names treated as triggers (forged ones are removed). */
-size_t	gateway_trigger_names(struct props *, char names[][256], size_t max);
 
 #endif

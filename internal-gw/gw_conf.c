@@ -26,7 +26,7 @@ const struct conf_key gw_conf_schema[] = {
 	{ "smtp", CONF_GROUP, 1, 0, 0, NULL },
 	{ "smtp.listen", CONF_STRLIST, 0, 0, 0, NULL },
 	{ "smtp.lmtp_listen", CONF_STRLIST, 0, 0, 0, NULL },
-	CONF_KEYS_SMTP_LIMITS("200"),
+	CONF_KEYS_SMTP_LIMITS("200", CONF_GW_MAX_MESSAGE),
 	{ "smtp.xforward_from", CONF_STRLIST, 0, 0, 0, NULL },
 
 	{ "relay", CONF_GROUP, 1, 0, 0, NULL },
@@ -36,7 +36,9 @@ const struct conf_key gw_conf_schema[] = {
 	{ "relay.client_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "relay.client_key", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "relay.timeout", CONF_INT, 0, 1, 3600, "120" },
-	{ "relay.ledger_ttl_days", CONF_INT, 0, 1, 365, "7" },
+	{ "relay.ledger_ttl_hours", CONF_INT, 0, 1, 8760, "120" },
+	/* Replaced by ledger_ttl_hours: set, it is an error that says so. */
+	{ "relay.ledger_ttl_days", CONF_INT, 0, 0, 365, NULL },
 	{ "relay.tls_policy", CONF_GROUPLIST, 0, 0, 0, NULL },
 	{ "relay.tls_policy.[].nexthop", CONF_STRING, 1, 0, 300, NULL },
 	{ "relay.tls_policy.[].level", CONF_STRING, 1, 0, 16, NULL },

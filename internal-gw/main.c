@@ -59,6 +59,13 @@ gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 	struct relay *r;
 	size_t n = pol ? (size_t)config_setting_length(pol) : 0;
 
+	if (conf_setting(c, "relay.ledger_ttl_days") != NULL) {
+		xasprintf(err, "relay.ledger_ttl_days: replaced by "
+		    "relay.ledger_ttl_hours (hours; the ledger now covers only "
+		    "the upstream MTA's retry window, default 120): remove "
+		    "ledger_ttl_days and set ledger_ttl_hours if needed");
+		return NULL;
+	}
 	memset(&rc, 0, sizeof(rc));
 	rc.transport_map = conf_str(c, "relay.transport_map");
 	rc.default_tls = conf_str(c, "relay.default_tls");
@@ -69,7 +76,7 @@ gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 	rc.helo = conf_str(c, "hostname");
 	rc.timeout = conf_int(c, "relay.timeout");
 	rc.dbpath = conf_str(c, "database");
-	rc.ledger_ttl = conf_int(c, "relay.ledger_ttl_days") * 86400;
+	rc.ledger_ttl = conf_int(c, "relay.ledger_ttl_hours") * 3600;
 	rc.tls_policy = xcalloc(n + 1, sizeof(*rc.tls_policy));
 	rc.ntls_policy = n;
 	for (size_t i = 0; i < n; i++) {
@@ -281,6 +288,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls,
 	base = daemon_worker_start("smtp");
 
 	memset(&gw, 0, sizeof(gw));
+	gw.hostname = conf_str(c, "hostname");
 	gw.dbpath = conf_str(c, "database");
 	gw.spool_dir = conf_str(c, "spool_dir");
 	gw.max_header = conf_int(c, "smtp.max_header_size");
@@ -299,6 +307,8 @@ gw_worker(const struct conf *c, struct gw_listeners *ls,
 	EVP_PKEY_free(client_key);
 
 	smtp_server_conf_load(&sc, c);
+	/* 250 only after the next hop took the message: no fsync needed. */
+	sc.spool_fsync = 0;
 	if (conf_str(c, "smtp.tls_cert") != NULL &&
 	    (sc.tls_ctx = keyd_tls_server_ctx(tlsk,
 	    conf_str(c, "smtp.tls_cert"), NULL, &err)) == NULL)
@@ -312,6 +322,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls,
 	daemon_drop_privileges(conf_str(c, "user"));
 
 	memset(&ops, 0, sizeof(ops));
+	ops.rcpt = gateway_rcpt;
 	ops.message = gateway_message;
 	wq = workq_new(base, conf_int(c, "workers"));
 	if (ls->nsmtp > 0) {

@@ -4,14 +4,21 @@
  * (table relay_ledger) in the gateway database.
  *
  * The ledger is kept per recipient: (msgkey, variant kind, next hop,
- * recipient). A retry of a message whose variant reached some recipients
- * sends it only to the others, whatever recipient set the retry carries.
+ * recipient), msgkey being a hash of the message as received and its
+ * envelope sender. It exists for one case only: the sender's MTA retries
+ * a transaction we answered 4xx after some copies had already gone out.
+ * The retry then sends only to the recipients still missing. The gateway
+ * forgets a message's entries as soon as its answer is final (2xx or 5xx),
+ * so a byte-identical message sent again later is a new transaction and
+ * goes out again; entries of 4xx answers expire after the retry window
+ * (relay.ledger_ttl_hours).
  *
  * Input: recipient addresses and message files from our own SMTP session
  * (already validated), and next-hop replies (through smtp_client).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +26,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include "addr.h"
 #include "db.h"
@@ -38,7 +44,10 @@ struct relay {
 	char			*dbpath;
 	int			 timeout;
 	long long		 ttl;
+	long long		 last_purge;	/* atomic; time of last purge */
 };
+
+#define RELAY_PURGE_INTERVAL	60	/* seconds */
 
 static const char relay_schema[] =
     "CREATE TABLE IF NOT EXISTS relay_ledger ("
@@ -103,7 +112,7 @@ relay_new(const struct relay_conf *rc, char **err)
 		EVP_PKEY_up_ref(r->client_key);
 	r->helo = xstrdup(rc->helo ? rc->helo : "localhost");
 	r->timeout = rc->timeout > 0 ? rc->timeout : 120;
-	r->ttl = rc->ledger_ttl > 0 ? rc->ledger_ttl : 7 * 86400;
+	r->ttl = rc->ledger_ttl > 0 ? rc->ledger_ttl : RELAY_LEDGER_TTL;
 	if (rc->dbpath == NULL) {
 		xasprintf(err, "database: not set");
 		goto fail;
@@ -192,48 +201,55 @@ relay_msgkey(const char *from, const char *path, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static int
-relay_db_err(struct sqlite3 *db, const char *what)
+/*
+ * The ledger's connection is the calling worker thread's own (db_thread):
+ * one per thread for its life, never one per message. synchronous=NORMAL
+ * on it: in WAL mode a commit is then durable at the next checkpoint
+ * rather than at once, so a power loss can forget the last few entries.
+ * That keeps the ledger's promise. An entry only suppresses a retry of a
+ * transaction we answered 4xx; a forgotten entry makes that retry send a
+ * copy again (a duplicate), it never makes anything be skipped, so no mail
+ * is lost. The gateway's other writes on this thread are ledger writes
+ * only (properties and certificates are written by postern-cli).
+ */
+static struct sqlite3 *
+relay_db(struct relay *r)
 {
-	log_warnx("relay ledger: %s: %s", what, sqlite3_errmsg(db));
-	return -1;
+	static __thread struct sqlite3 *ready;
+	struct sqlite3 *db;
+	char *e = NULL;
+
+	if ((db = db_thread(r->dbpath)) == NULL)
+		return NULL;
+	if (db != ready) {
+		if (db_exec(db, "PRAGMA synchronous=NORMAL", &e) == -1) {
+			log_warnx("relay ledger: %s: %s", r->dbpath, e);
+			free(e);
+			return NULL;
+		}
+		ready = db;
+	}
+	return db;
 }
 
-static int
-relay_ledger_bind(struct sqlite3 *db, sqlite3_stmt *st, const char *msgkey,
-    const char *kind, const char *nexthop, const char *rcpt, long long t)
-{
-	if (sqlite3_bind_text(st, 1, msgkey, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 3, nexthop, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 4, rcpt, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 5, t) != SQLITE_OK)
-		return relay_db_err(db, "bind");
-	return 0;
-}
-
+/* 1 when delivered and younger than the TTL, 0 when not, -1 (logged). */
 static int
 relay_db_delivered(struct relay *r, struct sqlite3 *db, const char *msgkey,
     const char *kind, const char *nexthop, const char *rcpt, time_t now)
 {
-	static const char sql[] = "SELECT 1 FROM relay_ledger WHERE "
-	    "msgkey = ?1 AND kind = ?2 AND nexthop = ?3 AND rcpt = ?4 AND "
-	    "created > ?5";
-	sqlite3_stmt *st;
-	int rv = -1, s;
+	struct sqlite3_stmt *st;
+	int rv;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return relay_db_err(db, "prepare");
-	if (relay_ledger_bind(db, st, msgkey, kind, nexthop, rcpt,
-	    (long long)now - r->ttl) == 0) {
-		if ((s = sqlite3_step(st)) == SQLITE_ROW)
-			rv = 1;
-		else if (s == SQLITE_DONE)
-			rv = 0;
-		else
-			relay_db_err(db, "select");
-	}
-	sqlite3_finalize(st);
+	if ((st = db_prepare(db, "SELECT 1 FROM relay_ledger WHERE "
+	    "msgkey = ?1 AND kind = ?2 AND nexthop = ?3 AND rcpt = ?4 AND "
+	    "created > ?5")) == NULL)
+		return -1;
+	if (db_bind(st, "tttti", msgkey, kind, nexthop, rcpt,
+	    (int64_t)now - r->ttl) == -1)
+		rv = -1;
+	else
+		rv = db_step(st);	/* DB_ROW 1, DB_DONE 0, or -1 */
+	db_finalize(st);
 	return rv;
 }
 
@@ -241,55 +257,30 @@ static int
 relay_db_record(struct sqlite3 *db, const char *msgkey, const char *kind,
     const char *nexthop, const char *rcpt, time_t when)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO relay_ledger "
-	    "(msgkey, kind, nexthop, rcpt, created) VALUES (?1,?2,?3,?4,?5)";
-	sqlite3_stmt *st;
-	int rv = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return relay_db_err(db, "prepare");
-	if (relay_ledger_bind(db, st, msgkey, kind, nexthop, rcpt,
-	    (long long)when) == 0) {
-		if (sqlite3_step(st) == SQLITE_DONE)
-			rv = 0;
-		else
-			relay_db_err(db, "insert");
-	}
-	sqlite3_finalize(st);
-	return rv;
+	return db_run(db, "INSERT OR REPLACE INTO relay_ledger "
+	    "(msgkey, kind, nexthop, rcpt, created) VALUES (?1,?2,?3,?4,?5)",
+	    "tttti", msgkey, kind, nexthop, rcpt, (int64_t)when) == -1 ?
+	    -1 : 0;
 }
 
 static int
 relay_db_purge(struct relay *r, struct sqlite3 *db, time_t now)
 {
-	static const char sql[] = "DELETE FROM relay_ledger WHERE created <= ?1";
-	sqlite3_stmt *st;
-	int rv = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return relay_db_err(db, "prepare");
-	if (sqlite3_bind_int64(st, 1, (long long)now - r->ttl) != SQLITE_OK)
-		relay_db_err(db, "bind");
-	else if (sqlite3_step(st) == SQLITE_DONE)
-		rv = 0;
-	else
-		relay_db_err(db, "purge");
-	sqlite3_finalize(st);
-	return rv;
+	return db_run(db, "DELETE FROM relay_ledger WHERE created <= ?1", "i",
+	    (int64_t)now - r->ttl) == -1 ? -1 : 0;
 }
 
-/* This thread's own connection, opened per call (see db.h). */
-static struct sqlite3 *
-relay_db(struct relay *r)
+/* Expired rows go at most once a minute, by whichever thread is first. */
+static void
+relay_purge_due(struct relay *r, struct sqlite3 *db, time_t now)
 {
-	struct sqlite3 *db;
-	char *e = NULL;
+	long long last = __atomic_load_n(&r->last_purge, __ATOMIC_RELAXED);
 
-	if ((db = db_open(r->dbpath, &e)) == NULL) {
-		log_warnx("relay ledger: %s: %s", r->dbpath, e);
-		free(e);
-	}
-	return db;
+	if (now - last < RELAY_PURGE_INTERVAL ||
+	    !__atomic_compare_exchange_n(&r->last_purge, &last, (long long)now,
+	    0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	(void)relay_db_purge(r, db, now);
 }
 
 int
@@ -297,13 +288,10 @@ relay_ledger_delivered(struct relay *r, const char *msgkey, const char *kind,
     const char *nexthop, const char *rcpt, time_t now)
 {
 	struct sqlite3 *db;
-	int rv;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
-	rv = relay_db_delivered(r, db, msgkey, kind, nexthop, rcpt, now);
-	db_close(db);
-	return rv;
+	return relay_db_delivered(r, db, msgkey, kind, nexthop, rcpt, now);
 }
 
 int
@@ -311,26 +299,34 @@ relay_ledger_record(struct relay *r, const char *msgkey, const char *kind,
     const char *nexthop, const char *rcpt, time_t when)
 {
 	struct sqlite3 *db;
-	int rv;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
-	rv = relay_db_record(db, msgkey, kind, nexthop, rcpt, when);
-	db_close(db);
-	return rv;
+	return relay_db_record(db, msgkey, kind, nexthop, rcpt, when);
 }
 
 int
 relay_ledger_purge(struct relay *r, time_t now)
 {
 	struct sqlite3 *db;
-	int rv;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
-	rv = relay_db_purge(r, db, now);
-	db_close(db);
-	return rv;
+	return relay_db_purge(r, db, now);
+}
+
+int
+relay_ledger_forget(struct relay *r, const char *msgkey, const char *rcpt)
+{
+	struct sqlite3 *db;
+
+	if ((db = relay_db(r)) == NULL)
+		return -1;
+	if (rcpt == NULL)
+		return db_run(db, "DELETE FROM relay_ledger WHERE msgkey = ?1",
+		    "t", msgkey) == -1 ? -1 : 0;
+	return db_run(db, "DELETE FROM relay_ledger WHERE msgkey = ?1 AND "
+	    "rcpt = ?2", "tt", msgkey, rcpt) == -1 ? -1 : 0;
 }
 
 static void
@@ -380,7 +376,8 @@ relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
 		if (d == 1) {
 			codes[k] = 250;
 			snprintf(replies[k], sizeof(replies[k]), "2.0.0 "
-			    "already delivered to %s", nh->nexthop);
+			    "already delivered to %s in an earlier attempt",
+			    nh->nexthop);
 		} else if (d == -1) {
 			codes[k] = 451;
 			snprintf(replies[k], sizeof(replies[k]), "4.3.0 "
@@ -391,8 +388,9 @@ relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
 		}
 	}
 	if (ns < n)
-		log_info("relay: kind=%s nexthop=%s: %zu of %zu recipients "
-		    "skipped (ledger or error)", v->kind, nh->nexthop, n - ns, n);
+		log_info("relay: kind=%s nexthop=%s: %zu of %zu recipients not "
+		    "sent (relayed in an earlier attempt, or ledger error: 451)",
+		    v->kind, nh->nexthop, n - ns, n);
 	if (ns == 0)
 		goto done;
 
@@ -449,7 +447,7 @@ relay_send(struct relay *r, const char *msgkey,
 		return 0;
 	if ((db = relay_db(r)) == NULL)
 		return -1;
-	(void)relay_db_purge(r, db, time(NULL));
+	relay_purge_due(r, db, time(NULL));
 
 	hops = xcalloc(v->nrcpts, sizeof(*hops));
 	routed = xcalloc(v->nrcpts, 1);
@@ -480,7 +478,6 @@ relay_send(struct relay *r, const char *msgkey,
 		relay_group(r, db, msgkey, v, &hops[i], idx, n, codes,
 		    replies);
 	}
-	db_close(db);
 	free(hops);
 	free(routed);
 	free(idx);

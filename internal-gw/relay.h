@@ -29,7 +29,8 @@ struct relay_conf {
 	const char		*helo;
 	int			 timeout;	/* seconds per SMTP step */
 	const char		*dbpath;	/* holds table relay_ledger */
-	long long		 ledger_ttl;	/* seconds an entry is kept */
+	long long		 ledger_ttl;	/* seconds an entry is kept;
+						 * 0: RELAY_LEDGER_TTL */
 	struct relay_tls_policy	*tls_policy;
 	size_t			 ntls_policy;
 };
@@ -43,6 +44,9 @@ struct relay_variant {
 	int			 smtputf8, body_8bit;
 };
 
+/* The upstream retry window by default: Postfix gives up after 5 days. */
+#define RELAY_LEDGER_TTL	(120 * 3600)
+
 struct relay;
 
 /* Loads the transport map, checks the policies, creates the ledger table. */
@@ -51,10 +55,10 @@ void		 relay_free(struct relay *);
 
 /*
  * Sends one variant, split by next hop. codes[i]/replies[i] get the final
- * answer for rcpts[i]: 2xx delivered (or delivered before: the ledger
- * entry for (msgkey, kind, next hop, recipient) is younger than the TTL,
- * and then nothing is sent to that recipient again), 4xx/5xx refused or
- * failed. Delivered recipients are recorded. Returns 0 when every code is
+ * answer for rcpts[i]: 2xx delivered (or delivered by an earlier attempt
+ * of the same transaction: the ledger entry for (msgkey, kind, next hop,
+ * recipient) is younger than the TTL, and then nothing is sent to that
+ * recipient again), 4xx/5xx refused or failed; a ledger error is 451. Delivered recipients are recorded. Returns 0 when every code is
  * set, -1 when the relay could not run at all (ledger unusable; codes 0).
  */
 int		 relay_send(struct relay *, const char *msgkey,
@@ -67,7 +71,9 @@ int		 relay_nexthop(const struct relay *, const char *rcpt, char *out,
 
 /*
  * The ledger key of a message: hex SHA-256 over the envelope sender and
- * the file's bytes. An unreadable file gives a random key (never a match).
+ * the bytes of the message as received (the spool file, before anything
+ * is stripped or rewritten), so two submissions that differ anywhere never
+ * share a key. An unreadable file gives a random key (never a match).
  */
 void		 relay_msgkey(const char *from, const char *path, char out[65]);
 
@@ -79,5 +85,11 @@ int		 relay_ledger_record(struct relay *, const char *msgkey,
 		    const char *kind, const char *nexthop, const char *rcpt,
 		    time_t when);
 int		 relay_ledger_purge(struct relay *, time_t now);
+/*
+ * The answer for msgkey is final (2xx or 5xx to the sender's MTA, which
+ * will not retry): drop its entries, for rcpt (as relayed) or all (NULL).
+ */
+int		 relay_ledger_forget(struct relay *, const char *msgkey,
+		    const char *rcpt);
 
 #endif

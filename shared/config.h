@@ -36,18 +36,27 @@ struct conf {
 /*
  * Schema rows both daemons share: the log group and the SMTP/LMTP engine's
  * limits and TLS files (inside the required "smtp" group), so both nodes
- * take the same keys with the same ranges. Only the connection limit's
- * default differs between them.
+ * take the same keys with the same ranges. The connection limit's and the
+ * message size's defaults differ: the portal takes the gateway's largest
+ * message plus what the gateway adds to its portal copy (see
+ * CONF_PORTAL_MAX_MESSAGE).
  */
 #define CONF_MB		(1024LL * 1024)
+/*
+ * The gateway's SIZE, and the portal's: 1.4 times as much, room for the
+ * trigger field, the tunnel signature and a re-encoding to 7 bit (base64:
+ * 4/3 plus line ends) of a message the gateway accepted at its limit.
+ */
+#define CONF_GW_MAX_MESSAGE	"52428800"	/* 50 MiB */
+#define CONF_PORTAL_MAX_MESSAGE	"73400320"	/* 70 MiB */
 #define CONF_KEYS_LOG \
 	{ "log", CONF_GROUP, 0, 0, 0, NULL }, \
 	{ "log.syslog", CONF_BOOL, 0, 0, 0, "false" }, \
 	{ "log.debug", CONF_BOOL, 0, 0, 0, "false" }
-#define CONF_KEYS_SMTP_LIMITS(max_connections) \
+#define CONF_KEYS_SMTP_LIMITS(max_connections, max_message_size) \
 	{ "smtp.max_line", CONF_INT, 0, 512, 65536, "2048" }, \
 	{ "smtp.max_message_size", CONF_INT, 0, 1024, 4096 * CONF_MB, \
-	    "52428800" }, \
+	    max_message_size }, \
 	{ "smtp.max_header_size", CONF_INT, 0, 1024, 64 * CONF_MB, \
 	    "1048576" }, \
 	{ "smtp.max_recipients", CONF_INT, 0, 1, 100000, "1000" }, \

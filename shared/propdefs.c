@@ -44,6 +44,10 @@ const struct props_def props_defs[] = {
 	{ .name = "sign-enabled", .type = PROPS_BOOL, .def = "false",
 	  .scopes = UDG, .nodes = GW,
 	  .doc = "S/MIME-sign the sender's outgoing mail" },
+	{ .name = "sign-require-aligned-from", .type = PROPS_BOOL,
+	  .def = "true", .scopes = UDG, .nodes = GW,
+	  .doc = "sign only when the one From: mailbox is the envelope "
+	  "sender (MAIL FROM)" },
 	{ .name = "webmail-enabled", .type = PROPS_BOOL, .def = "false",
 	  .scopes = UDG, .nodes = GW,
 	  .doc = "deliver through Webmail Messenger on the portal when no "

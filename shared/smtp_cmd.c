@@ -201,6 +201,14 @@ smtp_cmd_mailrcpt(const char *p, struct smtp_cmd *cmd, int mail,
 		    eq != NULL, cmd, reply, replylen) == -1)
 			return -1;
 	}
+	/*
+	 * RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle
+	 * brackets. Nothing longer is taken, so no buffer downstream ever
+	 * has to cut one (a cut address could name another mailbox).
+	 */
+	if (strlen(cmd->path) > SMTP_CMD_ADDR_MAX)
+		SMTP_CMD_FAIL("553 %s Bad %s address: longer than %d octets",
+		    code, what, SMTP_CMD_ADDR_MAX);
 	if (cmd->path[0] == '\0') {
 		if (!mail)
 			SMTP_CMD_FAIL("501 5.1.3 Bad recipient address syntax");

@@ -7,7 +7,9 @@
  * line end and marks the body bad (SMTP smuggling). The engine then refuses
  * the whole transaction once the real end of data arrives, so text hidden
  * behind a bare line ending can never become a second message. Bytes kept
- * are bounded by max; past it the reader only counts.
+ * are bounded by max; past it the reader only counts. A NUL byte marks
+ * the body bad too: MTAs downstream treat NUL inconsistently (truncate,
+ * drop or pass it), which is another way to smuggle.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,6 +26,7 @@ smtp_data_init(struct smtp_data *d, int fd, size_t max, int dot)
 	d->max = max;
 	d->size = 0;
 	d->bare = 0;
+	d->nul = 0;
 	d->too_big = 0;
 	d->werrno = 0;
 	d->blen = 0;
@@ -56,7 +59,7 @@ static void
 smtp_data_put(struct smtp_data *d, const char *p, size_t n)
 {
 	/* A refused body is not worth keeping; only its end matters. */
-	if (d->bare || d->too_big)
+	if (d->bare || d->nul || d->too_big)
 		return;
 	if (d->max != 0 && (size_t)d->size + n > d->max) {
 		d->too_big = 1;
@@ -92,6 +95,11 @@ smtp_data_text(struct smtp_data *d, unsigned char c)
 		d->state = SMTP_DATA_TEXT;
 		return;
 	}
+	if (c == '\0') {
+		d->nul = 1;
+		d->state = SMTP_DATA_TEXT;
+		return;
+	}
 	smtp_data_put(d, &ch, 1);
 	d->state = SMTP_DATA_TEXT;
 }
@@ -115,7 +123,7 @@ smtp_data_feed(struct smtp_data *d, const unsigned char *p, size_t len,
 		case SMTP_DATA_TEXT:
 			/* Copy a run of plain text at once. */
 			for (run = i; run < len && p[run] != '\r' &&
-			    p[run] != '\n'; run++)
+			    p[run] != '\n' && p[run] != '\0'; run++)
 				;
 			if (run > i) {
 				smtp_data_put(d, (const char *)p + i, run - i);

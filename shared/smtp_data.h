@@ -26,6 +26,7 @@ struct smtp_data {
 	size_t			 max;	/* bytes kept; 0: unlimited */
 	off_t			 size;	/* bytes kept so far */
 	int			 bare;	/* bare CR or LF seen */
+	int			 nul;	/* a NUL byte seen */
 	int			 too_big;
 	int			 werrno;	/* first write error, 0 if none */
 	size_t			 blen;

@@ -168,6 +168,7 @@ smtp_server_conf_load(struct smtp_server_conf *sc, const struct conf *c)
 	memset(sc, 0, sizeof(*sc));
 	sc->hostname = conf_str(c, "hostname");
 	sc->spool_dir = conf_str(c, "spool_dir");
+	sc->spool_fsync = 1;
 	sc->max_line = conf_int(c, "smtp.max_line");
 	sc->max_message_size = conf_int(c, "smtp.max_message_size");
 	sc->max_recipients = conf_int(c, "smtp.max_recipients");

@@ -28,6 +28,13 @@ struct smtp_server_conf {
 	int		 lmtp;		/* LHLO; one reply per recipient */
 	const char	*hostname;	/* greeting, EHLO reply */
 	const char	*spool_dir;	/* DATA is streamed to a file here */
+	/*
+	 * fsync the spool file before ops->message. A node that stores the
+	 * message needs it; one that answers only after the next hop took
+	 * the message (the gateway) does not: until then the client still
+	 * holds it. smtp_server_conf_load() sets it.
+	 */
+	int		 spool_fsync;
 	size_t		 max_line;	/* command line incl. CRLF: 500 5.5.2 */
 	size_t		 max_message_size; /* SIZE; 552 5.3.4 */
 	size_t		 max_recipients;	/* 452 4.5.3 */
@@ -63,7 +70,8 @@ struct smtp_txn {
 	int		 body_8bit;	/* BODY=8BITMIME or BINARYMIME */
 	struct smtp_rcpt *rcpts;
 	size_t		 nrcpts;
-	char		*spool_path;	/* complete message, fsync'd, CRLF */
+	char		*spool_path;	/* complete message, CRLF (fsync'd
+					 * with conf.spool_fsync) */
 	off_t		 size;
 
 	/* The session, as seen (XFORWARD applied when trusted). */
@@ -127,6 +135,9 @@ struct smtp_cmd {
 	int		 last;		/* BDAT LAST */
 	char		 arg[512];	/* HELO/EHLO domain, XFORWARD attrs */
 };
+
+/* The longest address MAIL and RCPT take (RFC 5321: 256 with <>). */
+#define SMTP_CMD_ADDR_MAX	254
 
 /* The longest command line the parser takes; conf.max_line is capped to it. */
 #define SMTP_CMD_MAX	4096

@@ -181,7 +181,7 @@ smtp_session_work(void *arg)
 	struct smtp_txn *t = &s->txn;
 	int rc;
 
-	rc = fsync(s->spool_fd);
+	rc = s->srv->conf.spool_fsync ? fsync(s->spool_fd) : 0;
 	if (rc == -1)
 		log_warn("smtp: id=%s fsync %s", t->id, t->spool_path);
 	if (close(s->spool_fd) == -1 && rc == 0) {
@@ -300,6 +300,11 @@ smtp_session_message(struct smtp_session *s)
 		    "<CR> or <LF> in message data");
 		return;
 	}
+	if (d->nul) {
+		smtp_session_txn_refuse(s, "550 5.6.0 Message refused: NUL "
+		    "byte in message data");
+		return;
+	}
 	if (d->too_big) {
 		smtp_session_txn_refuse(s, "552 5.3.4 Message size exceeds "
 		    "fixed limit");
@@ -344,11 +349,13 @@ smtp_session_bdat_end(struct smtp_session *s)
 		return;
 	}
 	/* Refuse as soon as a chunk shows it, as RFC 3030 4.2 asks. */
-	if (d->bare || d->too_big) {
+	if (d->bare || d->nul || d->too_big) {
 		s->bdat_failed = 1;
 		smtp_session_reply(s, "%s", d->bare ?
 		    "550 5.5.2 Message refused: bare <CR> or <LF> in message "
-		    "data" : "552 5.3.4 Message size exceeds fixed limit");
+		    "data" : d->nul ? "550 5.6.0 Message refused: NUL byte in "
+		    "message data" : "552 5.3.4 Message size exceeds fixed "
+		    "limit");
 		return;
 	}
 	smtp_session_reply(s, "250 2.0.0 %lld octets received",

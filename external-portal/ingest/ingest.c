@@ -33,21 +33,25 @@
 #include "netaddr.h"
 #include "outbox/outbox.h"
 #include "props.h"
+#include "splitmode.h"
 #include "store/store.h"
 #include "xmalloc.h"
 
 #define INGEST_SPEC_MAX	1024
 
+/* The split-mode contract decides (splitmode.c); this maps its answer. */
 enum ingest_route
 ingest_classify(const struct header *h, const struct ingest_triggers *t)
 {
-	if (t->otp_enabled && t->otp != NULL && *t->otp != '\0' &&
-	    header_trigger_match(h, t->otp) == 1)
+	switch (splitmode_classify(h, t->webmail, t->webmail_enabled, t->otp,
+	    t->otp_enabled)) {
+	case SPLITMODE_PDF:
 		return INGEST_ROUTE_PDF;
-	if (t->webmail_enabled && t->webmail != NULL && *t->webmail != '\0' &&
-	    header_trigger_match(h, t->webmail) == 1)
+	case SPLITMODE_WEBMAIL:
 		return INGEST_ROUTE_WEBMAIL;
-	return INGEST_ROUTE_NONE;
+	default:
+		return INGEST_ROUTE_NONE;
+	}
 }
 
 int
@@ -331,23 +335,20 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 /*
  * portal-require-tunnel-signature: the message must be S/MIME signed by
  * the gateway's tunnel certificate (pinned: only that certificate may be
- * the signer, no chain is built). On success *content holds the signed
- * entity (CRLF, caller frees). 0 when it verifies, 1 when not, -1 on a
- * local failure.
+ * the signer, no chain is built). The spool file is read and the signed
+ * entity written through file BIOs, never held in memory whole: on
+ * success it is in content (CRLF, rewound). 0 when it verifies, 1 when
+ * not, -1 on a local failure.
  */
 static int
 ingest_tunnel_verify(struct ingest *in, const char *path, const char *id,
-    char **content, size_t *contentlen)
+    FILE *content)
 {
 	STACK_OF(X509) *certs;
 	CMS_ContentInfo *cms;
 	BIO *b, *indata = NULL, *out;
-	char *p;
-	long n;
 	int ok;
 
-	*content = NULL;
-	*contentlen = 0;
 	if ((b = BIO_new_file(path, "rb")) == NULL) {
 		log_warnx("id=%s %s: cannot open", id, path);
 		return -1;
@@ -361,23 +362,25 @@ ingest_tunnel_verify(struct ingest *in, const char *path, const char *id,
 	}
 	certs = sk_X509_new_null();
 	sk_X509_push(certs, in->tunnel_cert);
-	out = BIO_new(BIO_s_mem());
+	if ((out = BIO_new_fp(content, BIO_NOCLOSE)) == NULL)
+		fatalx("ingest: BIO_new_fp");
 	ok = CMS_verify(cms, certs, NULL, indata, out, CMS_NOINTERN |
 	    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
 	if (!ok) {
 		ERR_clear_error();
 		log_info("id=%s refused: tunnel signature does not verify "
 		    "with the gateway certificate", id);
-	} else if ((n = BIO_get_mem_data(out, &p)) > 0) {
-		*content = xmemdup(p, n);
-		*contentlen = n;
-	} else
-		ok = 0;
+	} else if (BIO_flush(out) != 1 || fflush(content) == EOF ||
+	    ftell(content) <= 0) {
+		log_warnx("id=%s writing the verified entity", id);
+		ok = -1;
+	}
+	rewind(content);
 	BIO_free(out);
 	BIO_free(indata);
 	sk_X509_free(certs);
 	CMS_ContentInfo_free(cms);
-	return ok ? 0 : 1;
+	return ok == 1 ? 0 : ok == -1 ? -1 : 1;
 }
 
 /* 1 when the trigger spec matches the outer header and the signed one
@@ -395,12 +398,10 @@ ingest_tunnel_trigger_ok(const struct header *outer,
  * structure or triggers, then the signed entity without triggers.
  */
 static int
-ingest_tunnel_unwrap(const struct header *outer, const char *content,
-    size_t len, size_t maxhdr, const char *const *names, size_t nnames,
-    FILE *out)
+ingest_tunnel_unwrap(const struct header *outer, FILE *in, size_t maxhdr,
+    const char *const *names, size_t nnames, FILE *out)
 {
-	FILE *in;
-	int removed, rc;
+	int removed;
 
 	for (size_t i = 0; i < outer->nfields; i++) {
 		const struct header_field *f = &outer->fields[i];
@@ -414,11 +415,8 @@ ingest_tunnel_unwrap(const struct header *outer, const char *content,
 	}
 	if (fputs("MIME-Version: 1.0\r\n", out) == EOF)
 		return -1;
-	if ((in = fmemopen((void *)content, len, "r")) == NULL)
-		return -1;
-	rc = header_rewrite(in, out, maxhdr, names, nnames, NULL, &removed);
-	fclose(in);
-	return rc;
+	rewind(in);
+	return header_rewrite(in, out, maxhdr, names, nnames, NULL, &removed);
 }
 
 static void
@@ -434,8 +432,7 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	size_t nnames = 0;
 	char *webmail = NULL, *otp = NULL;
 	int standalone, tunnel, removed = 0, woke = 0, rc;
-	char *signed_content = NULL;
-	size_t signed_len = 0;
+	struct store_tmp signed_tmp = { NULL, NULL };
 	FILE *f;
 
 	ingest_set_all(txn, 451, "4.3.0 Temporary failure, try again later");
@@ -475,8 +472,10 @@ ingest_message(void *arg, struct smtp_txn *txn)
 			    "but smtp.gateway_tunnel_cert is not", txn->id);
 			goto out;
 		}
+		if (store_tmp_create(in->store, &signed_tmp) == -1)
+			goto out;
 		if ((rc = ingest_tunnel_verify(in, txn->spool_path, txn->id,
-		    &signed_content, &signed_len)) != 0) {
+		    signed_tmp.fp)) != 0) {
 			if (rc == 1)
 				ingest_set_all(txn, 550, "5.7.1 Message not "
 				    "signed by the gateway's tunnel key");
@@ -484,8 +483,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 		} else {
 			struct header sh;
 
-			if (header_parse_mem(signed_content, signed_len,
-			    in->max_header, &sh) != 0) {
+			if (header_read(signed_tmp.fp, in->max_header,
+			    &sh) != 0) {
 				ingest_set_all(txn, 550, "5.6.0 Malformed "
 				    "signed entity");
 				goto out;
@@ -512,9 +511,9 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	if (store_tmp_create(in->store, &tmp) == -1)
 		goto out;
 	rewind(f);
-	if (signed_content != NULL)
-		rc = ingest_tunnel_unwrap(&h, signed_content, signed_len,
-		    in->max_header, names, nnames, tmp.fp);
+	if (signed_tmp.fp != NULL)
+		rc = ingest_tunnel_unwrap(&h, signed_tmp.fp, in->max_header,
+		    names, nnames, tmp.fp);
 	else
 		rc = header_rewrite(f, tmp.fp, in->max_header, names, nnames,
 		    NULL, &removed);
@@ -542,7 +541,8 @@ out:
 	fclose(f);
 	free(webmail);
 	free(otp);
-	free(signed_content);
+	if (signed_tmp.path != NULL)
+		store_tmp_discard(&signed_tmp);
 }
 
 const struct smtp_server_ops ingest_ops = {

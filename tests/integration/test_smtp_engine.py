@@ -516,3 +516,36 @@ def test_100mb_message_streams(mksink):
     grown = vmhwm_kib(s.d.proc.pid) - base
     print(f"VmHWM grew by {grown} kB for a {size >> 20} MiB message")
     assert grown < 20 * 1024, grown
+
+
+def test_nul_byte_refused_in_data_and_bdat(mksink):
+    s = mksink()
+    c = s.raw()
+    start_txn(c)
+    assert c.cmd("DATA")[0] == "354"
+    c.send(b"Subject: nul\r\n\r\nbefore\x00after\r\n.\r\n")
+    code, text = c.reply()
+    assert (code, text[4:9]) == ("550", "5.6.0"), text
+    # The session goes on; BDAT is refused the same way.
+    start_txn(c)
+    c.send(b"BDAT 9 LAST\r\nab\x00cd\r\n\r\n")
+    code, text = c.reply()
+    assert (code, text[4:9]) == ("550", "5.6.0"), text
+    assert c.cmd("NOOP")[0] == "250"
+    assert s.messages() == []
+
+
+def test_address_longer_than_254_octets_refused(mksink):
+    s = mksink()
+    c = s.raw()
+    assert c.cmd("EHLO client.test")[0] == "250"
+    dom = "@" + ".".join(["d" * 60] * 3) + ".example"   # 192 octets
+    ok = "a" * (254 - len(dom)) + dom
+    long = "a" + ok
+    assert len(ok) == 254 and len(long) == 255
+    code, text = c.cmd(f"MAIL FROM:<{long}>")
+    assert code in ("501", "553"), text
+    assert c.cmd(f"MAIL FROM:<{ok}>")[0] == "250"
+    code, text = c.cmd(f"RCPT TO:<{long}>")
+    assert code in ("501", "553"), text
+    assert c.cmd(f"RCPT TO:<{ok}>")[0] == "250"
