@@ -37,7 +37,9 @@
 #include "tls.h"
 #include "web/web.h"
 #include "web/web_cookie.h"
+#include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "web/web_session.h"
 #include "workq.h"
 #include "xmalloc.h"
@@ -121,7 +123,6 @@ static const struct web_route web_routes[] = {
 	{ WEB_POST, "/compose", WEB_AUTH, web_compose_send },
 };
 
-static pthread_mutex_t web_props_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct props *web_props;
 
 void
@@ -164,87 +165,6 @@ web_conf_load(const struct conf *c, struct web_conf *wc)
 		    "reply.max_attachments");
 		wc->reply_max_size = conf_int(c, "reply.max_size");
 	}
-}
-
-/* --- helpers for handlers ------------------------------------------------- */
-
-void
-web_header(struct web_req *r, const char *name, const char *value)
-{
-	if (r->nh == WEB_MAX_RESP_HEADERS)
-		fatalx("web: too many response headers");
-	r->hname[r->nh] = xstrdup(name);
-	r->hval[r->nh] = xstrdup(value);
-	r->nh++;
-}
-
-void
-web_redirect(struct web_req *r, const char *location)
-{
-	/* Only our own absolute paths: never an open redirect. */
-	if (location[0] != '/' || location[1] == '/' || location[1] == '\\')
-		fatalx("web: redirect to %s", location);
-	r->status = 303;
-	web_header(r, "Location", location);
-}
-
-const char *
-web_param(const struct web_req *r, const char *name)
-{
-	const char *v;
-
-	if (r->method == WEB_POST && (v = web_form_get(&r->form, name)))
-		return v;
-	return web_form_get(&r->q, name);
-}
-
-int64_t
-web_param_id(const struct web_req *r, const char *name)
-{
-	const char *v = web_param(r, name);
-	int64_t id = 0;
-
-	if (v == NULL || *v == '\0' || strlen(v) > 18)
-		return -1;
-	for (; *v; v++) {
-		if (*v < '0' || *v > '9')
-			return -1;
-		id = id * 10 + (*v - '0');
-	}
-	return id > 0 ? id : -1;
-}
-
-int
-web_prop_bool(struct web_req *r, const char *name)
-{
-	int v;
-
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_bool(web_props, r->email[0] ? r->email : NULL, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
-}
-
-char *
-web_prop(struct web_req *r, const char *name)
-{
-	char *v;
-
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get(web_props, r->email[0] ? r->email : NULL, name, NULL);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
-}
-
-long long
-web_prop_int(struct web_req *r, const char *name)
-{
-	long long v;
-
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_int(web_props, r->email[0] ? r->email : NULL, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
 }
 
 /* --- on the pool ------------------------------------------------------------ */
@@ -312,6 +232,15 @@ web_session_load(struct web_req *r)
 		    r->email, sizeof(r->email), &stage);
 		if (rc == -1)
 			return 503;
+		if (rc == 0 && strlen(r->email) >= sizeof(r->email) - 1) {
+			/*
+			 * It may have been cut short, and a prefix of one
+			 * address can be another user's: no session.
+			 */
+			log_warnx("web: a session address longer than %zu "
+			    "bytes, refused", sizeof(r->email) - 2);
+			rc = 1;
+		}
 		if (rc == 0) {
 			snprintf(r->sid, sizeof(r->sid), "%s", sid);
 			r->signed_in = stage == WEB_SESSION_FULL;
@@ -402,6 +331,7 @@ web_work(void *arg)
 		web_redirect(r, "/login");
 		return;
 	}
+	web_req_caps(r);
 	rt->fn(r);
 }
 
@@ -616,6 +546,7 @@ web_new(const struct web_conf *wc, int fd)
 		fatalx("database: %s", err);
 	props_set_node(web_props, PROPS_NODE_PORTAL);
 	w->props = web_props;
+	web_req_props_init(web_props);
 	web_mail_init();
 
 	w->http = evhttp_new(w->base);

@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "web/web_pages.h"
 #include "web/web_qr.h"
+#include "web/web_routes.h"
 #include "web/web_session.h"
 #include "web/web_totp.h"
 #include "xmalloc.h"

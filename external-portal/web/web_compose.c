@@ -22,8 +22,10 @@
 #include "addr.h"
 #include "log.h"
 #include "store/store.h"
+#include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "xmalloc.h"
 
 #define WEB_COMPOSE_MAX_RCPTS	50
@@ -38,12 +40,9 @@ struct web_compose {
 };
 
 int
-web_compose_allowed(struct web_req *r, int reply)
+web_compose_allowed(const struct web_req *r, int reply)
 {
-	if (!r->conf->reply_relay)
-		return 0;
-	return web_prop_bool(r, reply ? "webmail-reply-enabled" :
-	    "webmail-compose-enabled") == 1;
+	return reply ? r->can_reply : r->can_compose;
 }
 
 /* 1 when addr's domain is in the comma-separated list allowed. */

@@ -17,8 +17,10 @@
 
 #include "log.h"
 #include "store/store.h"
+#include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "web/web_sanitize.h"
 #include "web/web_tnef.h"
 #include "xmalloc.h"

@@ -11,7 +11,7 @@
 #include <gmime/gmime.h>
 
 #include "store/store.h"
-#include "web/web.h"
+#include "web/web_req.h"
 
 #define WEB_MAIL_MAX_PARTS	512
 #define WEB_MAIL_MAX_DEPTH	8	/* message/rfc822 inside each other */
@@ -42,7 +42,7 @@ void	 web_mail_free(struct web_mail *);
 char	*web_mail_part_bytes(GMimeObject *, size_t *len, int text);
 int	 web_mail_is_attachment(GMimeObject *);
 
-/* web_compose.c: a read receipt for the message just opened, if due. */
-void	 web_compose_receipt(struct web_req *, struct web_mail *);
+/* Once per process, before the first request. */
+void	 web_mail_init(void);
 
 #endif

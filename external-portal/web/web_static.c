@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "xmalloc.h"
 
 static const char web_static_css_text[] =
