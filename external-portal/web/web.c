@@ -48,6 +48,7 @@
     "img-src 'self' data:; form-action 'self'; frame-src 'self'; " \
     "frame-ancestors 'none'; base-uri 'none'"
 #define WEB_XFF_MAX	1024
+#define WEB_STREAM_CHUNK (64 * 1024)	/* read ahead of the socket, bytes */
 
 struct web {
 	const struct web_conf	*conf;
@@ -69,6 +70,13 @@ struct web_job {
 	struct web		*web;
 	struct evhttp_request	*ev;
 	int			 gone;		/* the connection closed */
+	int			 head;		/* HEAD: headers only */
+	/* A streamed body (req.stream): */
+	int			 streaming;	/* the reply has started */
+	int			 busy;		/* a chunk is being read */
+	int			 eof, err;
+	int64_t			 sent;
+	struct evbuffer		*chunk;
 	struct sockaddr_storage	 peer;
 	char			*xff;
 	struct web_req		 req;
@@ -358,7 +366,28 @@ web_req_free(struct web_req *r)
 	}
 	OPENSSL_cleanse(r->sid, sizeof(r->sid));
 	OPENSSL_cleanse(r->csrf, sizeof(r->csrf));
+	if (r->stream != NULL)
+		r->stream->free(r->stream);
+	r->stream = NULL;
 }
+
+static void
+web_job_free(struct web_job *j)
+{
+	/*
+	 * A request whose connection failed before we answered is detached
+	 * from it by evhttp and left to us (web_closed() kept it in ev).
+	 */
+	if (j->gone && j->ev != NULL)
+		evhttp_request_free(j->ev);
+	if (j->chunk != NULL)
+		evbuffer_free(j->chunk);
+	web_req_free(&j->req);
+	free(j->xff);
+	free(j);
+}
+
+static void web_stream_next(struct web_job *);
 
 static void
 web_closed(struct evhttp_connection *evcon, void *arg)
@@ -367,7 +396,110 @@ web_closed(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	j->gone = 1;
-	j->ev = NULL;
+	/* Still attached: evhttp frees it with the connection. */
+	if (evhttp_request_get_connection(j->ev) != NULL)
+		j->ev = NULL;
+	/* Waiting for a chunk to be written: nothing else will call us. */
+	if (j->streaming && !j->busy)
+		web_job_free(j);
+}
+
+/* Ends a streamed reply: complete (ok) or cut short, then frees j. */
+static void
+web_stream_finish(struct web_job *j, int ok)
+{
+	struct evhttp_connection *evcon;
+
+	if (!j->gone) {
+		evcon = evhttp_request_get_connection(j->ev);
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		if (ok)
+			evhttp_send_reply_end(j->ev);
+		else {
+			/* The client must see an incomplete body. */
+			evhttp_connection_free(evcon);
+		}
+		j->ev = NULL;
+	}
+	web_job_free(j);
+}
+
+/* On the pool: the next chunk of the body. */
+static void
+web_stream_work(void *arg)
+{
+	struct web_job *j = arg;
+	struct web_stream *s = j->req.stream;
+	char buf[16384];
+	ssize_t n;
+
+	j->chunk = evbuffer_new();
+	while (evbuffer_get_length(j->chunk) < WEB_STREAM_CHUNK) {
+		if ((n = s->read(s, buf, sizeof(buf))) == -1) {
+			j->err = 1;
+			break;
+		}
+		if (n == 0) {
+			j->eof = 1;
+			break;
+		}
+		evbuffer_add(j->chunk, buf, n);
+		j->sent += n;
+		if (s->length >= 0 && j->sent > s->length) {
+			log_warnx("web: a streamed body is longer than its "
+			    "%lld bytes", (long long)s->length);
+			j->err = 1;
+			break;
+		}
+	}
+	if (j->eof && s->length >= 0 && j->sent != s->length) {
+		log_warnx("web: a streamed body ended after %lld of %lld "
+		    "bytes", (long long)j->sent, (long long)s->length);
+		j->err = 1;
+	}
+}
+
+static void
+web_stream_sent(struct evhttp_connection *evcon, void *arg)
+{
+	struct web_job *j = arg;
+
+	(void)evcon;
+	if (j->eof)
+		web_stream_finish(j, 1);
+	else
+		web_stream_next(j);
+}
+
+/* On the loop: one chunk read; send it and read on when it is out. */
+static void
+web_stream_done(void *arg)
+{
+	struct web_job *j = arg;
+	struct evbuffer *b = j->chunk;
+
+	j->busy = 0;
+	j->chunk = NULL;
+	if (j->gone || j->err) {
+		if (b != NULL)
+			evbuffer_free(b);
+		web_stream_finish(j, 0);
+		return;
+	}
+	if (evbuffer_get_length(b) == 0) {
+		evbuffer_free(b);
+		web_stream_finish(j, 1);
+		return;
+	}
+	evhttp_send_reply_chunk_with_cb(j->ev, b, web_stream_sent, j);
+	evbuffer_free(b);
+}
+
+static void
+web_stream_next(struct web_job *j)
+{
+	j->busy = 1;
+	workq_submit(j->web->wq, web_stream_work, web_stream_done, j);
 }
 
 static void
@@ -377,12 +509,13 @@ web_done(void *arg)
 	struct web_req *r = &j->req;
 	struct evkeyvalq *h;
 	struct evbuffer *b;
+	char len[32];
 	int cache = 0;
 
-	if (j->gone)
-		goto out;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
-	    NULL, NULL);
+	if (j->gone) {
+		web_job_free(j);
+		return;
+	}
 	h = evhttp_request_get_output_headers(j->ev);
 	for (int i = 0; i < r->nh; i++) {
 		evhttp_add_header(h, r->hname[i], r->hval[i]);
@@ -403,15 +536,28 @@ web_done(void *arg)
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
 	if (!cache || r->no_store)
 		evhttp_add_header(h, "Cache-Control", "no-store");
+	if (r->stream != NULL && r->stream->length >= 0) {
+		snprintf(len, sizeof(len), "%lld",
+		    (long long)r->stream->length);
+		evhttp_add_header(h, "Content-Length", len);
+	}
+	if (r->stream != NULL && !j->head) {
+		/* The close callback stays: it ends the stream early. */
+		j->streaming = 1;
+		evhttp_send_reply_start(j->ev, r->status ? r->status : 200,
+		    NULL);
+		web_stream_next(j);
+		return;
+	}
+	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
+	    NULL, NULL);
 	b = evbuffer_new();
 	if (r->out.len > 0)
 		evbuffer_add(b, r->out.data, r->out.len);
 	evhttp_send_reply(j->ev, r->status ? r->status : 200, NULL, b);
 	evbuffer_free(b);
- out:
-	web_req_free(r);
-	free(j->xff);
-	free(j);
+	j->ev = NULL;
+	web_job_free(j);
 }
 
 static void
@@ -434,8 +580,10 @@ web_request_cb(struct evhttp_request *ev, void *arg)
 	j->req.store = w->store;
 	j->req.sessions = w->sessions;
 	switch (evhttp_request_get_command(ev)) {
-	case EVHTTP_REQ_GET:
 	case EVHTTP_REQ_HEAD:
+		j->head = 1;
+		/* FALLTHROUGH */
+	case EVHTTP_REQ_GET:
 		j->req.method = WEB_GET;
 		break;
 	case EVHTTP_REQ_POST:

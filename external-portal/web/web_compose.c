@@ -264,7 +264,8 @@ web_compose_quote(struct web_mail *m)
 	    web_text_get("compose.wrote"));
 	g_free(who);
 	if (m->plain)
-		text = web_mail_part_bytes(m->parts[m->plain - 1], &len, 1);
+		text = web_mail_part_bytes(m->parts[m->plain - 1], &len, 1,
+		    WEB_COMPOSE_MAX_QUOTE);
 	if (len > WEB_COMPOSE_MAX_QUOTE)
 		len = WEB_COMPOSE_MAX_QUOTE;
 	for (size_t i = 0; text != NULL && i < len;) {

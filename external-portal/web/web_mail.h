@@ -38,8 +38,18 @@ int	 web_mail_load(struct web_req *, struct web_mail *, int parse);
 /* Loads message id of the signed-in user without any answer; 0 or -1. */
 int	 web_mail_load_id(struct web_req *, int64_t id, struct web_mail *);
 void	 web_mail_free(struct web_mail *);
-/* Decoded content of a leaf part, UTF-8 for text (caller frees). */
-char	*web_mail_part_bytes(GMimeObject *, size_t *len, int text);
+/*
+ * A reader of the decoded content of a leaf part, UTF-8 for text (caller
+ * unrefs), or NULL. Bodies stay in the store file: the parser keeps only
+ * their offsets, and this reads them through the decoders in chunks. An
+ * attached message is written to a nameless file in tmpdir (NULL: none).
+ */
+GMimeStream *web_mail_part_open(GMimeObject *, int text, const char *tmpdir);
+/* At most max bytes of that content, NUL-terminated (caller frees). */
+char	*web_mail_part_bytes(GMimeObject *, size_t *len, int text,
+	    size_t max);
+/* The decoded size of a part, counted in chunks. */
+int64_t	 web_mail_part_size(GMimeObject *);
 int	 web_mail_is_attachment(GMimeObject *);
 
 /* Once per process, before the first request. */

@@ -7,6 +7,8 @@
 #ifndef PORTAL_WEB_REQ_H
 #define PORTAL_WEB_REQ_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,7 +64,18 @@ enum web_method { WEB_GET, WEB_POST, WEB_OTHER };
  */
 #define WEB_REQ_EMAIL_MAX	(3 * ADDR_MAX + 4)
 
-struct web_stream;
+/*
+ * A reply body that is not built in memory: web.c reads it on the worker
+ * pool in bounded chunks and sends each chunk before it reads the next,
+ * so a download holds about one chunk, whatever its size. read returns
+ * the count, 0 at the end or -1 on an error (logged; the connection is
+ * then closed short). length is the Content-Length, or -1 (chunked).
+ */
+struct web_stream {
+	ssize_t		(*read)(struct web_stream *, char *, size_t);
+	void		(*free)(struct web_stream *);
+	int64_t		 length;
+};
 
 /* One request, owned by one pool thread while its handler runs. */
 struct web_req {
