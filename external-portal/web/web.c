@@ -49,6 +49,14 @@
     "frame-ancestors 'none'; base-uri 'none'"
 #define WEB_XFF_MAX	1024
 #define WEB_STREAM_CHUNK (64 * 1024)	/* read ahead of the socket, bytes */
+/*
+ * Request bodies: every route takes at most WEB_SMALL_BODY bytes, except
+ * a POST to /compose of a signed-in session (attachments), which may send
+ * web.max_body_size. evhttp checks the limit of the connection as soon as
+ * it has the headers, and answers 413 without reading the body.
+ */
+#define WEB_SMALL_BODY	(16 * 1024)
+#define WEB_LIMIT_LINE	8192		/* request line, beyond the headers */
 
 struct web {
 	const struct web_conf	*conf;
@@ -63,6 +71,22 @@ struct web {
 	struct netaddr_list	*proxies;
 	int			 active;
 	int			 paused;
+};
+
+/*
+ * What the body-limit watcher knows of a connection: it reads each
+ * request head as it arrives, before evhttp parses it, and sets the
+ * connection's body limit for that request.
+ */
+enum web_limit_state { WEB_LIMIT_HEAD, WEB_LIMIT_BODY, WEB_LIMIT_LOST };
+
+struct web_limit {
+	struct web		*web;
+	struct bufferevent	*bev;		/* the connection's */
+	enum web_limit_state	 state;
+	char			*head;
+	size_t			 headlen, headmax;
+	int64_t			 body;		/* body bytes still to pass */
 };
 
 /* A request between the loop and the pool. */
@@ -638,10 +662,178 @@ web_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	}
 }
 
+/* The body limit for a request head (NUL-terminated); on the loop. */
+static size_t
+web_limit_for(struct web *w, const char *head)
+{
+	char sid[WEB_SESSION_ID_LEN + 1], email[WEB_REQ_EMAIL_MAX];
+	const char *line, *cookie = NULL;
+	char *copy, *save = NULL;
+	size_t limit = WEB_SMALL_BODY;
+	int stage, compose;
+
+	compose = strncmp(head, "POST /compose ", 14) == 0 ||
+	    strncmp(head, "POST /compose?", 14) == 0;
+	if (!compose)
+		return limit;
+	copy = xstrdup(head);
+	for (line = strtok_r(copy, "\r\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\r\n", &save))
+		if (strncasecmp(line, "Cookie:", 7) == 0)
+			cookie = line + 7 + strspn(line + 7, " \t");
+	/* Only a full session of a user whose address fits. */
+	sid[0] = '\0';
+	if (cookie != NULL && web_cookie_get(cookie, "sid", sid,
+	    sizeof(sid)) == 1 &&
+	    web_session_find(w->sessions, sid, time(NULL),
+	    w->conf->session_idle, w->conf->session_absolute, email,
+	    sizeof(email), &stage) == 0 && stage == WEB_SESSION_FULL &&
+	    strlen(email) < sizeof(email) - 1)
+		limit = w->conf->max_body_size;
+	OPENSSL_cleanse(sid, sizeof(sid));
+	free(copy);
+	return limit;
+}
+
+/* The head is complete: set the limit, and find how much body follows. */
+static void
+web_limit_head(struct web_limit *l)
+{
+	struct evhttp_connection *evcon = NULL;
+	const char *p;
+	size_t limit;
+	int64_t len = 0;
+	void *arg = NULL;
+
+	l->head[l->headlen] = '\0';
+	limit = web_limit_for(l->web, l->head);
+	l->state = WEB_LIMIT_HEAD;
+	for (p = l->head; (p = strchr(p, '\n')) != NULL; ) {
+		p++;
+		if (strncasecmp(p, "Transfer-Encoding:", 18) == 0) {
+			/* We do not follow chunks: small from here on. */
+			l->state = WEB_LIMIT_LOST;
+			limit = WEB_SMALL_BODY;
+		} else if (strncasecmp(p, "Content-Length:", 15) == 0) {
+			char *end;
+			long long v = strtoll(p + 15, &end, 10);
+
+			if (v < 0 || end == p + 15) {
+				l->state = WEB_LIMIT_LOST;
+				limit = WEB_SMALL_BODY;
+			} else
+				len = v;
+		}
+	}
+	if (l->state == WEB_LIMIT_HEAD && len > 0) {
+		l->state = WEB_LIMIT_BODY;
+		l->body = len;
+	}
+	/* evhttp passes its connection to the callbacks of our filter. */
+	bufferevent_getcb(l->bev, NULL, NULL, NULL, &arg);
+	if ((evcon = arg) != NULL)
+		evhttp_connection_set_max_body_size(evcon, limit);
+	l->headlen = 0;
+}
+
+/* One byte of the request stream, in order. */
+static void
+web_limit_byte(struct web_limit *l, char c)
+{
+	if (l->state == WEB_LIMIT_LOST)
+		return;
+	if (l->state == WEB_LIMIT_BODY) {
+		if (--l->body == 0)
+			l->state = WEB_LIMIT_HEAD;
+		return;
+	}
+	if (l->headlen == l->headmax) {
+		/* evhttp refuses such a head itself. */
+		l->state = WEB_LIMIT_LOST;
+		return;
+	}
+	l->head[l->headlen++] = c;
+	if (c != '\n')
+		return;
+	if (l->headlen <= 2 && (l->headlen == 1 || l->head[0] == '\r')) {
+		/* A blank line between requests. */
+		l->headlen = 0;
+		return;
+	}
+	if ((l->headlen >= 2 && l->head[l->headlen - 2] == '\n') ||
+	    (l->headlen >= 3 && l->head[l->headlen - 2] == '\r' &&
+	    l->head[l->headlen - 3] == '\n'))
+		web_limit_head(l);
+}
+
+/*
+ * Called as bytes arrive in the connection's input buffer, before evhttp
+ * reads them: follows the request heads and bodies as they pass.
+ */
+static void
+web_limit_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct web_limit *l = arg;
+	struct evbuffer_ptr pos;
+	char buf[4096];
+	size_t off = info->orig_size - info->n_deleted, left = info->n_added;
+	ev_ssize_t n;
+
+	if (left == 0 || l->state == WEB_LIMIT_LOST)
+		return;
+	if (evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) == -1) {
+		l->state = WEB_LIMIT_LOST;
+		return;
+	}
+	while (left > 0) {
+		if (l->state == WEB_LIMIT_BODY && (int64_t)left <= l->body) {
+			if ((l->body -= left) == 0)
+				l->state = WEB_LIMIT_HEAD;
+			return;
+		}
+		if ((n = evbuffer_copyout_from(in, &pos, buf, left < sizeof(buf) ?
+		    left : sizeof(buf))) <= 0) {
+			l->state = WEB_LIMIT_LOST;
+			return;
+		}
+		for (ev_ssize_t i = 0; i < n; i++)
+			web_limit_byte(l, buf[i]);
+		left -= n;
+		if (evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_ADD) == -1 &&
+		    left > 0) {
+			l->state = WEB_LIMIT_LOST;
+			return;
+		}
+	}
+}
+
+/* SSL ex_data: the limit state goes with the connection's SSL. */
+static int web_limit_idx = -1;
+
+static void
+web_limit_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct web_limit *l = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (l == NULL)
+		return;
+	free(l->head);
+	free(l);
+}
+
 static struct bufferevent *
 web_bev_cb(struct event_base *base, void *arg)
 {
 	struct web *w = arg;
+	struct bufferevent *tls;
+	struct web_limit *l;
 	SSL *ssl;
 
 	if ((ssl = SSL_new(w->ssl)) == NULL)
@@ -653,8 +845,18 @@ web_bev_cb(struct event_base *base, void *arg)
 		log_warnx("web: %d connections, not accepting more for now",
 		    w->active);
 	}
-	return bufferevent_openssl_socket_new(base, -1, ssl,
+	tls = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	l = xcalloc(1, sizeof(*l));
+	l->web = w;
+	l->bev = tls;
+	l->headmax = w->conf->max_header_size + WEB_LIMIT_LINE;
+	l->head = xmalloc(l->headmax + 1);
+	SSL_set_ex_data(ssl, web_limit_idx, l);
+	if (evbuffer_add_cb(bufferevent_get_input(tls), web_limit_cb, l) ==
+	    NULL)
+		fatalx("web: evbuffer_add_cb");
+	return tls;
 }
 
 static void
@@ -679,6 +881,8 @@ web_new(const struct web_conf *wc, int fd)
 	if ((w->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	web_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, web_ssl_free);
+	web_limit_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+	    web_limit_free);
 	if ((w->ssl = tls_server_ctx(wc->tls_cert, wc->tls_key, NULL, &err)) ==
 	    NULL)
 		fatalx("web TLS: %s", err);
@@ -699,7 +903,7 @@ web_new(const struct web_conf *wc, int fd)
 
 	w->http = evhttp_new(w->base);
 	evhttp_set_max_headers_size(w->http, wc->max_header_size);
-	evhttp_set_max_body_size(w->http, wc->max_body_size);
+	evhttp_set_max_body_size(w->http, WEB_SMALL_BODY);
 	evhttp_set_timeout(w->http, wc->timeout);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD);
