@@ -512,8 +512,20 @@ web_mail_inbox(struct web_req *r)
 				web_buf_adds(&r->out, " <span class=\"clip\" "
 				    "title=\"");
 				web_page_t(r, "message.has_attachments");
-				web_buf_adds(&r->out, "\">&#128206;<span "
-				    "class=\"skip\">");
+				/*
+				 * A drawn paperclip, not the emoji: many
+				 * systems have no emoji font. The text
+				 * beside it is what screen readers say.
+				 */
+				web_buf_adds(&r->out, "\"><svg class=\"icon\" "
+				    "aria-hidden=\"true\" focusable=\"false\" "
+				    "viewBox=\"0 0 16 16\" width=\"16\" "
+				    "height=\"16\"><path d=\"M10.5 4v7a2.5 "
+				    "2.5 0 0 1-5 0V3.5a1.5 1.5 0 0 1 3 0V10a.5"
+				    " .5 0 0 1-1 0V4\" fill=\"none\" "
+				    "stroke=\"currentColor\" stroke-width="
+				    "\"1.3\" stroke-linecap=\"round\"/></svg>"
+				    "<span class=\"skip\">");
 				web_page_t(r, "message.has_attachments");
 				web_buf_adds(&r->out, "</span></span>");
 			}
