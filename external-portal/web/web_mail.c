@@ -63,6 +63,12 @@ web_mail_is_tnef(GMimeObject *o)
 	return fn != NULL && g_ascii_strcasecmp(fn, "winmail.dat") == 0;
 }
 
+static ssize_t
+web_mail_tnef_read(void *arg, char *buf, size_t len)
+{
+	return g_mime_stream_read(arg, buf, len);
+}
+
 /*
  * The files inside a winmail.dat as parts of their own; 0 when it held
  * none (then the winmail.dat itself stays listed).
@@ -71,15 +77,19 @@ static int
 web_mail_tnef(struct web_mail *m, GMimeObject *o)
 {
 	struct web_tnef_file f[WEB_TNEF_MAX_FILES];
-	unsigned char *data;
-	size_t len;
+	GMimeStream *in;
 	int n;
 
-	if ((data = (unsigned char *)web_mail_part_bytes(o, &len, 0,
-	    32 * 1024 * 1024)) == NULL)
+	if (m->no_tnef || (in = web_mail_part_open(o, 0, NULL)) == NULL)
 		return 0;
-	n = web_tnef_unpack(data, len, f, WEB_TNEF_MAX_FILES);
-	free(data);
+	/* Decoded in chunks straight into the sandboxed parser. */
+	n = web_tnef_unpack_sandboxed(web_mail_tnef_read, in,
+	    WEB_TNEF_MAX_INPUT, f, WEB_TNEF_MAX_FILES);
+	g_object_unref(in);
+	if (n == -1) {
+		m->tnef_failed = 1;
+		return 0;
+	}
 	for (int i = 0; i < n; i++) {
 		GMimePart *p;
 		GMimeStream *st;
@@ -189,11 +199,31 @@ web_mail_narrow(struct web_mail *m, const char *sub)
 	return 0;
 }
 
+int
+web_mail_parse_stream(struct web_mail *m, GMimeStream *st)
+{
+	GMimeParser *p;
+
+	p = g_mime_parser_new_with_stream(st);
+	m->root = g_mime_parser_construct_message(p, NULL);
+	g_object_unref(p);
+	if (m->root == NULL)
+		return 1;
+	web_mail_walk_message(m, m->root);
+	return 0;
+}
+
+int
+web_mail_narrow_sub(struct web_mail *m, const char *sub)
+{
+	return web_mail_narrow(m, sub);
+}
+
 static int
 web_mail_parse(struct web_mail *m)
 {
 	GMimeStream *st;
-	GMimeParser *p;
+	int rc;
 
 	if ((st = g_mime_stream_fs_open(m->meta.path, O_RDONLY, 0, NULL)) ==
 	    NULL) {
@@ -201,14 +231,9 @@ web_mail_parse(struct web_mail *m)
 		    (long long)m->meta.id, m->meta.owner);
 		return -1;
 	}
-	p = g_mime_parser_new_with_stream(st);
-	m->root = g_mime_parser_construct_message(p, NULL);
-	g_object_unref(p);
+	rc = web_mail_parse_stream(m, st);
 	g_object_unref(st);
-	if (m->root == NULL)
-		return 1;
-	web_mail_walk_message(m, m->root);
-	return 0;
+	return rc;
 }
 
 int
@@ -690,7 +715,15 @@ web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
 	web_buf_adds(&r->out, "<section aria-labelledby=\"h-att\"><h2 "
 	    "id=\"h-att\">");
 	web_page_t(r, "message.attachments");
-	web_buf_adds(&r->out, "</h2>\n<ul class=\"attachments\">\n");
+	web_buf_adds(&r->out, "</h2>\n");
+	if (m->tnef_failed) {
+		/* The winmail.dat stays listed for download as it is. */
+		web_buf_adds(&r->out, "<p class=\"error\" role=\"alert\" "
+		    "id=\"tnef-error\">");
+		web_page_t(r, "error.internal");
+		web_buf_adds(&r->out, "</p>\n");
+	}
+	web_buf_adds(&r->out, "<ul class=\"attachments\">\n");
 	for (int i = 0; i < m->nparts; i++) {
 		GMimeObject *o = m->parts[i];
 		char *name, *type;

@@ -28,6 +28,8 @@ struct web_mail {
 	int			 plain;
 	GMimeObject		*owned[WEB_MAIL_MAX_PARTS]; /* from TNEF */
 	int			 nowned;
+	int			 no_tnef;	/* leave winmail.dat packed */
+	int			 tnef_failed;	/* its parser failed */
 };
 
 /*
@@ -38,6 +40,14 @@ int	 web_mail_load(struct web_req *, struct web_mail *, int parse);
 /* Loads message id of the signed-in user without any answer; 0 or -1. */
 int	 web_mail_load_id(struct web_req *, int64_t id, struct web_mail *);
 void	 web_mail_free(struct web_mail *);
+/*
+ * Parses the message in st into m (zeroed by the caller, meta unused)
+ * and numbers its parts; 0, or 1 when it is not a message. Its bodies
+ * stay in st, which must be seekable. For the fuzz target and loading.
+ */
+int	 web_mail_parse_stream(struct web_mail *, GMimeStream *);
+/* Narrows m to an attached message ("3" or "3.1"); 0 or -1. */
+int	 web_mail_narrow_sub(struct web_mail *, const char *sub);
 /*
  * A reader of the decoded content of a leaf part, UTF-8 for text (caller
  * unrefs), or NULL. Bodies stay in the store file: the parser keeps only
