@@ -37,7 +37,9 @@
 #include "tls.h"
 #include "web/web.h"
 #include "web/web_cookie.h"
+#include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "web/web_session.h"
 #include "workq.h"
 #include "xmalloc.h"
@@ -46,6 +48,15 @@
     "img-src 'self' data:; form-action 'self'; frame-src 'self'; " \
     "frame-ancestors 'none'; base-uri 'none'"
 #define WEB_XFF_MAX	1024
+#define WEB_STREAM_CHUNK (64 * 1024)	/* read ahead of the socket, bytes */
+/*
+ * Request bodies: every route takes at most WEB_SMALL_BODY bytes, except
+ * a POST to /compose of a signed-in session (attachments), which may send
+ * web.max_body_size. evhttp checks the limit of the connection as soon as
+ * it has the headers, and answers 413 without reading the body.
+ */
+#define WEB_SMALL_BODY	(16 * 1024)
+#define WEB_LIMIT_LINE	8192		/* request line, beyond the headers */
 
 struct web {
 	const struct web_conf	*conf;
@@ -62,11 +73,34 @@ struct web {
 	int			 paused;
 };
 
+/*
+ * What the body-limit watcher knows of a connection: it reads each
+ * request head as it arrives, before evhttp parses it, and sets the
+ * connection's body limit for that request.
+ */
+enum web_limit_state { WEB_LIMIT_HEAD, WEB_LIMIT_BODY, WEB_LIMIT_LOST };
+
+struct web_limit {
+	struct web		*web;
+	struct bufferevent	*bev;		/* the connection's */
+	enum web_limit_state	 state;
+	char			*head;
+	size_t			 headlen, headmax;
+	int64_t			 body;		/* body bytes still to pass */
+};
+
 /* A request between the loop and the pool. */
 struct web_job {
 	struct web		*web;
 	struct evhttp_request	*ev;
 	int			 gone;		/* the connection closed */
+	int			 head;		/* HEAD: headers only */
+	/* A streamed body (req.stream): */
+	int			 streaming;	/* the reply has started */
+	int			 busy;		/* a chunk is being read */
+	int			 eof, err;
+	int64_t			 sent;
+	struct evbuffer		*chunk;
 	struct sockaddr_storage	 peer;
 	char			*xff;
 	struct web_req		 req;
@@ -121,7 +155,6 @@ static const struct web_route web_routes[] = {
 	{ WEB_POST, "/compose", WEB_AUTH, web_compose_send },
 };
 
-static pthread_mutex_t web_props_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct props *web_props;
 
 void
@@ -167,99 +200,6 @@ web_conf_load(const struct conf *c, struct web_conf *wc)
 		    "reply.max_attachments");
 		wc->reply_max_size = conf_int(c, "reply.max_size");
 	}
-}
-
-/* --- helpers for handlers ------------------------------------------------- */
-
-void
-web_header(struct web_req *r, const char *name, const char *value)
-{
-	if (r->nh == WEB_MAX_RESP_HEADERS)
-		fatalx("web: too many response headers");
-	r->hname[r->nh] = xstrdup(name);
-	r->hval[r->nh] = xstrdup(value);
-	r->nh++;
-}
-
-void
-web_redirect(struct web_req *r, const char *location)
-{
-	/* Only our own absolute paths: never an open redirect. */
-	if (location[0] != '/' || location[1] == '/' || location[1] == '\\')
-		fatalx("web: redirect to %s", location);
-	r->status = 303;
-	web_header(r, "Location", location);
-}
-
-const char *
-web_param(const struct web_req *r, const char *name)
-{
-	const char *v;
-
-	if (r->method == WEB_POST && (v = web_form_get(&r->form, name)))
-		return v;
-	return web_form_get(&r->q, name);
-}
-
-int64_t
-web_param_id(const struct web_req *r, const char *name)
-{
-	const char *v = web_param(r, name);
-	int64_t id = 0;
-
-	if (v == NULL || *v == '\0' || strlen(v) > 18)
-		return -1;
-	for (; *v; v++) {
-		if (*v < '0' || *v > '9')
-			return -1;
-		id = id * 10 + (*v - '0');
-	}
-	return id > 0 ? id : -1;
-}
-
-int
-web_prop_bool(struct web_req *r, const char *name)
-{
-	int v;
-
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_bool(web_props, r->email[0] ? r->email : NULL, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
-}
-
-char *
-web_prop(struct web_req *r, const char *name)
-{
-	char *v;
-
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get(web_props, r->email[0] ? r->email : NULL, name, NULL);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
-}
-
-long long
-web_prop_int(struct web_req *r, const char *name)
-{
-	long long v;
-
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_int(web_props, r->email[0] ? r->email : NULL, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
-}
-
-long long
-web_prop_int_user(struct web_req *r, const char *email, const char *name)
-{
-	long long v;
-
-	(void)r;
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_int(web_props, email, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
 }
 
 /* --- on the pool ------------------------------------------------------------ */
@@ -327,6 +267,15 @@ web_session_load(struct web_req *r)
 		    r->email, sizeof(r->email), &stage);
 		if (rc == -1)
 			return 503;
+		if (rc == 0 && strlen(r->email) >= sizeof(r->email) - 1) {
+			/*
+			 * It may have been cut short, and a prefix of one
+			 * address can be another user's: no session.
+			 */
+			log_warnx("web: a session address longer than %zu "
+			    "bytes, refused", sizeof(r->email) - 2);
+			rc = 1;
+		}
 		if (rc == 0) {
 			snprintf(r->sid, sizeof(r->sid), "%s", sid);
 			r->signed_in = stage == WEB_SESSION_FULL;
@@ -417,6 +366,7 @@ web_work(void *arg)
 		web_redirect(r, "/login");
 		return;
 	}
+	web_req_caps(r);
 	rt->fn(r);
 	if (buf_full(&r->out)) {
 		log_warnx("web: the answer to %s exceeds %zu bytes", r->path,
@@ -451,7 +401,28 @@ web_req_free(struct web_req *r)
 	}
 	OPENSSL_cleanse(r->sid, sizeof(r->sid));
 	OPENSSL_cleanse(r->csrf, sizeof(r->csrf));
+	if (r->stream != NULL)
+		r->stream->free(r->stream);
+	r->stream = NULL;
 }
+
+static void
+web_job_free(struct web_job *j)
+{
+	/*
+	 * A request whose connection failed before we answered is detached
+	 * from it by evhttp and left to us (web_closed() kept it in ev).
+	 */
+	if (j->gone && j->ev != NULL)
+		evhttp_request_free(j->ev);
+	if (j->chunk != NULL)
+		evbuffer_free(j->chunk);
+	web_req_free(&j->req);
+	free(j->xff);
+	free(j);
+}
+
+static void web_stream_next(struct web_job *);
 
 static void
 web_closed(struct evhttp_connection *evcon, void *arg)
@@ -460,7 +431,110 @@ web_closed(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	j->gone = 1;
-	j->ev = NULL;
+	/* Still attached: evhttp frees it with the connection. */
+	if (evhttp_request_get_connection(j->ev) != NULL)
+		j->ev = NULL;
+	/* Waiting for a chunk to be written: nothing else will call us. */
+	if (j->streaming && !j->busy)
+		web_job_free(j);
+}
+
+/* Ends a streamed reply: complete (ok) or cut short, then frees j. */
+static void
+web_stream_finish(struct web_job *j, int ok)
+{
+	struct evhttp_connection *evcon;
+
+	if (!j->gone) {
+		evcon = evhttp_request_get_connection(j->ev);
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		if (ok)
+			evhttp_send_reply_end(j->ev);
+		else {
+			/* The client must see an incomplete body. */
+			evhttp_connection_free(evcon);
+		}
+		j->ev = NULL;
+	}
+	web_job_free(j);
+}
+
+/* On the pool: the next chunk of the body. */
+static void
+web_stream_work(void *arg)
+{
+	struct web_job *j = arg;
+	struct web_stream *s = j->req.stream;
+	char buf[16384];
+	ssize_t n;
+
+	j->chunk = evbuffer_new();
+	while (evbuffer_get_length(j->chunk) < WEB_STREAM_CHUNK) {
+		if ((n = s->read(s, buf, sizeof(buf))) == -1) {
+			j->err = 1;
+			break;
+		}
+		if (n == 0) {
+			j->eof = 1;
+			break;
+		}
+		evbuffer_add(j->chunk, buf, n);
+		j->sent += n;
+		if (s->length >= 0 && j->sent > s->length) {
+			log_warnx("web: a streamed body is longer than its "
+			    "%lld bytes", (long long)s->length);
+			j->err = 1;
+			break;
+		}
+	}
+	if (j->eof && s->length >= 0 && j->sent != s->length) {
+		log_warnx("web: a streamed body ended after %lld of %lld "
+		    "bytes", (long long)j->sent, (long long)s->length);
+		j->err = 1;
+	}
+}
+
+static void
+web_stream_sent(struct evhttp_connection *evcon, void *arg)
+{
+	struct web_job *j = arg;
+
+	(void)evcon;
+	if (j->eof)
+		web_stream_finish(j, 1);
+	else
+		web_stream_next(j);
+}
+
+/* On the loop: one chunk read; send it and read on when it is out. */
+static void
+web_stream_done(void *arg)
+{
+	struct web_job *j = arg;
+	struct evbuffer *b = j->chunk;
+
+	j->busy = 0;
+	j->chunk = NULL;
+	if (j->gone || j->err) {
+		if (b != NULL)
+			evbuffer_free(b);
+		web_stream_finish(j, 0);
+		return;
+	}
+	if (evbuffer_get_length(b) == 0) {
+		evbuffer_free(b);
+		web_stream_finish(j, 1);
+		return;
+	}
+	evhttp_send_reply_chunk_with_cb(j->ev, b, web_stream_sent, j);
+	evbuffer_free(b);
+}
+
+static void
+web_stream_next(struct web_job *j)
+{
+	j->busy = 1;
+	workq_submit(j->web->wq, web_stream_work, web_stream_done, j);
 }
 
 static void
@@ -470,12 +544,13 @@ web_done(void *arg)
 	struct web_req *r = &j->req;
 	struct evkeyvalq *h;
 	struct evbuffer *b;
+	char len[32];
 	int cache = 0;
 
-	if (j->gone)
-		goto out;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
-	    NULL, NULL);
+	if (j->gone) {
+		web_job_free(j);
+		return;
+	}
 	h = evhttp_request_get_output_headers(j->ev);
 	for (int i = 0; i < r->nh; i++) {
 		evhttp_add_header(h, r->hname[i], r->hval[i]);
@@ -496,15 +571,28 @@ web_done(void *arg)
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
 	if (!cache || r->no_store)
 		evhttp_add_header(h, "Cache-Control", "no-store");
+	if (r->stream != NULL && r->stream->length >= 0) {
+		snprintf(len, sizeof(len), "%lld",
+		    (long long)r->stream->length);
+		evhttp_add_header(h, "Content-Length", len);
+	}
+	if (r->stream != NULL && !j->head) {
+		/* The close callback stays: it ends the stream early. */
+		j->streaming = 1;
+		evhttp_send_reply_start(j->ev, r->status ? r->status : 200,
+		    NULL);
+		web_stream_next(j);
+		return;
+	}
+	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
+	    NULL, NULL);
 	b = evbuffer_new();
 	if (r->out.len > 0)
 		evbuffer_add(b, r->out.data, r->out.len);
 	evhttp_send_reply(j->ev, r->status ? r->status : 200, NULL, b);
 	evbuffer_free(b);
- out:
-	web_req_free(r);
-	free(j->xff);
-	free(j);
+	j->ev = NULL;
+	web_job_free(j);
 }
 
 static void
@@ -528,8 +616,10 @@ web_request_cb(struct evhttp_request *ev, void *arg)
 	j->req.sessions = w->sessions;
 	buf_init(&j->req.out, w->conf->max_response);
 	switch (evhttp_request_get_command(ev)) {
-	case EVHTTP_REQ_GET:
 	case EVHTTP_REQ_HEAD:
+		j->head = 1;
+		/* FALLTHROUGH */
+	case EVHTTP_REQ_GET:
 		j->req.method = WEB_GET;
 		break;
 	case EVHTTP_REQ_POST:
@@ -584,10 +674,178 @@ web_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	}
 }
 
+/* The body limit for a request head (NUL-terminated); on the loop. */
+static size_t
+web_limit_for(struct web *w, const char *head)
+{
+	char sid[WEB_SESSION_ID_LEN + 1], email[WEB_REQ_EMAIL_MAX];
+	const char *line, *cookie = NULL;
+	char *copy, *save = NULL;
+	size_t limit = WEB_SMALL_BODY;
+	int stage, compose;
+
+	compose = strncmp(head, "POST /compose ", 14) == 0 ||
+	    strncmp(head, "POST /compose?", 14) == 0;
+	if (!compose)
+		return limit;
+	copy = xstrdup(head);
+	for (line = strtok_r(copy, "\r\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\r\n", &save))
+		if (strncasecmp(line, "Cookie:", 7) == 0)
+			cookie = line + 7 + strspn(line + 7, " \t");
+	/* Only a full session of a user whose address fits. */
+	sid[0] = '\0';
+	if (cookie != NULL && web_cookie_get(cookie, "sid", sid,
+	    sizeof(sid)) == 1 &&
+	    web_session_find(w->sessions, sid, time(NULL),
+	    w->conf->session_idle, w->conf->session_absolute, email,
+	    sizeof(email), &stage) == 0 && stage == WEB_SESSION_FULL &&
+	    strlen(email) < sizeof(email) - 1)
+		limit = w->conf->max_body_size;
+	OPENSSL_cleanse(sid, sizeof(sid));
+	free(copy);
+	return limit;
+}
+
+/* The head is complete: set the limit, and find how much body follows. */
+static void
+web_limit_head(struct web_limit *l)
+{
+	struct evhttp_connection *evcon = NULL;
+	const char *p;
+	size_t limit;
+	int64_t len = 0;
+	void *arg = NULL;
+
+	l->head[l->headlen] = '\0';
+	limit = web_limit_for(l->web, l->head);
+	l->state = WEB_LIMIT_HEAD;
+	for (p = l->head; (p = strchr(p, '\n')) != NULL; ) {
+		p++;
+		if (strncasecmp(p, "Transfer-Encoding:", 18) == 0) {
+			/* We do not follow chunks: small from here on. */
+			l->state = WEB_LIMIT_LOST;
+			limit = WEB_SMALL_BODY;
+		} else if (strncasecmp(p, "Content-Length:", 15) == 0) {
+			char *end;
+			long long v = strtoll(p + 15, &end, 10);
+
+			if (v < 0 || end == p + 15) {
+				l->state = WEB_LIMIT_LOST;
+				limit = WEB_SMALL_BODY;
+			} else
+				len = v;
+		}
+	}
+	if (l->state == WEB_LIMIT_HEAD && len > 0) {
+		l->state = WEB_LIMIT_BODY;
+		l->body = len;
+	}
+	/* evhttp passes its connection to the callbacks of our filter. */
+	bufferevent_getcb(l->bev, NULL, NULL, NULL, &arg);
+	if ((evcon = arg) != NULL)
+		evhttp_connection_set_max_body_size(evcon, limit);
+	l->headlen = 0;
+}
+
+/* One byte of the request stream, in order. */
+static void
+web_limit_byte(struct web_limit *l, char c)
+{
+	if (l->state == WEB_LIMIT_LOST)
+		return;
+	if (l->state == WEB_LIMIT_BODY) {
+		if (--l->body == 0)
+			l->state = WEB_LIMIT_HEAD;
+		return;
+	}
+	if (l->headlen == l->headmax) {
+		/* evhttp refuses such a head itself. */
+		l->state = WEB_LIMIT_LOST;
+		return;
+	}
+	l->head[l->headlen++] = c;
+	if (c != '\n')
+		return;
+	if (l->headlen <= 2 && (l->headlen == 1 || l->head[0] == '\r')) {
+		/* A blank line between requests. */
+		l->headlen = 0;
+		return;
+	}
+	if ((l->headlen >= 2 && l->head[l->headlen - 2] == '\n') ||
+	    (l->headlen >= 3 && l->head[l->headlen - 2] == '\r' &&
+	    l->head[l->headlen - 3] == '\n'))
+		web_limit_head(l);
+}
+
+/*
+ * Called as bytes arrive in the connection's input buffer, before evhttp
+ * reads them: follows the request heads and bodies as they pass.
+ */
+static void
+web_limit_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct web_limit *l = arg;
+	struct evbuffer_ptr pos;
+	char buf[4096];
+	size_t off = info->orig_size - info->n_deleted, left = info->n_added;
+	ev_ssize_t n;
+
+	if (left == 0 || l->state == WEB_LIMIT_LOST)
+		return;
+	if (evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET) == -1) {
+		l->state = WEB_LIMIT_LOST;
+		return;
+	}
+	while (left > 0) {
+		if (l->state == WEB_LIMIT_BODY && (int64_t)left <= l->body) {
+			if ((l->body -= left) == 0)
+				l->state = WEB_LIMIT_HEAD;
+			return;
+		}
+		if ((n = evbuffer_copyout_from(in, &pos, buf, left < sizeof(buf) ?
+		    left : sizeof(buf))) <= 0) {
+			l->state = WEB_LIMIT_LOST;
+			return;
+		}
+		for (ev_ssize_t i = 0; i < n; i++)
+			web_limit_byte(l, buf[i]);
+		left -= n;
+		if (evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_ADD) == -1 &&
+		    left > 0) {
+			l->state = WEB_LIMIT_LOST;
+			return;
+		}
+	}
+}
+
+/* SSL ex_data: the limit state goes with the connection's SSL. */
+static int web_limit_idx = -1;
+
+static void
+web_limit_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct web_limit *l = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (l == NULL)
+		return;
+	free(l->head);
+	free(l);
+}
+
 static struct bufferevent *
 web_bev_cb(struct event_base *base, void *arg)
 {
 	struct web *w = arg;
+	struct bufferevent *tls;
+	struct web_limit *l;
 	SSL *ssl;
 
 	if ((ssl = SSL_new(w->ssl)) == NULL)
@@ -599,8 +857,18 @@ web_bev_cb(struct event_base *base, void *arg)
 		log_warnx("web: %d connections, not accepting more for now",
 		    w->active);
 	}
-	return bufferevent_openssl_socket_new(base, -1, ssl,
+	tls = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	l = xcalloc(1, sizeof(*l));
+	l->web = w;
+	l->bev = tls;
+	l->headmax = w->conf->max_header_size + WEB_LIMIT_LINE;
+	l->head = xmalloc(l->headmax + 1);
+	SSL_set_ex_data(ssl, web_limit_idx, l);
+	if (evbuffer_add_cb(bufferevent_get_input(tls), web_limit_cb, l) ==
+	    NULL)
+		fatalx("web: evbuffer_add_cb");
+	return tls;
 }
 
 static void
@@ -625,6 +893,8 @@ web_new(const struct web_conf *wc, int fd)
 	if ((w->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	web_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, web_ssl_free);
+	web_limit_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+	    web_limit_free);
 	if ((w->ssl = tls_server_ctx(wc->tls_cert, wc->tls_key, NULL, &err)) ==
 	    NULL)
 		fatalx("web TLS: %s", err);
@@ -640,11 +910,12 @@ web_new(const struct web_conf *wc, int fd)
 		fatalx("database: %s", err);
 	props_set_node(web_props, PROPS_NODE_PORTAL);
 	w->props = web_props;
+	web_req_props_init(web_props);
 	web_mail_init();
 
 	w->http = evhttp_new(w->base);
 	evhttp_set_max_headers_size(w->http, wc->max_header_size);
-	evhttp_set_max_body_size(w->http, wc->max_body_size);
+	evhttp_set_max_body_size(w->http, WEB_SMALL_BODY);
 	evhttp_set_timeout(w->http, wc->timeout);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD);

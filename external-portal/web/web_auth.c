@@ -28,6 +28,7 @@
 #include "web/web_auth.h"
 #include "web/web_pages.h"
 #include "web/web_qr.h"
+#include "web/web_routes.h"
 #include "web/web_session.h"
 #include "web/web_totp.h"
 #include "xmalloc.h"

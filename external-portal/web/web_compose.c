@@ -22,8 +22,10 @@
 #include "addr.h"
 #include "log.h"
 #include "store/store.h"
+#include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "xmalloc.h"
 
 #define WEB_COMPOSE_MAX_RCPTS	50
@@ -38,12 +40,9 @@ struct web_compose {
 };
 
 int
-web_compose_allowed(struct web_req *r, int reply)
+web_compose_allowed(const struct web_req *r, int reply)
 {
-	if (!r->conf->reply_relay)
-		return 0;
-	return web_prop_bool(r, reply ? "webmail-reply-enabled" :
-	    "webmail-compose-enabled") == 1;
+	return reply ? r->can_reply : r->can_compose;
 }
 
 /* 1 when addr's domain is in the comma-separated list allowed. */
@@ -97,6 +96,37 @@ web_compose_free(struct web_compose *c)
 }
 
 /*
+ * 1 when a parsed recipient is a plain mailbox that every relay reads the
+ * same way. Refused: '%' and '!' in the local part (old relay routing:
+ * "victim%evil.test@corp.example" and "evil.test!victim@corp.example" may
+ * go on to evil.test) and a quoted local part holding '@'
+ * ("\"victim@evil.test\"@corp.example"), which a careless hop splits at
+ * the first '@'.
+ */
+static int
+web_compose_rcpt_ok(const struct addr *pa)
+{
+	return strpbrk(pa->local, "%!@") == NULL && pa->local[0] != '\0' &&
+	    pa->domain[0] != '[';
+}
+
+/*
+ * A source route ("<@hop.example:victim@corp.example>") anywhere in a
+ * field: GMime drops the route silently, we refuse the field instead.
+ */
+static int
+web_compose_has_route(const char *value)
+{
+	for (const char *p = value; (p = strchr(p, '<')) != NULL; p++) {
+		const char *q = p + 1 + strspn(p + 1, " \t\r\n");
+
+		if (*q == '@')
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * Adds the addresses of one form field to c. 0, or -1 with *bad set to
  * the offending text (caller frees) and *key to the message.
  */
@@ -111,7 +141,8 @@ web_compose_parse_rcpts(struct web_req *r, const char *value,
 	*out = internet_address_list_new();
 	if (value == NULL || value[strspn(value, " \t\r\n,")] == '\0')
 		return 0;
-	if ((l = internet_address_list_parse(NULL, value)) == NULL) {
+	if (web_compose_has_route(value) ||
+	    (l = internet_address_list_parse(NULL, value)) == NULL) {
 		*bad = xstrdup(value);
 		*key = "compose.bad_rcpt";
 		return -1;
@@ -125,7 +156,8 @@ web_compose_parse_rcpts(struct web_req *r, const char *value,
 		if (!INTERNET_ADDRESS_IS_MAILBOX(ia) ||
 		    (a = internet_address_mailbox_get_addr(
 		    INTERNET_ADDRESS_MAILBOX(ia))) == NULL ||
-		    addr_parse(a, 0, &pa, &why) == -1) {
+		    addr_parse(a, 0, &pa, &why) == -1 ||
+		    !web_compose_rcpt_ok(&pa)) {
 			char *s = internet_address_to_string(ia, NULL, FALSE);
 
 			*bad = xstrdup(s ? s : value);
@@ -265,7 +297,8 @@ web_compose_quote(struct web_mail *m)
 	    web_text_get("compose.wrote"));
 	g_free(who);
 	if (m->plain)
-		text = web_mail_part_bytes(m->parts[m->plain - 1], &len, 1);
+		text = web_mail_part_bytes(m->parts[m->plain - 1], &len, 1,
+		    WEB_COMPOSE_MAX_QUOTE);
 	if (len > WEB_COMPOSE_MAX_QUOTE)
 		len = WEB_COMPOSE_MAX_QUOTE;
 	for (size_t i = 0; text != NULL && i < len;) {
@@ -769,7 +802,7 @@ web_compose_receipt(struct web_req *r, struct web_mail *m)
 	else if ((rcpt = web_compose_reply_addr(m->root)) == NULL)
 		return;
 	allowed = web_prop(r, "reply-allowed-domains");
-	if (addr_parse(rcpt, 0, &pa, &why) == -1 ||
+	if (addr_parse(rcpt, 0, &pa, &why) == -1 || !web_compose_rcpt_ok(&pa) ||
 	    !web_compose_domain_ok(allowed, rcpt)) {
 		log_info("web: no read receipt for message %lld of %s: %s is "
 		    "not in reply-allowed-domains", (long long)m->meta.id,

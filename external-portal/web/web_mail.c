@@ -21,18 +21,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gmime/gmime.h>
 
 #include "log.h"
 #include "store/store.h"
+#include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "web/web_sanitize.h"
 #include "web/web_tnef.h"
 #include "xmalloc.h"
 
 #define WEB_MAIL_MAX_DELETE	500
+#define WEB_MAIL_MAX_TEXT	(1024 * 1024)	/* of a text/plain body shown */
 
 void
 web_mail_init(void)
@@ -68,6 +72,12 @@ web_mail_is_tnef(GMimeObject *o)
 	return fn != NULL && g_ascii_strcasecmp(fn, "winmail.dat") == 0;
 }
 
+static ssize_t
+web_mail_tnef_read(void *arg, char *buf, size_t len)
+{
+	return g_mime_stream_read(arg, buf, len);
+}
+
 /*
  * The files inside a winmail.dat as parts of their own; 0 when it held
  * none (then the winmail.dat itself stays listed).
@@ -76,14 +86,19 @@ static int
 web_mail_tnef(struct web_mail *m, GMimeObject *o)
 {
 	struct web_tnef_file f[WEB_TNEF_MAX_FILES];
-	unsigned char *data;
-	size_t len;
+	GMimeStream *in;
 	int n;
 
-	if ((data = (unsigned char *)web_mail_part_bytes(o, &len, 0)) == NULL)
+	if (m->no_tnef || (in = web_mail_part_open(o, 0, NULL)) == NULL)
 		return 0;
-	n = web_tnef_unpack(data, len, f, WEB_TNEF_MAX_FILES);
-	free(data);
+	/* Decoded in chunks straight into the sandboxed parser. */
+	n = web_tnef_unpack_sandboxed(web_mail_tnef_read, in,
+	    WEB_TNEF_MAX_INPUT, f, WEB_TNEF_MAX_FILES);
+	g_object_unref(in);
+	if (n == -1) {
+		m->tnef_failed = 1;
+		return 0;
+	}
 	for (int i = 0; i < n; i++) {
 		GMimePart *p;
 		GMimeStream *st;
@@ -193,11 +208,31 @@ web_mail_narrow(struct web_mail *m, const char *sub)
 	return 0;
 }
 
+int
+web_mail_parse_stream(struct web_mail *m, GMimeStream *st)
+{
+	GMimeParser *p;
+
+	p = g_mime_parser_new_with_stream(st);
+	m->root = g_mime_parser_construct_message(p, NULL);
+	g_object_unref(p);
+	if (m->root == NULL)
+		return 1;
+	web_mail_walk_message(m, m->root);
+	return 0;
+}
+
+int
+web_mail_narrow_sub(struct web_mail *m, const char *sub)
+{
+	return web_mail_narrow(m, sub);
+}
+
 static int
 web_mail_parse(struct web_mail *m)
 {
 	GMimeStream *st;
-	GMimeParser *p;
+	int rc;
 
 	if ((st = g_mime_stream_fs_open(m->meta.path, O_RDONLY, 0, NULL)) ==
 	    NULL) {
@@ -205,14 +240,9 @@ web_mail_parse(struct web_mail *m)
 		    (long long)m->meta.id, m->meta.owner);
 		return -1;
 	}
-	p = g_mime_parser_new_with_stream(st);
-	m->root = g_mime_parser_construct_message(p, NULL);
-	g_object_unref(p);
+	rc = web_mail_parse_stream(m, st);
 	g_object_unref(st);
-	if (m->root == NULL)
-		return 1;
-	web_mail_walk_message(m, m->root);
-	return 0;
+	return rc;
 }
 
 int
@@ -255,51 +285,134 @@ web_mail_load(struct web_req *r, struct web_mail *m, int parse)
 	return 0;
 }
 
-/* The decoded, UTF-8 content of a leaf part (caller frees), or NULL. */
-char *
-web_mail_part_bytes(GMimeObject *o, size_t *len, int text)
+/* A file in dir that is gone when closed; -1 (logged) on failure. */
+static int
+web_mail_tmpfd(const char *dir)
+{
+	char *path;
+	int fd;
+
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) != -1)
+		return fd;
+	xasprintf(&path, "%s/part.XXXXXX", dir);
+	if ((fd = mkostemp(path, O_CLOEXEC)) == -1)
+		log_warn("web: %s", path);
+	else
+		unlink(path);
+	free(path);
+	return fd;
+}
+
+GMimeStream *
+web_mail_part_open(GMimeObject *o, int text, const char *tmpdir)
 {
 	GMimeDataWrapper *dw;
-	GMimeStream *mem, *f;
-	GMimeFilter *cs;
-	GByteArray *ba;
+	GMimeStream *src, *sub, *f;
+	GMimeContentEncoding enc;
+	GMimeFilter *flt;
 	const char *charset;
+
+	if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *em = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(o));
+		int fd;
+
+		/* Written out to a file, not to memory: it may be large. */
+		if (em == NULL || tmpdir == NULL ||
+		    (fd = web_mail_tmpfd(tmpdir)) == -1)
+			return NULL;
+		f = g_mime_stream_fs_new(fd);
+		if (g_mime_object_write_to_stream(GMIME_OBJECT(em), NULL, f) ==
+		    -1 || g_mime_stream_flush(f) == -1 ||
+		    g_mime_stream_reset(f) == -1) {
+			log_warnx("web: cannot write an attached message out");
+			g_object_unref(f);
+			return NULL;
+		}
+		return f;
+	}
+	if (!GMIME_IS_PART(o) ||
+	    (dw = g_mime_part_get_content(GMIME_PART(o))) == NULL ||
+	    (src = g_mime_data_wrapper_get_stream(dw)) == NULL)
+		return NULL;
+	/* Its own position over the stored bytes (the parser keeps them). */
+	sub = g_mime_stream_substream(src, src->bound_start, src->bound_end);
+	f = g_mime_stream_filter_new(sub);
+	g_object_unref(sub);
+	enc = g_mime_data_wrapper_get_encoding(dw);
+	if (enc == GMIME_CONTENT_ENCODING_BASE64 ||
+	    enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+	    enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+		flt = g_mime_filter_basic_new(enc, FALSE);
+		g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), flt);
+		g_object_unref(flt);
+	}
+	if (text && (charset = g_mime_object_get_content_type_parameter(o,
+	    "charset")) != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
+	    (flt = g_mime_filter_charset_new(charset, "utf-8")) != NULL) {
+		g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), flt);
+		g_object_unref(flt);
+	}
+	return f;
+}
+
+char *
+web_mail_part_bytes(GMimeObject *o, size_t *len, int text, size_t max)
+{
+	GMimeStream *st;
 	char *out;
+	size_t cap = 0, n = 0;
+	ssize_t got;
+
+	*len = 0;
+	if ((st = web_mail_part_open(o, text, NULL)) == NULL)
+		return NULL;
+	out = NULL;
+	while (n < max) {
+		if (cap - n < 2) {
+			cap = cap ? cap * 2 : 16384;
+			if (cap > max + 1)
+				cap = max + 1;
+			out = xreallocarray(out, cap, 1);
+		}
+		if ((got = g_mime_stream_read(st, out + n, cap - 1 - n)) <= 0)
+			break;
+		n += got;
+	}
+	if (out == NULL)
+		out = xmalloc(1);
+	g_object_unref(st);
+	out[n] = '\0';
+	*len = n;
+	return out;
+}
+
+int64_t
+web_mail_part_size(GMimeObject *o)
+{
+	GMimeStream *st;
+	char buf[16384];
+	int64_t n = 0;
+	ssize_t got;
 
 	if (GMIME_IS_MESSAGE_PART(o)) {
 		GMimeMessage *em = g_mime_message_part_get_message(
 		    GMIME_MESSAGE_PART(o));
 
 		if (em == NULL)
-			return NULL;
-		mem = g_mime_stream_mem_new();
-		g_mime_object_write_to_stream(GMIME_OBJECT(em), NULL, mem);
-	} else {
-		if (!GMIME_IS_PART(o) ||
-		    (dw = g_mime_part_get_content(GMIME_PART(o))) == NULL)
-			return NULL;
-		mem = g_mime_stream_mem_new();
-		if (text && (charset = g_mime_object_get_content_type_parameter(
-		    o, "charset")) != NULL &&
-		    g_ascii_strcasecmp(charset, "utf-8") != 0 &&
-		    (cs = g_mime_filter_charset_new(charset, "utf-8")) !=
-		    NULL) {
-			f = g_mime_stream_filter_new(mem);
-			g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), cs);
-			g_object_unref(cs);
-			g_mime_data_wrapper_write_to_stream(dw, f);
-			g_mime_stream_flush(f);
-			g_object_unref(f);
-		} else
-			g_mime_data_wrapper_write_to_stream(dw, mem);
+			return 0;
+		st = g_mime_stream_null_new();
+		g_mime_object_write_to_stream(GMIME_OBJECT(em), NULL, st);
+		n = GMIME_STREAM_NULL(st)->written;
+		g_object_unref(st);
+		return n;
 	}
-	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	out = xmalloc(ba->len + 1);
-	memcpy(out, ba->data, ba->len);
-	out[ba->len] = '\0';
-	*len = ba->len;
-	g_object_unref(mem);
-	return out;
+	if ((st = web_mail_part_open(o, 0, NULL)) == NULL)
+		return 0;
+	while ((got = g_mime_stream_read(st, buf, sizeof(buf))) > 0)
+		n += got;
+	g_object_unref(st);
+	return n;
 }
 
 static char *
@@ -433,8 +546,20 @@ web_mail_inbox(struct web_req *r)
 				web_buf_adds(&r->out, " <span class=\"clip\" "
 				    "title=\"");
 				web_page_t(r, "message.has_attachments");
-				web_buf_adds(&r->out, "\">&#128206;<span "
-				    "class=\"skip\">");
+				/*
+				 * A drawn paperclip, not the emoji: many
+				 * systems have no emoji font. The text
+				 * beside it is what screen readers say.
+				 */
+				web_buf_adds(&r->out, "\"><svg class=\"icon\" "
+				    "aria-hidden=\"true\" focusable=\"false\" "
+				    "viewBox=\"0 0 16 16\" width=\"16\" "
+				    "height=\"16\"><path d=\"M10.5 4v7a2.5 "
+				    "2.5 0 0 1-5 0V3.5a1.5 1.5 0 0 1 3 0V10a.5"
+				    " .5 0 0 1-1 0V4\" fill=\"none\" "
+				    "stroke=\"currentColor\" stroke-width="
+				    "\"1.3\" stroke-linecap=\"round\"/></svg>"
+				    "<span class=\"skip\">");
 				web_page_t(r, "message.has_attachments");
 				web_buf_adds(&r->out, "</span></span>");
 			}
@@ -599,11 +724,18 @@ web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
 	web_buf_adds(&r->out, "<section aria-labelledby=\"h-att\"><h2 "
 	    "id=\"h-att\">");
 	web_page_t(r, "message.attachments");
-	web_buf_adds(&r->out, "</h2>\n<ul class=\"attachments\">\n");
+	web_buf_adds(&r->out, "</h2>\n");
+	if (m->tnef_failed) {
+		/* The winmail.dat stays listed for download as it is. */
+		web_buf_adds(&r->out, "<p class=\"error\" role=\"alert\" "
+		    "id=\"tnef-error\">");
+		web_page_t(r, "error.internal");
+		web_buf_adds(&r->out, "</p>\n");
+	}
+	web_buf_adds(&r->out, "<ul class=\"attachments\">\n");
 	for (int i = 0; i < m->nparts; i++) {
 		GMimeObject *o = m->parts[i];
-		char *name, *type, *data;
-		size_t len;
+		char *name, *type;
 
 		if (i + 1 == shown || i + 1 == m->plain ||
 		    (!web_mail_is_attachment(o) &&
@@ -613,14 +745,13 @@ web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
 		type = g_mime_content_type_get_mime_type(
 		    g_mime_object_get_content_type(o));
 		name = web_mail_part_name(o, i + 1);
-		data = web_mail_part_bytes(o, &len, 0);
 		web_buf_addf(&r->out, "<li><a href=\"/message/part?id=%lld&amp;"
 		    "part=%d%s\" download>", (long long)m->meta.id, i + 1, sfx);
 		web_page_text(r, name);
 		web_buf_adds(&r->out, "</a> <span class=\"muted\">(");
 		web_page_text(r, type);
 		web_buf_adds(&r->out, ", ");
-		web_page_size(r, data ? (long long)len : 0);
+		web_page_size(r, web_mail_part_size(o));
 		web_buf_adds(&r->out, ")</span>");
 		if (GMIME_IS_MESSAGE_PART(o) && strlen(m->sub) + 8 <
 		    WEB_MAIL_SUB_MAX) {
@@ -632,7 +763,6 @@ web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
 			web_buf_adds(&r->out, "</a>");
 		}
 		web_buf_adds(&r->out, "</li>\n");
-		free(data);
 		free(name);
 		g_free(type);
 	}
@@ -693,7 +823,8 @@ web_mail_read(struct web_req *r)
 		shown = m.html;
 	} else if (m.plain) {
 		size_t len;
-		char *t = web_mail_part_bytes(m.parts[m.plain - 1], &len, 1);
+		char *t = web_mail_part_bytes(m.parts[m.plain - 1], &len, 1,
+		    WEB_MAIL_MAX_TEXT);
 		char *h = web_text_plain_to_html(t ? t : "", t ? len : 0);
 
 		web_buf_adds(&r->out, h);
@@ -735,7 +866,9 @@ web_mail_body(struct web_req *r)
 		web_page_error(r, 404);
 		return;
 	}
-	html = web_mail_part_bytes(m.parts[m.html - 1], &len, 1);
+	/* One byte more than the sanitiser takes: it says "too large". */
+	html = web_mail_part_bytes(m.parts[m.html - 1], &len, 1,
+	    WEB_SANITIZE_MAX_INPUT + 1);
 	memset(&o, 0, sizeof(o));
 	o.show_remote_images = images;
 	o.cid_url = web_mail_cid_url;
@@ -759,15 +892,73 @@ web_mail_body(struct web_req *r)
 	web_mail_free(&m);
 }
 
+/* A download read from the store file in chunks (see web_stream). */
+struct web_mail_stream {
+	struct web_stream	 s;
+	struct web_mail		 m;	/* keeps the parsed parts alive */
+	GMimeStream		*src;	/* a part, decoded */
+	int			 fd;	/* or the stored message itself */
+};
+
+static ssize_t
+web_mail_stream_read(struct web_stream *s, char *buf, size_t len)
+{
+	struct web_mail_stream *ms = (struct web_mail_stream *)s;
+	ssize_t n;
+
+	if (ms->fd != -1) {
+		if ((n = read(ms->fd, buf, len)) == -1)
+			log_warn("web: reading %s", ms->m.meta.path);
+		return n;
+	}
+	if ((n = g_mime_stream_read(ms->src, buf, len)) < 0) {
+		log_warnx("web: cannot decode a part of message %lld of %s",
+		    (long long)ms->m.meta.id, ms->m.meta.owner);
+		return -1;
+	}
+	return n;
+}
+
+static void
+web_mail_stream_free(struct web_stream *s)
+{
+	struct web_mail_stream *ms = (struct web_mail_stream *)s;
+
+	if (ms->fd != -1)
+		close(ms->fd);
+	if (ms->src != NULL)
+		g_object_unref(ms->src);
+	web_mail_free(&ms->m);
+	free(ms);
+}
+
+/* A stream that owns *m from here on (m is left empty). */
+static struct web_mail_stream *
+web_mail_stream_new(struct web_mail *m)
+{
+	struct web_mail_stream *ms = xcalloc(1, sizeof(*ms));
+
+	ms->s.read = web_mail_stream_read;
+	ms->s.free = web_mail_stream_free;
+	ms->s.length = -1;
+	ms->fd = -1;
+	ms->m = *m;
+	memset(m, 0, sizeof(*m));
+	return ms;
+}
+
+/* Sends part idx of m, decoded in chunks; takes m over. */
 static void
 web_mail_send_part(struct web_req *r, struct web_mail *m, int idx,
     int inline_image)
 {
 	GMimeObject *o = m->parts[idx - 1];
-	char *data, *name, *cd, *type;
-	size_t len;
+	struct web_mail_stream *ms;
+	GMimeStream *src;
+	char *name, *cd, *type;
 
-	if ((data = web_mail_part_bytes(o, &len, 0)) == NULL) {
+	if ((src = web_mail_part_open(o, 0, r->conf->spool_dir)) == NULL) {
+		web_mail_free(m);
 		web_page_error(r, 404);
 		return;
 	}
@@ -785,10 +976,11 @@ web_mail_send_part(struct web_req *r, struct web_mail *m, int idx,
 		web_header(r, "Content-Disposition", cd);
 		free(cd);
 	}
-	web_buf_add(&r->out, data, len);
-	free(data);
 	free(name);
 	g_free(type);
+	ms = web_mail_stream_new(m);
+	ms->src = src;
+	r->stream = &ms->s;
 }
 
 void
@@ -799,11 +991,11 @@ web_mail_part(struct web_req *r)
 
 	if (web_mail_load(r, &m, 1) == -1)
 		return;
-	if (idx < 1 || idx > m.nparts)
+	if (idx < 1 || idx > m.nparts) {
 		web_page_error(r, 404);
-	else
+		web_mail_free(&m);
+	} else
 		web_mail_send_part(r, &m, idx, 0);
-	web_mail_free(&m);
 }
 
 void
@@ -835,7 +1027,6 @@ web_mail_cid(struct web_req *r)
 		g_free(type);
 		/* Only raster images inline: an SVG could carry script. */
 		web_mail_send_part(r, &m, i + 1, ok);
-		web_mail_free(&m);
 		return;
 	}
 	web_page_error(r, 404);
@@ -845,33 +1036,29 @@ web_mail_cid(struct web_req *r)
 void
 web_mail_eml(struct web_req *r)
 {
+	struct web_mail_stream *ms;
 	struct web_mail m;
-	char *cd, *data;
-	size_t len;
-	FILE *f;
+	char *name, *cd;
+	int fd;
 
 	if (web_mail_load(r, &m, 0) == -1)
 		return;
-	if ((f = fopen(m.meta.path, "r")) == NULL) {
+	if ((fd = open(m.meta.path, O_RDONLY | O_CLOEXEC)) == -1) {
 		log_warn("web: %s", m.meta.path);
 		web_mail_free(&m);
 		web_page_tempfail(r);
 		return;
 	}
-	data = xmalloc(m.meta.size + 1);
-	len = fread(data, 1, m.meta.size, f);
-	fclose(f);
 	r->no_store = 1;
 	r->ctype = xstrdup("application/octet-stream");
-	xasprintf(&cd, "message-%lld.eml", (long long)m.meta.id);
-	{
-		char *v = web_text_content_disposition(cd);
-
-		web_header(r, "Content-Disposition", v);
-		free(v);
-	}
+	xasprintf(&name, "message-%lld.eml", (long long)m.meta.id);
+	cd = web_text_content_disposition(name);
+	web_header(r, "Content-Disposition", cd);
 	free(cd);
-	web_buf_add(&r->out, data, len);
-	free(data);
-	web_mail_free(&m);
+	free(name);
+	ms = web_mail_stream_new(&m);
+	ms->fd = fd;
+	/* The size the store recorded; a different file is cut short. */
+	ms->s.length = ms->m.meta.size;
+	r->stream = &ms->s;
 }

@@ -57,7 +57,7 @@ web_page_begin(struct web_req *r, const char *title, int nav)
 		    "sent\">");
 		web_page_t(r, "nav.sent");
 		web_buf_adds(&r->out, "</a></li>");
-		if (web_compose_allowed(r, 0)) {
+		if (r->can_compose) {
 			web_buf_adds(&r->out, "<li><a href=\"/compose\">");
 			web_page_t(r, "nav.compose");
 			web_buf_adds(&r->out, "</a></li>");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "web/web_pages.h"
+#include "web/web_routes.h"
 #include "xmalloc.h"
 
 static const char web_static_css_text[] =
@@ -24,8 +25,11 @@ static const char web_static_css_text[] =
 ".top a,.top button.link{color:#fff}\n"
 ".brand{display:flex;align-items:center;gap:.5rem;font-weight:700;"
 "text-decoration:none;font-size:1.15rem}\n"
-"nav ul{display:flex;flex-wrap:wrap;gap:.25rem 1rem;list-style:none;"
-"margin:0;padding:0}\n"
+"nav ul{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem 1rem;"
+"list-style:none;margin:0;padding:0}\n"
+"nav li{display:flex;align-items:center}\n"
+".top button.link{margin:0;font:inherit;line-height:inherit}\n"
+"svg.icon{vertical-align:-.15em}\n"
 "main{max-width:72rem;margin:0 auto;padding:1rem}\n"
 "h1{font-size:1.5rem;margin:.5rem 0 1rem}\n"
 "h2{font-size:1.2rem}\n"

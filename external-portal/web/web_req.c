@@ -1,0 +1,122 @@
+/*
+ * The request accessors of web_req.h. Properties are read through one
+ * shared handle under a mutex: props caches and is not thread-safe.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "props.h"
+#include "web/web_req.h"
+#include "xmalloc.h"
+
+static pthread_mutex_t web_props_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct props *web_props;
+
+void
+web_req_props_init(struct props *p)
+{
+	web_props = p;
+}
+
+void
+web_header(struct web_req *r, const char *name, const char *value)
+{
+	if (r->nh == WEB_MAX_RESP_HEADERS)
+		fatalx("web: too many response headers");
+	r->hname[r->nh] = xstrdup(name);
+	r->hval[r->nh] = xstrdup(value);
+	r->nh++;
+}
+
+void
+web_redirect(struct web_req *r, const char *location)
+{
+	/* Only our own absolute paths: never an open redirect. */
+	if (location[0] != '/' || location[1] == '/' || location[1] == '\\')
+		fatalx("web: redirect to %s", location);
+	r->status = 303;
+	web_header(r, "Location", location);
+}
+
+const char *
+web_param(const struct web_req *r, const char *name)
+{
+	const char *v;
+
+	if (r->method == WEB_POST && (v = web_form_get(&r->form, name)))
+		return v;
+	return web_form_get(&r->q, name);
+}
+
+int64_t
+web_param_id(const struct web_req *r, const char *name)
+{
+	const char *v = web_param(r, name);
+	int64_t id = 0;
+
+	if (v == NULL || *v == '\0' || strlen(v) > 18)
+		return -1;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9')
+			return -1;
+		id = id * 10 + (*v - '0');
+	}
+	return id > 0 ? id : -1;
+}
+
+int
+web_prop_bool(struct web_req *r, const char *name)
+{
+	int v;
+
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get_bool(web_props, r->email[0] ? r->email : NULL, name);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+char *
+web_prop(struct web_req *r, const char *name)
+{
+	char *v;
+
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get(web_props, r->email[0] ? r->email : NULL, name, NULL);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+long long
+web_prop_int(struct web_req *r, const char *name)
+{
+	long long v;
+
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get_int(web_props, r->email[0] ? r->email : NULL, name);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+long long
+web_prop_int_user(struct web_req *r, const char *email, const char *name)
+{
+	long long v;
+
+	(void)r;
+	pthread_mutex_lock(&web_props_mtx);
+	v = props_get_int(web_props, email, name);
+	pthread_mutex_unlock(&web_props_mtx);
+	return v;
+}
+
+void
+web_req_caps(struct web_req *r)
+{
+	r->can_reply = r->can_compose = 0;
+	if (!r->signed_in || !r->conf->reply_relay)
+		return;
+	r->can_reply = web_prop_bool(r, "webmail-reply-enabled") == 1;
+	r->can_compose = web_prop_bool(r, "webmail-compose-enabled") == 1;
+}
