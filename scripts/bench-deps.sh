@@ -2,11 +2,12 @@
 # Installs the reference tools `make bench` measures Postern against:
 # smtp-source/smtp-sink and a private Postfix (postfix), Dovecot LMTP
 # (dovecot-core, dovecot-lmtpd), nginx (nginx-light) and wrk. As root it
-# runs apt-get; otherwise it prints the command to run. Installing never
-# starts the packages' system services where policy-rc.d forbids it, and
-# the benchmark never uses them: it starts private instances of its own.
+# runs apt-get; otherwise it prints the command to run. The benchmark never
+# uses the packages' system services (it starts private instances of its
+# own), so the install does not start them either: without a policy-rc.d,
+# one that refuses service starts is in place for the time of apt-get.
 set -u
-PKGS="postfix dovecot-core dovecot-lmtpd nginx-light wrk openssl"
+PKGS="postfix dovecot-core dovecot-lmtpd nginx-light wrk openssl eatmydata"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -20,6 +21,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "bench-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 0755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	trap 'exit 1' INT TERM
+fi
 # postfix asks what kind of mail system this is: "No configuration"
 # leaves the system's Postfix unconfigured and stopped.
 echo "postfix postfix/main_mailer_type select No configuration" |
