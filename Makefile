@@ -137,9 +137,11 @@ check-fuzz: $(FUZZ_BINS)
 	  $$f -max_total_time=8 -detect_leaks=0 build/fuzz/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>build/fuzz/$$(basename $$f).log \
 	  || { tail -40 build/fuzz/$$(basename $$f).log; exit 1; }; done
 
+# Postern against smtp-source/smtp-sink, a private Postfix, Dovecot LMTP and
+# nginx (docs/benchmarks.md); installs them as root. Prints, asserts nothing.
 bench: all
-	$(PYTHON) tests/bench/bench_gw.py --build $(CURDIR)/build
-	$(PYTHON) tests/bench/bench_inbox.py --build $(CURDIR)/build
+	@scripts/bench-deps.sh
+	$(PYTHON) tests/bench/bench.py --build $(CURDIR)/build $(BENCH_ARGS)
 
 demo: deps
 	$(MAKE) all
