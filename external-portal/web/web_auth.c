@@ -152,12 +152,13 @@ web_auth_client_key(const char *client, char *out, size_t outlen)
 static char *
 web_auth_key(struct web_req *r, const char *kind, const char *who)
 {
-	char ck[INET6_ADDRSTRLEN + 4], *key;
+	char ck[INET6_ADDRSTRLEN + 4], fold[3 * ADDR_MAX + 4], *key;
 
 	if (strcmp(kind, "addr") == 0) {
 		web_auth_client_key(r->client, ck, sizeof(ck));
 		who = ck;
-	}
+	} else if (addr_fold(who, fold, sizeof(fold)) == 0)
+		who = fold;	/* one counter per mailbox, however spelled */
 	xasprintf(&key, "%s:%s", kind, who);
 	return key;
 }
@@ -870,20 +871,13 @@ static void
 web_auth_send_link(struct web_req *r)
 {
 	const char *email = web_param(r, "email");
-	char key[ADDR_MAX];
-	size_t i;
 	int rc;
 
 	if (!web_auth_field_ok(email, ADDR_MAX - 1)) {
 		web_page_error(r, 400);
 		return;
 	}
-	/* One counter per address, whatever its case. */
-	for (i = 0; email[i] != '\0'; i++)
-		key[i] = email[i] >= 'A' && email[i] <= 'Z' ?
-		    (char)(email[i] - 'A' + 'a') : email[i];
-	key[i] = '\0';
-	if ((rc = web_auth_throttled(r, "mail", key,
+	if ((rc = web_auth_throttled(r, "mail", email,
 	    r->conf->throttle_free)) == 0)
 		rc = web_auth_throttled(r, "addr", r->client,
 		    r->conf->throttle_free * WEB_AUTH_ADDR_FREE);
@@ -892,7 +886,7 @@ web_auth_send_link(struct web_req *r)
 		return;
 	}
 	if (rc == 0) {
-		web_auth_fail(r, "mail", key, r->conf->throttle_free);
+		web_auth_fail(r, "mail", email, r->conf->throttle_free);
 		web_auth_link_queue(r, email);
 	}
 	web_page_simple(r, 200, web_text_get("link.sent.title"),

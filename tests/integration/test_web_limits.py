@@ -169,8 +169,12 @@ def test_session_address_too_long_fails_closed(rportal, notify_sink):
     longer = "x" * 2000 + "@example.org"
     db = sqlite3.connect(os.path.join(rportal.tmp, "portal.db"))
     now = int(time.time())
+    # The account exists (sessions of deleted accounts are dead anyway).
+    db.execute("INSERT INTO portal_users (email, domain, state, created, "
+               "generation) VALUES (?, 'example.org', 'active', ?, 7)",
+               (longer, now))
     db.execute("INSERT INTO web_sessions (id_hash, email, stage, created, "
-               "last_seen) VALUES (?, ?, 1, ?, ?)",
+               "last_seen, user_gen) VALUES (?, ?, 1, ?, ?, 7)",
                (hashlib.sha256(sid.encode()).hexdigest(), longer, now, now))
     db.commit()
     db.close()
