@@ -85,10 +85,45 @@ def require_browser():
     if os.path.exists("/usr/bin/chromium") and os.path.isdir(
             os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
         return
-    if os.environ.get("CI"):
+    if _ci() or os.environ.get("CI"):
         pytest.fail("chromium or playwright-core missing under CI "
                     "(run make deps)")
     pytest.skip("chromium or playwright-core missing (run make deps)")
+
+
+def _ci():
+    return os.environ.get("CI") == "true"
+
+
+def needs_root(reason):
+    """Marks a test that needs root. Not root: skipped with the reason
+    (pytest -rs shows it), or failed under CI (CI=true), where make check
+    runs as root."""
+    return pytest.mark.needs_root(reason=reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers",
+                            "needs_root(reason): the test needs root")
+
+
+def pytest_runtest_setup(item):
+    m = item.get_closest_marker("needs_root")
+    if m is None or os.geteuid() == 0:
+        return
+    why = m.kwargs.get("reason", "")
+    if _ci():
+        pytest.fail(f"needs root ({why}), and CI=true", pytrace=False)
+    pytest.skip(f"needs root: {why}")
+
+
+def unmet(reason):
+    """A requirement of the machine is unmet (tmpfs, overlay mounts...).
+    As root, or under CI, that is a failure: make check as root must test
+    what it claims; otherwise a skip with the reason."""
+    if os.geteuid() == 0 or _ci():
+        pytest.fail(f"requirement unmet: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port(host="127.0.0.1"):
