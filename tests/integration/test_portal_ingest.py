@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from conftest import Daemon, bin_path, free_port, needs_root, unmet
+from conftest import (Daemon, bin_path, check_sanitizer, free_port,
+                      needs_root, unmet)
 
 RELAY = "relay-to-webmail.private"
 WEBMAIL = b"X-Keep-CipherMail-To-Webmail: True\r\n"
@@ -80,6 +81,7 @@ notify = {{
     def cli(self, *args, check=True):
         r = subprocess.run([bin_path("postern-cli"), "-c", self.conf, *args],
                            capture_output=True, text=True)
+        check_sanitizer("postern-cli", r.stderr, r.returncode)
         if check and r.returncode != 0:
             raise AssertionError(f"postern-cli {args}: {r.stderr}{r.stdout}")
         return r
