@@ -490,7 +490,7 @@ main(int argc, char **argv)
 	size_t n = 0;
 	struct store *s;
 	char *err = NULL;
-	int check;
+	int check, status;
 	pid_t ingest_pid, web_pid;
 	int web_fd = -1;
 
@@ -542,5 +542,7 @@ main(int argc, char **argv)
 	log_setproc("parent");
 
 	/* Any worker's death is fatal (fail closed). */
-	return daemon_supervise(children, n, -1);
+	status = daemon_supervise(children, n, -1);
+	conf_free(&c);
+	return status;
 }

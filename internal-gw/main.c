@@ -422,5 +422,7 @@ main(int argc, char **argv)
 	children[0].name = "smtp";
 	children[1].pid = keyd_pid;
 	children[1].name = "keyd";
-	return daemon_supervise(children, 2, smtp_pid);
+	status = daemon_supervise(children, 2, smtp_pid);
+	conf_free(&c);
+	return status;
 }

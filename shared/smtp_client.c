@@ -1118,3 +1118,24 @@ smtp_client_tls_level(const char *s, enum smtp_client_tls *out)
 		return -1;
 	return 0;
 }
+
+int
+smtp_client_read_replies(int fd, int ehlo, struct smtp_client_replies *out)
+{
+	struct smtp_client_conn *c;
+	int code;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("smtp_client_read_replies");
+	c->fd = fd;
+	memset(out, 0, sizeof(*out));
+	while ((code = smtp_client_reply(c, ehlo)) != -1) {
+		out->count++;
+		out->code = code;
+		snprintf(out->text, sizeof(out->text), "%s", c->text);
+		out->caps = c->caps;
+		out->size_max = c->size_max;
+	}
+	free(c);
+	return out->count;
+}

@@ -82,4 +82,19 @@ int	smtp_client_send(const struct smtp_client_target *,
 void	smtp_client_cache_idle(int seconds);
 void	smtp_client_cache_flush(void);
 
+/*
+ * The reply parser on its own, for the fuzz target and tests: reads the
+ * replies on fd (a socket) until EOF or a malformed reply, as a session
+ * would (with ehlo set, as answers to EHLO). Returns how many were well
+ * formed; out holds the last one.
+ */
+struct smtp_client_replies {
+	int			 count;
+	int			 code;
+	char			 text[512];
+	unsigned int		 caps;		/* extensions seen (bit set) */
+	unsigned long long	 size_max;
+};
+int	smtp_client_read_replies(int, int, struct smtp_client_replies *);
+
 #endif

@@ -18,6 +18,44 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("POSTERN_BUILD", os.path.join(ROOT, "build"))
 READY_TIMEOUT = 30
 
+# The ASan/UBSan build: every report is a failure of the test that caused
+# it, leak reports included. Known one-time allocations of third-party
+# libraries are suppressed in lsan.supp (each entry says why). A report
+# makes the process exit SANITIZER_EXIT, which no program of ours uses.
+SANITIZER_EXIT = 86
+LSAN_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "lsan.supp")
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": f"detect_leaks=1:abort_on_error=0:"
+                    f"exitcode={SANITIZER_EXIT}",
+    "LSAN_OPTIONS": f"suppressions={LSAN_SUPP}:print_suppressions=0:"
+                    f"exitcode={SANITIZER_EXIT}",
+    "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:"
+                     f"exitcode={SANITIZER_EXIT}",
+}
+# postern-cli and the harness programs inherit these too.
+for _k, _v in SANITIZER_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+# ASan, LeakSanitizer and UBSan reports, also the one-line forms.
+SANITIZER_RX = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer)|"
+    r"SUMMARY: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|"
+    r"AddressSanitizer:DEADLYSIGNAL|runtime error: ")
+
+
+def sanitizer_report(text):
+    """The lines of text that are sanitizer reports, or []."""
+    return [l for l in text.splitlines() if SANITIZER_RX.search(l)]
+
+
+def check_sanitizer(what, text, returncode=None):
+    """Fails when text (a program's output) holds a sanitizer report or the
+    program exited with the sanitizers' exit status."""
+    bad = sanitizer_report(text)
+    if bad or returncode == SANITIZER_EXIT:
+        pytest.fail(f"sanitizer report from {what}:\n{text}", pytrace=False)
+
 
 def bin_path(name):
     p = os.path.join(BUILD, name)
@@ -47,10 +85,45 @@ def require_browser():
     if os.path.exists("/usr/bin/chromium") and os.path.isdir(
             os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
         return
-    if os.environ.get("CI"):
+    if _ci() or os.environ.get("CI"):
         pytest.fail("chromium or playwright-core missing under CI "
                     "(run make deps)")
     pytest.skip("chromium or playwright-core missing (run make deps)")
+
+
+def _ci():
+    return os.environ.get("CI") == "true"
+
+
+def needs_root(reason):
+    """Marks a test that needs root. Not root: skipped with the reason
+    (pytest -rs shows it), or failed under CI (CI=true), where make check
+    runs as root."""
+    return pytest.mark.needs_root(reason=reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers",
+                            "needs_root(reason): the test needs root")
+
+
+def pytest_runtest_setup(item):
+    m = item.get_closest_marker("needs_root")
+    if m is None or os.geteuid() == 0:
+        return
+    why = m.kwargs.get("reason", "")
+    if _ci():
+        pytest.fail(f"needs root ({why}), and CI=true", pytrace=False)
+    pytest.skip(f"needs root: {why}")
+
+
+def unmet(reason):
+    """A requirement of the machine is unmet (tmpfs, overlay mounts...).
+    As root, or under CI, that is a failure: make check as root must test
+    what it claims; otherwise a skip with the reason."""
+    if os.geteuid() == 0 or _ci():
+        pytest.fail(f"requirement unmet: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port(host="127.0.0.1"):
@@ -69,17 +142,19 @@ class Daemon:
 
     def __init__(self, argv, env=None, ready=r": ready$"):
         e = dict(os.environ)
-        e.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
-        e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        for k, v in SANITIZER_ENV.items():
+            e.setdefault(k, v)
         if env:
             e.update(env)
         self.argv = argv
         self.lines = []
+        self.checked = False
         self._q = queue.Queue()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=e,
                                      start_new_session=True)
+        _daemons.append(self)
         self._t = threading.Thread(target=self._reader, daemon=True)
         self._t.start()
         if ready:
@@ -123,6 +198,19 @@ class Daemon:
     def kill9(self):
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        self._drain()
+        self.checked = True
+
+    def _drain(self):
+        """Waits for the end of the output: children of the daemon (its
+        workers) may still write their exit reports after it is gone."""
+        self._t.join(timeout=15)
+        if self._t.is_alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._t.join(timeout=5)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -135,10 +223,39 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        # Sanitizer reports mean a bug even when the test passed.
-        bad = [l for l in self.lines if "ERROR: AddressSanitizer" in l
-               or "runtime error:" in l]
-        assert not bad, "sanitizer report:\n" + self.log()
+        self._drain()
+        self.checked = True
+        # Sanitizer reports mean a bug even when the test passed, also
+        # those written while the daemon exits (leaks).
+        check_sanitizer(" ".join(self.argv), self.log(),
+                        self.proc.returncode)
+
+
+# Every Daemon of the run, so that none escapes the sanitizer check.
+_daemons = []
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_watch():
+    """After each test (and after its fixtures stopped their daemons):
+    a report from any daemon it started fails this test, whether or not
+    the daemon was stopped; one still running is checked again later."""
+    first = len(_daemons)
+    yield
+    for d in list(_daemons[first:]):
+        if d.checked:
+            _daemons.remove(d)
+            continue
+        bad = sanitizer_report(d.log())
+        if bad:
+            d.checked = True
+            _daemons.remove(d)
+            check_sanitizer(" ".join(d.argv), d.log())
+        elif d.proc.poll() is not None:
+            d._drain()
+            _daemons.remove(d)
+            d.checked = True
+            check_sanitizer(" ".join(d.argv), d.log(), d.proc.returncode)
 
 
 class _Recorder:

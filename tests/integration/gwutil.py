@@ -7,7 +7,7 @@ import tempfile
 from email.message import EmailMessage
 from email import policy
 
-from conftest import Daemon, bin_path, free_port, ROOT
+from conftest import Daemon, bin_path, check_sanitizer, free_port, ROOT
 
 _PKI = None
 
@@ -27,6 +27,7 @@ def pki_dir():
 def cli(conf, *args, check=True, input=None):
     r = subprocess.run([bin_path("postern-cli"), "-c", conf, *args],
                        capture_output=True, text=True, input=input)
+    check_sanitizer("postern-cli " + " ".join(args), r.stderr, r.returncode)
     if check and r.returncode != 0:
         raise AssertionError(f"postern-cli {' '.join(args)} failed "
                              f"({r.returncode}): {r.stderr}{r.stdout}")

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from conftest import needs_root
 from gwutil import cli, pki_dir
 
 
@@ -143,7 +144,7 @@ def test_not_a_certificate(conf, tmp_path):
     assert r.returncode == 1 and "no certificate found" in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
+@needs_root("chown of the keys")
 def test_imported_key_belongs_to_keys_dir_owner(conf):
     """keyd drops to keyd_user and must still re-read keys on SIGHUP."""
     pki = pki_dir()

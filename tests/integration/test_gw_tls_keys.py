@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import Sink, _Recorder, bin_path, free_port
+from conftest import Sink, _Recorder, bin_path, free_port, needs_root
 from gwutil import Gateway, make_message, pki_dir
 from test_smime import memory_has, pids_by_proc
 
@@ -200,7 +200,7 @@ def private_fragments(keyfile):
     return [mid, mid[::-1]]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="reads /proc/PID/mem")
+@needs_root("reads /proc/PID/mem")
 @pytest.mark.parametrize("kind", ["ec", "rsa"])
 def test_only_keyd_holds_the_tls_keys(tmp_path, kind):
     pki = pki_dir()

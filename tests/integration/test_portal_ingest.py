@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from conftest import Daemon, bin_path, free_port
+from conftest import (Daemon, bin_path, check_sanitizer, free_port,
+                      needs_root, unmet)
 
 RELAY = "relay-to-webmail.private"
 WEBMAIL = b"X-Keep-CipherMail-To-Webmail: True\r\n"
@@ -80,6 +81,7 @@ notify = {{
     def cli(self, *args, check=True):
         r = subprocess.run([bin_path("postern-cli"), "-c", self.conf, *args],
                            capture_output=True, text=True)
+        check_sanitizer("postern-cli", r.stderr, r.returncode)
         if check and r.returncode != 0:
             raise AssertionError(f"postern-cli {args}: {r.stderr}{r.stdout}")
         return r
@@ -351,11 +353,11 @@ def _mount_tmpfs(path, size):
     return r.returncode == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+@needs_root("mounts a tmpfs")
 def test_disk_full_gives_451_never_250(tmp_path):
     p = Portal(tmp_path, start=False)
     if not _mount_tmpfs(p.store, "256k"):
-        pytest.skip("cannot mount tmpfs here")
+        unmet("cannot mount tmpfs here")
     try:
         p.start()
         rcpt = [f"bob=example.org@{RELAY}"]
@@ -371,8 +373,10 @@ def test_disk_full_gives_451_never_250(tmp_path):
         assert e.value.smtp_code == 451 and b"4.3.0" in e.value.smtp_error
         assert len(p.messages("bob@example.org")) == 1
     finally:
-        p.stop()
-        subprocess.run(["umount", "-l", p.store])
+        try:
+            p.stop()
+        finally:
+            subprocess.run(["umount", "-l", p.store])
 
 
 def test_database_locked_gives_451(tmp_path):

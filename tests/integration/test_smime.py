@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import Sink, vmhwm_kib
+from conftest import Sink, needs_root, vmhwm_kib
 from gwutil import Gateway, make_message, pki_dir
 import smtplib
 
@@ -97,7 +97,7 @@ def signing_gw(tmp_path):
     out.stop()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="reads /proc/PID/mem")
+@needs_root("reads /proc/PID/mem")
 def test_only_keyd_holds_the_private_key(signing_gw, tmp_path):
     gw, out = signing_gw
     pki = pki_dir()
