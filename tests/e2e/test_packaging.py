@@ -1,8 +1,9 @@
 """`make deb`: the three packages build, lintian finds no error (make deb
 fails on one), each package holds its program, unit, manual page and
-configuration as a conffile, and the systemd units are hardened as DESIGN
-§4 asks: checked by systemd's own offline security analysis and unit
-verifier, not only by reading the files."""
+configuration as a conffile, and the systemd units are hardened (one
+process per trust boundary, no new privileges, a read-only system):
+checked by systemd's own offline security analysis and unit verifier, not
+only by reading the files."""
 
 import glob
 import os
