@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,10 +78,28 @@ struct gw_msg {
 	int			 tmpseq;
 };
 
-/* The handle of this thread's db_thread() connection we set up, and its
- * property reader. */
+/*
+ * The handle of this thread's db_thread() connection we set up, and its
+ * property reader; the key closes the reader when the thread exits (the
+ * connection has its own, in db.c).
+ */
 static __thread sqlite3		*gw_db;
 static __thread struct props	*gw_props;
+static pthread_key_t		 gw_props_key;
+static pthread_once_t		 gw_props_once = PTHREAD_ONCE_INIT;
+
+static void
+gw_props_free(void *p)
+{
+	props_close(p);
+}
+
+static void
+gw_props_key_init(void)
+{
+	if (pthread_key_create(&gw_props_key, gw_props_free) != 0)
+		fatalx("gateway: pthread_key_create");
+}
 
 sqlite3 *
 gateway_db(struct gateway *gw)
@@ -96,8 +115,11 @@ gateway_db(struct gateway *gw)
 			free(err);
 			return NULL;
 		}
+		pthread_once(&gw_props_once, gw_props_key_init);
 		props_close(gw_props);
 		gw_props = props_wrap(db);
+		if (pthread_setspecific(gw_props_key, gw_props) != 0)
+			fatalx("gateway: pthread_setspecific");
 		gw_db = db;
 	}
 	return gw_db;
