@@ -36,6 +36,7 @@
 #include "store/store.h"
 #include "tls.h"
 #include "web/web.h"
+#include "web/web_auth.h"
 #include "web/web_cookie.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
@@ -942,6 +943,7 @@ web_run(struct web *w)
 	event_base_dispatch(w->base);
 	log_info("shutting down");
 	workq_free(w->wq);
+	web_auth_shutdown();
 	evhttp_free(w->http);
 	event_free(ev_term);
 	event_free(ev_int);

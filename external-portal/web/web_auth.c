@@ -771,9 +771,10 @@ static struct {
 	const struct web_conf	*conf;
 	char			 email[WEB_AUTH_LINKQ_MAX][ADDR_MAX];
 	size_t			 head, n;
-	int			 running;
+	int			 running, stop;
+	pthread_t		 thread;
 } web_auth_linkq = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-    NULL, NULL, { { 0 } }, 0, 0, 0 };
+    NULL, NULL, { { 0 } }, 0, 0, 0, 0, 0 };
 
 /* Sends what an address gets from /forgot or /newlink, if anything. */
 static void
@@ -811,9 +812,11 @@ web_auth_link_thread(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&web_auth_linkq.mtx);
 	for (;;) {
-		while (web_auth_linkq.n == 0)
+		while (web_auth_linkq.n == 0 && !web_auth_linkq.stop)
 			pthread_cond_wait(&web_auth_linkq.cond,
 			    &web_auth_linkq.mtx);
+		if (web_auth_linkq.stop)
+			break;
 		memcpy(email, web_auth_linkq.email[web_auth_linkq.head],
 		    sizeof(email));
 		web_auth_linkq.head = (web_auth_linkq.head + 1) %
@@ -824,23 +827,42 @@ web_auth_link_thread(void *arg)
 		    email);
 		pthread_mutex_lock(&web_auth_linkq.mtx);
 	}
+	pthread_mutex_unlock(&web_auth_linkq.mtx);
 	return NULL;
+}
+
+void
+web_auth_shutdown(void)
+{
+	int running;
+
+	pthread_mutex_lock(&web_auth_linkq.mtx);
+	running = web_auth_linkq.running;
+	web_auth_linkq.stop = 1;
+	pthread_cond_signal(&web_auth_linkq.cond);
+	pthread_mutex_unlock(&web_auth_linkq.mtx);
+	/* Links still queued are dropped: the user can ask again. */
+	if (running && pthread_join(web_auth_linkq.thread, NULL) != 0)
+		fatalx("web: pthread_join");
 }
 
 /* Hands email to the link thread (started on first use). 0 or -1. */
 static int
 web_auth_link_queue(struct web_req *r, const char *email)
 {
-	pthread_t t;
 	size_t i;
 	int rc = 0;
 
 	pthread_mutex_lock(&web_auth_linkq.mtx);
+	if (web_auth_linkq.stop) {
+		pthread_mutex_unlock(&web_auth_linkq.mtx);
+		return -1;
+	}
 	if (!web_auth_linkq.running) {
 		web_auth_linkq.store = r->store;
 		web_auth_linkq.conf = r->conf;
-		if (pthread_create(&t, NULL, web_auth_link_thread, NULL) !=
-		    0 || pthread_detach(t) != 0) {
+		if (pthread_create(&web_auth_linkq.thread, NULL,
+		    web_auth_link_thread, NULL) != 0) {
 			pthread_mutex_unlock(&web_auth_linkq.mtx);
 			log_warnx("web: cannot start the link thread");
 			return -1;

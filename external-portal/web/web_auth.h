@@ -14,5 +14,7 @@
  * Anything else is copied (and truncated to outlen).
  */
 void	 web_auth_client_key(const char *client, char *out, size_t outlen);
+/* Stops the thread that sends new links; before the store is closed. */
+void	 web_auth_shutdown(void);
 
 #endif
