@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +396,59 @@ props_close(struct props *p)
 	if (p->owned)
 		db_close(p->db);
 	free(p);
+}
+
+struct props_tls {
+	struct sqlite3	*db;
+	struct props	*p;
+};
+
+static pthread_key_t	props_tls_key;
+static pthread_once_t	props_tls_once = PTHREAD_ONCE_INIT;
+
+static void
+props_tls_free(void *arg)
+{
+	struct props_tls *t = arg;
+
+	props_close(t->p);
+	free(t);
+}
+
+static void
+props_tls_init(void)
+{
+	if (pthread_key_create(&props_tls_key, props_tls_free) != 0)
+		fatalx("props: pthread_key_create");
+}
+
+struct props *
+props_thread(const char *dbpath, int node)
+{
+	struct props_tls *t;
+	struct sqlite3 *db;
+
+	pthread_once(&props_tls_once, props_tls_init);
+	if ((db = db_thread(dbpath)) == NULL)
+		return NULL;
+	if ((t = pthread_getspecific(props_tls_key)) == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		if (pthread_setspecific(props_tls_key, t) != 0)
+			fatalx("props: pthread_setspecific");
+	}
+	if (t->p == NULL || t->db != db) {
+		/* First use, or db_thread() moved to another database. */
+		props_close(t->p);
+		t->db = NULL;
+		if ((t->p = props_wrap(db)) == NULL) {
+			log_warnx("props: %s: cannot create the property "
+			    "tables: %s", dbpath, sqlite3_errmsg(db));
+			return NULL;
+		}
+		t->db = db;
+	}
+	props_set_node(t->p, node);
+	return t->p;
 }
 
 void

@@ -65,6 +65,13 @@ struct props	*props_open(const char *dbpath, char **err);
 /* Uses an already open handle (the caller keeps ownership). */
 struct props	*props_wrap(struct sqlite3 *);
 void		 props_close(struct props *);
+/*
+ * This thread's property reader on its db_thread() connection to dbpath,
+ * for node (PROPS_NODE_*); made on first use, freed when the thread exits.
+ * NULL (logged) when the database cannot be opened. How long-lived threads
+ * read properties: no shared handle, no mutex.
+ */
+struct props	*props_thread(const char *dbpath, int node);
 
 /*
  * The effective value for email (NULL: global and default only). Returns a

@@ -68,7 +68,6 @@ struct web {
 	SSL_CTX			*ssl;
 	struct store		*store;
 	struct web_sessions	*sessions;
-	struct props		*props;
 	struct netaddr_list	*proxies;
 	int			 active;
 	int			 paused;
@@ -156,7 +155,6 @@ static const struct web_route web_routes[] = {
 	{ WEB_POST, "/compose", WEB_AUTH, web_compose_send },
 };
 
-static struct props *web_props;
 
 void
 web_conf_load(const struct conf *c, struct web_conf *wc)
@@ -907,11 +905,6 @@ web_new(const struct web_conf *wc, int fd)
 		fatalx("store: %s", err);
 	if ((w->sessions = web_session_open(wc->dbpath, &err)) == NULL)
 		fatalx("web sessions: %s", err);
-	if ((web_props = props_open(wc->dbpath, &err)) == NULL)
-		fatalx("database: %s", err);
-	props_set_node(web_props, PROPS_NODE_PORTAL);
-	w->props = web_props;
-	web_req_props_init(web_props);
 	web_mail_init();
 
 	w->http = evhttp_new(w->base);
@@ -948,7 +941,6 @@ web_run(struct web *w)
 	event_free(ev_term);
 	event_free(ev_int);
 	web_session_close(w->sessions);
-	props_close(web_props);
 	store_close(w->store);
 	netaddr_list_free(w->proxies);
 	SSL_CTX_free(w->ssl);

@@ -1,6 +1,6 @@
 /*
- * The request accessors of web_req.h. Properties are read through one
- * shared handle under a mutex: props caches and is not thread-safe.
+ * The request accessors of web_req.h. Properties are read through the
+ * calling pool thread's own reader (props_thread()).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,13 +11,10 @@
 #include "web/web_req.h"
 #include "xmalloc.h"
 
-static pthread_mutex_t web_props_mtx = PTHREAD_MUTEX_INITIALIZER;
-static struct props *web_props;
-
-void
-web_req_props_init(struct props *p)
+static struct props *
+web_req_props(struct web_req *r)
 {
-	web_props = p;
+	return props_thread(r->conf->dbpath, PROPS_NODE_PORTAL);
 }
 
 void
@@ -69,46 +66,36 @@ web_param_id(const struct web_req *r, const char *name)
 int
 web_prop_bool(struct web_req *r, const char *name)
 {
-	int v;
+	struct props *p = web_req_props(r);
 
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_bool(web_props, r->email[0] ? r->email : NULL, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
+	return p == NULL ? -1 : props_get_bool(p, r->email[0] ? r->email :
+	    NULL, name);
 }
 
 char *
 web_prop(struct web_req *r, const char *name)
 {
-	char *v;
+	struct props *p = web_req_props(r);
 
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get(web_props, r->email[0] ? r->email : NULL, name, NULL);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
+	return p == NULL ? NULL : props_get(p, r->email[0] ? r->email : NULL,
+	    name, NULL);
 }
 
 long long
 web_prop_int(struct web_req *r, const char *name)
 {
-	long long v;
+	struct props *p = web_req_props(r);
 
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_int(web_props, r->email[0] ? r->email : NULL, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
+	return p == NULL ? -1 : props_get_int(p, r->email[0] ? r->email :
+	    NULL, name);
 }
 
 long long
 web_prop_int_user(struct web_req *r, const char *email, const char *name)
 {
-	long long v;
+	struct props *p = web_req_props(r);
 
-	(void)r;
-	pthread_mutex_lock(&web_props_mtx);
-	v = props_get_int(web_props, email, name);
-	pthread_mutex_unlock(&web_props_mtx);
-	return v;
+	return p == NULL ? -1 : props_get_int(p, email, name);
 }
 
 void

@@ -82,7 +82,6 @@ struct web_req {
 	const struct web_conf	*conf;
 	struct store		*store;
 	struct web_sessions	*sessions;
-	struct props		*props;
 
 	enum web_method		 method;
 	char			*path;
@@ -124,7 +123,6 @@ struct web_req {
 };
 
 /* Properties of the signed-in user (or global). */
-void	 web_req_props_init(struct props *);
 int	 web_prop_bool(struct web_req *, const char *name);
 long long web_prop_int(struct web_req *, const char *name);
 /* An integer property of email (not signed in yet: sign-up, reset). */
