@@ -29,7 +29,7 @@ store_part_put(struct sqlite3 *db, int64_t id, const struct store_part *p,
 	for (int i = 0; i < n; i++)
 		if (db_run(db, "INSERT INTO portal_parts (msg, part, offset, "
 		    "length, encoding, ctype, filename, size) VALUES "
-		    "(?, ?, ?, ?, ?, ?, ?, ?)", "iiiitttti", id,
+		    "(?, ?, ?, ?, ?, ?, ?, ?)", "iiiittti", id,
 		    (int64_t)p[i].part, p[i].offset, p[i].length, p[i].encoding,
 		    p[i].ctype, p[i].filename, p[i].size) == -1)
 			return -1;
