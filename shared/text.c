@@ -111,6 +111,18 @@ text_escape(struct buf *b, const char *s, size_t len, int flags)
 	const char	*rep;
 
 	while (i < len) {
+		unsigned char c = s[i];
+
+		/*
+		 * Printable ASCII other than the HTML specials is kept under
+		 * every flag: skip the decoder for it (most of any text).
+		 */
+		if (c >= 0x20 && c < 0x7f && (!(flags & TEXT_ESC_HTML) ||
+		    (c != '&' && c != '<' && c != '>' && c != '"' &&
+		    c != '\''))) {
+			i++;
+			continue;
+		}
 		if ((n = text_utf8_next(s + i, len - i, &cp)) == 0) {
 			rep = TEXT_FFFD;
 			n = 1;

@@ -29,6 +29,7 @@
 
 #include "addr.h"
 #include "ingest/ingest.h"
+#include "ingest/ingest_parts.h"
 #include "log.h"
 #include "netaddr.h"
 #include "outbox/outbox.h"
@@ -250,6 +251,19 @@ ingest_meta(const struct header *h, struct store_msg *m)
 		m->has_attachments = 1;
 }
 
+/* A multipart message: one whose parts are worth recording. */
+static int
+ingest_multipart(const struct header *h)
+{
+	const struct header_field *f = header_get(h, "Content-Type");
+	const char *v;
+
+	if (f == NULL)
+		return 0;
+	v = f->value + strspn(f->value, " \t\r\n");
+	return strncasecmp(v, "multipart/", 10) == 0;
+}
+
 static const char *
 ingest_route_name(enum ingest_route r)
 {
@@ -433,6 +447,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	char *webmail = NULL, *otp = NULL;
 	int standalone, tunnel, removed = 0, woke = 0, rc;
 	struct store_tmp signed_tmp = { NULL, NULL };
+	struct store_part *parts = NULL;
+	int nparts = 0;
 	FILE *f;
 
 	ingest_set_all(txn, 451, "4.3.0 Temporary failure, try again later");
@@ -529,12 +545,19 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	meta.folder = STORE_FOLDER_INBOX;
 	meta.mail_from = txn->mail_from;
 	ingest_meta(&h, &meta);
+	/* Where each attachment lies: the web serves it without a parse. */
+	if (ingest_multipart(&h) && fflush(tmp.fp) == 0 &&
+	    ingest_parts_scan(tmp.path, &parts, &nparts) == 0) {
+		meta.parts = parts;
+		meta.nparts = nparts;
+	}
 	for (size_t i = 0; i < txn->nrcpts; i++)
 		ingest_deliver(in, txn, &txn->rcpts[i], &h, &tmp, &meta,
 		    webmail, otp, standalone == 1, &woke);
 	if (woke && in->outbox != NULL)
 		outbox_wake(in->outbox);
 out:
+	ingest_parts_free(parts, nparts);
 	if (tmp.path != NULL)
 		store_tmp_discard(&tmp);
 	header_free(&h);

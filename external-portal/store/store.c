@@ -66,7 +66,8 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS web_recovery ("
     " email TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY(email, hash));"
     "CREATE TABLE IF NOT EXISTS web_keys ("
-    " name TEXT PRIMARY KEY, value BLOB NOT NULL);";
+    " name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    STORE_PART_SCHEMA;
 
 /*
  * Columns added after the first release, to databases that lack them.

@@ -16,6 +16,8 @@
 #ifndef PORTAL_STORE_H
 #define PORTAL_STORE_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -71,6 +73,26 @@ struct store_msg {
 	int			 unread;
 	char			*path;		/* absolute */
 	int64_t			 created;
+	/* Delivery only: the MIME parts to record (store_part.c), or NULL. */
+	const struct store_part	*parts;
+	int			 nparts;
+};
+
+/*
+ * Where a leaf MIME part of a stored message lies in its file, recorded
+ * at delivery so a download needs no parse: the encoded bytes at
+ * [offset, offset + length), their Content-Transfer-Encoding, and what
+ * the download is called and how long it is once decoded. Parts are
+ * numbered from 1 as the web pages number them.
+ */
+struct store_part {
+	int			 part;
+	int64_t			 offset;
+	int64_t			 length;
+	char			*encoding;	/* "base64", ...; NULL: as is */
+	char			*ctype;		/* type/subtype */
+	char			*filename;	/* raw, may be NULL */
+	int64_t			 size;		/* decoded */
 };
 
 struct store_outbox {
@@ -171,6 +193,42 @@ int		 store_msg_list_plan(struct store *, char *out, size_t outlen);
 /* Removes the row, then the file. */
 int		 store_msg_delete(struct store *, const char *owner, int64_t id);
 void		 store_msg_free(struct store_msg *);
+
+/*
+ * Part part of message id of owner as recorded at delivery, with the
+ * message's metadata in *m (store_msg_free) and the part in *p
+ * (store_part_free). STORE_NOTFOUND when the message is not owner's, or
+ * its parts were not recorded (stored before, or not a multipart
+ * message), or that part was not (an attached message, a winmail.dat):
+ * then the caller parses the message. -1 on error.
+ */
+int		 store_part_get(struct store *, const char *owner, int64_t id,
+		    int part, struct store_msg *m, struct store_part *p);
+void		 store_part_free(struct store_part *);
+
+/*
+ * Reads the decoded content of a recorded part from its message file in
+ * chunks: the encoded bytes are read with pread() and decoded with
+ * GMime's decoder, so the bytes are those of a parse. Memory: one
+ * STORE_PART_CHUNK of input.
+ */
+#define STORE_PART_CHUNK	(16 * 1024)
+struct store_part_reader;
+/* NULL (logged) when the file cannot be opened or the encoding is unknown. */
+struct store_part_reader *store_part_reader_open(const char *path,
+		    const struct store_part *);
+/*
+ * At least 1 and at most len bytes of decoded content, 0 at the end, -1
+ * on a read error or a file shorter than recorded (logged).
+ */
+ssize_t		 store_part_read(struct store_part_reader *, char *buf,
+		    size_t len);
+void		 store_part_reader_close(struct store_part_reader *);
+/*
+ * The encodings a part may be recorded with: those the reader decodes
+ * exactly as a parse does (base64, quoted-printable) or none (NULL).
+ */
+int		 store_part_encoding_ok(const char *);
 
 /* Bytes stored for one owner, one domain, everything; -1 on error. */
 int64_t		 store_usage(struct store *, const char *owner);

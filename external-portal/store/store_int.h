@@ -69,4 +69,20 @@ int		 store_msg_delete_rows(struct store *, const char *where,
 /* Unlinks the files of committed deletes, then frees the names. */
 void		 store_names_unlink(struct store *, char **names, size_t n);
 
+/*
+ * The parts table (store_part.c): one row per recorded part. A part
+ * without a row is found by parsing the message, so messages stored
+ * before the table existed need nothing. Rows go with their message
+ * (ON DELETE CASCADE; foreign keys are on, see db.h).
+ */
+#define STORE_PART_SCHEMA \
+    "CREATE TABLE IF NOT EXISTS portal_parts (" \
+    " msg INTEGER NOT NULL REFERENCES portal_messages(id)" \
+    " ON DELETE CASCADE, part INTEGER NOT NULL, offset INTEGER NOT NULL," \
+    " length INTEGER NOT NULL, encoding TEXT, ctype TEXT, filename TEXT," \
+    " size INTEGER NOT NULL, PRIMARY KEY (msg, part)) WITHOUT ROWID;"
+/* In the delivery's transaction: the parts of message id; 0 or -1. */
+int		 store_part_put(struct sqlite3 *, int64_t id,
+		    const struct store_part *, int n);
+
 #endif

@@ -148,6 +148,9 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
 	    (int64_t)sb.st_size, (int64_t)m->has_attachments, name, now) == -1)
 		goto fail_unlink;
 	*id = sqlite3_last_insert_rowid(db);
+	if (m->parts != NULL && store_part_put(db, *id, m->parts, m->nparts)
+	    == -1)
+		goto fail_unlink;
 	if (notify && store_deliver_notify(db, m, owner, remind, now) == -1)
 		goto fail_unlink;
 	if (db_commit(db) == -1)

@@ -332,8 +332,16 @@ store_session_get(struct store *s, const char *hash, int64_t now,
 		(void)store_session_delete(s, hash);
 		return STORE_NOTFOUND;
 	}
-	(void)db_run(db, "UPDATE web_sessions SET last_seen = ? WHERE "
-	    "id_hash = ?", "it", now, hash);
+	/*
+	 * last_seen is written at most every idle/8 seconds (at most a
+	 * minute), not on every request: each write is a commit with an
+	 * fsync, and serialises the web workers. The session may so end up
+	 * to that much earlier than idle after its last request, never
+	 * later.
+	 */
+	if (now - last >= (idle / 8 < 60 ? idle / 8 : 60))
+		(void)db_run(db, "UPDATE web_sessions SET last_seen = ? "
+		    "WHERE id_hash = ?", "it", now, hash);
 	return 0;
 }
 

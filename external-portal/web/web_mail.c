@@ -30,6 +30,7 @@
 #include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
+#include "web/web_part.h"
 #include "web/web_routes.h"
 #include "web/web_sanitize.h"
 #include "web/web_tnef.h"
@@ -988,7 +989,13 @@ web_mail_part(struct web_req *r)
 {
 	struct web_mail m;
 	int64_t idx = web_param_id(r, "part");
+	int64_t id = web_param_id(r, "id");
+	const char *sub = web_param(r, "sub");
 
+	/* A part of the stored message recorded at delivery: no parse. */
+	if (id != -1 && (sub == NULL || *sub == '\0') &&
+	    web_part_send_recorded(r, id, idx) == 0)
+		return;
 	if (web_mail_load(r, &m, 1) == -1)
 		return;
 	if (idx < 1 || idx > m.nparts) {
