@@ -108,6 +108,13 @@ struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
 		    char **err);
 /* Also closes the calling thread's database connection (db.h). */
 void		 store_close(struct store *);
+/*
+ * "New message" notifications of one account are coalesced: a delivery
+ * within seconds of the last queued one queues none (that mail covers
+ * it). 0, the default, queues one per message. Invitations and reminders
+ * keep their own schedule (store_deliver_remind).
+ */
+void		 store_set_coalesce(struct store *, int64_t seconds);
 /* Counts of the last recovery, for logs and tests. */
 void		 store_recovered(struct store *, int *files, int *rows);
 
@@ -172,7 +179,10 @@ int		 store_msg_list_plan(struct store *, char *out, size_t outlen);
 int		 store_msg_delete(struct store *, const char *owner, int64_t id);
 void		 store_msg_free(struct store_msg *);
 
-/* Bytes stored for one owner, one domain, everything; -1 on error. */
+/*
+ * Bytes stored for one owner (its usage counter, kept with every insert
+ * and delete), one domain, everything; -1 on error.
+ */
 int64_t		 store_usage(struct store *, const char *owner);
 int64_t		 store_usage_domain(struct store *, const char *domain);
 int64_t		 store_usage_total(struct store *);

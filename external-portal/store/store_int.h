@@ -24,6 +24,7 @@ struct store {
 	char		*dir;		/* NULL: metadata only, no messages */
 	int		 dirfd;
 	int		 rec_files, rec_rows;
+	int64_t		 coalesce;	/* store_set_coalesce() */
 };
 
 extern const char *const store_folder_names[2];

@@ -17,8 +17,9 @@
 #include "store/store_int.h"
 #include "xmalloc.h"
 
-#define STORE_SQL_USAGE \
-    "SELECT COALESCE(SUM(size), 0) FROM portal_messages WHERE owner = ?"
+/* The usage counter (store.c's triggers); 0 for an owner without a row. */
+#define STORE_SQL_USAGE "SELECT COALESCE((SELECT used_bytes FROM " \
+    "portal_users WHERE email = ?), 0)"
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
     "subject, date, size, has_attachments, unread, path, created"
 #define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
@@ -58,27 +59,29 @@ store_tmp_discard(struct store_tmp *t)
 
 /*
  * Inside the delivery's transaction: what to tell owner about a new
- * message. An active account gets "new message"; a pending one its first
- * invitation, then at most one reminder per remind seconds (each with its
- * own link, none revoking another). 0, or -1.
+ * message. An active account gets "new message", unless one was queued
+ * less than coalesce seconds ago (it covers this one); a pending one its
+ * first invitation, then at most one reminder per remind seconds (each
+ * with its own link, none revoking another). 0, or -1.
  */
 static int
 store_deliver_notify(sqlite3 *db, const struct store_msg *m,
-    const char *owner, int64_t remind, int64_t now)
+    const char *owner, int64_t remind, int64_t coalesce, int64_t now)
 {
 	sqlite3_stmt *st;
 	enum store_user_state state = STORE_USER_PENDING;
-	int64_t last = 0;
+	int64_t last = 0, notified = 0;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT state, last_invite FROM portal_users "
-	    "WHERE email = ?")) == NULL)
+	if ((st = db_prepare(db, "SELECT state, last_invite, last_notify "
+	    "FROM portal_users WHERE email = ?")) == NULL)
 		return -1;
 	if ((rc = db_bind(st, "t", owner)) == 0 &&
 	    (rc = db_step(st)) == DB_ROW) {
 		state = STORE_ENUM(store_user_states,
 		    (const char *)sqlite3_column_text(st, 0));
 		last = sqlite3_column_int64(st, 1);
+		notified = sqlite3_column_int64(st, 2);
 	}
 	db_finalize(st);
 	if (rc == -1)
@@ -87,6 +90,14 @@ store_deliver_notify(sqlite3 *db, const struct store_msg *m,
 		if (last != 0 && now - last < remind)
 			return 0;
 		if (db_run(db, "UPDATE portal_users SET last_invite = ? WHERE "
+		    "email = ?", "it", now, owner) == -1)
+			return -1;
+	} else if (coalesce > 0) {
+		/* A clock set back does not silence the account. */
+		if (notified != 0 && now >= notified &&
+		    now - notified < coalesce)
+			return 0;
+		if (db_run(db, "UPDATE portal_users SET last_notify = ? WHERE "
 		    "email = ?", "it", now, owner) == -1)
 			return -1;
 	}
@@ -148,7 +159,8 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
 	    (int64_t)sb.st_size, (int64_t)m->has_attachments, name, now) == -1)
 		goto fail_unlink;
 	*id = sqlite3_last_insert_rowid(db);
-	if (notify && store_deliver_notify(db, m, owner, remind, now) == -1)
+	if (notify && store_deliver_notify(db, m, owner, remind, s->coalesce,
+	    now) == -1)
 		goto fail_unlink;
 	if (db_commit(db) == -1)
 		goto fail_unlink;
@@ -357,15 +369,15 @@ store_usage(struct store *s, const char *owner)
 int64_t
 store_usage_domain(struct store *s, const char *domain)
 {
-	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
-	    "portal_messages WHERE domain = lower(?)", domain);
+	return store_scalar(s, "SELECT COALESCE(SUM(used_bytes), 0) FROM "
+	    "portal_users WHERE domain = lower(?)", domain);
 }
 
 int64_t
 store_usage_total(struct store *s)
 {
-	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
-	    "portal_messages", NULL);
+	return store_scalar(s, "SELECT COALESCE(SUM(used_bytes), 0) FROM "
+	    "portal_users", NULL);
 }
 
 int64_t
