@@ -354,6 +354,7 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 	*err = NULL;
 	s->dbpath = xstrdup(dbpath);
 	s->dirfd = -1;
+	store_group_init(s);
 	if (msgdir != NULL) {
 		s->dir = xstrdup(msgdir);
 		if (mkdir(msgdir, 0700) == -1 && errno != EEXIST) {
@@ -400,6 +401,7 @@ store_close(struct store *s)
 	db_thread_close();
 	if (s->dirfd != -1)
 		close(s->dirfd);
+	store_group_destroy(s);
 	free(s->dbpath);
 	free(s->dir);
 	free(s);

@@ -17,9 +17,6 @@
 #include "store/store_int.h"
 #include "xmalloc.h"
 
-/* The usage counter (store.c's triggers); 0 for an owner without a row. */
-#define STORE_SQL_USAGE "SELECT COALESCE((SELECT used_bytes FROM " \
-    "portal_users WHERE email = ?), 0)"
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
     "subject, date, size, has_attachments, unread, path, created"
 #define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
@@ -64,7 +61,7 @@ store_tmp_discard(struct store_tmp *t)
  * first invitation, then at most one reminder per remind seconds (each
  * with its own link, none revoking another). 0, or -1.
  */
-static int
+int
 store_deliver_notify(sqlite3 *db, const struct store_msg *m,
     const char *owner, int64_t remind, int64_t coalesce, int64_t now)
 {
@@ -114,10 +111,9 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
     const struct store_msg *m, const char *owner, int64_t quota, int notify,
     int64_t remind, int64_t *id)
 {
-	char name[64], domain[ADDR_MAX], key[STORE_KEY_MAX], *final = NULL;
-	sqlite3 *db;
+	char domain[ADDR_MAX], key[STORE_KEY_MAX], *final;
+	struct store_group_item it;
 	struct stat sb;
-	int64_t now = time(NULL), used;
 
 	owner = store_key(owner, key, sizeof(key));
 	if (fflush(t->fp) == EOF || fsync(fileno(t->fp)) == -1 ||
@@ -127,52 +123,30 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
 	}
 	if (addr_domain_of(owner, domain, sizeof(domain)) == -1)
 		fatalx("store: owner %s has no domain", owner);
-	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
-		return -1;
-	/* In the write transaction: concurrent deliveries see each other. */
-	if (quota > 0) {
-		if ((used = store_scalar(s, STORE_SQL_USAGE, owner)) == -1)
-			goto fail;
-		if (used + sb.st_size > quota) {
-			db_rollback(db);
-			return STORE_EQUOTA;
-		}
-	}
-	store_random_name("m-", name, sizeof(name));
-	final = store_abspath(s, name);
+	memset(&it, 0, sizeof(it));
+	store_random_name("m-", it.name, sizeof(it.name));
+	final = store_abspath(s, it.name);
 	if (link(t->path, final) == -1) {
 		log_warn("store: link %s", final);
-		goto fail;
+		free(final);
+		return -1;
 	}
-	if (store_fsync_dir(s) == -1)
-		goto fail_unlink;
-	if (db_run(db, "INSERT OR IGNORE INTO portal_users (email, domain, "
-	    "state, created, generation) VALUES (?, ?, 'pending', ?, "
-	    "random())", "tti", owner, domain, now) == -1)
-		goto fail_unlink;
-	if (db_run(db, "INSERT INTO portal_messages (owner, domain, folder, "
-	    "state, mail_from, hdr_from, subject, date, size, "
-	    "has_attachments, unread, path, created) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", "tttttttiiiti", owner,
-	    domain, store_folder_names[m->folder], store_state_names[m->state],
-	    m->mail_from, m->hdr_from, m->subject, m->date ? m->date : now,
-	    (int64_t)sb.st_size, (int64_t)m->has_attachments, name, now) == -1)
-		goto fail_unlink;
-	*id = sqlite3_last_insert_rowid(db);
-	if (notify && store_deliver_notify(db, m, owner, remind, s->coalesce,
-	    now) == -1)
-		goto fail_unlink;
-	if (db_commit(db) == -1)
-		goto fail_unlink;
+	it.meta = m;
+	it.owner = owner;
+	it.domain = domain;
+	it.size = sb.st_size;
+	it.quota = quota;
+	it.notify = notify;
+	it.remind = remind;
+	it.now = time(NULL);
+	/* Directory fsync, quota, rows, commit: shared with other threads. */
+	store_group_run(s, &it);
+	if (it.rc != 0)
+		unlink(final);	/* no row: recovery would remove it too */
+	else
+		*id = it.id;
 	free(final);
-	return 0;
-
-fail_unlink:
-	unlink(final);
-fail:
-	db_rollback(db);
-	free(final);
-	return -1;
+	return it.rc;
 }
 
 int
