@@ -355,6 +355,7 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 	s->dbpath = xstrdup(dbpath);
 	s->dirfd = -1;
 	store_group_init(s);
+	store_pool_init(s);
 	if (msgdir != NULL) {
 		s->dir = xstrdup(msgdir);
 		if (mkdir(msgdir, 0700) == -1 && errno != EEXIST) {
@@ -399,6 +400,7 @@ store_close(struct store *s)
 		return;
 	/* This thread's connection; other threads close theirs on exit. */
 	db_thread_close();
+	store_pool_destroy(s);
 	if (s->dirfd != -1)
 		close(s->dirfd);
 	store_group_destroy(s);

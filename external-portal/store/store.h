@@ -122,6 +122,13 @@ void		 store_recovered(struct store *, int *files, int *rows);
 
 /* A temp file in the store's directory; -1 on failure (logged). */
 int		 store_tmp_create(struct store *, struct store_tmp *);
+/*
+ * Takes over a spent file at path (the ingest's spool file once it was
+ * read) by renaming it into the store directory, to be reused by a later
+ * store_tmp_create(): 0 when taken (path is gone), -1 when not (another
+ * file system, pool full; the caller removes it as before).
+ */
+int		 store_tmp_recycle(struct store *, const char *path);
 /* Closes and removes the temp file. */
 void		 store_tmp_discard(struct store_tmp *);
 

@@ -31,6 +31,12 @@ struct store {
 	pthread_cond_t	 gcond;
 	struct store_group_item *ghead, **gtail;
 	int		 gbusy;		/* a leader is committing */
+	/* Spent spool files for reuse as temp files (store_pool.c). */
+	pthread_mutex_t	 pmtx;
+#define STORE_POOL_MAX	16
+#define STORE_POOL_NAME	40	/* "tmp-" + 32 hex + NUL */
+	char		 pool[STORE_POOL_MAX][STORE_POOL_NAME];
+	int		 npool;
 };
 
 /* One delivery waiting for its group's commit. */
@@ -82,6 +88,15 @@ char		*store_abspath(struct store *, const char *name);
 void		 store_random_name(const char *prefix, char *out,
 		    size_t outlen);
 int		 store_fsync_dir(struct store *);
+
+void		 store_pool_init(struct store *);
+/* Unlinks the pooled files. */
+void		 store_pool_destroy(struct store *);
+/*
+ * A pooled file, truncated, open read-write, its name in name; -1 when
+ * the pool is empty.
+ */
+int		 store_pool_take(struct store *, char *name, size_t len);
 
 void		 store_group_init(struct store *);
 void		 store_group_destroy(struct store *);

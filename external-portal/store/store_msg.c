@@ -28,10 +28,15 @@ store_tmp_create(struct store *s, struct store_tmp *t)
 	char name[64];
 	int fd;
 
-	store_random_name("tmp-", name, sizeof(name));
-	t->path = store_abspath(s, name);
-	if ((fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600))
-	    == -1 || (t->fp = fdopen(fd, "w+")) == NULL) {
+	if ((fd = store_pool_take(s, name, sizeof(name))) != -1)
+		t->path = store_abspath(s, name);
+	else {
+		store_random_name("tmp-", name, sizeof(name));
+		t->path = store_abspath(s, name);
+		fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	}
+	if (fd == -1 || (t->fp = fdopen(fd, "w+")) == NULL) {
 		log_warn("store: create %s", t->path);
 		if (fd != -1)
 			close(fd);
