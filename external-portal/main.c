@@ -391,6 +391,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	if ((in.store = store_open(conf_str(c, "database"),
 	    conf_str(c, "store_dir"), 0, &err)) == NULL)
 		fatalx("store: %s", err);
+	store_set_coalesce(in.store, conf_int(c, "notify.coalesce"));
 	if ((in.props = props_open(conf_str(c, "database"), &err)) == NULL)
 		fatalx("database: %s", err);
 	props_set_node(in.props, PROPS_NODE_PORTAL);
@@ -407,6 +408,12 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 		fatalx("%s", err);
 
 	smtp_server_conf_load(&sc, c);
+	/*
+	 * The spool file is only read into the store's own file, which is
+	 * fsync'd with its directory and committed before 250: an fsync of
+	 * the spool too buys nothing.
+	 */
+	sc.spool_fsync = 0;
 	if ((sc.tls_ctx = portal_tls_ctx(c, &err)) == NULL && err != NULL)
 		fatalx("TLS: %s", err);
 

@@ -562,6 +562,8 @@ out:
 		store_tmp_discard(&tmp);
 	header_free(&h);
 	fclose(f);
+	/* The spool's inode becomes a later message's file (store.h). */
+	(void)store_tmp_recycle(in->store, txn->spool_path);
 	free(webmail);
 	free(otp);
 	if (signed_tmp.path != NULL)

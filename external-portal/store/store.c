@@ -85,7 +85,43 @@ static const struct {
 	  "WHERE generation = 0" },
 	{ "portal_users", "last_invite", "INTEGER NOT NULL DEFAULT 0", NULL },
 	{ "web_sessions", "user_gen", "INTEGER NOT NULL DEFAULT 0", NULL },
+	/*
+	 * used_bytes: the sum of the sizes of the account's messages, kept
+	 * by the triggers below in the transaction that inserts or deletes a
+	 * message (quota check, inbox page: no SUM over the mailbox).
+	 * Initialised from the rows in the migration's transaction.
+	 */
+	{ "portal_users", "used_bytes", "INTEGER NOT NULL DEFAULT 0",
+	  "UPDATE portal_users SET used_bytes = (SELECT COALESCE(SUM(size), "
+	  "0) FROM portal_messages WHERE owner = portal_users.email)" },
+	/* last_notify: when the last "new message" mail was queued. */
+	{ "portal_users", "last_notify", "INTEGER NOT NULL DEFAULT 0", NULL },
 };
+
+/*
+ * The usage counter. Every path that adds or removes a message row
+ * (delivery, web and CLI delete, retention, account delete, recovery)
+ * goes through these, inside its own transaction, so the counter and the
+ * rows commit or roll back together. An account created after its
+ * messages (not done today) starts from their sum.
+ */
+static const char store_triggers[] =
+    "CREATE TRIGGER IF NOT EXISTS portal_usage_ins AFTER INSERT ON"
+    " portal_messages BEGIN UPDATE portal_users SET used_bytes ="
+    " used_bytes + NEW.size WHERE email = NEW.owner; END;"
+    "CREATE TRIGGER IF NOT EXISTS portal_usage_del AFTER DELETE ON"
+    " portal_messages BEGIN UPDATE portal_users SET used_bytes ="
+    " used_bytes - OLD.size WHERE email = OLD.owner; END;"
+    "CREATE TRIGGER IF NOT EXISTS portal_usage_upd AFTER UPDATE OF"
+    " owner, size ON portal_messages BEGIN"
+    " UPDATE portal_users SET used_bytes = used_bytes - OLD.size"
+    " WHERE email = OLD.owner;"
+    " UPDATE portal_users SET used_bytes = used_bytes + NEW.size"
+    " WHERE email = NEW.owner; END;"
+    "CREATE TRIGGER IF NOT EXISTS portal_usage_user AFTER INSERT ON"
+    " portal_users BEGIN UPDATE portal_users SET used_bytes ="
+    " (SELECT COALESCE(SUM(size), 0) FROM portal_messages WHERE"
+    " owner = NEW.email) WHERE email = NEW.email; END;";
 
 const char *const store_folder_names[2] = { "inbox", "sent" };
 const char *const store_state_names[2] = { "webmail", "pdf-pending" };
@@ -131,6 +167,12 @@ store_col_copy(sqlite3_stmt *st, int i, char *out, size_t outlen)
 	const unsigned char *v = sqlite3_column_text(st, i);
 
 	snprintf(out, outlen, "%s", v ? (const char *)v : "");
+}
+
+void
+store_set_coalesce(struct store *s, int64_t seconds)
+{
+	s->coalesce = seconds > 0 ? seconds : 0;
 }
 
 int64_t
@@ -313,6 +355,8 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 	*err = NULL;
 	s->dbpath = xstrdup(dbpath);
 	s->dirfd = -1;
+	store_group_init(s);
+	store_pool_init(s);
 	if (msgdir != NULL) {
 		s->dir = xstrdup(msgdir);
 		if (mkdir(msgdir, 0700) == -1 && errno != EEXIST) {
@@ -330,8 +374,11 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 		xasprintf(err, "%s: cannot open the database", dbpath);
 		goto fail;
 	}
-	if (db_exec(db, store_schema, &e) == -1 ||
-	    store_migrate(db, &e) == -1) {
+	/* Columns, their first values and the triggers: all or nothing. */
+	if (db_exec(db, store_schema, &e) == -1 || db_begin(db) == -1 ||
+	    store_migrate(db, &e) == -1 ||
+	    db_exec(db, store_triggers, &e) == -1 || db_commit(db) == -1) {
+		db_rollback(db);
 		xasprintf(err, "%s: cannot set up the store: %s", dbpath,
 		    e ? e : "database error");
 		free(e);
@@ -354,8 +401,10 @@ store_close(struct store *s)
 		return;
 	/* This thread's connection; other threads close theirs on exit. */
 	db_thread_close();
+	store_pool_destroy(s);
 	if (s->dirfd != -1)
 		close(s->dirfd);
+	store_group_destroy(s);
 	free(s->dbpath);
 	free(s->dir);
 	free(s);

@@ -130,6 +130,13 @@ struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
 		    char **err);
 /* Also closes the calling thread's database connection (db.h). */
 void		 store_close(struct store *);
+/*
+ * "New message" notifications of one account are coalesced: a delivery
+ * within seconds of the last queued one queues none (that mail covers
+ * it). 0, the default, queues one per message. Invitations and reminders
+ * keep their own schedule (store_deliver_remind).
+ */
+void		 store_set_coalesce(struct store *, int64_t seconds);
 /* Counts of the last recovery, for logs and tests. */
 void		 store_recovered(struct store *, int *files, int *rows);
 
@@ -137,6 +144,13 @@ void		 store_recovered(struct store *, int *files, int *rows);
 
 /* A temp file in the store's directory; -1 on failure (logged). */
 int		 store_tmp_create(struct store *, struct store_tmp *);
+/*
+ * Takes over a spent file at path (the ingest's spool file once it was
+ * read) by renaming it into the store directory, to be reused by a later
+ * store_tmp_create(): 0 when taken (path is gone), -1 when not (another
+ * file system, pool full; the caller removes it as before).
+ */
+int		 store_tmp_recycle(struct store *, const char *path);
 /* Closes and removes the temp file. */
 void		 store_tmp_discard(struct store_tmp *);
 
@@ -230,7 +244,10 @@ void		 store_part_reader_close(struct store_part_reader *);
  */
 int		 store_part_encoding_ok(const char *);
 
-/* Bytes stored for one owner, one domain, everything; -1 on error. */
+/*
+ * Bytes stored for one owner (its usage counter, kept with every insert
+ * and delete), one domain, everything; -1 on error.
+ */
 int64_t		 store_usage(struct store *, const char *owner);
 int64_t		 store_usage_domain(struct store *, const char *domain);
 int64_t		 store_usage_total(struct store *);

@@ -11,6 +11,7 @@
 #ifndef PORTAL_STORE_INT_H
 #define PORTAL_STORE_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +25,36 @@ struct store {
 	char		*dir;		/* NULL: metadata only, no messages */
 	int		 dirfd;
 	int		 rec_files, rec_rows;
+	int64_t		 coalesce;	/* store_set_coalesce() */
+	/* Group commit of this process's deliveries (store_group.c). */
+	pthread_mutex_t	 gmtx;
+	pthread_cond_t	 gcond;
+	struct store_group_item *ghead, **gtail;
+	int		 gbusy;		/* a leader is committing */
+	/* Spent spool files for reuse as temp files (store_pool.c). */
+	pthread_mutex_t	 pmtx;
+#define STORE_POOL_MAX	16
+#define STORE_POOL_NAME	40	/* "tmp-" + 32 hex + NUL */
+	char		 pool[STORE_POOL_MAX][STORE_POOL_NAME];
+	int		 npool;
 };
+
+/* One delivery waiting for its group's commit. */
+struct store_group_item {
+	const struct store_msg	*meta;
+	const char		*owner, *domain;
+	char			 name[64];	/* the linked file */
+	int64_t			 size, quota, remind, now;
+	int			 notify;
+	int			 rc;		/* 0, STORE_EQUOTA, -1 */
+	int64_t			 id;
+	int			 done;
+	struct store_group_item	*next;
+};
+
+/* The usage counter (store.c's triggers); 0 for an owner without a row. */
+#define STORE_SQL_USAGE "SELECT COALESCE((SELECT used_bytes FROM " \
+    "portal_users WHERE email = ?), 0)"
 
 extern const char *const store_folder_names[2];
 extern const char *const store_state_names[2];
@@ -58,6 +88,29 @@ char		*store_abspath(struct store *, const char *name);
 void		 store_random_name(const char *prefix, char *out,
 		    size_t outlen);
 int		 store_fsync_dir(struct store *);
+
+void		 store_pool_init(struct store *);
+/* Unlinks the pooled files. */
+void		 store_pool_destroy(struct store *);
+/*
+ * A pooled file, truncated, open read-write, its name in name; -1 when
+ * the pool is empty.
+ */
+int		 store_pool_take(struct store *, char *name, size_t len);
+
+void		 store_group_init(struct store *);
+void		 store_group_destroy(struct store *);
+/*
+ * Commits the delivery it (its file linked into the store directory) in
+ * a group with the deliveries other threads queued meanwhile: the
+ * directory fsync'd, the quota checked, the rows and the notification
+ * inserted, committed; it->rc and it->id set when it returns.
+ */
+void		 store_group_run(struct store *, struct store_group_item *);
+/* In the delivery's transaction: the notification rows (store_msg.c). */
+int		 store_deliver_notify(struct sqlite3 *, const struct store_msg *,
+		    const char *owner, int64_t remind, int64_t coalesce,
+		    int64_t now);
 
 /*
  * Inside the caller's transaction: deletes the message rows matching

@@ -17,8 +17,6 @@
 #include "store/store_int.h"
 #include "xmalloc.h"
 
-#define STORE_SQL_USAGE \
-    "SELECT COALESCE(SUM(size), 0) FROM portal_messages WHERE owner = ?"
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
     "subject, date, size, has_attachments, unread, path, created"
 #define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
@@ -30,10 +28,15 @@ store_tmp_create(struct store *s, struct store_tmp *t)
 	char name[64];
 	int fd;
 
-	store_random_name("tmp-", name, sizeof(name));
-	t->path = store_abspath(s, name);
-	if ((fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600))
-	    == -1 || (t->fp = fdopen(fd, "w+")) == NULL) {
+	if ((fd = store_pool_take(s, name, sizeof(name))) != -1)
+		t->path = store_abspath(s, name);
+	else {
+		store_random_name("tmp-", name, sizeof(name));
+		t->path = store_abspath(s, name);
+		fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	}
+	if (fd == -1 || (t->fp = fdopen(fd, "w+")) == NULL) {
 		log_warn("store: create %s", t->path);
 		if (fd != -1)
 			close(fd);
@@ -58,27 +61,29 @@ store_tmp_discard(struct store_tmp *t)
 
 /*
  * Inside the delivery's transaction: what to tell owner about a new
- * message. An active account gets "new message"; a pending one its first
- * invitation, then at most one reminder per remind seconds (each with its
- * own link, none revoking another). 0, or -1.
+ * message. An active account gets "new message", unless one was queued
+ * less than coalesce seconds ago (it covers this one); a pending one its
+ * first invitation, then at most one reminder per remind seconds (each
+ * with its own link, none revoking another). 0, or -1.
  */
-static int
+int
 store_deliver_notify(sqlite3 *db, const struct store_msg *m,
-    const char *owner, int64_t remind, int64_t now)
+    const char *owner, int64_t remind, int64_t coalesce, int64_t now)
 {
 	sqlite3_stmt *st;
 	enum store_user_state state = STORE_USER_PENDING;
-	int64_t last = 0;
+	int64_t last = 0, notified = 0;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT state, last_invite FROM portal_users "
-	    "WHERE email = ?")) == NULL)
+	if ((st = db_prepare(db, "SELECT state, last_invite, last_notify "
+	    "FROM portal_users WHERE email = ?")) == NULL)
 		return -1;
 	if ((rc = db_bind(st, "t", owner)) == 0 &&
 	    (rc = db_step(st)) == DB_ROW) {
 		state = STORE_ENUM(store_user_states,
 		    (const char *)sqlite3_column_text(st, 0));
 		last = sqlite3_column_int64(st, 1);
+		notified = sqlite3_column_int64(st, 2);
 	}
 	db_finalize(st);
 	if (rc == -1)
@@ -87,6 +92,14 @@ store_deliver_notify(sqlite3 *db, const struct store_msg *m,
 		if (last != 0 && now - last < remind)
 			return 0;
 		if (db_run(db, "UPDATE portal_users SET last_invite = ? WHERE "
+		    "email = ?", "it", now, owner) == -1)
+			return -1;
+	} else if (coalesce > 0) {
+		/* A clock set back does not silence the account. */
+		if (notified != 0 && now >= notified &&
+		    now - notified < coalesce)
+			return 0;
+		if (db_run(db, "UPDATE portal_users SET last_notify = ? WHERE "
 		    "email = ?", "it", now, owner) == -1)
 			return -1;
 	}
@@ -103,10 +116,9 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
     const struct store_msg *m, const char *owner, int64_t quota, int notify,
     int64_t remind, int64_t *id)
 {
-	char name[64], domain[ADDR_MAX], key[STORE_KEY_MAX], *final = NULL;
-	sqlite3 *db;
+	char domain[ADDR_MAX], key[STORE_KEY_MAX], *final;
+	struct store_group_item it;
 	struct stat sb;
-	int64_t now = time(NULL), used;
 
 	owner = store_key(owner, key, sizeof(key));
 	if (fflush(t->fp) == EOF || fsync(fileno(t->fp)) == -1 ||
@@ -116,54 +128,30 @@ store_deliver_remind(struct store *s, struct store_tmp *t,
 	}
 	if (addr_domain_of(owner, domain, sizeof(domain)) == -1)
 		fatalx("store: owner %s has no domain", owner);
-	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
-		return -1;
-	/* In the write transaction: concurrent deliveries see each other. */
-	if (quota > 0) {
-		if ((used = store_scalar(s, STORE_SQL_USAGE, owner)) == -1)
-			goto fail;
-		if (used + sb.st_size > quota) {
-			db_rollback(db);
-			return STORE_EQUOTA;
-		}
-	}
-	store_random_name("m-", name, sizeof(name));
-	final = store_abspath(s, name);
+	memset(&it, 0, sizeof(it));
+	store_random_name("m-", it.name, sizeof(it.name));
+	final = store_abspath(s, it.name);
 	if (link(t->path, final) == -1) {
 		log_warn("store: link %s", final);
-		goto fail;
+		free(final);
+		return -1;
 	}
-	if (store_fsync_dir(s) == -1)
-		goto fail_unlink;
-	if (db_run(db, "INSERT OR IGNORE INTO portal_users (email, domain, "
-	    "state, created, generation) VALUES (?, ?, 'pending', ?, "
-	    "random())", "tti", owner, domain, now) == -1)
-		goto fail_unlink;
-	if (db_run(db, "INSERT INTO portal_messages (owner, domain, folder, "
-	    "state, mail_from, hdr_from, subject, date, size, "
-	    "has_attachments, unread, path, created) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", "tttttttiiiti", owner,
-	    domain, store_folder_names[m->folder], store_state_names[m->state],
-	    m->mail_from, m->hdr_from, m->subject, m->date ? m->date : now,
-	    (int64_t)sb.st_size, (int64_t)m->has_attachments, name, now) == -1)
-		goto fail_unlink;
-	*id = sqlite3_last_insert_rowid(db);
-	if (m->parts != NULL && store_part_put(db, *id, m->parts, m->nparts)
-	    == -1)
-		goto fail_unlink;
-	if (notify && store_deliver_notify(db, m, owner, remind, now) == -1)
-		goto fail_unlink;
-	if (db_commit(db) == -1)
-		goto fail_unlink;
+	it.meta = m;
+	it.owner = owner;
+	it.domain = domain;
+	it.size = sb.st_size;
+	it.quota = quota;
+	it.notify = notify;
+	it.remind = remind;
+	it.now = time(NULL);
+	/* Directory fsync, quota, rows, commit: shared with other threads. */
+	store_group_run(s, &it);
+	if (it.rc != 0)
+		unlink(final);	/* no row: recovery would remove it too */
+	else
+		*id = it.id;
 	free(final);
-	return 0;
-
-fail_unlink:
-	unlink(final);
-fail:
-	db_rollback(db);
-	free(final);
-	return -1;
+	return it.rc;
 }
 
 int
@@ -360,15 +348,15 @@ store_usage(struct store *s, const char *owner)
 int64_t
 store_usage_domain(struct store *s, const char *domain)
 {
-	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
-	    "portal_messages WHERE domain = lower(?)", domain);
+	return store_scalar(s, "SELECT COALESCE(SUM(used_bytes), 0) FROM "
+	    "portal_users WHERE domain = lower(?)", domain);
 }
 
 int64_t
 store_usage_total(struct store *s)
 {
-	return store_scalar(s, "SELECT COALESCE(SUM(size), 0) FROM "
-	    "portal_messages", NULL);
+	return store_scalar(s, "SELECT COALESCE(SUM(used_bytes), 0) FROM "
+	    "portal_users", NULL);
 }
 
 int64_t
