@@ -436,6 +436,33 @@ cmsskel_read(FILE *in, FILE *content, size_t maxri, struct cmsskel *sk,
 	return 0;
 }
 
+enum cmsskel_type
+cmsskel_peek(FILE *in)
+{
+	struct cmsskel_rd r = { in, NULL, NULL };
+	struct cmsskel_tlv t;
+	struct cmsskel sk;
+	enum cmsskel_type type = CMSSKEL_OTHER;
+
+	memset(&sk, 0, sizeof(sk));
+	buf_init(&sk.oid, 64);
+	if (cmsskel_tlv(&r, &t) == 0 && t.id == 0x30 &&
+	    cmsskel_tlv(&r, &t) == 0 && t.id == 0x06 && t.len <= 32 &&
+	    cmsskel_copy(&r, &t, &sk.oid, NULL, 1) == 0) {
+		if (sk.oid.len == sizeof(cmsskel_oid_env) &&
+		    memcmp(sk.oid.data, cmsskel_oid_env, sk.oid.len) == 0)
+			type = CMSSKEL_ENVELOPED;
+		else if (sk.oid.len == sizeof(cmsskel_oid_authenv) &&
+		    memcmp(sk.oid.data, cmsskel_oid_authenv, sk.oid.len) == 0)
+			type = CMSSKEL_AUTH_ENVELOPED;
+		else if (sk.oid.len == sizeof(cmsskel_oid_signed) &&
+		    memcmp(sk.oid.data, cmsskel_oid_signed, sk.oid.len) == 0)
+			type = CMSSKEL_SIGNED;
+	}
+	buf_free(&sk.oid);
+	return type;
+}
+
 int
 cmsskel_read_mem(const unsigned char *p, size_t len, size_t maxri,
     struct cmsskel *sk, const char **why)

@@ -45,6 +45,8 @@ struct cmsskel {
  */
 int	cmsskel_read(FILE *in, FILE *content, size_t maxri, struct cmsskel *,
 	    const char **why);
+/* The contentType of the ContentInfo at in's position (it moves). */
+enum cmsskel_type cmsskel_peek(FILE *in);
 /* Same from memory, discarding the content (the fuzz target). */
 int	cmsskel_read_mem(const unsigned char *, size_t, size_t maxri,
 	    struct cmsskel *, const char **why);
