@@ -535,7 +535,7 @@ keyd_do_unwrap(struct keyholder_chan *ch, const unsigned char *p, size_t len)
 {
 	char addr[KEYD_MAX_SIGNER + 1], msgid[KEYD_MAX_MSGID + 1];
 	const unsigned char *q;
-	unsigned char *kek = NULL, *der = NULL;
+	unsigned char *kek = NULL, *kid, *der = NULL;
 	CMS_ContentInfo *cms = NULL;
 	CMS_RecipientInfo *ri;
 	const char *why = "malformed UNWRAP request";
@@ -573,12 +573,15 @@ keyd_do_unwrap(struct keyholder_chan *ch, const unsigned char *p, size_t len)
 		why = "no key of this recipient opens the RecipientInfo";
 		goto refuse;
 	}
-	kek = OPENSSL_malloc(KEYD_KEK_LEN);
-	memcpy(kek, p, KEYD_KEK_LEN);
+	/* Both key and identifier pass to the new RecipientInfo. */
+	if ((kek = OPENSSL_memdup(p, KEYD_KEK_LEN)) == NULL ||
+	    (kid = OPENSSL_memdup(KEYD_KEK_ID, sizeof(KEYD_KEK_ID) - 1)) ==
+	    NULL)
+		fatalx("keyd: OPENSSL_memdup");
 	if ((ri = CMS_add0_recipient_key(cms, NID_undef, kek, KEYD_KEK_LEN,
-	    (unsigned char *)KEYD_KEK_ID, sizeof(KEYD_KEK_ID) - 1, NULL, NULL,
-	    NULL)) == NULL) {
+	    kid, sizeof(KEYD_KEK_ID) - 1, NULL, NULL, NULL)) == NULL) {
 		OPENSSL_clear_free(kek, KEYD_KEK_LEN);
+		OPENSSL_free(kid);
 		why = "cannot wrap the content key";
 		goto refuse;
 	}

@@ -1,0 +1,290 @@
+"""Inbound S/MIME for internal recipients (locality = internal): messages
+made with `openssl cms` here are decrypted with keys the key holder has,
+signatures are verified, the result goes into X-Postern-* fields that
+only the gateway writes, and a valid signer's certificate is harvested so
+the next outgoing message to that partner is encrypted."""
+
+import os
+import re
+import smtplib
+import subprocess
+
+import pytest
+
+from conftest import Sink
+from gwutil import Gateway, pki_dir
+
+INTERNAL = ("alice@example.com", "carol@example.com")
+
+
+def crlf(b):
+    return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def cms(tmp, *args, data=None):
+    """Runs openssl cms; returns its output as CRLF bytes."""
+    inp = tmp / ("in-%s" % os.urandom(4).hex())
+    out = tmp / ("out-%s" % os.urandom(4).hex())
+    inp.write_bytes(data or b"")
+    r = subprocess.run(["openssl", "cms", *args, "-in", str(inp),
+                        "-out", str(out)], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    return crlf(out.read_bytes())
+
+
+def inner(body=b"secret body 7f3a\r\n", subject=None):
+    h = b"Content-Type: text/plain; charset=utf-8\r\n"
+    return h + b"\r\n" + body
+
+
+def outer(frm, to, subject, entity, extra=b""):
+    """Outer header fields + entity (which has its own Content-* fields)."""
+    return (b"From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\n"
+            % (frm.encode(), to.encode(), subject.encode()) + extra + entity)
+
+
+def encrypt(tmp, entity, certs, gcm=False):
+    pki = pki_dir()
+    args = ["-encrypt", "-binary", "-aes-256-gcm" if gcm else "-aes256"]
+    for c in certs:
+        args += ["-recip", f"{pki}/{c}"]
+    return cms(tmp, *args, data=entity)
+
+
+def sign(tmp, entity, who, opaque=False, certfile=None, keyfile=None):
+    pki = pki_dir()
+    args = ["-sign", "-signer", certfile or f"{pki}/{who}.crt",
+            "-inkey", keyfile or f"{pki}/{who}.key",
+            "-certfile", f"{pki}/intermediate-ca.crt"]
+    if opaque:
+        args.append("-nodetach")
+    return cms(tmp, *args, data=entity)
+
+
+def send(gw, frm, rcpts, msg):
+    with smtplib.SMTP("127.0.0.1", gw.port) as s:
+        s.sendmail(frm, rcpts, msg)
+
+
+def headers(data):
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    return re.findall(r"^(X-Postern-[\w-]+): ([^\r\n]*)", head, re.M)
+
+
+@pytest.fixture
+def gw(tmp_path):
+    portal, out = Sink(), Sink()
+    pki = pki_dir()
+    carol = tmp_path / "carol-key.pem"
+    carol.write_bytes(open(f"{pki}/carol.key", "rb").read() +
+                      open(f"{pki}/carol-chain.pem", "rb").read())
+    props = [("user", "set", "--email", a, "--name", "locality", "--value",
+              "internal") for a in INTERNAL]
+    g = Gateway(tmp_path, portal.port, out.port, props=props,
+                certs=[("--file", f"{pki}/alice.p12", "--password",
+                        "secret"), ("--file", str(carol))])
+    yield g, out
+    g.stop()
+    portal.stop()
+    out.stop()
+
+
+def test_rsa_recipient_decrypted(gw, tmp_path):
+    g, out = gw
+    body = enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                       "rsa", ["alice.crt"])
+    send(g, "bob@example.net", ["alice@example.com"], body)
+    data = out.wait(1)[0]["data"]
+    assert b"secret body 7f3a" in data, data[:400]
+    assert b"pkcs7-mime" not in data
+    assert ("X-Postern-Encrypted", "decrypted") in headers(data)
+    assert any("unwrapped a content key for alice@example.com" in ln
+               for ln in g.daemon.lines), g.daemon.log()
+
+
+def enc_message(tmp, frm, to, subject, certs, entity=None, gcm=False,
+                extra=b""):
+    e = encrypt(tmp, entity or inner(), certs, gcm=gcm)
+    # openssl's output: MIME-Version, Content-* fields, blank line, base64.
+    return outer(frm, to, subject, e.split(b"MIME-Version: 1.0\r\n", 1)[1],
+                 extra)
+
+
+@pytest.mark.parametrize("gcm", [False, True])
+def test_ec_recipient_and_auth_enveloped(gw, tmp_path, gcm):
+    g, out = gw
+    send(g, "bob@example.net", ["carol@example.com"],
+         enc_message(tmp_path, "bob@example.net", "carol@example.com",
+                     "ec", ["carol.crt"], gcm=gcm))
+    data = out.wait(1)[0]["data"]
+    assert b"secret body 7f3a" in data, data[:600]
+    assert ("X-Postern-Encrypted", "decrypted") in headers(data)
+
+
+def test_two_recipients_different_keys(gw, tmp_path):
+    g, out = gw
+    send(g, "bob@example.net", ["carol@example.com"],
+         enc_message(tmp_path, "bob@example.net", "alice@example.com, "
+                     "carol@example.com", "two", ["alice.crt", "carol.crt"],
+                     gcm=True))
+    data = out.wait(1)[0]["data"]
+    assert b"secret body 7f3a" in data
+
+
+def test_key_not_held_passes_unchanged(gw, tmp_path):
+    g, out = gw
+    msg = enc_message(tmp_path, "carol@example.com", "alice@example.com",
+                      "nokey", ["bob.crt"])
+    send(g, "carol@example.com", ["alice@example.com"], msg)
+    data = out.wait(1)[0]["data"]
+    assert b"application/pkcs7-mime" in data
+    assert msg.split(b"\r\n\r\n", 1)[1] in data
+    hs = dict(headers(data))
+    assert hs["X-Postern-Encrypted"].startswith("not-for-us")
+    assert any("not decrypted, passed unchanged: no key held" in ln
+               for ln in g.daemon.lines), g.daemon.log()
+
+
+def signed_message(tmp, frm, subject, signer, opaque=False, **kw):
+    s = sign(tmp, inner(b"signed text 51c2\r\n"), signer, opaque=opaque,
+             **kw)
+    return outer(frm, "alice@example.com", subject,
+                 s.split(b"MIME-Version: 1.0\r\n", 1)[1])
+
+
+def sig_header(data):
+    return dict(headers(data)).get("X-Postern-Signature", "")
+
+
+def test_signed_valid_multipart_and_opaque(gw, tmp_path):
+    g, out = gw
+    send(g, "bob@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "bob@example.net", "ms", "bob"))
+    send(g, "bob@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "bob@example.net", "op", "bob",
+                        opaque=True))
+    msgs = out.wait(2)
+    for m in msgs:
+        h = sig_header(m["data"])
+        assert h.startswith("valid; signer=bob@example.net"), h
+        assert ("X-Postern-Encrypted", "none") in headers(m["data"])
+
+
+def test_signed_and_encrypted(gw, tmp_path):
+    g, out = gw
+    s = sign(tmp_path, inner(b"signed then sealed\r\n"), "bob")
+    ent = s.split(b"MIME-Version: 1.0\r\n", 1)[1]
+    send(g, "bob@example.net", ["alice@example.com"],
+         enc_message(tmp_path, "bob@example.net", "alice@example.com", "se",
+                     ["alice.crt"], entity=ent))
+    data = out.wait(1)[0]["data"]
+    assert ("X-Postern-Encrypted", "decrypted") in headers(data)
+    assert sig_header(data).startswith("valid; signer=bob@example.net")
+    assert b"signed then sealed" in data
+
+
+def test_bad_signatures(gw, tmp_path):
+    g, out = gw
+    pki = pki_dir()
+    good = signed_message(tmp_path, "bob@example.net", "tamper", "bob")
+    tampered = good.replace(b"signed text 51c2", b"signed text 51c3")
+    send(g, "bob@example.net", ["alice@example.com"], tampered)
+    send(g, "expired@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "expired@example.net", "exp", "expired"))
+    send(g, "untrusted@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "untrusted@example.net", "untr",
+                        "untrusted"))
+    send(g, "mallory@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "mallory@example.net", "from", "bob"))
+    msgs = {re.search(rb"Subject: (\w+)", m["data"]).group(1).decode():
+            sig_header(m["data"]) for m in out.wait(4)}
+    assert msgs["tamper"].startswith("invalid;"), msgs
+    assert msgs["exp"].startswith("invalid;") and "expired" in msgs["exp"]
+    assert msgs["untr"].startswith("untrusted;"), msgs
+    assert msgs["from"].startswith("invalid;") and "From" in msgs["from"]
+
+
+def test_forged_headers_stripped_and_tags(gw, tmp_path):
+    g, out = gw
+    g.cli("property", "global", "set", "--name",
+          "subject-tag-signed-valid-enabled", "--value", "true")
+    g.cli("property", "global", "set", "--name",
+          "subject-tag-decrypted-enabled", "--value", "true")
+    forged = (b"X-Postern-Signature: valid; signer=ceo@example.com; "
+              b"reason=ok\r\nx-postern-encrypted: decrypted\r\n")
+    send(g, "carol@example.com", ["alice@example.com"],
+         outer("carol@example.com", "alice@example.com", "plain",
+               b"Content-Type: text/plain\r\n\r\nhi\r\n", extra=forged))
+    send(g, "bob@example.net", ["alice@example.com"],
+         enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                     "sealed", ["alice.crt"]))
+    a, b = out.wait(2)
+    assert headers(a["data"]) == [("X-Postern-Encrypted", "none")]
+    assert b"ceo@example.com" not in a["data"]
+    assert b"Subject: [decrypted] sealed" in b["data"]
+
+
+def test_remove_signature(gw, tmp_path):
+    g, out = gw
+    g.cli("property", "global", "set", "--name", "remove-signature",
+          "--value", "true")
+    send(g, "bob@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "bob@example.net", "rm", "bob"))
+    data = out.wait(1)[0]["data"]
+    assert sig_header(data).startswith("valid;")
+    assert b"pkcs7-signature" not in data and b"multipart/signed" not in data
+    assert b"signed text 51c2" in data
+
+
+def test_malformed_passes_or_refused(gw, tmp_path):
+    g, out = gw
+    junk = (b"Content-Type: application/pkcs7-mime; smime-type="
+            b"enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            b"MIIBBgYJKoZIhvcNAQcDoIH4MIH1AgEAMYHA\r\n")
+    msg = outer("bob@example.net", "alice@example.com", "junk", junk)
+    send(g, "bob@example.net", ["alice@example.com"], msg)
+    data = out.wait(1)[0]["data"]
+    assert b"MIIBBgYJKoZIhvcNAQcDoIH4MIH1AgEAMYHA" in data
+    assert "truncated" in dict(headers(data))["X-Postern-Encrypted"]
+    g.cli("property", "global", "set", "--name", "inbound-reject-malformed",
+          "--value", "true")
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(g, "bob@example.net", ["alice@example.com"], msg)
+    assert e.value.smtp_code == 554
+
+
+def test_harvest_then_outgoing_encrypted(gw, tmp_path):
+    g, out = gw
+    pki = pki_dir()
+    r = g.cli("policy", "explain", "--from", "alice@example.com", "--to",
+              "bob@example.net")
+    assert "decision: encrypt" not in r.stdout
+    send(g, "bob@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "bob@example.net", "hv", "bob"))
+    out.wait(1)
+    r = g.cli("policy", "explain", "--from", "alice@example.com", "--to",
+              "bob@example.net")
+    assert "decision: encrypt" in r.stdout, r.stdout
+    assert "harvested from a valid signature of <bob@example.net>" in \
+        r.stdout, r.stdout
+    send(g, "alice@example.com", ["bob@example.net"],
+         outer("alice@example.com", "bob@example.net", "reply",
+               b"Content-Type: text/plain\r\n\r\nreply 9d1e\r\n"))
+    data = out.wait(2)[1]["data"]
+    assert b"application/pkcs7-mime" in data
+    p = tmp_path / "reply.eml"
+    p.write_bytes(data)
+    r = subprocess.run(["openssl", "cms", "-decrypt", "-in", str(p),
+                        "-recip", f"{pki}/bob.crt", "-inkey",
+                        f"{pki}/bob.key"], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert b"reply 9d1e" in r.stdout
+
+
+def test_no_harvest_of_invalid(gw, tmp_path):
+    g, out = gw
+    send(g, "expired@example.net", ["alice@example.com"],
+         signed_message(tmp_path, "expired@example.net", "exp", "expired"))
+    out.wait(1)
+    r = g.cli("cert", "list")
+    assert "expired@example.net" not in r.stdout
