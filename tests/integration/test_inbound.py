@@ -39,8 +39,11 @@ def inner(body=b"secret body 7f3a\r\n", subject=None):
 
 def outer(frm, to, subject, entity, extra=b""):
     """Outer header fields + entity (which has its own Content-* fields)."""
-    return (b"From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\n"
-            % (frm.encode(), to.encode(), subject.encode()) + extra + entity)
+    return (b"From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@t>\r\n"
+            b"MIME-Version: 1.0\r\n" % (frm.encode(), to.encode(),
+                                         subject.encode(),
+                                         os.urandom(6).hex().encode())
+            + extra + entity)
 
 
 def encrypt(tmp, entity, certs, gcm=False):
@@ -288,3 +291,100 @@ def test_no_harvest_of_invalid(gw, tmp_path):
     out.wait(1)
     r = g.cli("cert", "list")
     assert "expired@example.net" not in r.stdout
+
+
+def make_revoked(tmp):
+    """A partner certificate from the test intermediate CA, with a CRL
+    distribution point, and a CRL (signed by that CA) that revokes it."""
+    pki = pki_dir()
+    d = tmp / "ca"
+    d.mkdir()
+    (d / "index.txt").write_text("")
+    (d / "serial").write_text("5000\n")
+    (d / "crlnumber").write_text("01\n")
+    (d / "ca.cnf").write_text(f"""[ca]
+default_ca = int
+[int]
+dir = {d}
+database = {d}/index.txt
+serial = {d}/serial
+crlnumber = {d}/crlnumber
+new_certs_dir = {d}
+certificate = {pki}/intermediate-ca.crt
+private_key = {pki}/intermediate-ca.key
+default_md = sha256
+default_days = 365
+default_crl_days = 7
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+[ext]
+basicConstraints = CA:false
+keyUsage = critical, digitalSignature, keyEncipherment, keyAgreement
+extendedKeyUsage = emailProtection
+subjectAltName = email:revoked@example.net
+crlDistributionPoints = URI:http://crl.example.net/intermediate.crl
+""")
+
+    def run(*a):
+        r = subprocess.run(a, capture_output=True, cwd=d)
+        assert r.returncode == 0, r.stderr
+
+    run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-out", "revoked.key")
+    run("openssl", "req", "-new", "-key", "revoked.key", "-subj",
+        "/CN=Revoked", "-out", "revoked.csr")
+    run("openssl", "ca", "-batch", "-config", "ca.cnf", "-in", "revoked.csr",
+        "-out", "revoked.crt", "-extensions", "ext", "-notext")
+    run("openssl", "ca", "-config", "ca.cnf", "-revoke", "revoked.crt")
+    run("openssl", "ca", "-config", "ca.cnf", "-gencrl", "-out", "int.crl")
+    return d
+
+
+def test_revoked_after_crl_import(gw, tmp_path):
+    g, out = gw
+    d = make_revoked(tmp_path)
+    g.cli("cert", "import", "--file", str(d / "revoked.crt"))
+    r = g.cli("crl", "distribution-points")
+    assert "http://crl.example.net/intermediate.crl" in r.stdout.split("\n")
+
+    def explain():
+        return g.cli("policy", "explain", "--from", "alice@example.com",
+                     "--to", "revoked@example.net").stdout
+
+    def signed():
+        n = len(out.messages)
+        send(g, "revoked@example.net", ["alice@example.com"],
+             signed_message(tmp_path, "revoked@example.net", "rev", None,
+                            certfile=str(d / "revoked.crt"),
+                            keyfile=str(d / "revoked.key")))
+        return sig_header(out.wait(n + 1)[n]["data"])
+
+    assert "decision: encrypt" in explain()
+    assert signed().startswith("valid;")
+    r = g.cli("crl", "import", "--file", str(d / "int.crl"))
+    assert "1 revoked certificate" in r.stdout
+    assert "revoked=1" in g.cli("crl", "list").stdout
+    assert "decision: encrypt" not in explain()
+    h = signed()
+    assert h.startswith("invalid;") and "revoked" in h, h
+    # A CRL nobody we know signed is refused.
+    r = g.cli("crl", "import", "--file", f"{pki_dir()}/root-ca.crt",
+              check=False)
+    assert r.returncode != 0
+
+
+def test_thousand_recipients_bounded(gw, tmp_path):
+    """A message encrypted to more RecipientInfos than allowed passes
+    unchanged with the reason; the gateway keeps running."""
+    g, out = gw
+    pki = pki_dir()
+    certs = ["bob.crt"] * 70 + ["alice.crt"]
+    send(g, "bob@example.net", ["alice@example.com"],
+         enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                     "many", certs))
+    data = out.wait(1)[0]["data"]
+    assert b"application/pkcs7-mime" in data
+    assert "more CMS recipients than allowed" in \
+        dict(headers(data))["X-Postern-Encrypted"]
