@@ -20,7 +20,8 @@ const struct props_def props_defs[] = {
 	/* internal-gw: what leaves the LAN, and how */
 	{ .name = "locality", .type = PROPS_ENUM, .def = "external",
 	  .choices = "internal|external", .scopes = U | D, .nodes = GW,
-	  .doc = "internal recipients pass the gateway untouched" },
+	  .doc = "internal recipients take the inbound path (S/MIME "
+	  "decrypted and verified, no outbound policy)" },
 	{ .name = "encrypt-mode", .type = PROPS_ENUM, .def = "allow",
 	  .choices = "no-encryption|allow|mandatory", .scopes = UDG,
 	  .nodes = GW,
