@@ -388,3 +388,45 @@ def test_thousand_recipients_bounded(gw, tmp_path):
     assert b"application/pkcs7-mime" in data
     assert "more CMS recipients than allowed" in \
         dict(headers(data))["X-Postern-Encrypted"]
+
+
+def test_large_message_decrypted_in_flat_memory(tmp_path):
+    """A 20 MiB encrypted message is decrypted from the spool: the SMTP
+    worker's peak memory grows far less than the message, keyd's not at
+    all beyond a small bound (it unwraps a key), and the body is whole."""
+    from conftest import vmhwm_kib
+    from test_smime import keyd_pid, pids_by_proc
+    portal, out = Sink(), Sink()
+    pki = pki_dir()
+    g = Gateway(tmp_path, portal.port, out.port, start=False,
+                props=[("user", "set", "--email", "alice@example.com",
+                        "--name", "locality", "--value", "internal")],
+                certs=[("--file", f"{pki}/alice.p12", "--password",
+                        "secret")])
+    g.start(env={"ASAN_OPTIONS":
+                 "detect_leaks=0:abort_on_error=0:quarantine_size_mb=4"})
+    try:
+        send(g, "bob@example.net", ["alice@example.com"],
+             enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                         "warm", ["alice.crt"]))
+        out.wait(1)
+        worker = pids_by_proc(g)["smtp"]
+        base, kbase = vmhwm_kib(worker), vmhwm_kib(keyd_pid(g))
+        line = b"".join(bytes([0x41 + i % 26]) for i in range(76)) + b"\r\n"
+        ent = (b"Content-Type: text/plain\r\n\r\nbig 0c7e\r\n" +
+               line * (20 * 1024 * 1024 // 78) + b"end 0c7e\r\n")
+        send(g, "bob@example.net", ["alice@example.com"],
+             enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                         "big", ["alice.crt"], entity=ent))
+        data = out.wait(2)[1]["data"]
+        grown = vmhwm_kib(worker) - base
+        print(f"worker VmHWM grew by {grown} KiB")
+        assert grown < 8 * 1024, grown
+        assert vmhwm_kib(keyd_pid(g)) - kbase < 1024
+        assert ("X-Postern-Encrypted", "decrypted") in headers(data)
+        assert data.endswith(b"end 0c7e\r\n") and b"big 0c7e" in data
+        assert len(data) > 20 * 1024 * 1024
+    finally:
+        g.stop()
+        portal.stop()
+        out.stop()
