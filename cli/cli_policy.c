@@ -84,6 +84,27 @@ cli_policy_addr(const char *opt, const char *s)
 	return 0;
 }
 
+/* The certificates encryption would use, with where each came from. */
+static void
+cli_policy_certs(struct cli_policy_certs *pc, const char *rcpt)
+{
+	char fpr[CERTSTORE_FPR_LEN + 1], *src;
+	X509 **v;
+	size_t n;
+
+	if (pc->trust == NULL || certstore_find_recipient(pc->db, pc->trust,
+	    rcpt, &v, &n) <= 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		certstore_fingerprint(v[i], fpr);
+		src = certstore_origin(pc->db, v[i]);
+		printf("certificate: %s (%s)\n", fpr, src ? src :
+		    "imported by an admin");
+		free(src);
+	}
+	certstore_certs_free(&v, n);
+}
+
 static int
 cli_policy_explain(struct cli *c, const char *from, const char **to,
     size_t nto, const char *subject, const char **hdrs, size_t nhdrs)
@@ -141,8 +162,10 @@ cli_policy_explain(struct cli *c, const char *from, const char **to,
 		}
 		printf("%srecipient: %s\ndecision: %s\n", i > 0 ? "\n" : "",
 		    to[i], policy_action_name(d.action));
-		if (d.action == POLICY_ENCRYPT)
+		if (d.action == POLICY_ENCRYPT) {
 			printf("sign: %s\n", d.sign ? "yes" : "no");
+			cli_policy_certs(&pc, to[i]);
+		}
 		printf("because: %s\n", d.rule);
 		if (d.action == POLICY_REFUSE)
 			printf("reason: %s\n", d.reason);

@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "certstore.h"
+#include "crl.h"
 #include "db.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -40,7 +41,11 @@ static const char certstore_schema[] =
     " not_after INTEGER NOT NULL,"
     " has_key INTEGER NOT NULL DEFAULT 0,"
     " pem TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS certs_subject ON certs(subject);";
+    "CREATE INDEX IF NOT EXISTS certs_subject ON certs(subject);"
+    "CREATE TABLE IF NOT EXISTS cert_origin ("
+    " fingerprint TEXT PRIMARY KEY,"
+    " source TEXT NOT NULL,"
+    " added INTEGER NOT NULL);";
 
 static char *
 certstore_ossl_err(const char *what)
@@ -66,7 +71,9 @@ certstore_sql_err(sqlite3 *db, const char *what)
 int
 certstore_init(sqlite3 *db, char **err)
 {
-	return db_exec(db, certstore_schema, err);
+	if (db_exec(db, certstore_schema, err) == -1)
+		return -1;
+	return crl_init(db, err);
 }
 
 void
@@ -168,7 +175,7 @@ certstore_emails_free(char ***vp)
 	*vp = NULL;
 }
 
-static char *
+char *
 certstore_name(X509_NAME *name)
 {
 	BIO *b = BIO_new(BIO_s_mem());
@@ -628,7 +635,7 @@ certstore_trust_load(const char *path, char **err)
 }
 
 /* Certificates from the table whose subject is name (chain candidates). */
-static int
+int
 certstore_by_subject(sqlite3 *db, const char *name, STACK_OF(X509) *out)
 {
 	sqlite3_stmt *st;
@@ -731,6 +738,14 @@ certstore_usable(sqlite3 *db, X509_STORE *trust, X509 *x, const char *addr)
 	if (!ok)
 		log_debug("certstore: %s: certificate rejected: %s", addr,
 		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	for (depth = 0; ok && depth < X509_STORE_CTX_get_num_untrusted(ctx) &&
+	    depth < sk_X509_num(X509_STORE_CTX_get0_chain(ctx)); depth++)
+		if (crl_is_revoked(db, sk_X509_value(
+		    X509_STORE_CTX_get0_chain(ctx), depth)) != 0) {
+			log_debug("certstore: %s: certificate revoked or "
+			    "revocation unknown", addr);
+			ok = 0;
+		}
 	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(untrusted, X509_free);
 	ERR_clear_error();
@@ -806,4 +821,38 @@ certstore_has_valid(sqlite3 *db, X509_STORE *trust, const char *addr)
 		return -1;
 	certstore_certs_free(&v, n);
 	return rv > 0;
+}
+
+int
+certstore_add(sqlite3 *db, X509 *x, const char *source, char **err)
+{
+	char fpr[CERTSTORE_FPR_LEN + 1];
+
+	*err = NULL;
+	if (certstore_put_cert(db, x, 0, err) == -1)
+		return -1;
+	certstore_fingerprint(x, fpr);
+	if (db_run(db, "INSERT INTO cert_origin (fingerprint, source, added)"
+	    " VALUES (?1, ?2, strftime('%s','now'))"
+	    " ON CONFLICT(fingerprint) DO NOTHING", "tt", fpr, source) == -1) {
+		*err = certstore_sql_err(db, "certstore: origin");
+		return -1;
+	}
+	return 0;
+}
+
+char *
+certstore_origin(sqlite3 *db, X509 *x)
+{
+	char fpr[CERTSTORE_FPR_LEN + 1], *s = NULL;
+	sqlite3_stmt *st;
+
+	certstore_fingerprint(x, fpr);
+	if ((st = db_prepare(db, "SELECT source FROM cert_origin"
+	    " WHERE fingerprint = ?1")) == NULL)
+		return NULL;
+	if (db_bind(st, "t", fpr) == 0 && db_step(st) == DB_ROW)
+		s = xstrdup((const char *)sqlite3_column_text(st, 0));
+	db_finalize(st);
+	return s;
 }

@@ -63,6 +63,18 @@ void	certstore_certs_free(X509 ***, size_t n);
 /* 1 when addr has a usable certificate, 0 when not, -1 on error. */
 int	certstore_has_valid(sqlite3 *, X509_STORE *, const char *addr);
 
+/*
+ * Adds the public certificate x (harvested from a signature) with where it
+ * came from; an existing entry keeps its first origin. 0, or -1 with *err.
+ */
+int	certstore_add(sqlite3 *, X509 *x, const char *source, char **err);
+/* Where x came from (caller frees), or NULL: imported by an admin. */
+char	*certstore_origin(sqlite3 *, X509 *x);
+/* x's name in RFC 2253 form, as the table stores it (caller frees). */
+char	*certstore_name(X509_NAME *);
+/* Pushes the table's certificates whose subject is name; 0 or -1. */
+int	certstore_by_subject(sqlite3 *, const char *name, STACK_OF(X509) *);
+
 /* Helpers shared with the key holder. */
 /* rfc822Name entries of subjectAltName plus the subject emailAddress, lower-
  * cased; NULL-terminated array in *out; returns the count. */

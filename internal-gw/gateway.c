@@ -32,6 +32,7 @@
 #include "db.h"
 #include "gateway.h"
 #include "header.h"
+#include "inbound.h"
 #include "keyd.h"
 #include "log.h"
 #include "policy.h"
@@ -513,8 +514,11 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 
 	switch (k) {
 	case GW_INTERNAL:
-		snprintf(v->path, sizeof(v->path), "%s", m->base);
-		return 0;
+		/* Inbound S/MIME: decrypt, verify, harvest (inbound.c). */
+		v->owned = 1;
+		return inbound_process(m->gw, m->props, m->txn->id, m->base,
+		    v->rcpts, v->n, v->path, sizeof(v->path), v->note,
+		    sizeof(v->note));
 	case GW_PLAIN:
 		snprintf(v->path, sizeof(v->path), "%s", m->untagged);
 		return 0;
@@ -911,14 +915,18 @@ gateway_message(void *arg, struct smtp_txn *txn)
 
 		if (v->n == 0)
 			continue;
-		if (gw_build(&m, k) == -1) {
+		if ((r = gw_build(&m, k)) < 0) {
 			for (size_t i = 0; i < v->n; i++) {
 				struct smtp_rcpt *rc = &txn->rcpts[v->idx[i]];
 
-				rc->code = 451;
-				snprintf(rc->reply, sizeof(rc->reply),
-				    "4.3.0 could not build the %s copy",
-				    gw_kind_names[k]);
+				rc->code = r == INBOUND_REJECT ? 554 : 451;
+				if (r == INBOUND_REJECT)
+					snprintf(rc->reply, sizeof(rc->reply),
+					    "5.6.0 %s", v->note);
+				else
+					snprintf(rc->reply, sizeof(rc->reply),
+					    "4.3.0 could not build the %s copy",
+					    gw_kind_names[k]);
 			}
 			continue;
 		}

@@ -37,6 +37,16 @@
  * blocks. Whoever holds a channel can have handshakes signed, but the key
  * itself never leaves.
  *
+ * Decryption channels, payload at most KEYD_MAX_DEC_REQ bytes:
+ *   CERTS    address                -> OK { uint32 len, certificate DER }*
+ *   UNWRAP   uint32 address length, uint32 msgid length, uint32 DER
+ *            length, address, msgid, KEK, DER -> OK CMS DER | ERR text
+ * UNWRAP parses (with OpenSSL) a contentless (Auth)EnvelopedData of at
+ * most KEYD_MAX_UNWRAP_DER bytes holding exactly one RecipientInfo,
+ * decrypts its content key with a key of the named address (never the
+ * tunnel key) and returns it wrapped under the caller's KEK; it never
+ * sees message content. Each unwrap is logged with the message's log id.
+ *
  * A request type is answered on its own kind of channel only.
  */
 #include <sys/socket.h>
@@ -71,6 +81,8 @@ enum keyd_type {
 	KEYD_SIGN = 1,
 	KEYD_SIGNERS,
 	KEYD_RELOAD,
+	KEYD_CERTS = 20,
+	KEYD_UNWRAP,
 	KEYD_TLS_KEYS = 50,
 	KEYD_TLS_RSA,
 	KEYD_TLS_ECDSA,
@@ -91,6 +103,7 @@ struct keyd_key {
 
 struct keyd_client {
 	struct keyholder_client	*kh;
+	struct keyholder_client	*dec;	/* decryption channels */
 };
 
 /*
@@ -459,6 +472,155 @@ keyd_dispatch_sign(struct keyholder_chan *ch, uint32_t type,
 	}
 }
 
+/* ---- the decryption channels ---- */
+
+static void
+keyd_do_certs(struct keyholder_chan *ch, const unsigned char *p, size_t len)
+{
+	char addr[KEYD_MAX_SIGNER + 1];
+	unsigned char *buf = NULL, *der;
+	size_t blen = 0;
+	uint32_t l;
+	int dlen;
+
+	if (len == 0 || len > KEYD_MAX_SIGNER || memchr(p, '\0', len)) {
+		keyholder_reply_err(ch, "bad CERTS request");
+		return;
+	}
+	memcpy(addr, p, len);
+	addr[len] = '\0';
+	pthread_rwlock_rdlock(&keyd_lock);
+	for (size_t i = 0; i < keyd_nkeys; i++) {
+		if (!keyd_key_has(&keyd_keys[i], addr) || (keyd_tunnel &&
+		    keyd_key_has(&keyd_keys[i], keyd_tunnel)))
+			continue;
+		der = NULL;
+		if ((dlen = i2d_X509(keyd_keys[i].cert, &der)) <= 0)
+			fatalx("keyd: i2d_X509");
+		l = (uint32_t)dlen;
+		buf = xreallocarray(buf, blen + sizeof(l) + l, 1);
+		memcpy(buf + blen, &l, sizeof(l));
+		memcpy(buf + blen + sizeof(l), der, l);
+		blen += sizeof(l) + l;
+		OPENSSL_free(der);
+	}
+	pthread_rwlock_unlock(&keyd_lock);
+	keyholder_reply(ch, buf, blen);
+	free(buf);
+}
+
+/* Decrypts the one RecipientInfo with a key of addr; 1 when done. */
+static int
+keyd_unwrap_key(CMS_ContentInfo *cms, const char *addr)
+{
+	int ok = 0;
+
+	pthread_rwlock_rdlock(&keyd_lock);
+	for (size_t i = 0; i < keyd_nkeys && !ok; i++) {
+		struct keyd_key *k = &keyd_keys[i];
+
+		if (!keyd_key_has(k, addr) || (keyd_tunnel &&
+		    keyd_key_has(k, keyd_tunnel)))
+			continue;
+		ok = CMS_decrypt_set1_pkey_and_peer(cms, k->pkey, k->cert,
+		    NULL) == 1;
+		ERR_clear_error();
+	}
+	pthread_rwlock_unlock(&keyd_lock);
+	return ok;
+}
+
+static void
+keyd_do_unwrap(struct keyholder_chan *ch, const unsigned char *p, size_t len)
+{
+	char addr[KEYD_MAX_SIGNER + 1], msgid[KEYD_MAX_MSGID + 1];
+	const unsigned char *q;
+	unsigned char *kek = NULL, *kid, *der = NULL;
+	CMS_ContentInfo *cms = NULL;
+	CMS_RecipientInfo *ri;
+	const char *why = "malformed UNWRAP request";
+	uint32_t v[3];
+	int nid, dlen;
+
+	if (len < sizeof(v))
+		goto refuse;
+	memcpy(v, p, sizeof(v));
+	if (v[0] == 0 || v[0] > KEYD_MAX_SIGNER || v[1] == 0 ||
+	    v[1] > KEYD_MAX_MSGID || v[2] == 0 || v[2] > KEYD_MAX_UNWRAP_DER ||
+	    len != sizeof(v) + v[0] + v[1] + KEYD_KEK_LEN + v[2])
+		goto refuse;
+	p += sizeof(v);
+	memcpy(addr, p, v[0]);
+	addr[v[0]] = '\0';
+	memcpy(msgid, p + v[0], v[1]);
+	msgid[v[1]] = '\0';
+	if (strlen(addr) != v[0] || strlen(msgid) != v[1] ||
+	    !keyd_msgid_ok(addr) || !keyd_msgid_ok(msgid))
+		goto refuse;
+	p += v[0] + v[1];
+	q = p + KEYD_KEK_LEN;
+	if ((cms = d2i_CMS_ContentInfo(NULL, &q, v[2])) == NULL ||
+	    q != p + KEYD_KEK_LEN + v[2])
+		goto refuse;
+	nid = OBJ_obj2nid(CMS_get0_type(cms));
+	if ((nid != NID_pkcs7_enveloped &&
+	    nid != NID_id_smime_ct_authEnvelopedData) ||
+	    sk_CMS_RecipientInfo_num(CMS_get0_RecipientInfos(cms)) != 1) {
+		why = "not one RecipientInfo of an EnvelopedData";
+		goto refuse;
+	}
+	if (!keyd_unwrap_key(cms, addr)) {
+		why = "no key of this recipient opens the RecipientInfo";
+		goto refuse;
+	}
+	/* Both key and identifier pass to the new RecipientInfo. */
+	if ((kek = OPENSSL_memdup(p, KEYD_KEK_LEN)) == NULL ||
+	    (kid = OPENSSL_memdup(KEYD_KEK_ID, sizeof(KEYD_KEK_ID) - 1)) ==
+	    NULL)
+		fatalx("keyd: OPENSSL_memdup");
+	if ((ri = CMS_add0_recipient_key(cms, NID_undef, kek, KEYD_KEK_LEN,
+	    kid, sizeof(KEYD_KEK_ID) - 1, NULL, NULL, NULL)) == NULL) {
+		OPENSSL_clear_free(kek, KEYD_KEK_LEN);
+		OPENSSL_free(kid);
+		why = "cannot wrap the content key";
+		goto refuse;
+	}
+	if (!CMS_RecipientInfo_encrypt(cms, ri) ||
+	    (dlen = i2d_CMS_ContentInfo(cms, &der)) <= 0) {
+		why = "cannot wrap the content key";
+		goto refuse;
+	}
+	log_info("id=%s unwrapped a content key for %s", msgid, addr);
+	keyholder_reply(ch, der, (size_t)dlen);
+	OPENSSL_free(der);
+	CMS_ContentInfo_free(cms);
+	return;
+refuse:
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	log_warnx("UNWRAP refused: %s", why);
+	keyholder_reply_err(ch, why);
+}
+
+static void
+keyd_dispatch_dec(struct keyholder_chan *ch, uint32_t type,
+    const unsigned char *p, size_t len)
+{
+	switch (type) {
+	case KEYD_CERTS:
+		keyd_do_certs(ch, p, len);
+		break;
+	case KEYD_UNWRAP:
+		keyd_do_unwrap(ch, p, len);
+		break;
+	default:
+		log_warnx("request type %u refused on the decryption "
+		    "channel", type);
+		keyholder_reply_err(ch, "request not allowed on this channel");
+		break;
+	}
+}
+
 /* ---- the TLS channels ---- */
 
 static void
@@ -758,20 +920,24 @@ pid_t
 keyd_spawn(const struct keyd_conf *kc, struct keyd_client **sign,
     struct keyd_client **tls)
 {
-	struct keyholder_chan ch[2 * KEYHOLDER_MAX_WORKERS];
-	int fds[2 * KEYHOLDER_MAX_WORKERS], nw, n, i;
+	struct keyholder_chan ch[3 * KEYHOLDER_MAX_WORKERS];
+	int fds[3 * KEYHOLDER_MAX_WORKERS], nw, n, i;
 	pid_t pid;
 
 	if (kc->ntls > KEYD_TLS_MAX_KEYS)
 		fatalx("keyd: more than %d TLS keys", KEYD_TLS_MAX_KEYS);
 	nw = keyholder_workers(kc->workers);
-	n = kc->ntls > 0 ? 2 * nw : nw;
+	n = kc->ntls > 0 ? 3 * nw : 2 * nw;
 	for (i = 0; i < n; i++) {
 		ch[i].fd = -1;
 		if (i < nw) {
 			ch[i].name = "signing";
 			ch[i].max_req = KEYD_MAX_SIGN_REQ;
 			ch[i].dispatch = keyd_dispatch_sign;
+		} else if (i < 2 * nw) {
+			ch[i].name = "decryption";
+			ch[i].max_req = KEYD_MAX_DEC_REQ;
+			ch[i].dispatch = keyd_dispatch_dec;
 		} else {
 			ch[i].name = "TLS";
 			ch[i].max_req = KEYD_MAX_TLS_REQ;
@@ -784,10 +950,11 @@ keyd_spawn(const struct keyd_conf *kc, struct keyd_client **sign,
 		return -1;
 	*sign = xcalloc(1, sizeof(**sign));
 	(*sign)->kh = keyholder_client_new(fds, (size_t)nw);
+	(*sign)->dec = keyholder_client_new(fds + nw, (size_t)nw);
 	*tls = NULL;
 	if (kc->ntls > 0) {
 		*tls = xcalloc(1, sizeof(**tls));
-		(*tls)->kh = keyholder_client_new(fds + nw, (size_t)nw);
+		(*tls)->kh = keyholder_client_new(fds + 2 * nw, (size_t)nw);
 	}
 	return pid;
 }
@@ -800,6 +967,8 @@ keyd_client_free(struct keyd_client **cp)
 	if (*cp == NULL)
 		return;
 	keyholder_client_free(&(*cp)->kh);
+	if ((*cp)->dec != NULL)
+		keyholder_client_free(&(*cp)->dec);
 	free(*cp);
 	*cp = NULL;
 }
@@ -1028,4 +1197,101 @@ keyd_tls_ecdsa(struct keyd_client *c, uint32_t id,
 
 	return keyd_tls_call(c, KEYD_TLS_ECDSA, hv, 1, dgst, dlen, out,
 	    outlen);
+}
+
+int
+keyd_certs(struct keyd_client *c, const char *addr, X509 ***out)
+{
+	unsigned char *reply;
+	const unsigned char *q;
+	size_t rlen, off = 0, n = 0, alen = strlen(addr);
+	uint32_t l;
+	X509 **v, *x;
+
+	*out = NULL;
+	if (c->dec == NULL || alen == 0 || alen > KEYD_MAX_SIGNER)
+		return -1;
+	if (keyholder_request(c->dec, KEYD_CERTS, addr, alen, NULL, 0,
+	    KEYD_MAX_REPLY, &reply, &rlen) != KEYHOLDER_OK) {
+		free(reply);
+		return -1;
+	}
+	v = xcalloc(1, sizeof(*v));
+	while (off < rlen) {
+		if (rlen - off < sizeof(l))
+			fatalx("keyd: truncated certificate list");
+		memcpy(&l, reply + off, sizeof(l));
+		off += sizeof(l);
+		if (l > rlen - off)
+			fatalx("keyd: bad certificate list");
+		q = reply + off;
+		if ((x = d2i_X509(NULL, &q, l)) == NULL)
+			fatalx("keyd: bad certificate in list");
+		v = xreallocarray(v, n + 2, sizeof(*v));
+		v[n++] = x;
+		v[n] = NULL;
+		off += l;
+	}
+	free(reply);
+	*out = v;
+	return (int)n;
+}
+
+void
+keyd_certs_free(X509 ***vp)
+{
+	X509 **v = *vp;
+
+	if (v == NULL)
+		return;
+	for (size_t i = 0; v[i] != NULL; i++)
+		X509_free(v[i]);
+	free(v);
+	*vp = NULL;
+}
+
+int
+keyd_unwrap(struct keyd_client *c, const char *addr, const char *msgid,
+    const unsigned char kek[KEYD_KEK_LEN], const unsigned char *der,
+    size_t derlen, unsigned char **out, size_t *outlen, char *err,
+    size_t errlen)
+{
+	unsigned char *pre, *reply;
+	size_t alen = strlen(addr), ilen = strlen(msgid), plen, rlen;
+	uint32_t v[3];
+	int t;
+
+	*out = NULL;
+	*outlen = 0;
+	if (c->dec == NULL || alen == 0 || alen > KEYD_MAX_SIGNER ||
+	    ilen == 0 || ilen > KEYD_MAX_MSGID ||
+	    derlen == 0 || derlen > KEYD_MAX_UNWRAP_DER) {
+		snprintf(err, errlen, "request out of bounds");
+		return -1;
+	}
+	v[0] = (uint32_t)alen;
+	v[1] = (uint32_t)ilen;
+	v[2] = (uint32_t)derlen;
+	plen = sizeof(v) + alen + ilen + KEYD_KEK_LEN;
+	pre = xmalloc(plen);
+	memcpy(pre, v, sizeof(v));
+	memcpy(pre + sizeof(v), addr, alen);
+	memcpy(pre + sizeof(v) + alen, msgid, ilen);
+	memcpy(pre + sizeof(v) + alen + ilen, kek, KEYD_KEK_LEN);
+	t = keyholder_request(c->dec, KEYD_UNWRAP, pre, plen, der, derlen,
+	    KEYD_MAX_REPLY, &reply, &rlen);
+	OPENSSL_cleanse(pre, plen);
+	free(pre);
+	if (t == -1) {
+		snprintf(err, errlen, "key holder unavailable");
+		return -1;
+	}
+	if (t == KEYHOLDER_ERR) {
+		snprintf(err, errlen, "%s", (char *)reply);
+		free(reply);
+		return -1;
+	}
+	*out = reply;
+	*outlen = rlen;
+	return 0;
 }

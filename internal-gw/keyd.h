@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/x509.h>
+
 #define KEYD_MAX_SIGNER	512			/* bytes of a signer address */
 #define KEYD_MAX_MSGID	64			/* bytes of a log id */
 #define KEYD_DIGEST_LEN	32			/* SHA-256 */
@@ -116,6 +118,32 @@ int	keyd_tls_ecdsa(struct keyd_client *, uint32_t id,
 	    size_t outlen);
 
 /*
+ * Inbound decryption, on channels of their own (the signing client holds
+ * them). The certificates of the keys keyd holds for addr (DER, NULL-
+ * terminated array in *out, freed with keyd_certs_free); returns the
+ * count, or -1 when the key holder is gone.
+ */
+int	keyd_certs(struct keyd_client *, const char *addr, X509 ***out);
+void	keyd_certs_free(X509 ***);
+/*
+ * Unwraps the content-encryption key of der, a contentless CMS
+ * (Auth)EnvelopedData with exactly one RecipientInfo (RSA key transport
+ * or ECDH key agreement) for addr's key. keyd answers with the same
+ * structure plus a KEK RecipientInfo that wraps the content key under
+ * kek (AES-256 key wrap, key identifier KEYD_KEK_ID), so the caller gets
+ * the key with CMS_decrypt_set1_key() and decrypts the content itself.
+ * keyd never sees the content. Returns 0 with the DER in *out (caller
+ * frees), or -1 with a reason in err.
+ */
+#define KEYD_KEK_LEN		32
+#define KEYD_KEK_ID		"postern-inbound"
+#define KEYD_MAX_UNWRAP_DER	(64 * 1024)
+int	keyd_unwrap(struct keyd_client *, const char *addr, const char *msgid,
+	    const unsigned char kek[KEYD_KEK_LEN], const unsigned char *der,
+	    size_t derlen, unsigned char **out, size_t *outlen, char *err,
+	    size_t errlen);
+
+/*
  * The request parsers, for tests and the fuzz target. A SIGN payload:
  * uint32 purpose, uint32 signer length, uint32 msgid length, the signer,
  * the msgid, the digest. Returns 0 with the fields (pointing into p, the
@@ -140,5 +168,7 @@ int	keyd_tls_rsa_allowed(int padding, const unsigned char *in,
 #define KEYD_MAX_SIGN_REQ (3 * 4 + KEYD_MAX_SIGNER + KEYD_MAX_MSGID + \
 	    KEYD_DIGEST_LEN)
 #define KEYD_MAX_TLS_REQ (2 * 4 + KEYD_TLS_MAX_IN)
+#define KEYD_MAX_DEC_REQ (3 * 4 + KEYD_MAX_SIGNER + KEYD_MAX_MSGID + \
+	    KEYD_KEK_LEN + KEYD_MAX_UNWRAP_DER)
 
 #endif

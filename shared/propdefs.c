@@ -20,7 +20,8 @@ const struct props_def props_defs[] = {
 	/* internal-gw: what leaves the LAN, and how */
 	{ .name = "locality", .type = PROPS_ENUM, .def = "external",
 	  .choices = "internal|external", .scopes = U | D, .nodes = GW,
-	  .doc = "internal recipients pass the gateway untouched" },
+	  .doc = "internal recipients take the inbound path (S/MIME "
+	  "decrypted and verified, no outbound policy)" },
 	{ .name = "encrypt-mode", .type = PROPS_ENUM, .def = "allow",
 	  .choices = "no-encryption|allow|mandatory", .scopes = UDG,
 	  .nodes = GW,
@@ -140,6 +141,41 @@ const struct props_def props_defs[] = {
 	  .min = 1, .max = 100, .scopes = UDG, .nodes = PORTAL,
 	  .doc = "wrong two-step codes before the half-signed session ends "
 	  "and the account's two-step sign-in waits" },
+
+	/* internal-gw, inbound S/MIME for internal recipients */
+	{ .name = "subject-tag-decrypted", .type = PROPS_STRING,
+	  .def = "[decrypted]", .scopes = UDG, .nodes = GW,
+	  .doc = "subject prefix of a message the gateway decrypted" },
+	{ .name = "subject-tag-decrypted-enabled", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "add subject-tag-decrypted" },
+	{ .name = "subject-tag-signed-valid", .type = PROPS_STRING,
+	  .def = "[signed]", .scopes = UDG, .nodes = GW,
+	  .doc = "subject prefix of a message with a valid signature" },
+	{ .name = "subject-tag-signed-valid-enabled", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "add subject-tag-signed-valid" },
+	{ .name = "subject-tag-signed-invalid", .type = PROPS_STRING,
+	  .def = "[invalid signature]", .scopes = UDG, .nodes = GW,
+	  .doc = "subject prefix of a message whose signature is invalid or "
+	  "untrusted" },
+	{ .name = "subject-tag-signed-invalid-enabled", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "add subject-tag-signed-invalid" },
+	{ .name = "remove-signature", .type = PROPS_BOOL, .def = "false",
+	  .scopes = UDG, .nodes = GW,
+	  .doc = "deliver a validly signed message without its signature" },
+	{ .name = "auto-import-certificates", .type = PROPS_BOOL,
+	  .def = "true", .scopes = UDG, .nodes = GW,
+	  .doc = "import the certificate and chain of a valid signature into "
+	  "the certificate store" },
+	{ .name = "inbound-reject-malformed", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "refuse (5xx) inbound S/MIME that cannot be parsed within "
+	  "the limits instead of passing it unchanged" },
+	{ .name = "inbound-max-recipient-infos", .type = PROPS_INT,
+	  .def = "64", .min = 1, .max = 10000, .scopes = UDG, .nodes = GW,
+	  .doc = "most RecipientInfos an inbound encrypted message may have" },
 
 	{ .name = NULL },
 };

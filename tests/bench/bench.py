@@ -739,7 +739,7 @@ def main():
     ap.add_argument("--inbox", type=int, default=10000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=100)
-    ap.add_argument("--only", default="smtp,portal,memory")
+    ap.add_argument("--only", default="smtp,portal,memory,inbound")
     a = ap.parse_args()
     os.environ["POSTERN_BUILD"] = a.build
     B.become_subreaper()
@@ -761,6 +761,13 @@ def main():
             B.stop_all()
         if "memory" in only:
             phase_memory(a, work)
+            B.stop_all()
+        if "inbound" in only:
+            from bench_inbound import phase_inbound
+            try:
+                phase_inbound(a, work, Gateway, tree_hwm, say)
+            except (Unavailable, OSError) as e:
+                say(f"inbound: not measured: {e}")
             B.stop_all()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")

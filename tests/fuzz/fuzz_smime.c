@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -40,8 +41,9 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char keys[64], cmd[256];
+	struct keyd_conf kconf;
+	struct keyd_client *tls;
 	FILE *f;
-	int fd;
 
 	(void)argc;
 	(void)argv;
@@ -54,9 +56,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "tests/pki/alice-chain.pem > %s/alice.pem", keys, keys);
 	if (system(cmd) != 0)
 		abort();
-	if (keyd_spawn(keys, NULL, &fd) == -1)
+	memset(&kconf, 0, sizeof(kconf));
+	kconf.keys_dir = keys;
+	kconf.workers = 1;
+	if (keyd_spawn(&kconf, &kc, &tls) == -1)
 		abort();
-	kc = keyd_client_new(fd);
 	if ((f = fopen("tests/pki/alice.crt", "r")) == NULL ||
 	    (cert = PEM_read_X509(f, NULL, NULL, NULL)) == NULL)
 		abort();
@@ -76,8 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		return 0;
 	if ((in = fmemopen((void *)data, len, "r")) == NULL)
 		abort();
-	(void)smime_sign(kc, "alice@example.com", in, devnull, tmpdir, err,
-	    sizeof(err));
+	(void)smime_sign(kc, "alice@example.com", KEYD_PURPOSE_MAIL, "fuzz", in,
+	    devnull, tmpdir, err, sizeof(err));
 	rewind(in);
 	(void)smime_encrypt(&cert, 1, in, devnull, tmpdir, err, sizeof(err));
 	fclose(in);

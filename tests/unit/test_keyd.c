@@ -229,7 +229,8 @@ test_parse_sign(void **state)
 
 /*
  * The core's process setup: key memory locked, a seccomp filter (no
- * network), not dumpable, and one thread per channel (2 signing + 2 TLS).
+ * network), not dumpable, and one thread per channel (2 signing, 2
+ * decryption, 2 TLS).
  */
 static void
 test_process_setup(void **state)
@@ -244,7 +245,7 @@ test_process_setup(void **state)
 	assert_true(proc_status(keyd_pid, "VmLck:") > 0);
 	assert_int_equal(proc_status(keyd_pid, "Seccomp:"), 2);
 	assert_int_equal(proc_status(keyd_pid, "NoNewPrivs:"), 1);
-	assert_int_equal(proc_status(keyd_pid, "Threads:"), 4);
+	assert_int_equal(proc_status(keyd_pid, "Threads:"), 6);
 	/* Not dumpable: even its owner cannot read its memory. */
 	if (geteuid() != 0) {
 		char path[64];

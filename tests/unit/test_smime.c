@@ -443,7 +443,10 @@ proc_field(pid_t pid, const char *field, char *out, size_t outlen)
 	return found ? 0 : -1;
 }
 
-/* The keys live in another process which holds nothing but its socket. */
+/*
+ * The keys live in another process which holds nothing but its sockets
+ * (one signing and one decryption channel).
+ */
 static void
 test_keyd_is_separate(void **state)
 {
@@ -467,11 +470,11 @@ test_keyd_is_separate(void **state)
 	assert_non_null(d = opendir(path));
 	while ((de = readdir(d)) != NULL)
 		if (de->d_name[0] != '.') {
-			assert_true(atoi(de->d_name) <= 3);
+			assert_true(atoi(de->d_name) <= 4);
 			nfd++;
 		}
 	closedir(d);
-	assert_int_equal(nfd, 4);
+	assert_int_equal(nfd, 5);
 	assert_int_equal(proc_field(keyd_pid, "NoNewPrivs:", val,
 	    sizeof(val)), 0);
 	assert_int_equal(atoi(val), 1);
