@@ -387,14 +387,11 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	base = daemon_worker_start("ingest");
 
 	memset(&in, 0, sizeof(in));
-	pthread_mutex_init(&in.props_mtx, NULL);
 	if ((in.store = store_open(conf_str(c, "database"),
 	    conf_str(c, "store_dir"), 0, &err)) == NULL)
 		fatalx("store: %s", err);
 	store_set_coalesce(in.store, conf_int(c, "notify.coalesce"));
-	if ((in.props = props_open(conf_str(c, "database"), &err)) == NULL)
-		fatalx("database: %s", err);
-	props_set_node(in.props, PROPS_NODE_PORTAL);
+	in.dbpath = conf_str(c, "database");
 	n = conf_strlist(c, "smtp.mynetworks", &l);
 	if ((in.mynetworks = netaddr_list_parse(l, n, &err)) == NULL)
 		fatalx("smtp.mynetworks: %s", err);
@@ -455,7 +452,6 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	event_free(w.ev_retention);
 	event_free(ev_term);
 	event_free(ev_int);
-	props_close(in.props);
 	store_close(in.store);
 	netaddr_list_free(in.mynetworks);
 	for (size_t i = 0; i < in.npins; i++)

@@ -334,15 +334,25 @@ int
 addr_fold_domain(const char *domain, char *out, size_t outlen)
 {
 	gchar *u = NULL;
+	const char *why;
 	int rc;
 
 	if (*domain == '\0')
 		return -1;
 	if (*domain == '[')
 		return addr_fold_utf8(domain, strlen(domain), out, outlen);
-	/* A-labels (xn--) decode to U-labels; other text stays as it is. */
-	if (strcasestr(domain, "xn--") != NULL)
-		u = g_hostname_to_unicode(domain);
+	/*
+	 * A-labels (xn--) decode to U-labels; other text stays as it is. A
+	 * decoding that is not itself a valid domain (an A-label whose
+	 * Unicode form ends in a hyphen, say) keeps the A-label: folding must
+	 * never turn a valid address into an invalid one.
+	 */
+	if (strcasestr(domain, "xn--") != NULL &&
+	    (u = g_hostname_to_unicode(domain)) != NULL &&
+	    addr_parse_domain(u, 1, &why) != 0) {
+		g_free(u);
+		u = NULL;
+	}
 	rc = addr_fold_utf8(u ? u : domain, strlen(u ? u : domain), out,
 	    outlen);
 	g_free(u);

@@ -112,6 +112,13 @@ ingest_pin_parse(const char *in, char out[65])
 	return n == 64 ? 0 : -1;
 }
 
+/* This thread's property reader (each SMTP worker thread has its own). */
+static struct props *
+ingest_props(struct ingest *in)
+{
+	return props_thread(in->dbpath, PROPS_NODE_PORTAL);
+}
+
 static int
 ingest_pinned(const struct ingest *in, const struct smtp_txn *txn)
 {
@@ -152,17 +159,18 @@ ingest_lookup(struct ingest *in, const char *rcpt, int utf8, char *owner,
     size_t ownerlen, const char **why)
 {
 	char dom[ADDR_MAX], *relay;
+	struct props *p;
 	int exists, revert, rc;
 
 	if (addr_domain_of(rcpt, dom, sizeof(dom)) == -1) {
 		*why = "no domain";
 		return 1;
 	}
-	pthread_mutex_lock(&in->props_mtx);
-	exists = props_domain_exists(in->props, dom);
-	relay = props_get(in->props, NULL, "portal-relay-domain", NULL);
-	revert = props_get_bool(in->props, rcpt, "revert-rewrite-recipient");
-	pthread_mutex_unlock(&in->props_mtx);
+	if ((p = ingest_props(in)) == NULL)
+		return -1;
+	exists = props_domain_exists(p, dom);
+	relay = props_get(p, NULL, "portal-relay-domain", NULL);
+	revert = props_get_bool(p, rcpt, "revert-rewrite-recipient");
 	if (exists == -1 || relay == NULL || revert == -1) {
 		free(relay);
 		return -1;
@@ -281,6 +289,7 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
     const char *webmail, const char *otp, int standalone, int *woke)
 {
 	struct ingest_triggers t;
+	struct props *p;
 	char owner[2 * ADDR_MAX + 2];
 	const char *why = NULL;
 	enum ingest_route route;
@@ -297,16 +306,18 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 			ingest_set(r, 550, "5.1.1 <%s>: %s", r->addr, why);
 		return;
 	}
-	pthread_mutex_lock(&in->props_mtx);
+	if ((p = ingest_props(in)) == NULL) {
+		ingest_set(r, 451, "4.3.0 Temporary failure, try again later");
+		return;
+	}
 	t.webmail = webmail;
 	t.otp = otp;
-	t.webmail_enabled = props_get_bool(in->props, owner,
+	t.webmail_enabled = props_get_bool(p, owner,
 	    "trigger-webmail-header-enabled") == 1;
-	t.otp_enabled = props_get_bool(in->props, owner,
+	t.otp_enabled = props_get_bool(p, owner,
 	    "trigger-otp-encryption-header-enabled") == 1;
-	quota = props_get_int(in->props, owner, "quota");
-	remind = props_get_int(in->props, owner, "signup-reminder-interval");
-	pthread_mutex_unlock(&in->props_mtx);
+	quota = props_get_int(p, owner, "quota");
+	remind = props_get_int(p, owner, "signup-reminder-interval");
 
 	route = ingest_classify(h, &t);
 	if (route == INGEST_ROUTE_NONE && standalone)
@@ -437,6 +448,7 @@ static void
 ingest_message(void *arg, struct smtp_txn *txn)
 {
 	struct ingest *in = arg;
+	struct props *p;
 	struct header h;
 	struct store_tmp tmp = { NULL, NULL };
 	struct store_msg meta;
@@ -472,14 +484,12 @@ ingest_message(void *arg, struct smtp_txn *txn)
 		goto out;
 	}
 
-	pthread_mutex_lock(&in->props_mtx);
-	webmail = props_get(in->props, NULL, "trigger-webmail-header", NULL);
-	otp = props_get(in->props, NULL, "trigger-otp-encryption-header",
-	    NULL);
-	standalone = props_get_bool(in->props, NULL, "webmail-standalone");
-	tunnel = props_get_bool(in->props, NULL,
-	    "portal-require-tunnel-signature");
-	pthread_mutex_unlock(&in->props_mtx);
+	if ((p = ingest_props(in)) == NULL)
+		goto out;
+	webmail = props_get(p, NULL, "trigger-webmail-header", NULL);
+	otp = props_get(p, NULL, "trigger-otp-encryption-header", NULL);
+	standalone = props_get_bool(p, NULL, "webmail-standalone");
+	tunnel = props_get_bool(p, NULL, "portal-require-tunnel-signature");
 	if (webmail == NULL || otp == NULL || standalone == -1 || tunnel == -1)
 		goto out;
 	if (tunnel == 1) {

@@ -23,8 +23,7 @@ struct store;
 
 struct ingest {
 	struct store		*store;
-	struct props		*props;		/* under props_mtx */
-	pthread_mutex_t		 props_mtx;
+	const char		*dbpath;	/* properties: props_thread() */
 	struct netaddr_list	*mynetworks;
 	const char *const	*pins;		/* gateway cert SHA-256, hex */
 	size_t			 npins;

@@ -21,7 +21,6 @@
 struct outbox {
 	struct store		*store;
 	struct outbox_conf	 conf;
-	struct props		*props;
 	pthread_t		 thread;
 	pthread_mutex_t		 mtx;
 	pthread_cond_t		 cond;
@@ -44,6 +43,7 @@ outbox_build(struct outbox *ob, struct store_outbox *o)
 {
 	struct notify_vars v;
 	struct store_user u;
+	struct props *p;
 	enum notify_kind kind = NOTIFY_NEWMSG;
 	char token[ACCOUNTS_TOKEN_LEN + 1], *link = NULL, *path;
 	FILE *f;
@@ -76,9 +76,13 @@ outbox_build(struct outbox *ob, struct store_outbox *o)
 	v.link = link;
 	v.orig_from = o->sender_name;
 	v.orig_subject = o->subject;
-	v.show_details = props_get_bool(ob->props, o->rcpt,
+	if ((p = props_thread(ob->conf.dbpath, PROPS_NODE_PORTAL)) == NULL) {
+		xfree_secret(&link);
+		return NULL;
+	}
+	v.show_details = props_get_bool(p, o->rcpt,
 	    "notification-show-subject") == 1;
-	v.show_sender = props_get_bool(ob->props, o->rcpt,
+	v.show_sender = props_get_bool(p, o->rcpt,
 	    "notification-show-sender") == 1;
 
 	xasprintf(&path, "%s/notify.XXXXXX", ob->conf.spool_dir);
@@ -208,11 +212,7 @@ outbox_main(void *arg)
 	struct store_outbox o;
 	struct timespec ts;
 	int64_t now, wake;
-	char *err = NULL;
 
-	if ((ob->props = props_open(ob->conf.dbpath, &err)) == NULL)
-		fatalx("outbox: %s", err);
-	props_set_node(ob->props, PROPS_NODE_PORTAL);
 	pthread_mutex_lock(&ob->mtx);
 	while (!ob->stop) {
 		ob->wake = 0;
@@ -237,7 +237,6 @@ outbox_main(void *arg)
 			;
 	}
 	pthread_mutex_unlock(&ob->mtx);
-	props_close(ob->props);
 	return NULL;
 }
 

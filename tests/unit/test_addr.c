@@ -126,6 +126,8 @@ test_fold(void **state)
 	{ "jürgen@example.org", "jürgen@example.org" },
 	{ "ΣΑ@example.org", "σα@example.org" },
 	{ "bob@[192.0.2.1]", "bob@[192.0.2.1]" },
+	/* Its Unicode form would end in a hyphen: the A-label stays. */
+	{ "Or@EY.xn------top.ad", "or@ey.xn------top.ad" },
 	};
 	char out[ADDR_MAX];
 
