@@ -185,6 +185,9 @@ assert_words(const char *pdf, const char *want)
 {
 	char *text, *w, *copy = strdup(want), *save = NULL, path[512];
 
+	/* The Arabic comma separates words too (its place moves in RTL). */
+	while ((w = strstr(copy, "\xd8\x8c")) != NULL)
+		memcpy(w, "  ", 2);
 	snprintf(path, sizeof(path), "%s/out.txt", tmpdir);
 	assert_int_equal(run("pdftotext -q -upw '%s' %s %s", PW, pdf, path), 0);
 	text = slurp(path);
