@@ -330,7 +330,7 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 		goto fail;
 	}
 	if (db_exec(db, store_schema, &e) == -1 ||
-	    store_migrate(db, &e) == -1) {
+	    store_migrate(db, &e) == -1 || store_pdf_schema(db, &e) == -1) {
 		xasprintf(err, "%s: cannot set up the store: %s", dbpath,
 		    e ? e : "database error");
 		free(e);
