@@ -39,7 +39,7 @@ store_pdf_schema(struct sqlite3 *db, char **err)
 }
 
 static void
-store_pdf_row(sqlite3_stmt *st, struct store_pdf *p)
+store_pdf_row(struct store *s, sqlite3_stmt *st, struct store_pdf *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->id = sqlite3_column_int64(st, 0);
@@ -51,7 +51,9 @@ store_pdf_row(sqlite3_stmt *st, struct store_pdf *p)
 	p->mail_from = store_col_dup(st, 6);
 	p->hdr_from = store_col_dup(st, 7);
 	p->subject = store_col_dup(st, 8);
-	p->msg_path = store_col_dup(st, 9);
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL && s->dir != NULL)
+		p->msg_path = store_abspath(s, (const char *)
+		    sqlite3_column_text(st, 9));
 	p->pdf_mail = store_col_dup(st, 10);
 	p->date = sqlite3_column_int64(st, 11);
 	p->created = sqlite3_column_int64(st, 12);
@@ -119,7 +121,7 @@ store_pdf_next(struct store *s, int64_t now, struct store_pdf *p)
 	    "p.next_attempt <= ? ORDER BY p.next_attempt LIMIT 1")) == NULL)
 		return -1;
 	if (db_bind(st, "i", now) == 0 && (rc = db_step(st)) == DB_ROW)
-		store_pdf_row(st, p);
+		store_pdf_row(s, st, p);
 	db_finalize(st);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? STORE_NOTFOUND : -1;
 }
@@ -182,7 +184,7 @@ store_pdf_by_mail(struct store *s, const char *path, struct store_pdf *p)
 	    STORE_PDF_COLS STORE_PDF_FROM "WHERE p.pdf_mail = ?")) == NULL)
 		return -1;
 	if (db_bind(st, "t", path) == 0 && (rc = db_step(st)) == DB_ROW)
-		store_pdf_row(st, p);
+		store_pdf_row(s, st, p);
 	db_finalize(st);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? STORE_NOTFOUND : -1;
 }
@@ -199,7 +201,7 @@ store_pdf_sent(struct store *s, int64_t id)
 	    STORE_PDF_COLS STORE_PDF_FROM "WHERE p.id = ?")) == NULL)
 		return -1;
 	if (db_bind(st, "i", id) == 0 && (rc = db_step(st)) == DB_ROW)
-		store_pdf_row(st, &p);
+		store_pdf_row(s, st, &p);
 	db_finalize(st);
 	if (rc != DB_ROW)
 		return rc == DB_DONE ? STORE_NOTFOUND : -1;
@@ -229,7 +231,7 @@ store_pdf_get(struct store *s, const char *owner, const char *token,
 		return -1;
 	if (db_bind(st, "tt", owner, token) == 0 &&
 	    (rc = db_step(st)) == DB_ROW)
-		store_pdf_row(st, p);
+		store_pdf_row(s, st, p);
 	db_finalize(st);
 	return rc == DB_ROW ? 0 : rc == DB_DONE ? STORE_NOTFOUND : -1;
 }
@@ -250,7 +252,7 @@ store_pdf_list(struct store *s, const char *owner, struct store_pdf *out,
 		return -1;
 	if (db_bind(st, "ti", owner, (int64_t)limit) == 0)
 		while (n < limit && (rc = db_step(st)) == DB_ROW)
-			store_pdf_row(st, &out[n++]);
+			store_pdf_row(s, st, &out[n++]);
 	db_finalize(st);
 	if (rc == -1) {
 		while (n > 0)
