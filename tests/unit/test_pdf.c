@@ -29,6 +29,18 @@
 
 static char tmpdir[] = "/tmp/postern-test-pdf.XXXXXX";
 
+const char *__lsan_default_suppressions(void);
+
+/*
+ * fontconfig and cairo keep their font caches for the life of the
+ * process (loaded once, on the first PDF): not leaks of the builder.
+ */
+const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:libfontconfig.so\nleak:libcairo.so\n";
+}
+
 /* --- the password generator ----------------------------------------------- */
 
 static void
