@@ -34,6 +34,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "outbox/outbox.h"
+#include "outbox/pdfotp.h"
 #include "portal_conf.h"
 #include "props.h"
 #include "store/retention.h"
@@ -369,6 +370,23 @@ portal_outbox_conf(const struct conf *c, struct outbox_conf *oc)
 	}
 }
 
+static struct pdfotp *
+portal_pdfotp_start(const struct conf *c, const struct outbox_conf *oc,
+    struct store *s, struct outbox *ob)
+{
+	struct pdfotp_conf pc;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.dbpath = conf_str(c, "database");
+	pc.spool_dir = conf_str(c, "spool_dir");
+	pc.notify = oc->notify;
+	pc.retry = oc->retry_initial;
+	pc.token_lifetime = oc->token_lifetime;
+	pc.poll = oc->poll;
+	pc.outbox = ob;
+	return pdfotp_start(s, &pc);
+}
+
 static void
 portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 {
@@ -422,6 +440,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	w.wq = workq_new(base, conf_int(c, "workers"));
 	portal_outbox_conf(c, &oc);
 	in.outbox = outbox_start(in.store, &oc);
+	in.pdfotp = portal_pdfotp_start(c, &oc, in.store, in.outbox);
 	for (int i = 0; i < pl->n; i++) {
 		struct smtp_server **srv = pl->lmtp[i] ? &lmtp : &smtp;
 
@@ -448,6 +467,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	if (lmtp)
 		smtp_server_free(lmtp);
 	workq_free(w.wq);
+	pdfotp_stop(in.pdfotp);
 	outbox_stop(in.outbox);
 	event_free(w.ev_retention);
 	event_free(ev_term);

@@ -35,6 +35,7 @@
 #include "inbound.h"
 #include "keyd.h"
 #include "log.h"
+#include "pdfmode.h"
 #include "policy.h"
 #include "props.h"
 #include "relay.h"
@@ -45,12 +46,12 @@
 
 enum gw_kind {
 	GW_INTERNAL, GW_PLAIN, GW_SIGNED, GW_SMIME, GW_SMIME_SIGNED,
-	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_NKINDS
+	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_PDF, GW_NKINDS
 };
 
 static const char *const gw_kind_names[GW_NKINDS] = {
 	"internal", "plain", "signed", "smime", "smime-signed",
-	"portal-webmail", "portal-pdf",
+	"portal-webmail", "portal-pdf", "pdf",
 };
 
 struct gw_variant {
@@ -295,6 +296,8 @@ gw_kind_of(const struct policy_decision *d)
 		return GW_PORTAL_WEBMAIL;
 	case POLICY_PORTAL_PDF:
 		return GW_PORTAL_PDF;
+	case POLICY_PDF:
+		return GW_PDF;
 	default:
 		return GW_PLAIN;
 	}
@@ -548,6 +551,8 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 	case GW_PORTAL_WEBMAIL:
 	case GW_PORTAL_PDF:
 		return gw_portal(m, v, k == GW_PORTAL_PDF);
+	case GW_PDF:
+		return 0;	/* one PDF per recipient, in gw_pdf() */
 	default:
 		fatalx("gw_build: kind %d", k);
 	}
@@ -605,6 +610,29 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 	}
 	free(codes);
 	free(replies);
+}
+
+/* Password PDFs: built and relayed per recipient (pdfmode.c). */
+static void
+gw_pdf(struct gw_msg *m, const char *msgkey)
+{
+	struct gw_variant *v = &m->v[GW_PDF];
+	struct pdfmode_msg pm;
+
+	memset(&pm, 0, sizeof(pm));
+	pm.id = m->txn->id;
+	pm.mail_from = m->txn->mail_from;
+	pm.path = m->untagged;
+	pm.hdr = &m->hdr;
+	pm.subject = m->subject;
+	pm.msgkey = msgkey;
+	pm.smtputf8 = m->txn->smtputf8;
+	for (size_t i = 0; i < v->n; i++) {
+		struct smtp_rcpt *r = &m->txn->rcpts[v->idx[i]];
+
+		pdfmode_send(m->gw, m->props, &pm, v->rcpts[i], &r->code,
+		    r->reply, sizeof(r->reply));
+	}
 }
 
 static void
@@ -930,7 +958,10 @@ gateway_message(void *arg, struct smtp_txn *txn)
 			}
 			continue;
 		}
-		gw_relay(&m, k, msgkey);
+		if (k == GW_PDF)
+			gw_pdf(&m, msgkey);
+		else
+			gw_relay(&m, k, msgkey);
 	}
 
 	/* One log line per recipient decision, with its own answer. */

@@ -39,6 +39,7 @@ policy_action_name(enum policy_action a)
 	case POLICY_ENCRYPT: return "encrypt";
 	case POLICY_PORTAL_WEBMAIL: return "portal-webmail";
 	case POLICY_PORTAL_PDF: return "portal-pdf";
+	case POLICY_PDF: return "pdf";
 	case POLICY_REFUSE: return "refuse";
 	}
 	return "?";
@@ -213,6 +214,42 @@ policy_portal_method(struct policy_ctx *c, const char *rcpt,
 	return *portal;
 }
 
+/*
+ * The gateway's own password PDF for rcpt: pdf-encryption-enabled (and
+ * pdf-only-if-mandatory), with a password to use: pdf-password, or
+ * pdf-password-send-to-originator. 1, 0 or -1 on a failed lookup.
+ */
+static int
+policy_pdf_method(struct policy_ctx *c, const char *rcpt, int mandatory)
+{
+	char *pw;
+	int on, only, send;
+
+	if ((on = policy_bool(c, rcpt, "pdf-encryption-enabled", 1)) != 1)
+		return on;
+	if ((only = policy_bool(c, rcpt, "pdf-only-if-mandatory", 0)) == -1)
+		return -1;
+	if (only && !mandatory) {
+		policy_note(c, "pdf-only-if-mandatory=true and encryption is "
+		    "not mandatory");
+		return 0;
+	}
+	if ((pw = policy_prop(c, rcpt, "pdf-password", 0)) == NULL)
+		return -1;
+	if (*pw != '\0') {
+		free(pw);
+		policy_note(c, "pdf-password is set");
+		return 1;
+	}
+	free(pw);
+	if ((send = policy_bool(c, rcpt, "pdf-password-send-to-originator",
+	    1)) != 0)
+		return send;
+	policy_note(c, "no pdf-password and no "
+	    "pdf-password-send-to-originator");
+	return 0;
+}
+
 int
 policy_decide(struct props *p, const struct policy_msg *msg,
     const char *rcpt, int (*has_cert)(void *, const char *),
@@ -267,6 +304,13 @@ policy_decide(struct props *p, const struct policy_msg *msg,
 		return 0;
 	}
 	policy_note(&c, "no valid certificate for %s", rcpt);
+
+	if ((r = policy_pdf_method(&c, rcpt, d->mandatory)) == -1)
+		return -1;
+	if (r == 1) {
+		d->action = POLICY_PDF;
+		return 0;
+	}
 
 	if ((r = policy_portal_method(&c, rcpt, "webmail-enabled",
 	    "webmail-only-if-mandatory", d->mandatory, &portal)) == -1)

@@ -19,6 +19,7 @@ enum policy_action {
 	POLICY_PORTAL_WEBMAIL,
 	POLICY_PORTAL_PDF,
 	POLICY_REFUSE,
+	POLICY_PDF,		/* a password PDF built by the gateway */
 };
 
 struct policy_msg {
@@ -59,7 +60,7 @@ char	*policy_subject_strip(struct props *, const char *from,
 	    const char *subject);
 
 /* "pass", "relay", "sign", "encrypt", "portal-webmail", "portal-pdf",
- * "refuse". */
+ * "refuse", "pdf". */
 const char *policy_action_name(enum policy_action);
 
 #endif

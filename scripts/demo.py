@@ -27,7 +27,8 @@ GW_PORT = 10025
 
 
 def step(msg):
-    print(f"==> {msg}", flush=True)
+    sys.stdout.write(f"==> {msg}\n")
+    sys.stdout.flush()
 
 
 def cli(conf, *args, ok_codes=(0,)):
@@ -52,8 +53,11 @@ class SinkHandler:
                 f.write(envelope.original_content or envelope.content)
             self.messages.append((envelope.rcpt_tos, path))
             self.cond.notify_all()
-        print(f"    sink: message for {', '.join(envelope.rcpt_tos)} -> "
-              f"{os.path.relpath(path)}", flush=True)
+        # One write per line: the main thread prints at the same time.
+        sys.stdout.write(f"    sink: message for "
+                         f"{', '.join(envelope.rcpt_tos)} -> "
+                         f"{os.path.relpath(path)}\n")
+        sys.stdout.flush()
         return "250 2.0.0 OK demo sink"
 
 
@@ -107,6 +111,29 @@ def sample_message():
     return m.as_bytes()
 
 
+PDF_RCPT = "pat@example.net"
+
+
+def demo_pdf(handler):
+    """Sends the sample to PDF_RCPT and shows where its PDF mail landed."""
+    before = len(handler.messages)
+    step(f"sending the sample to {PDF_RCPT}, routed to PDF OTP")
+    with smtplib.SMTP("127.0.0.1", GW_PORT) as s:
+        s.sendmail("alice@example.com", [PDF_RCPT], sample_message())
+    with handler.cond:
+        handler.cond.wait_for(
+            lambda: any(PDF_RCPT in r for r, _ in
+                        handler.messages[before:]), 120)
+    for rcpts, path in handler.messages[before:]:
+        if PDF_RCPT not in rcpts:
+            continue
+        text = open(path, "rb").read().decode("utf-8", "replace")
+        m = re.search(r"https?://\S+?/pdf/[0-9a-f]+", text)
+        step(f"PDF mail for {PDF_RCPT} in the sink: {os.path.relpath(path)}")
+        if m:
+            step(f"password page (sign in first): {m.group(0)}")
+
+
 def main():
     for d in ("pki", "gw/spool", "gw/keys", "portal/spool", "portal/messages",
               "sink"):
@@ -129,6 +156,12 @@ def main():
     cli(GW_CONF, "domain", "add", "--domain", "example.com", ok_codes=(0, 1))
     cli(GW_CONF, "property", "domain", "set", "--domain", "example.com",
         "--name", "locality", "--value", "internal")
+    # A second outside recipient gets the message as a PDF with a
+    # one-time password (PDF Messenger) instead of Webmail.
+    for name, value in (("webmail-enabled", "false"),
+                        ("pdf-otp-enabled", "true")):
+        cli(GW_CONF, "property", "user", "set", "--email", PDF_RCPT,
+            "--name", name, "--value", value)
     if "alice@example.com" not in cli(GW_CONF, "cert", "list").stdout:
         cli(GW_CONF, "cert", "import", "--file", f"{STATE}/pki/alice.p12",
             "--password", "secret")
@@ -182,6 +215,8 @@ def main():
                  "CA: demo-state/pki/ca-bundle.pem)")
             if link:
                 step(f"sign-up link from the notification: {link}")
+        if have_portal:
+            demo_pdf(handler)
         print("\nThe pair is running; Ctrl-C stops it. Logs: demo-state/*.log",
               flush=True)
         stop = threading.Event()

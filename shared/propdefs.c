@@ -176,6 +176,27 @@ const struct props_def props_defs[] = {
 	{ .name = "inbound-max-recipient-infos", .type = PROPS_INT,
 	  .def = "64", .min = 1, .max = 10000, .scopes = UDG, .nodes = GW,
 	  .doc = "most RecipientInfos an inbound encrypted message may have" },
+	{ .name = "pdf-otp-show-subject", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = PORTAL,
+	  .doc = "show the original subject in the PDF OTP mail" },
+	{ .name = "pdf-otp-keep-days", .type = PROPS_INT, .def = "30",
+	  .min = 1, .max = 36500, .scopes = G, .nodes = PORTAL,
+	  .doc = "days the password of a PDF OTP message stays on the "
+	  "portal after its PDF was sent" },
+	{ .name = "pdf-encryption-enabled", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "send a password-protected PDF from the gateway when there "
+	  "is no certificate (before the portal methods)" },
+	{ .name = "pdf-only-if-mandatory", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "use password PDFs only when encryption is mandatory" },
+	{ .name = "pdf-password", .type = PROPS_STRING, .def = "",
+	  .scopes = UDG, .nodes = GW,
+	  .doc = "fixed password of the recipient's PDFs; empty: a random "
+	  "one sent to the sender" },
+	{ .name = "pdf-password-send-to-originator", .type = PROPS_BOOL,
+	  .def = "false", .scopes = UDG, .nodes = GW,
+	  .doc = "a random password per message, mailed to the sender" },
 
 	{ .name = NULL },
 };

@@ -30,6 +30,7 @@
 #include "addr.h"
 #include "ingest/ingest.h"
 #include "ingest/ingest_parts.h"
+#include "outbox/pdfotp.h"
 #include "log.h"
 #include "netaddr.h"
 #include "outbox/outbox.h"
@@ -354,7 +355,9 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	ingest_set(r, 250, "2.0.0 Ok: stored as %lld (%s)", (long long)id,
 	    ingest_route_name(route));
 	if (route == INGEST_ROUTE_WEBMAIL)
-		*woke = 1;
+		*woke |= 1;
+	else
+		*woke |= 2;	/* the PDF-OTP thread */
 }
 
 /*
@@ -564,8 +567,10 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	for (size_t i = 0; i < txn->nrcpts; i++)
 		ingest_deliver(in, txn, &txn->rcpts[i], &h, &tmp, &meta,
 		    webmail, otp, standalone == 1, &woke);
-	if (woke && in->outbox != NULL)
+	if ((woke & 1) && in->outbox != NULL)
 		outbox_wake(in->outbox);
+	if (woke & 2)
+		pdfotp_wake(in->pdfotp);
 out:
 	ingest_parts_free(parts, nparts);
 	if (tmp.path != NULL)

@@ -21,6 +21,8 @@ struct outbox;
 struct props;
 struct store;
 
+struct pdfotp;
+
 struct ingest {
 	struct store		*store;
 	const char		*dbpath;	/* properties: props_thread() */
@@ -30,6 +32,7 @@ struct ingest {
 	size_t			 max_header;
 	X509			*tunnel_cert;	/* NULL: none configured */
 	struct outbox		*outbox;	/* NULL: no wake-ups */
+	struct pdfotp		*pdfotp;	/* NULL: no wake-ups */
 };
 
 extern const struct smtp_server_ops ingest_ops;

@@ -15,6 +15,7 @@
 #include "store/accounts.h"
 #include "log.h"
 #include "outbox/outbox.h"
+#include "outbox/pdfotp.h"
 #include "props.h"
 #include "xmalloc.h"
 
@@ -120,8 +121,10 @@ outbox_is_file(enum store_outbox_kind k)
  * rows: the last one removes it (a reset mail holds a live token).
  */
 static void
-outbox_finish(struct outbox *ob, struct store_outbox *o)
+outbox_finish(struct outbox *ob, struct store_outbox *o, int ok)
 {
+	pdfotp_outbox_done(ob->store, ob->conf.spool_dir, &ob->conf.notify,
+	    o, ok);
 	store_outbox_done(ob->store, o->id);
 	if (outbox_is_file(o->kind) && o->path != NULL && *o->path != '\0' &&
 	    store_outbox_path_refs(ob->store, o->path) == 0)
@@ -143,7 +146,7 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 		log_warnx("outbox: giving up on mail to %s after %d attempts "
 		    "over %lld s", o->rcpt, o->attempts,
 		    (long long)(now - o->created));
-		outbox_finish(ob, o);
+		outbox_finish(ob, o, 0);
 		return;
 	}
 	if (outbox_is_file(o->kind))
@@ -182,7 +185,7 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 
 	switch (res.status) {
 	case 2:
-		outbox_finish(ob, o);
+		outbox_finish(ob, o, 1);
 		log_info("outbox: %s to %s sent via %s:%d",
 		    o->kind == STORE_OUTBOX_REPLY ? "reply" :
 		    o->kind == STORE_OUTBOX_RECEIPT ? "read receipt" :
@@ -192,7 +195,7 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 	case 5:
 		log_warnx("outbox: relay refused mail to %s permanently: %d %s;"
 		    " giving up", o->rcpt, res.code, res.reply);
-		outbox_finish(ob, o);
+		outbox_finish(ob, o, 0);
 		break;
 	default:
 		next = outbox_backoff(&ob->conf, o->attempts + 1);

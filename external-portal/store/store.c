@@ -376,7 +376,7 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 	}
 	/* Columns, their first values and the triggers: all or nothing. */
 	if (db_exec(db, store_schema, &e) == -1 || db_begin(db) == -1 ||
-	    store_migrate(db, &e) == -1 ||
+	    store_migrate(db, &e) == -1 || store_pdf_schema(db, &e) == -1 ||
 	    db_exec(db, store_triggers, &e) == -1 || db_commit(db) == -1) {
 		db_rollback(db);
 		xasprintf(err, "%s: cannot set up the store: %s", dbpath,

@@ -119,6 +119,8 @@ int		 store_deliver_notify(struct sqlite3 *, const struct store_msg *,
  */
 int		 store_msg_delete_rows(struct store *, const char *where,
 		    const char *owner, int64_t id, char ***names, size_t *n);
+/* The PDF-OTP table (store_pdf.c), created with the rest. 0 or -1. */
+int		 store_pdf_schema(struct sqlite3 *, char **err);
 /* Unlinks the files of committed deletes, then frees the names. */
 void		 store_names_unlink(struct store *, char **names, size_t n);
 

@@ -20,7 +20,8 @@
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
     "subject, date, size, has_attachments, unread, path, created"
 #define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
-    "WHERE owner = ? AND folder = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    "WHERE owner = ? AND folder = ? AND id < ? AND state = 'webmail' " \
+    "ORDER BY id DESC LIMIT ?"
 
 int
 store_tmp_create(struct store *s, struct store_tmp *t)
@@ -229,7 +230,8 @@ store_msg_get(struct store *s, const char *owner, int64_t id,
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
-	    STORE_MSG_COLS " FROM portal_messages WHERE owner = ? AND id = ?"))
+	    STORE_MSG_COLS " FROM portal_messages WHERE owner = ? AND id = ? "
+	    "AND state = 'webmail'"))
 	    == NULL)
 		return -1;
 	if (db_bind(st, "ti", owner, id) == 0 &&

@@ -153,6 +153,9 @@ static const struct web_route web_routes[] = {
 	{ WEB_POST, "/message/delete", WEB_AUTH, web_mail_delete },
 	{ WEB_GET, "/compose", WEB_AUTH, web_compose_form },
 	{ WEB_POST, "/compose", WEB_AUTH, web_compose_send },
+	{ WEB_GET, "/pdf", WEB_AUTH, web_pdf_list },
+	{ WEB_GET, "/pdf/", WEB_AUTH, web_pdf_show },	/* /pdf/<token> */
+	{ WEB_GET, "/static/pdf-copy.js", WEB_ANON, web_pdf_js_file },
 };
 
 
@@ -320,7 +323,13 @@ web_work(void *arg)
 	web_client_addr(j);
 	for (size_t i = 0; i < sizeof(web_routes) / sizeof(web_routes[0]);
 	    i++) {
-		if (strcmp(web_routes[i].path, r->path) == 0 &&
+		size_t n = strlen(web_routes[i].path);
+
+		/* A path ending in '/' also takes one more segment. */
+		if ((strcmp(web_routes[i].path, r->path) == 0 || (n > 1 &&
+		    web_routes[i].path[n - 1] == '/' &&
+		    strncmp(web_routes[i].path, r->path, n) == 0 &&
+		    r->path[n] != '\0' && strchr(r->path + n, '/') == NULL)) &&
 		    web_routes[i].method == r->method) {
 			rt = &web_routes[i];
 			break;

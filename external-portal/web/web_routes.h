@@ -48,4 +48,9 @@ void	 web_mail_delete(struct web_req *);
 void	 web_compose_form(struct web_req *);
 void	 web_compose_send(struct web_req *);
 
+/* web_pdf.c */
+void	 web_pdf_show(struct web_req *);
+void	 web_pdf_list(struct web_req *);
+void	 web_pdf_js_file(struct web_req *);
+
 #endif

@@ -78,7 +78,18 @@ static const char web_static_css_text[] =
 ".qr svg{max-width:200px;height:auto}\n"
 ".codes{font-family:monospace;font-size:1.1rem}\n"
 ".quota{margin-top:1rem}\n"
-"code.secret{overflow-wrap:anywhere;font-size:1.1rem}\n";
+"code.secret{overflow-wrap:anywhere;font-size:1.1rem}\n"
+".pdfpw{font-family:'DejaVu Sans Mono',monospace;font-size:2rem;"
+"font-weight:700;user-select:all;-webkit-user-select:all;"
+"padding:.5rem;border:2px solid var(--line);"
+"border-radius:.4rem;display:inline-block;max-width:100%%}\n"
+"[hidden]{display:none!important}\n"
+".pdfpw span{margin-right:.6ch;display:inline-block}\n"
+".pdfpw span:last-child{margin-right:0}\n"
+".pdfmeta dt{font-weight:700}\n.pdfmeta dd{margin:0 0 .5rem}\n"
+".pdflist{list-style:none;padding:0}\n"
+".pdflist li{margin:.4rem 0}\n.pdflist .date,.pdflist .state"
+"{color:var(--muted)}\n.hint{color:var(--muted)}\n";
 
 static int
 web_static_colour_ok(const char *c)

@@ -739,7 +739,7 @@ def main():
     ap.add_argument("--inbox", type=int, default=10000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=100)
-    ap.add_argument("--only", default="smtp,portal,memory,inbound")
+    ap.add_argument("--only", default="smtp,portal,memory,inbound,pdf")
     a = ap.parse_args()
     os.environ["POSTERN_BUILD"] = a.build
     B.become_subreaper()
@@ -778,6 +778,9 @@ def main():
         else:
             B.shutil.rmtree(work, ignore_errors=True)
     report(a, time.monotonic() - t0, load0)
+    if "pdf" in a.only.split(","):
+        import bench_pdf
+        bench_pdf.run(a.build)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,13 @@ def test_demo_runs_and_second_run_reuses_state(tree):
                  r"status=250")
         demo.saw(r"owner=robin@example\.org route=webmail .* stored msg=1\b")
         demo.saw(r"^==> portal: https://127\.0\.0\.1:8443/")
+        # The second outside recipient got a PDF with a one-time password.
+        pdfmail = demo.saw(r"==> PDF mail for pat@example\.net in the sink: "
+                           r"(demo-state/sink/\d+\.eml)$")
+        assert b"application/pdf" in open(tree / pdfmail.group(1),
+                                           "rb").read()
+        demo.saw(r"==> password page \(sign in first\): "
+                 r"https://127\.0\.0\.1:8443/pdf/[0-9a-f]{24}$")
         link = demo.saw(r"^==> sign-up link from the notification: "
                         r"(https://127\.0\.0\.1:8443/signup\?token="
                         r"[0-9a-f]{64})$").group(1)
@@ -149,7 +156,8 @@ def test_demo_runs_and_second_run_reuses_state(tree):
     demo = Demo(str(tree))
     try:
         demo.wait_for(r"Ctrl-C stops it")
-        demo.saw(r"owner=robin@example\.org route=webmail .* stored msg=2\b")
+        # Message 2 of the first run was the PDF OTP copy for pat@.
+        demo.saw(r"owner=robin@example\.org route=webmail .* stored msg=3\b")
         assert demo.interrupt() == 0
     finally:
         demo.kill()
