@@ -75,6 +75,9 @@ struct gw_msg {
 	struct policy_decision	*dec;
 	struct gw_variant	 v[GW_NKINDS];
 	int			 tmpseq;
+	struct relay_hold	 hold;		/* ledger entries held back */
+	int			 known;		/* ledger knew msgkey (-1: ?) */
+	int			 lastk;		/* kind relayed last */
 };
 
 /* The handle of this thread's db_thread() connection we set up, and its
@@ -103,10 +106,16 @@ gateway_db(struct gateway *gw)
 	return gw_db;
 }
 
+/*
+ * The thread's property reader, its cache checked against the database
+ * (each call starts a unit of work: an RCPT or a message).
+ */
 struct props *
 gateway_props(struct gateway *gw)
 {
-	return gateway_db(gw) ? gw_props : NULL;
+	if (gateway_db(gw) == NULL || props_cache_begin(gw_props) == -1)
+		return NULL;
+	return gw_props;
 }
 
 static void
@@ -543,6 +552,8 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 	rv.nrcpts = v->n;
 	rv.smtputf8 = m->txn->smtputf8;
 	rv.body_8bit = m->txn->body_8bit;
+	rv.hold = &m->hold;
+	m->hold.last = (int)k == m->lastk;
 	if (relay_send(m->gw->relay, msgkey, &rv, codes, replies) == -1) {
 		for (size_t i = 0; i < v->n; i++)
 			if (codes[i] == 0 || codes[i] / 100 == 2) {
@@ -601,6 +612,7 @@ gw_cleanup(struct gw_msg *m)
 	header_free(&m->hdr);
 	free(m->subject);
 	free(m->dec);
+	relay_hold_clear(&m->hold);
 }
 
 /* "5.7.1 text" -> "5.7.1"; anything else -> "5.0.0". */
@@ -722,6 +734,8 @@ gw_dsn(struct gw_msg *m, const char *msgkey)
 			rv.nrcpts = 1;
 			rv.smtputf8 = t->smtputf8;
 			rv.body_8bit = 1;
+			rv.hold = &m->hold;
+			m->hold.last = 0;
 			if (relay_send(m->gw->relay, msgkey, &rv, code,
 			    reply) == -1)
 				code[0] = 451;
@@ -755,6 +769,36 @@ gw_dsn(struct gw_msg *m, const char *msgkey)
 }
 
 /*
+ * The entries relay_send held back (the message's last transaction) are
+ * needed only for a recipient whose answer is not final: written now for
+ * those, dropped for the others.
+ */
+static void
+gw_hold_settle(struct gw_msg *m, const char *msgkey)
+{
+	struct smtp_txn *t = m->txn;
+	struct gw_variant *v = &m->v[m->lastk];
+	int any4 = 0;
+
+	for (size_t i = 0; i < t->nrcpts; i++)
+		if (t->rcpts[i].code / 100 == 4)
+			any4 = 1;
+	for (size_t i = 0; any4 && i < m->hold.nheld; i++) {
+		struct relay_held *e = &m->hold.held[i];
+
+		if (t->lmtp && t->rcpts[v->idx[e->vidx]].code / 100 != 4)
+			continue;
+		if (relay_ledger_record(m->gw->relay, msgkey, e->kind,
+		    e->nexthop, v->rcpts[e->vidx], e->when) == -1)
+			log_warnx("relay: kind=%s nexthop=%s: delivered but "
+			    "not recorded", e->kind, e->nexthop);
+		else
+			m->hold.recorded++;
+	}
+	relay_hold_clear(&m->hold);
+}
+
+/*
  * The answer is final for every recipient whose reply is not 4xx (for
  * SMTP: for all, unless one is 4xx, since one reply covers them all): the
  * sender's MTA will not retry those, so their ledger entries go now.
@@ -764,6 +808,10 @@ gw_forget(struct gw_msg *m, const char *msgkey)
 {
 	struct smtp_txn *t = m->txn;
 
+	gw_hold_settle(m, msgkey);
+	/* Nothing to drop when the ledger had nothing and got nothing. */
+	if (m->known == 0 && m->hold.recorded == 0)
+		return;
 	if (!t->lmtp) {
 		for (size_t i = 0; i < t->nrcpts; i++)
 			if (t->rcpts[i].code / 100 == 4)
@@ -842,6 +890,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	}
 	/* The message as received, before anything is stripped. */
 	relay_msgkey(txn->mail_from, txn->spool_path, msgkey);
+	m.known = relay_ledger_known(m.gw->relay, msgkey);
+	m.hold.fresh = m.known == 0;
 	if ((r = gw_strip(&m)) != 0 || (r = gw_subject(&m)) != 0) {
 		if (r == -2)
 			gw_set_all(txn, 554, "5.6.0 %s",
@@ -883,6 +933,9 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		v->idx[v->n] = i;
 		v->rcpts[v->n++] = xstrdup(txn->rcpts[i].addr);
 	}
+	for (int k = 0; k < GW_NKINDS; k++)
+		if (m.v[k].n > 0)
+			m.lastk = k;
 
 	for (int k = 0; k < GW_NKINDS; k++) {
 		struct gw_variant *v = &m.v[k];

@@ -35,6 +35,32 @@ struct relay_conf {
 	size_t			 ntls_policy;
 };
 
+/* A ledger entry relay_send held back instead of writing it. */
+struct relay_held {
+	const char		*kind;		/* the variant's */
+	char			 nexthop[300];
+	size_t			 vidx;		/* index into the variant's rcpts */
+	time_t			 when;
+};
+
+/*
+ * The ledger work of one message, shared by its relay_send calls. Most
+ * messages are answered 250 (or 5xx) at once, and then their entries
+ * would be deleted right after being written: entries of the message's
+ * last SMTP transaction are therefore held here, and written by the
+ * caller (relay_ledger_record) only when the answer turns out 4xx.
+ */
+struct relay_hold {
+	int			 fresh;	/* in: the ledger has no entry for
+					 * msgkey (relay_ledger_known): skip
+					 * the per-recipient lookups */
+	int			 last;	/* in: this call is the message's
+					 * last; hold its last transaction */
+	size_t			 recorded;	/* out: entries written */
+	struct relay_held	*held;		/* out: entries held */
+	size_t			 nheld;
+};
+
 struct relay_variant {
 	const char		*kind;	/* "portal-webmail", "smime", ... */
 	const char		*path;	/* message file, CRLF lines */
@@ -42,6 +68,7 @@ struct relay_variant {
 	const char *const	*rcpts;
 	size_t			 nrcpts;
 	int			 smtputf8, body_8bit;
+	struct relay_hold	*hold;	/* NULL: write every entry at once */
 };
 
 /* The upstream retry window by default: Postfix gives up after 5 days. */
@@ -85,6 +112,9 @@ int		 relay_ledger_record(struct relay *, const char *msgkey,
 		    const char *kind, const char *nexthop, const char *rcpt,
 		    time_t when);
 int		 relay_ledger_purge(struct relay *, time_t now);
+/* 1 when the ledger holds some entry for msgkey, 0 when none. */
+int		 relay_ledger_known(struct relay *, const char *msgkey);
+void		 relay_hold_clear(struct relay_hold *);
 /*
  * The answer for msgkey is final (2xx or 5xx to the sender's MTA, which
  * will not retry): drop its entries, for rcpt (as relayed) or all (NULL).
