@@ -66,6 +66,7 @@ struct gw_msg {
 	struct props		*props;
 	struct splitmode	 sm;
 	char			 base[PATH_MAX];	/* triggers stripped */
+	int			 base_owned;	/* base is a copy, not the spool */
 	char			 untagged[PATH_MAX];	/* and subject tag */
 	struct header		 hdr;
 	const char		*signer;	/* From: mailbox, or NULL */
@@ -193,7 +194,22 @@ gw_rewrite(struct gw_msg *m, const char *in, const char *tag,
 	return r;
 }
 
-/* Step 1: strip forged triggers into m->base and read its header. */
+/* 1 when the header holds one of the n trigger field names. */
+static int
+gw_has_trigger(const struct header *h, const char *const *np, size_t n)
+{
+	for (size_t i = 0; i < h->nfields; i++)
+		for (size_t j = 0; j < n; j++)
+			if (strcasecmp(h->fields[i].name, np[j]) == 0)
+				return 1;
+	return 0;
+}
+
+/*
+ * Step 1: strip forged triggers into m->base and read its header. A
+ * message without any (nearly all) is its own base: the spool file is
+ * used as it is, no copy.
+ */
 static int
 gw_strip(struct gw_msg *m)
 {
@@ -202,13 +218,28 @@ gw_strip(struct gw_msg *m)
 	FILE *f;
 	int r;
 
+	if ((f = fopen(m->txn->spool_path, "re")) == NULL) {
+		log_warn("id=%s open %s", m->txn->id, m->txn->spool_path);
+		return -1;
+	}
+	r = header_read(f, m->gw->max_header, &m->hdr);
+	fclose(f);
+	if (r == 0 && !gw_has_trigger(&m->hdr, np, n)) {
+		snprintf(m->base, sizeof(m->base), "%s", m->txn->spool_path);
+		goto subject;
+	}
+	header_free(&m->hdr);
+	if (r != 0)
+		return r;
 	if ((r = gw_rewrite(m, m->txn->spool_path, "base", np, n, NULL,
 	    m->base, sizeof(m->base))) != 0)
 		return r;
+	m->base_owned = 1;
 	if ((f = fopen(m->base, "re")) == NULL)
 		return -1;
 	r = header_read(f, m->gw->max_header, &m->hdr);
 	fclose(f);
+ subject:
 	if (r == 0) {
 		const struct header_field *s = header_get(&m->hdr, "Subject");
 
@@ -607,7 +638,7 @@ gw_cleanup(struct gw_msg *m)
 	}
 	if (m->untagged[0] != '\0' && strcmp(m->untagged, m->base) != 0)
 		unlink(m->untagged);
-	if (m->base[0] != '\0')
+	if (m->base_owned)
 		unlink(m->base);
 	header_free(&m->hdr);
 	free(m->subject);
