@@ -57,6 +57,7 @@ struct gw_variant {
 	size_t	 n;
 	char	 path[PATH_MAX];
 	int	 owned;		/* path is ours to unlink */
+	char	*head;		/* header lines relayed ahead of path */
 	char	 note[128];	/* added to each recipient's rule */
 };
 
@@ -393,8 +394,13 @@ done:
 	return r;
 }
 
-/* The portal copy: trigger header added, recipients rewritten, and signed
- * with the tunnel key when portal-tunnel-sign is on. */
+/*
+ * The portal copy: trigger header added, recipients rewritten, and signed
+ * with the tunnel key when portal-tunnel-sign is on. The base holds no
+ * trigger field (gw_strip removed them), so when the copy is neither
+ * signed nor given a new subject it is the trigger field relayed ahead of
+ * the base file as it is: nothing is written.
+ */
 static int
 gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 {
@@ -402,13 +408,18 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 	char path[PATH_MAX], signedp[PATH_MAX];
 	const char *np[SPLITMODE_MAX_NAMES];
 	size_t nn = splitmode_names(&m->sm, np, SPLITMODE_MAX_NAMES);
-	int r;
+	int r, tsign, copy;
 
 	splitmode_tag_field(&m->sm, pdf ? SPLITMODE_PDF : SPLITMODE_WEBMAIL,
 	    extra, sizeof(extra));
-	r = gw_rewrite(m, m->untagged, "portal", np, nn, extra, path,
-	    sizeof(path));
-	if (r != 0)
+	tsign = m->gw->tunnel_signer != NULL &&
+	    props_get_bool(m->props, NULL, "portal-tunnel-sign");
+	copy = tsign || strcmp(m->untagged, m->base) != 0;
+	if (!copy) {
+		snprintf(path, sizeof(path), "%s", m->base);
+		v->head = xstrdup(extra);
+	} else if ((r = gw_rewrite(m, m->untagged, "portal", np, nn, extra,
+	    path, sizeof(path))) != 0)
 		return -1;
 
 	for (size_t i = 0; i < v->n; i++) {
@@ -425,8 +436,7 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 		v->rcpts[i] = xstrdup(out);
 	}
 
-	if (m->gw->tunnel_signer != NULL &&
-	    props_get_bool(m->props, NULL, "portal-tunnel-sign")) {
+	if (tsign) {
 		if (gw_sign(m, m->gw->tunnel_signer, KEYD_PURPOSE_TUNNEL, path,
 		    signedp, sizeof(signedp)) == -1) {
 			unlink(path);
@@ -436,7 +446,7 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 		snprintf(path, sizeof(path), "%s", signedp);
 	}
 	snprintf(v->path, sizeof(v->path), "%s", path);
-	v->owned = 1;
+	v->owned = copy;
 	return 0;
 }
 
@@ -578,6 +588,7 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 	memset(&rv, 0, sizeof(rv));
 	rv.kind = gw_kind_names[k];
 	rv.path = v->path;
+	rv.head = v->head;
 	rv.from = m->txn->mail_from;
 	rv.rcpts = (const char *const *)v->rcpts;
 	rv.nrcpts = v->n;
@@ -635,6 +646,7 @@ gw_cleanup(struct gw_msg *m)
 			free(v->rcpts[i]);
 		free(v->rcpts);
 		free(v->idx);
+		free(v->head);
 	}
 	if (m->untagged[0] != '\0' && strcmp(m->untagged, m->base) != 0)
 		unlink(m->untagged);

@@ -429,6 +429,7 @@ relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
 	m.rcpts = rcpts;
 	m.nrcpts = ns;
 	m.path = v->path;
+	m.head = v->head;
 	m.smtputf8 = v->smtputf8;
 	m.body_8bit = v->body_8bit;
 	memset(&res, 0, sizeof(res));

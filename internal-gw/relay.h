@@ -64,6 +64,8 @@ struct relay_hold {
 struct relay_variant {
 	const char		*kind;	/* "portal-webmail", "smime", ... */
 	const char		*path;	/* message file, CRLF lines */
+	const char		*head;	/* NULL, or header lines sent ahead
+					 * of the file (smtp_client_msg) */
 	const char		*from;
 	const char *const	*rcpts;
 	size_t			 nrcpts;
