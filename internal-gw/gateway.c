@@ -71,6 +71,7 @@ struct gw_msg {
 	char			 untagged[PATH_MAX];	/* and subject tag */
 	struct header		 hdr;
 	const char		*signer;	/* From: mailbox, or NULL */
+	int			 signer_known;	/* gw_signer ran */
 	char			 signer_buf[ADDR_MAX];
 	char			 nosign[160];	/* why signer is NULL */
 	char			*subject;		/* decoded, UTF-8 */
@@ -510,10 +511,17 @@ gw_signer(struct gw_msg *m)
 	m->signer = m->signer_buf;
 }
 
-/* 1 when the message is signed as m->signer; else the note says why not. */
+/*
+ * 1 when the message is signed as m->signer; else the note says why not.
+ * The From: field is parsed here, for the messages that may be signed.
+ */
 static int
 gw_can_sign(struct gw_msg *m, struct gw_variant *v, const char *then)
 {
+	if (!m->signer_known) {
+		gw_signer(m);
+		m->signer_known = 1;
+	}
 	if (m->signer == NULL) {
 		snprintf(v->note, sizeof(v->note), "; not signed: %.80s, %s",
 		    m->nosign, then);
@@ -945,7 +953,6 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		gw_cleanup(&m);
 		return;
 	}
-	gw_signer(&m);
 
 	/* Decide per recipient, grouping them by variant. */
 	memset(&pm, 0, sizeof(pm));

@@ -602,16 +602,23 @@ static int
 smtp_client_stuff(struct smtp_client_conn *c, const char *buf, size_t n,
     int *bol)
 {
-	size_t i, start;
+	const char *nl;
+	size_t i = 0, start = 0;
 
-	for (i = start = 0; i < n; i++) {
+	while (i < n) {
 		if (*bol && buf[i] == '.') {
 			if (smtp_client_write(c, buf + start, i - start) == -1 ||
 			    smtp_client_write(c, ".", 1) == -1)
 				return -1;
 			start = i;
 		}
-		*bol = buf[i] == '\n';
+		/* On to the byte after the next LF: a line start. */
+		if ((nl = memchr(buf + i, '\n', n - i)) == NULL) {
+			*bol = 0;
+			break;
+		}
+		i = (size_t)(nl - buf) + 1;
+		*bol = 1;
 	}
 	return smtp_client_write(c, buf + start, n - start);
 }
