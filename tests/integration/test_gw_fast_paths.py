@@ -6,6 +6,7 @@ relayed without a temporary file is the trigger field followed by the
 message as received. Real daemon, smtplib as the LAN MTA, aiosmtpd next
 hops."""
 
+import os
 import smtplib
 
 import pytest
@@ -102,3 +103,29 @@ def test_portal_copy_of_forged_trigger_has_one_trigger(gw_factory, sinks):
     assert keep_headers(got) == [b"X-Keep-CipherMail-To-Webmail: True"]
     assert b"forged" not in got
     assert "removed 1 forged trigger header(s)" in gw.daemon.log()
+
+
+def smtp_threads(gw):
+    """Threads of the gateway's smtp process (the one logging as smtp)."""
+    from test_smime import pids_by_proc
+    pid = pids_by_proc(gw)["smtp"]
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.parametrize("setting", ["workers = 1;", "workers = 9;", ""])
+def test_workers_sets_the_number_of_message_threads(gw_factory, setting):
+    gw = gw_factory(start=False)
+    with open(gw.conf) as f:
+        conf = f.read()
+    assert "workers = 2;" in conf
+    with open(gw.conf, "w") as f:
+        f.write(conf.replace("workers = 2;", setting))
+    gw.start()
+    n = smtp_threads(gw)
+    gw.stop()
+    with open(gw.conf, "w") as f:
+        f.write(conf)
+    gw.start()
+    base = smtp_threads(gw) - 2          # without its 2 workers
+    want = {"workers = 1;": 1, "workers = 9;": 9, "": 16}[setting]
+    assert n == base + want, (n, base)
