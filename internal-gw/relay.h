@@ -87,8 +87,10 @@ void		 relay_free(struct relay *);
  * answer for rcpts[i]: 2xx delivered (or delivered by an earlier attempt
  * of the same transaction: the ledger entry for (msgkey, kind, next hop,
  * recipient) is younger than the TTL, and then nothing is sent to that
- * recipient again), 4xx/5xx refused or failed; a ledger error is 451. Delivered recipients are recorded. Returns 0 when every code is
- * set, -1 when the relay could not run at all (ledger unusable; codes 0).
+ * recipient again), 4xx/5xx refused or failed; a ledger error is 451.
+ * Delivered recipients are recorded, or held in v->hold (see struct
+ * relay_hold). Returns 0 when every code is set, -1 when the relay could
+ * not run at all (ledger unusable; codes 0).
  */
 int		 relay_send(struct relay *, const char *msgkey,
 		    const struct relay_variant *, int *codes,
