@@ -60,6 +60,7 @@ struct gw_variant {
 	size_t	 n;
 	char	 path[PATH_MAX];
 	int	 owned;		/* path is ours to unlink */
+	char	*head;		/* header lines relayed ahead of path */
 	char	 note[128];	/* added to each recipient's rule */
 };
 
@@ -69,15 +70,20 @@ struct gw_msg {
 	struct props		*props;
 	struct splitmode	 sm;
 	char			 base[PATH_MAX];	/* triggers stripped */
+	int			 base_owned;	/* base is a copy, not the spool */
 	char			 untagged[PATH_MAX];	/* and subject tag */
 	struct header		 hdr;
 	const char		*signer;	/* From: mailbox, or NULL */
+	int			 signer_known;	/* gw_signer ran */
 	char			 signer_buf[ADDR_MAX];
 	char			 nosign[160];	/* why signer is NULL */
 	char			*subject;		/* decoded, UTF-8 */
 	struct policy_decision	*dec;
 	struct gw_variant	 v[GW_NKINDS];
 	int			 tmpseq;
+	struct relay_hold	 hold;		/* ledger entries held back */
+	int			 known;		/* ledger knew msgkey (-1: ?) */
+	int			 lastk;		/* kind relayed last */
 };
 
 /*
@@ -127,10 +133,16 @@ gateway_db(struct gateway *gw)
 	return gw_db;
 }
 
+/*
+ * The thread's property reader, its cache checked against the database
+ * (each call starts a unit of work: an RCPT or a message).
+ */
 struct props *
 gateway_props(struct gateway *gw)
 {
-	return gateway_db(gw) ? gw_props : NULL;
+	if (gateway_db(gw) == NULL || props_cache_begin(gw_props) == -1)
+		return NULL;
+	return gw_props;
 }
 
 static void
@@ -208,7 +220,22 @@ gw_rewrite(struct gw_msg *m, const char *in, const char *tag,
 	return r;
 }
 
-/* Step 1: strip forged triggers into m->base and read its header. */
+/* 1 when the header holds one of the n trigger field names. */
+static int
+gw_has_trigger(const struct header *h, const char *const *np, size_t n)
+{
+	for (size_t i = 0; i < h->nfields; i++)
+		for (size_t j = 0; j < n; j++)
+			if (strcasecmp(h->fields[i].name, np[j]) == 0)
+				return 1;
+	return 0;
+}
+
+/*
+ * Step 1: strip forged triggers into m->base and read its header. A
+ * message without any (nearly all) is its own base: the spool file is
+ * used as it is, no copy.
+ */
 static int
 gw_strip(struct gw_msg *m)
 {
@@ -217,13 +244,28 @@ gw_strip(struct gw_msg *m)
 	FILE *f;
 	int r;
 
+	if ((f = fopen(m->txn->spool_path, "re")) == NULL) {
+		log_warn("id=%s open %s", m->txn->id, m->txn->spool_path);
+		return -1;
+	}
+	r = header_read(f, m->gw->max_header, &m->hdr);
+	fclose(f);
+	if (r == 0 && !gw_has_trigger(&m->hdr, np, n)) {
+		snprintf(m->base, sizeof(m->base), "%s", m->txn->spool_path);
+		goto subject;
+	}
+	header_free(&m->hdr);
+	if (r != 0)
+		return r;
 	if ((r = gw_rewrite(m, m->txn->spool_path, "base", np, n, NULL,
 	    m->base, sizeof(m->base))) != 0)
 		return r;
+	m->base_owned = 1;
 	if ((f = fopen(m->base, "re")) == NULL)
 		return -1;
 	r = header_read(f, m->gw->max_header, &m->hdr);
 	fclose(f);
+ subject:
 	if (r == 0) {
 		const struct header_field *s = header_get(&m->hdr, "Subject");
 
@@ -379,8 +421,13 @@ done:
 	return r;
 }
 
-/* The portal copy: trigger header added, recipients rewritten, and signed
- * with the tunnel key when portal-tunnel-sign is on. */
+/*
+ * The portal copy: trigger header added, recipients rewritten, and signed
+ * with the tunnel key when portal-tunnel-sign is on. The base holds no
+ * trigger field (gw_strip removed them), so when the copy is neither
+ * signed nor given a new subject it is the trigger field relayed ahead of
+ * the base file as it is: nothing is written.
+ */
 static int
 gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 {
@@ -388,13 +435,18 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 	char path[PATH_MAX], signedp[PATH_MAX];
 	const char *np[SPLITMODE_MAX_NAMES];
 	size_t nn = splitmode_names(&m->sm, np, SPLITMODE_MAX_NAMES);
-	int r;
+	int r, tsign, copy;
 
 	splitmode_tag_field(&m->sm, pdf ? SPLITMODE_PDF : SPLITMODE_WEBMAIL,
 	    extra, sizeof(extra));
-	r = gw_rewrite(m, m->untagged, "portal", np, nn, extra, path,
-	    sizeof(path));
-	if (r != 0)
+	tsign = m->gw->tunnel_signer != NULL &&
+	    props_get_bool(m->props, NULL, "portal-tunnel-sign");
+	copy = tsign || strcmp(m->untagged, m->base) != 0;
+	if (!copy) {
+		snprintf(path, sizeof(path), "%s", m->base);
+		v->head = xstrdup(extra);
+	} else if ((r = gw_rewrite(m, m->untagged, "portal", np, nn, extra,
+	    path, sizeof(path))) != 0)
 		return -1;
 
 	for (size_t i = 0; i < v->n; i++) {
@@ -411,8 +463,7 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 		v->rcpts[i] = xstrdup(out);
 	}
 
-	if (m->gw->tunnel_signer != NULL &&
-	    props_get_bool(m->props, NULL, "portal-tunnel-sign")) {
+	if (tsign) {
 		if (gw_sign(m, m->gw->tunnel_signer, KEYD_PURPOSE_TUNNEL, path,
 		    signedp, sizeof(signedp)) == -1) {
 			unlink(path);
@@ -422,7 +473,7 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 		snprintf(path, sizeof(path), "%s", signedp);
 	}
 	snprintf(v->path, sizeof(v->path), "%s", path);
-	v->owned = 1;
+	v->owned = copy;
 	return 0;
 }
 
@@ -486,10 +537,17 @@ gw_signer(struct gw_msg *m)
 	m->signer = m->signer_buf;
 }
 
-/* 1 when the message is signed as m->signer; else the note says why not. */
+/*
+ * 1 when the message is signed as m->signer; else the note says why not.
+ * The From: field is parsed here, for the messages that may be signed.
+ */
 static int
 gw_can_sign(struct gw_msg *m, struct gw_variant *v, const char *then)
 {
+	if (!m->signer_known) {
+		gw_signer(m);
+		m->signer_known = 1;
+	}
 	if (m->signer == NULL) {
 		snprintf(v->note, sizeof(v->note), "; not signed: %.80s, %s",
 		    m->nosign, then);
@@ -569,11 +627,14 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 	memset(&rv, 0, sizeof(rv));
 	rv.kind = gw_kind_names[k];
 	rv.path = v->path;
+	rv.head = v->head;
 	rv.from = m->txn->mail_from;
 	rv.rcpts = (const char *const *)v->rcpts;
 	rv.nrcpts = v->n;
 	rv.smtputf8 = m->txn->smtputf8;
 	rv.body_8bit = m->txn->body_8bit;
+	rv.hold = &m->hold;
+	m->hold.last = (int)k == m->lastk;
 	if (relay_send(m->gw->relay, msgkey, &rv, codes, replies) == -1) {
 		for (size_t i = 0; i < v->n; i++)
 			if (codes[i] == 0 || codes[i] / 100 == 2) {
@@ -647,14 +708,16 @@ gw_cleanup(struct gw_msg *m)
 			free(v->rcpts[i]);
 		free(v->rcpts);
 		free(v->idx);
+		free(v->head);
 	}
 	if (m->untagged[0] != '\0' && strcmp(m->untagged, m->base) != 0)
 		unlink(m->untagged);
-	if (m->base[0] != '\0')
+	if (m->base_owned)
 		unlink(m->base);
 	header_free(&m->hdr);
 	free(m->subject);
 	free(m->dec);
+	relay_hold_clear(&m->hold);
 }
 
 /* "5.7.1 text" -> "5.7.1"; anything else -> "5.0.0". */
@@ -776,6 +839,8 @@ gw_dsn(struct gw_msg *m, const char *msgkey)
 			rv.nrcpts = 1;
 			rv.smtputf8 = t->smtputf8;
 			rv.body_8bit = 1;
+			rv.hold = &m->hold;
+			m->hold.last = 0;
 			if (relay_send(m->gw->relay, msgkey, &rv, code,
 			    reply) == -1)
 				code[0] = 451;
@@ -809,6 +874,36 @@ gw_dsn(struct gw_msg *m, const char *msgkey)
 }
 
 /*
+ * The entries relay_send held back (the message's last transaction) are
+ * needed only for a recipient whose answer is not final: written now for
+ * those, dropped for the others.
+ */
+static void
+gw_hold_settle(struct gw_msg *m, const char *msgkey)
+{
+	struct smtp_txn *t = m->txn;
+	struct gw_variant *v = &m->v[m->lastk];
+	int any4 = 0;
+
+	for (size_t i = 0; i < t->nrcpts; i++)
+		if (t->rcpts[i].code / 100 == 4)
+			any4 = 1;
+	for (size_t i = 0; any4 && i < m->hold.nheld; i++) {
+		struct relay_held *e = &m->hold.held[i];
+
+		if (t->lmtp && t->rcpts[v->idx[e->vidx]].code / 100 != 4)
+			continue;
+		if (relay_ledger_record(m->gw->relay, msgkey, e->kind,
+		    e->nexthop, v->rcpts[e->vidx], e->when) == -1)
+			log_warnx("relay: kind=%s nexthop=%s: delivered but "
+			    "not recorded", e->kind, e->nexthop);
+		else
+			m->hold.recorded++;
+	}
+	relay_hold_clear(&m->hold);
+}
+
+/*
  * The answer is final for every recipient whose reply is not 4xx (for
  * SMTP: for all, unless one is 4xx, since one reply covers them all): the
  * sender's MTA will not retry those, so their ledger entries go now.
@@ -818,6 +913,10 @@ gw_forget(struct gw_msg *m, const char *msgkey)
 {
 	struct smtp_txn *t = m->txn;
 
+	gw_hold_settle(m, msgkey);
+	/* Nothing to drop when the ledger had nothing and got nothing. */
+	if (m->known == 0 && m->hold.recorded == 0)
+		return;
 	if (!t->lmtp) {
 		for (size_t i = 0; i < t->nrcpts; i++)
 			if (t->rcpts[i].code / 100 == 4)
@@ -896,6 +995,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	}
 	/* The message as received, before anything is stripped. */
 	relay_msgkey(txn->mail_from, txn->spool_path, msgkey);
+	m.known = relay_ledger_known(m.gw->relay, msgkey);
+	m.hold.fresh = m.known == 0;
 	if ((r = gw_strip(&m)) != 0 || (r = gw_subject(&m)) != 0) {
 		if (r == -2)
 			gw_set_all(txn, 554, "5.6.0 %s",
@@ -906,7 +1007,6 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		gw_cleanup(&m);
 		return;
 	}
-	gw_signer(&m);
 
 	/* Decide per recipient, grouping them by variant. */
 	memset(&pm, 0, sizeof(pm));
@@ -937,6 +1037,9 @@ gateway_message(void *arg, struct smtp_txn *txn)
 		v->idx[v->n] = i;
 		v->rcpts[v->n++] = xstrdup(txn->rcpts[i].addr);
 	}
+	for (int k = 0; k < GW_NKINDS; k++)
+		if (m.v[k].n > 0)
+			m.lastk = k;
 
 	for (int k = 0; k < GW_NKINDS; k++) {
 		struct gw_variant *v = &m.v[k];

@@ -19,7 +19,7 @@ const struct conf_key gw_conf_schema[] = {
 	{ "user", CONF_STRING, 0, 0, 64, NULL },
 	{ "keyd_user", CONF_STRING, 0, 0, 64, NULL },
 	{ "keyd_workers", CONF_INT, 0, 0, 8, "0" },
-	{ "workers", CONF_INT, 0, 1, 64, "4" },
+	{ "workers", CONF_INT, 0, 1, 64, "16" },
 
 	CONF_KEYS_LOG,
 

@@ -104,6 +104,15 @@ struct keyd_key {
 struct keyd_client {
 	struct keyholder_client	*kh;
 	struct keyholder_client	*dec;	/* decryption channels */
+	/*
+	 * keyd_can_sign's copy of the signer list. keyd's keys change only
+	 * through RELOAD, which this client sends: keyd_reload bumps gen
+	 * before and after it, and a copy of an older gen is fetched again.
+	 */
+	pthread_mutex_t		 smtx;
+	unsigned int		 gen;		/* atomic */
+	unsigned int		 sgen;		/* gen of signers */
+	char			**signers;	/* NULL: none fetched */
 };
 
 /*
@@ -951,10 +960,12 @@ keyd_spawn(const struct keyd_conf *kc, struct keyd_client **sign,
 	*sign = xcalloc(1, sizeof(**sign));
 	(*sign)->kh = keyholder_client_new(fds, (size_t)nw);
 	(*sign)->dec = keyholder_client_new(fds + nw, (size_t)nw);
+	pthread_mutex_init(&(*sign)->smtx, NULL);
 	*tls = NULL;
 	if (kc->ntls > 0) {
 		*tls = xcalloc(1, sizeof(**tls));
 		(*tls)->kh = keyholder_client_new(fds + 2 * nw, (size_t)nw);
+		pthread_mutex_init(&(*tls)->smtx, NULL);
 	}
 	return pid;
 }
@@ -969,6 +980,8 @@ keyd_client_free(struct keyd_client **cp)
 	keyholder_client_free(&(*cp)->kh);
 	if ((*cp)->dec != NULL)
 		keyholder_client_free(&(*cp)->dec);
+	keyd_signers_free(&(*cp)->signers);
+	pthread_mutex_destroy(&(*cp)->smtx);
 	free(*cp);
 	*cp = NULL;
 }
@@ -1070,17 +1083,27 @@ keyd_signers_free(char ***vp)
 	*vp = NULL;
 }
 
+/* The signer list is asked of keyd once per key generation, not per call. */
 int
 keyd_can_sign(struct keyd_client *c, const char *signer)
 {
+	unsigned int gen = __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE);
 	char **v;
-	int n, found = 0;
+	int found = 0;
 
-	if ((n = keyd_signers(c, &v)) == -1)
-		return -1;
-	for (int i = 0; i < n && !found; i++)
-		found = strcasecmp(v[i], signer) == 0;
-	keyd_signers_free(&v);
+	pthread_mutex_lock(&c->smtx);
+	if (c->signers == NULL || c->sgen != gen) {
+		if (keyd_signers(c, &v) == -1) {
+			pthread_mutex_unlock(&c->smtx);
+			return -1;
+		}
+		keyd_signers_free(&c->signers);
+		c->signers = v;
+		c->sgen = gen;
+	}
+	for (size_t i = 0; c->signers[i] != NULL && !found; i++)
+		found = strcasecmp(c->signers[i], signer) == 0;
+	pthread_mutex_unlock(&c->smtx);
 	return found;
 }
 
@@ -1090,9 +1113,12 @@ keyd_reload(struct keyd_client *c)
 	unsigned char *reply;
 	size_t rlen;
 	uint32_t count;
+	int t;
 
-	if (keyd_request(c, KEYD_RELOAD, NULL, 0, NULL, 0, &reply, &rlen) !=
-	    KEYHOLDER_OK || rlen != sizeof(count)) {
+	__atomic_add_fetch(&c->gen, 1, __ATOMIC_ACQ_REL);
+	t = keyd_request(c, KEYD_RELOAD, NULL, 0, NULL, 0, &reply, &rlen);
+	__atomic_add_fetch(&c->gen, 1, __ATOMIC_ACQ_REL);
+	if (t != KEYHOLDER_OK || rlen != sizeof(count)) {
 		free(reply);
 		return -1;
 	}

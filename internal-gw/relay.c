@@ -316,6 +316,34 @@ relay_ledger_purge(struct relay *r, time_t now)
 }
 
 int
+relay_ledger_known(struct relay *r, const char *msgkey)
+{
+	struct sqlite3 *db;
+	struct sqlite3_stmt *st;
+	int rv;
+
+	if ((db = relay_db(r)) == NULL)
+		return -1;
+	if ((st = db_prepare(db, "SELECT 1 FROM relay_ledger WHERE "
+	    "msgkey = ?1 LIMIT 1")) == NULL)
+		return -1;
+	if (db_bind(st, "t", msgkey) == -1)
+		rv = -1;
+	else
+		rv = db_step(st);	/* DB_ROW 1, DB_DONE 0, or -1 */
+	db_finalize(st);
+	return rv;
+}
+
+void
+relay_hold_clear(struct relay_hold *h)
+{
+	free(h->held);
+	h->held = NULL;
+	h->nheld = 0;
+}
+
+int
 relay_ledger_forget(struct relay *r, const char *msgkey, const char *rcpt)
 {
 	struct sqlite3 *db;
@@ -358,7 +386,7 @@ relay_target(struct relay *r, const struct transport_nexthop *nh,
 static void
 relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
     const struct relay_variant *v, const struct transport_nexthop *nh,
-    const size_t *idx, size_t n, int *codes, char (*replies)[512])
+    const size_t *idx, size_t n, int *codes, char (*replies)[512], int hold)
 {
 	struct smtp_client_target t;
 	struct smtp_client_msg m;
@@ -371,7 +399,8 @@ relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
 
 	for (i = 0; i < n; i++) {
 		k = idx[i];
-		d = relay_db_delivered(r, db, msgkey, v->kind, nh->nexthop,
+		d = v->hold != NULL && v->hold->fresh ? 0 :
+		    relay_db_delivered(r, db, msgkey, v->kind, nh->nexthop,
 		    v->rcpts[k], now);
 		if (d == 1) {
 			codes[k] = 250;
@@ -400,6 +429,7 @@ relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
 	m.rcpts = rcpts;
 	m.nrcpts = ns;
 	m.path = v->path;
+	m.head = v->head;
 	m.smtputf8 = v->smtputf8;
 	m.body_8bit = v->body_8bit;
 	memset(&res, 0, sizeof(res));
@@ -416,11 +446,27 @@ relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
 		    res.rcpt_reply[i][0] ? res.rcpt_reply[i] : res.reply);
 		if (codes[k] == 0)
 			codes[k] = 451;
-		else if (codes[k] / 100 == 2 && relay_db_record(db, msgkey,
-		    v->kind, nh->nexthop, rcpts[i], time(NULL)) == -1)
+		else if (codes[k] / 100 != 2)
+			continue;
+		else if (hold) {
+			struct relay_hold *h = v->hold;
+			struct relay_held *e;
+
+			h->held = xreallocarray(h->held, h->nheld + 1,
+			    sizeof(*h->held));
+			e = &h->held[h->nheld++];
+			e->kind = v->kind;
+			snprintf(e->nexthop, sizeof(e->nexthop), "%s",
+			    nh->nexthop);
+			e->vidx = k;
+			e->when = time(NULL);
+		} else if (relay_db_record(db, msgkey, v->kind, nh->nexthop,
+		    rcpts[i], time(NULL)) == -1)
 			/* Delivered all the same: say so, a retry may dup. */
 			log_warnx("relay: kind=%s nexthop=%s: delivered but "
 			    "not recorded", v->kind, nh->nexthop);
+		else if (v->hold != NULL)
+			v->hold->recorded++;
 	}
 	free(res.rcpt_code);
 	free(res.rcpt_reply);
@@ -438,6 +484,7 @@ relay_send(struct relay *r, const char *msgkey,
 	char dom[256];
 	size_t i, j, n, *idx;
 	char *routed;
+	int last;
 
 	for (i = 0; i < v->nrcpts; i++) {
 		codes[i] = 0;
@@ -475,8 +522,12 @@ relay_send(struct relay *r, const char *msgkey,
 				idx[n++] = j;
 				routed[j] = 0;
 			}
+		/* Held: the last transaction of the message's last call. */
+		for (last = 1, j = i + 1; j < v->nrcpts; j++)
+			if (routed[j])
+				last = 0;
 		relay_group(r, db, msgkey, v, &hops[i], idx, n, codes,
-		    replies);
+		    replies, v->hold != NULL && v->hold->last && last);
 	}
 	free(hops);
 	free(routed);

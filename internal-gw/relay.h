@@ -35,13 +35,42 @@ struct relay_conf {
 	size_t			 ntls_policy;
 };
 
+/* A ledger entry relay_send held back instead of writing it. */
+struct relay_held {
+	const char		*kind;		/* the variant's */
+	char			 nexthop[300];
+	size_t			 vidx;		/* index into the variant's rcpts */
+	time_t			 when;
+};
+
+/*
+ * The ledger work of one message, shared by its relay_send calls. Most
+ * messages are answered 250 (or 5xx) at once, and then their entries
+ * would be deleted right after being written: entries of the message's
+ * last SMTP transaction are therefore held here, and written by the
+ * caller (relay_ledger_record) only when the answer turns out 4xx.
+ */
+struct relay_hold {
+	int			 fresh;	/* in: the ledger has no entry for
+					 * msgkey (relay_ledger_known): skip
+					 * the per-recipient lookups */
+	int			 last;	/* in: this call is the message's
+					 * last; hold its last transaction */
+	size_t			 recorded;	/* out: entries written */
+	struct relay_held	*held;		/* out: entries held */
+	size_t			 nheld;
+};
+
 struct relay_variant {
 	const char		*kind;	/* "portal-webmail", "smime", ... */
 	const char		*path;	/* message file, CRLF lines */
+	const char		*head;	/* NULL, or header lines sent ahead
+					 * of the file (smtp_client_msg) */
 	const char		*from;
 	const char *const	*rcpts;
 	size_t			 nrcpts;
 	int			 smtputf8, body_8bit;
+	struct relay_hold	*hold;	/* NULL: write every entry at once */
 };
 
 /* The upstream retry window by default: Postfix gives up after 5 days. */
@@ -58,8 +87,10 @@ void		 relay_free(struct relay *);
  * answer for rcpts[i]: 2xx delivered (or delivered by an earlier attempt
  * of the same transaction: the ledger entry for (msgkey, kind, next hop,
  * recipient) is younger than the TTL, and then nothing is sent to that
- * recipient again), 4xx/5xx refused or failed; a ledger error is 451. Delivered recipients are recorded. Returns 0 when every code is
- * set, -1 when the relay could not run at all (ledger unusable; codes 0).
+ * recipient again), 4xx/5xx refused or failed; a ledger error is 451.
+ * Delivered recipients are recorded, or held in v->hold (see struct
+ * relay_hold). Returns 0 when every code is set, -1 when the relay could
+ * not run at all (ledger unusable; codes 0).
  */
 int		 relay_send(struct relay *, const char *msgkey,
 		    const struct relay_variant *, int *codes,
@@ -85,6 +116,9 @@ int		 relay_ledger_record(struct relay *, const char *msgkey,
 		    const char *kind, const char *nexthop, const char *rcpt,
 		    time_t when);
 int		 relay_ledger_purge(struct relay *, time_t now);
+/* 1 when the ledger holds some entry for msgkey, 0 when none. */
+int		 relay_ledger_known(struct relay *, const char *msgkey);
+void		 relay_hold_clear(struct relay_hold *);
 /*
  * The answer for msgkey is final (2xx or 5xx to the sender's MTA, which
  * will not retry): drop its entries, for rcpt (as relayed) or all (NULL).

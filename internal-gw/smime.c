@@ -70,7 +70,8 @@ static ssize_t
 smime_in_read(struct smime_in *in, char *out, char *err, size_t errlen)
 {
 	char chunk[SMIME_CHUNK];
-	size_t n, i, o = 0;
+	const char *nl;
+	size_t n, i, end, o = 0;
 
 	if ((n = fread(chunk, 1, sizeof(chunk), in->f)) == 0) {
 		if (ferror(in->f)) {
@@ -79,11 +80,21 @@ smime_in_read(struct smime_in *in, char *out, char *err, size_t errlen)
 		}
 		return 0;
 	}
-	for (i = 0; i < n; i++) {
-		if (chunk[i] == '\n' && !in->prev_cr)
+	/* Line by line: the text up to each LF is copied as it is. */
+	for (i = 0; i < n; i = end + 1) {
+		nl = memchr(chunk + i, '\n', n - i);
+		end = nl != NULL ? (size_t)(nl - chunk) : n;
+		if (end > i) {
+			memcpy(out + o, chunk + i, end - i);
+			o += end - i;
+			in->prev_cr = chunk[end - 1] == '\r';
+		}
+		if (nl == NULL)
+			break;
+		if (!in->prev_cr)
 			out[o++] = '\r';
-		out[o++] = chunk[i];
-		in->prev_cr = chunk[i] == '\r';
+		out[o++] = '\n';
+		in->prev_cr = 0;
 	}
 	return (ssize_t)o;
 }
@@ -91,17 +102,28 @@ smime_in_read(struct smime_in *in, char *out, char *err, size_t errlen)
 static void
 smime_scan(struct smime_scan *sc, const char *p, size_t len)
 {
-	size_t i;
+	const char *nl;
+	size_t i, run;
+	unsigned char high, nul;
 
-	for (i = 0; i < len && !sc->needs_7bit; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c >= 0x80 || c == '\0')
+	/* A line (or the rest of one) at a time; CR counts in its length. */
+	while (len > 0 && !sc->needs_7bit) {
+		nl = memchr(p, '\n', len);
+		run = nl != NULL ? (size_t)(nl - p) : len;
+		high = 0;
+		nul = 0;
+		for (i = 0; i < run; i++) {
+			high |= (unsigned char)p[i];
+			nul |= p[i] == '\0';
+		}
+		sc->linelen += run;
+		if ((high & 0x80) || nul || sc->linelen > SMIME_MAX_LINE + 1)
 			sc->needs_7bit = 1;
-		else if (c == '\n')
-			sc->linelen = 0;
-		else if (++sc->linelen > SMIME_MAX_LINE + 1)
-			sc->needs_7bit = 1;
+		if (nl == NULL)
+			break;
+		sc->linelen = 0;
+		p += run + 1;
+		len -= run + 1;
 	}
 }
 

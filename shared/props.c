@@ -28,11 +28,28 @@
 #define PROPS_DOMAIN_MAX	253
 #define PROPS_LABEL_MAX		63
 
+/* One cached answer of props_get_at (see props_cache_begin). */
+struct props_centry {
+	unsigned int	 hash;
+	enum props_scope scope;
+	enum props_scope from;
+	char		*key;		/* as asked, NULL for none */
+	const char	*name;		/* props_defs' own string */
+	char		*val;
+};
+
+#define PROPS_CACHE_MAX		256	/* entries; flushed whole when full */
+
 struct props {
 	sqlite3		*db;
 	int		 owned;
 	int		 node;
 	sqlite3_stmt	*lookup;	/* cached: read on every message */
+	sqlite3_stmt	*dversion;	/* PRAGMA data_version */
+	int		 cache_on;	/* props_cache_begin succeeded */
+	long long	 cache_dv;	/* data_version the cache is of */
+	struct props_centry *cache;
+	size_t		 ncache;
 };
 
 static const char props_schema[] =
@@ -387,11 +404,109 @@ props_open(const char *dbpath, char **err)
 	return p;
 }
 
+static void
+props_cache_flush(struct props *p)
+{
+	for (size_t i = 0; i < p->ncache; i++) {
+		free(p->cache[i].key);
+		free(p->cache[i].val);
+	}
+	p->ncache = 0;
+}
+
+/*
+ * The cache of effective values: a caller that reads the same properties
+ * for every message (the gateway) calls props_cache_begin at the start of
+ * each unit of work. The cache then answers repeated lookups without a
+ * query, for as long as no other connection has written the database:
+ * SQLite's data_version moves on each commit by another connection
+ * (postern-cli setting a property, another thread's ledger write), and a
+ * moved version empties the cache. Writes through this struct props empty
+ * it too. Without props_cache_begin nothing is cached.
+ */
+int
+props_cache_begin(struct props *p)
+{
+	long long dv;
+
+	p->cache_on = 0;
+	if (p->dversion == NULL &&
+	    (p->dversion = db_prepare(p->db, "PRAGMA data_version")) == NULL) {
+		props_cache_flush(p);
+		return -1;
+	}
+	if (db_step(p->dversion) != DB_ROW) {
+		sqlite3_reset(p->dversion);
+		props_cache_flush(p);
+		return -1;
+	}
+	dv = sqlite3_column_int64(p->dversion, 0);
+	sqlite3_reset(p->dversion);
+	if (p->cache == NULL)
+		p->cache = xcalloc(PROPS_CACHE_MAX, sizeof(*p->cache));
+	if (dv != p->cache_dv)
+		props_cache_flush(p);
+	p->cache_dv = dv;
+	p->cache_on = 1;
+	return 0;
+}
+
+static unsigned int
+props_cache_hash(enum props_scope scope, const char *key, const char *name)
+{
+	unsigned int h = 2166136261u ^ (unsigned int)scope;
+	const char *s;
+
+	for (s = key ? key : ""; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	h = (h ^ 0xff) * 16777619u;
+	for (s = name; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static struct props_centry *
+props_cache_find(struct props *p, unsigned int h, enum props_scope scope,
+    const char *key, const char *name)
+{
+	for (size_t i = 0; i < p->ncache; i++) {
+		struct props_centry *e = &p->cache[i];
+
+		if (e->hash == h && e->scope == scope &&
+		    strcmp(e->name, name) == 0 &&
+		    ((e->key == NULL && key == NULL) || (e->key != NULL &&
+		    key != NULL && strcmp(e->key, key) == 0)))
+			return e;
+	}
+	return NULL;
+}
+
+static void
+props_cache_put(struct props *p, unsigned int h, enum props_scope scope,
+    const char *key, const char *name, const char *val,
+    enum props_scope from)
+{
+	struct props_centry *e;
+
+	if (p->ncache == PROPS_CACHE_MAX)
+		props_cache_flush(p);
+	e = &p->cache[p->ncache++];
+	e->hash = h;
+	e->scope = scope;
+	e->key = key ? xstrdup(key) : NULL;
+	e->name = name;
+	e->val = xstrdup(val);
+	e->from = from;
+}
+
 void
 props_close(struct props *p)
 {
 	if (p == NULL)
 		return;
+	props_cache_flush(p);
+	free(p->cache);
+	sqlite3_finalize(p->dversion);
 	sqlite3_finalize(p->lookup);
 	if (p->owned)
 		db_close(p->db);
@@ -477,14 +592,28 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
     const char *name, enum props_scope *from)
 {
 	const struct props_def *def;
+	struct props_centry *ce = NULL;
 	char *email = NULL, *domain = NULL, *val = NULL, *err = NULL;
 	char dom[PROPS_DOMAIN_MAX + 2];
+	enum props_scope lvl0 = PROPS_SCOPE_DEFAULT;
+	unsigned int h = 0;
 	int rc;
 
 	if ((def = props_def_find(name)) == NULL)
 		fatalx("props: unknown property %s", name ? name : "(null)");
 	if (key != NULL && *key == '\0')
 		key = NULL;
+	if (p->cache_on) {
+		h = props_cache_hash(scope, key, def->name);
+		if ((ce = props_cache_find(p, h, scope, key, def->name)) !=
+		    NULL) {
+			if (from != NULL)
+				*from = ce->from;
+			return xstrdup(ce->val);
+		}
+		if (from == NULL)
+			from = &lvl0;
+	}
 	if (key != NULL && scope == PROPS_SCOPE_USER) {
 		email = props_email_key(key);
 		if (addr_domain_of(email, dom, sizeof(dom)) == 0)
@@ -530,6 +659,8 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 		if (from != NULL)
 			*from = PROPS_SCOPE_DEFAULT;
 	}
+	if (p->cache_on)
+		props_cache_put(p, h, scope, key, def->name, val, *from);
 	free(email);
 	free(domain);
 	return val;
@@ -665,6 +796,7 @@ props_set(struct props *p, enum props_scope scope, const char *key,
 	}
 	if (props_level(scope, key, &table, &col, &nkey, err) == -1)
 		return -1;
+	props_cache_flush(p);
 	if (value != NULL && props_check_value(def, value, &norm, err) == -1) {
 		free(nkey);
 		return -1;

@@ -96,6 +96,13 @@ long long	 props_get_int(struct props *, const char *email,
 char		*props_get_at(struct props *, enum props_scope, const char *key,
 		    const char *name, enum props_scope *from);
 /*
+ * Turns on (for this struct props) the cache of props_get_at answers and
+ * empties it when another connection wrote the database since the last
+ * call; see props.c. Call it at the start of each message. -1 when the
+ * database cannot be read (the cache is then off until the next call).
+ */
+int		 props_cache_begin(struct props *);
+/*
  * Restricts props_set to properties used by node (PROPS_NODE_*); 0, the
  * default, allows all.
  */

@@ -597,12 +597,39 @@ smtp_client_starttls(struct smtp_client_conn *c,
 	return -1;
 }
 
-/* Streams the file as DATA content, dot-stuffed, then ".". */
+/* Writes n bytes of message content, dot-stuffed; *bol: at a line start. */
 static int
-smtp_client_data(struct smtp_client_conn *c, const char *path)
+smtp_client_stuff(struct smtp_client_conn *c, const char *buf, size_t n,
+    int *bol)
+{
+	const char *nl;
+	size_t i = 0, start = 0;
+
+	while (i < n) {
+		if (*bol && buf[i] == '.') {
+			if (smtp_client_write(c, buf + start, i - start) == -1 ||
+			    smtp_client_write(c, ".", 1) == -1)
+				return -1;
+			start = i;
+		}
+		/* On to the byte after the next LF: a line start. */
+		if ((nl = memchr(buf + i, '\n', n - i)) == NULL) {
+			*bol = 0;
+			break;
+		}
+		i = (size_t)(nl - buf) + 1;
+		*bol = 1;
+	}
+	return smtp_client_write(c, buf + start, n - start);
+}
+
+/* Streams head and the file as DATA content, dot-stuffed, then ".". */
+static int
+smtp_client_data(struct smtp_client_conn *c, const char *head,
+    const char *path)
 {
 	char *buf;
-	size_t n, i, start;
+	size_t n;
 	int fd, bol = 1, last = '\n', rv = -1;
 	ssize_t r;
 
@@ -615,6 +642,9 @@ smtp_client_data(struct smtp_client_conn *c, const char *path)
 	buf = malloc(SMTP_CLIENT_CHUNK);
 	if (buf == NULL)
 		fatal("smtp_client_data");
+	if (head != NULL && smtp_client_stuff(c, head, strlen(head),
+	    &bol) == -1)
+		goto done;
 	for (;;) {
 		do
 			r = read(fd, buf, SMTP_CLIENT_CHUNK);
@@ -628,17 +658,7 @@ smtp_client_data(struct smtp_client_conn *c, const char *path)
 		if (r == 0)
 			break;
 		n = (size_t)r;
-		for (i = start = 0; i < n; i++) {
-			if (bol && buf[i] == '.') {
-				if (smtp_client_write(c, buf + start,
-				    i - start) == -1 ||
-				    smtp_client_write(c, ".", 1) == -1)
-					goto done;
-				start = i;
-			}
-			bol = buf[i] == '\n';
-		}
-		if (smtp_client_write(c, buf + start, n - start) == -1)
+		if (smtp_client_stuff(c, buf, n, &bol) == -1)
 			goto done;
 		last = (unsigned char)buf[n - 1];
 	}
@@ -848,7 +868,7 @@ smtp_client_txn(struct smtp_client_conn *c, const struct smtp_client_msg *m,
 	}
 	if (code != 354)
 		goto accepted_fail;
-	if (smtp_client_data(c, m->path) == -1)
+	if (smtp_client_data(c, m->head, m->path) == -1)
 		return 0;
 	if ((code = smtp_client_reply(c, 0)) == -1)
 		return 0;
@@ -1029,6 +1049,7 @@ smtp_client_send(const struct smtp_client_target *t,
 	struct smtp_client_conn *c = NULL;
 	char key[SMTP_CLIENT_KEY_MAX];
 	struct stat st;
+	off_t msgsize;
 	int *rc, code, clean = 0, cacheable;
 	size_t i;
 
@@ -1047,6 +1068,7 @@ smtp_client_send(const struct smtp_client_target *t,
 		    "message: %s", strerror(errno));
 		goto done;
 	}
+	msgsize = st.st_size + (m->head ? (off_t)strlen(m->head) : 0);
 	if (!smtp_client_addr_ok(m->from)) {
 		res->status = 5;
 		snprintf(res->reply, sizeof(res->reply), "5.1.7 invalid "
@@ -1057,7 +1079,7 @@ smtp_client_send(const struct smtp_client_target *t,
 	}
 	cacheable = smtp_client_key(t, key, sizeof(key)) == 0;
 	if (cacheable && (c = smtp_client_cache_take(key)) != NULL) {
-		clean = smtp_client_txn(c, m, st.st_size, res, rc);
+		clean = smtp_client_txn(c, m, msgsize, res, rc);
 		if (clean != -1)
 			goto settled;
 		/* The server dropped it while idle: start afresh, once. */
@@ -1078,7 +1100,7 @@ smtp_client_send(const struct smtp_client_target *t,
 		clean = 0;
 		goto settled;
 	}
-	clean = smtp_client_txn(c, m, st.st_size, res, rc);
+	clean = smtp_client_txn(c, m, msgsize, res, rc);
 
  settled:
 	if (res->status == 0) {

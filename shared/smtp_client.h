@@ -41,6 +41,8 @@ struct smtp_client_msg {
 	const char *const	*rcpts;
 	size_t			 nrcpts;
 	const char		*path;		/* message file, CRLF lines */
+	const char		*head;		/* NULL, or complete CRLF header
+						 * lines sent ahead of the file */
 	int			 smtputf8;
 	int			 body_8bit;
 };

@@ -370,6 +370,55 @@ test_sign_8bit_base64(void **state)
 	free(content);
 }
 
+/*
+ * The 7-bit scan and the CRLF reading, line by line: a line of 998
+ * characters stays as it is, one of 999 makes the entity re-encoded, and
+ * bare LF line ends are signed as CRLF.
+ */
+static void
+sign_line(size_t linelen, const char *eol, int reencoded)
+{
+	char err[256], path[700], *msg, *line, *content;
+
+	line = malloc(linelen + 1);
+	assert_non_null(line);
+	memset(line, 'x', linelen);
+	line[linelen] = '\0';
+	assert_true(asprintf(&msg, "From: alice@example.com%sTo: "
+	    "bob@example.net%sSubject: hello%s%sfirst%s%s%slast%s", eol, eol,
+	    eol, eol, eol, line, eol, eol) > 0);
+	assert_int_equal(sign_to("alice@example.com", msg, "line.eml", err,
+	    sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/line.eml", tmp);
+	check_multipart_signed(path);
+	check_verifies("line.eml", "alice.crt", NULL);
+	snprintf(path, sizeof(path), "%s/line.eml.content", tmp);
+	content = slurp(path, NULL);
+	assert_true((strstr(content, "Content-Transfer-Encoding:") != NULL) ==
+	    reencoded);
+	if (!reencoded) {
+		assert_non_null(strstr(content, line));
+		assert_non_null(strstr(content, "\r\nfirst\r\n"));
+		for (char *p = strchr(content, '\n'); p != NULL;
+		    p = strchr(p + 1, '\n'))
+			assert_true(p > content && p[-1] == '\r');
+	}
+	free(content);
+	free(msg);
+	free(line);
+}
+
+static void
+test_sign_line_lengths_and_bare_lf(void **state)
+{
+	(void)state;
+	sign_line(998, "\r\n", 0);
+	sign_line(999, "\r\n", 1);
+	sign_line(70000, "\r\n", 1);	/* longer than a read chunk */
+	sign_line(998, "\n", 0);
+	sign_line(999, "\n", 1);
+}
+
 static void
 test_encrypt(void **state)
 {
@@ -581,6 +630,7 @@ main(void)
 		cmocka_unit_test(test_sign_unknown_signer),
 		cmocka_unit_test(test_sign_8bit),
 		cmocka_unit_test(test_sign_8bit_base64),
+		cmocka_unit_test(test_sign_line_lengths_and_bare_lf),
 		cmocka_unit_test(test_encrypt),
 		cmocka_unit_test(test_sign_then_encrypt),
 		cmocka_unit_test(test_sign_needs_keyd),
