@@ -1,5 +1,7 @@
 /*
- * Certificate store (see certstore.h). Its inputs are files an admin hands
+ * Certificate store (see certstore.h).
+ *
+ * SECURITY: its inputs are files an admin hands
  * to `postern-cli cert import` and certificates from our own database; no
  * network peer reaches it directly, but a certificate is foreign data all
  * the same and is checked before use: validity, chain to a configured trust

@@ -2,7 +2,7 @@
  * internal-gw message pipeline, run on the SMTP process's worker threads
  * (blocking work is allowed here, never on the event loop).
  *
- * Untrusted input: the message from the LAN MTA. Its header may carry
+ * SECURITY: the message from the LAN MTA is untrusted input. Its header may carry
  * forged trigger fields (removed before anything else) and arbitrary or
  * malformed MIME. This process holds no private key: signatures come from
  * keyd over a socketpair.

@@ -5,8 +5,9 @@
  * what is the gateway's own: its key store, the CMS signatures of named
  * signers, and the signatures of TLS handshakes.
  *
- * It is the only process that maps a private key. Its peer is the SMTP
- * worker, network facing and so not trusted blindly: every request is
+ * SECURITY: it is the only process that maps a private key. Its peer is
+ * the SMTP worker, network facing and so not trusted blindly: every
+ * request is
  * bounded by the core before it is read and parsed with its size known;
  * a malformed or refused request gets an ERR reply and a log line, and
  * keyd stays up. It never sees a message, only 32-byte digests.

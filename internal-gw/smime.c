@@ -1,9 +1,11 @@
 /*
- * S/MIME signing and encryption (see smime.h). Input is mail that came
- * from outside through the SMTP worker: any bytes, bounded by the size the
- * caller accepted. The header is split with header.h, the body is walked
- * with GMime only when it must be re-encoded; bad input becomes an error
- * string for the caller to turn into an SMTP answer, never a crash.
+ * S/MIME signing and encryption (see smime.h).
+ *
+ * SECURITY: input is mail that came from outside through the SMTP worker:
+ * any bytes, bounded by the size the caller accepted. The header is split
+ * with header.h, the body is walked with GMime only when it must be
+ * re-encoded; bad input becomes an error string for the caller to turn
+ * into an SMTP answer, never a crash.
  */
 #include <sys/stat.h>
 #include <errno.h>

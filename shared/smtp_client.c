@@ -12,7 +12,7 @@
  * retried once on a fresh connection. TLS contexts are kept per hop for
  * the life of the process, with the last session for resumption.
  *
- * Untrusted input: the next hop's replies. Reply lines and multi-line
+ * SECURITY: the next hop's replies are untrusted input. Reply lines and multi-line
  * replies are bounded; anything malformed ends the session as a temporary
  * failure. Bytes the server sends ahead of the TLS handshake are refused
  * (STARTTLS command injection).

@@ -1,6 +1,7 @@
 /*
- * The portal's web worker: an HTTPS server on the Internet. Every byte it
- * reads is hostile: the TLS handshake, request line, headers (Cookie,
+ * The portal's web worker: an HTTPS server on the Internet.
+ *
+ * SECURITY: every byte it reads is hostile: the TLS handshake, request line, headers (Cookie,
  * Content-Type, X-Forwarded-For from anyone but a trusted proxy) and
  * bodies. evhttp enforces the header and body size limits and timeouts
  * set here; this file counts connections, finds the client address, loads

@@ -2,7 +2,7 @@
  * Accounts on the portal's web side: first sign-in from the sign-up link,
  * sign-in with password and TOTP, throttling, password reset by mail, and
  * the settings page (password, 2FA, recovery codes, sign out everywhere).
- * Input: form fields from any browser (bounded by web_form), tokens from
+ * SECURITY: input is form fields from any browser (bounded by web_form), tokens from
  * links. One generic error for a wrong address or password, so the pages
  * never tell whether an account exists. Runs on the worker pool: Argon2
  * and SQLite block.

@@ -2,7 +2,9 @@
  * Webmail Messenger's outgoing side: replies, new messages and read
  * receipts, built with GMime and queued in the outbox for the reply relay
  * (the organisation's own mail server), with a copy in the user's Sent
- * folder. Input: form fields and uploaded files from the browser
+ * folder.
+ *
+ * SECURITY: input is form fields and uploaded files from the browser
  * (recipients, subject, text, attachments), all bounded by web_form and
  * the reply {} limits, and the stored message being answered. The portal
  * must never relay to the world: every recipient must be in the
