@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "header.h"
@@ -31,6 +32,10 @@ struct ingest {
 	size_t			 max_header;
 	X509			*tunnel_cert;	/* NULL: none configured */
 	struct outbox		*outbox;	/* NULL: no wake-ups */
+	/* The add-on tunnel (tunnel_in.c). */
+	const char		*dbpath;	/* tunnel_seen lives there */
+	X509			*tunnel_own_cert; /* the portal's; NULL: none */
+	EVP_PKEY		*tunnel_pkey;	/* decrypts through pkeyd */
 };
 
 extern const struct smtp_server_ops ingest_ops;
@@ -61,6 +66,16 @@ enum ingest_route ingest_classify(const struct header *,
 int		 ingest_owner(const char *rcpt, const char *relay_domain,
 		    int revert, int utf8, char *out, size_t outlen,
 		    const char **why);
+
+/*
+ * What the properties say about one recipient: 0 with its mailbox owner,
+ * 1 when it has none here (*why), -1 on a database failure.
+ */
+int		 ingest_lookup(struct ingest *, const char *rcpt, int utf8,
+		    char *owner, size_t ownerlen, const char **why);
+/* The metadata the web portal lists, from the stored header. */
+struct store_msg;
+void		 ingest_meta(const struct header *, struct store_msg *);
 
 /* Normalises a configured fingerprint (colons dropped, lowercase) into
  * out; -1 unless it is 64 hex digits. */
