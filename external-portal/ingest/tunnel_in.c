@@ -127,6 +127,22 @@ tunnel_in_fail(struct smtp_txn *txn)
 	}
 }
 
+/* 1 when a key transport recipient of cms is our certificate. */
+static int
+tunnel_in_for_us(CMS_ContentInfo *cms, X509 *cert)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+
+	for (int i = 0; ris != NULL && i < sk_CMS_RecipientInfo_num(ris); i++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+
+		if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS &&
+		    CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Decrypts the spool file into out. 0, 1 refused (*why), -1 local. */
 static int
 tunnel_in_decrypt(struct ingest *in, const char *path, FILE *out,
@@ -147,16 +163,18 @@ tunnel_in_decrypt(struct ingest *in, const char *path, FILE *out,
 		*why = "cannot decrypt: not S/MIME enveloped data";
 		return 1;
 	}
+	if (!tunnel_in_for_us(cms, in->tunnel_own_cert)) {
+		CMS_ContentInfo_free(cms);
+		*why = "cannot decrypt: not encrypted to this portal's tunnel "
+		    "certificate";
+		return 1;
+	}
 	if ((o = BIO_new_fp(out, BIO_NOCLOSE)) == NULL)
 		fatalx("tunnel_in: BIO_new_fp");
 	ok = CMS_decrypt(cms, in->tunnel_pkey, in->tunnel_own_cert, NULL, o,
 	    CMS_BINARY) == 1 && BIO_flush(o) == 1;
 	if (!ok) {
-		unsigned long e = ERR_peek_last_error();
-
-		*why = ERR_GET_REASON(e) == CMS_R_NO_MATCHING_RECIPIENT ?
-		    "cannot decrypt: not encrypted to this portal's tunnel "
-		    "certificate" : "cannot decrypt with the tunnel key";
+		*why = "cannot decrypt with the tunnel key";
 		ERR_clear_error();
 	}
 	BIO_free(o);
@@ -233,12 +251,22 @@ tunnel_in_store(struct ingest *in, struct smtp_txn *txn, const char *rcpt,
 {
 	const char *why = NULL;
 	long long quota, remind;
+	char *relay;
 	int64_t id;
 	int rc, webmail = route == TUNNEL_ROUTE_WEBMAIL;
 
-	if ((rc = ingest_lookup(in, rcpt, 1, owner, ownerlen, &why)) != 0) {
-		if (rc == -1)
-			return 451;
+	/*
+	 * The signed manifest names the mailboxes as they are (the gateway
+	 * chose them); only the relay domain holds none.
+	 */
+	pthread_mutex_lock(&in->props_mtx);
+	relay = props_get(in->props, NULL, "portal-relay-domain", NULL);
+	pthread_mutex_unlock(&in->props_mtx);
+	if (relay == NULL)
+		return 451;
+	rc = ingest_owner(rcpt, relay, 0, 1, owner, ownerlen, &why);
+	free(relay);
+	if (rc != 0) {
 		log_info("id=%s tunnel to=<%s> refused: %s", txn->id, rcpt,
 		    why);
 		return 550;
