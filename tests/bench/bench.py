@@ -146,9 +146,6 @@ relay = {{
   default_tls = "may";
   timeout = 60;
 }};
-portal = {{
-  tunnel_signer = "gateway@{RELAY}";
-}};
 ''')
         for p in props:
             cli(build, self.conf, "property", *p)
