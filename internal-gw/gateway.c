@@ -968,7 +968,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 			note = v->note;
 			for (size_t j = 0; j < v->n; j++)
 				if (v->idx[j] == i)
-					via = v->rcpts[j];
+					via = v->tunnel.recipient != NULL ?
+					    v->tunnel.recipient : v->rcpts[j];
 			relay_nexthop(m.gw->relay, via, hop, sizeof(hop));
 		}
 		log_info("id=%s from=<%s> to=<%s> decision=%s rule=\"%s%s\" "
