@@ -1,7 +1,7 @@
 /*
  * postern-cli tunnel: the keys of the add-on tunnel, made on the node that
- * keeps them. `keygen --role gateway` makes the webmail sender key (signs
- * only) and imports it into keyd's keys_dir; `keygen --role portal` makes
+ * keeps them. `keygen --role gateway` makes the webmail sender key (ECDSA
+ * P-256, signs only) and imports it into keyd's keys_dir; `keygen --role portal` makes
  * the portal's tunnel key (keyEncipherment only: it can decrypt, never
  * sign) as the files tunnel.key and tunnel.cert of external-portal.conf.
  * Either writes the public certificate to --cert-out, the one file that is
@@ -165,7 +165,9 @@ cli_tunnel_keygen(struct cli *c, int argc, char **argv)
 		return cli_err("the %s key is made on the %s (this is %s)",
 		    role, portal ? "external-portal" : "internal-gw",
 		    cli_node_name(c->node));
-	if ((k = EVP_RSA_gen(3072)) == NULL ||
+	/* The portal's key transports keys (RSA); the gateway's only signs,
+	 * and ECDSA P-256 signs many times faster than RSA. */
+	if ((k = portal ? EVP_RSA_gen(3072) : EVP_EC_gen("P-256")) == NULL ||
 	    (x = cli_tunnel_cert(k, addr, portal, days)) == NULL) {
 		cli_err("key generation failed: %s",
 		    ERR_reason_error_string(ERR_get_error()));

@@ -9,6 +9,7 @@
  * manifest, and only the manifest's digest goes to keyd.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -25,7 +27,6 @@
 #include "keyd.h"
 #include "log.h"
 #include "props.h"
-#include "smime.h"
 #include "tunnel_out.h"
 #include "xmalloc.h"
 
@@ -154,29 +155,22 @@ tunnel_out_digest(FILE *in, long long *size, char hex[65])
 	return 0;
 }
 
-/* The plain tunnel entity with its outer header, before encryption. */
+/* The plain tunnel entity (shared/tunnel.h), before encryption. */
 static int
-tunnel_out_entity(FILE *f, const struct tunnel_out *t, const char *id,
-    const char *manifest, const unsigned char *der, size_t derlen, FILE *in)
+tunnel_out_entity(FILE *f, const char *manifest, const unsigned char *der,
+    size_t derlen, FILE *in)
 {
-	char boundary[TUNNEL_BOUNDARY_MAX + 1], date[64], line[80];
+	char boundary[TUNNEL_BOUNDARY_MAX + 1], line[80];
 	unsigned char *buf;
-	time_t now = time(NULL);
-	struct tm tm;
 	size_t n;
 
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	tunnel_boundary_new(boundary);
-	/* Nothing of the original message in the outer header. */
-	fprintf(f, "From: <%s>\r\nTo: <%s>\r\nSubject: Postern tunnel\r\n"
-	    "Date: %s\r\nMessage-ID: <%s@tunnel.postern>\r\n"
-	    "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
+	fprintf(f, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
 	    "--%s\r\nContent-Type: " TUNNEL_MANIFEST_TYPE "\r\n\r\n%s"
 	    "\r\n--%s\r\n"
 	    "Content-Type: application/pkcs7-signature; name=manifest.p7s\r\n"
-	    "Content-Transfer-Encoding: base64\r\n\r\n", t->sender,
-	    t->recipient, date, id, boundary, boundary, manifest, boundary);
+	    "Content-Transfer-Encoding: base64\r\n\r\n", boundary, boundary,
+	    manifest, boundary);
 	for (size_t off = 0; off < derlen; off += 57) {
 		n = derlen - off < 57 ? derlen - off : 57;
 		EVP_EncodeBlock((unsigned char *)line, der + off, (int)n);
@@ -194,6 +188,115 @@ tunnel_out_entity(FILE *f, const struct tunnel_out *t, const char *id,
 		return -1;
 	rewind(f);
 	return 0;
+}
+
+/*
+ * A sink BIO over a FILE that ends every line in CRLF: OpenSSL's base64
+ * filter ends its lines in a bare LF, SMTP needs CRLF.
+ */
+struct tunnel_out_crlf {
+	FILE	*f;
+	int	 cr;		/* the last byte written was CR */
+};
+
+static int
+tunnel_out_crlf_write(BIO *b, const char *p, int len)
+{
+	struct tunnel_out_crlf *c = BIO_get_data(b);
+
+	const char *q = p, *end = p + len, *nl;
+	size_t n;
+
+	while (q < end) {
+		nl = memchr(q, '\n', end - q);
+		n = (nl != NULL ? nl : end) - q;
+		if (n > 0 && fwrite(q, 1, n, c->f) != n)
+			return -1;
+		if (n > 0)
+			c->cr = q[n - 1] == '\r';
+		if (nl == NULL)
+			break;
+		if ((!c->cr && putc('\r', c->f) == EOF) ||
+		    putc('\n', c->f) == EOF)
+			return -1;
+		c->cr = 0;
+		q = nl + 1;
+	}
+	return len;
+}
+
+static long
+tunnel_out_crlf_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tunnel_out_crlf *c = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	if (cmd == BIO_CTRL_FLUSH)
+		return fflush(c->f) == EOF ? 0 : 1;
+	return 0;
+}
+
+static BIO_METHOD *tunnel_out_crlf_meth;
+static pthread_once_t tunnel_out_crlf_once = PTHREAD_ONCE_INIT;
+
+static void
+tunnel_out_crlf_init(void)
+{
+	if ((tunnel_out_crlf_meth = BIO_meth_new(BIO_get_new_index() |
+	    BIO_TYPE_SOURCE_SINK, "postern crlf")) == NULL ||
+	    !BIO_meth_set_write(tunnel_out_crlf_meth, tunnel_out_crlf_write) ||
+	    !BIO_meth_set_ctrl(tunnel_out_crlf_meth, tunnel_out_crlf_ctrl))
+		fatalx("tunnel_out: BIO_meth_new");
+}
+
+/*
+ * The tunnel message: an outer header with nothing of the original, then
+ * the entity encrypted (AES-256-CBC) to cert as S/MIME enveloped data, in
+ * one streaming pass: read, encrypt, base64, write.
+ */
+static int
+tunnel_out_encrypt(const struct tunnel_out *t, const char *id, X509 *cert,
+    FILE *plain, FILE *out, char *err, size_t errlen)
+{
+	unsigned int flags = CMS_BINARY | CMS_STREAM | SMIME_CRLFEOL;
+	STACK_OF(X509) *sk;
+	CMS_ContentInfo *cms = NULL;
+	struct tunnel_out_crlf crlf = { out, 0 };
+	BIO *bin, *bout;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rv = -1;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (fprintf(out, "From: <%s>\r\nTo: <%s>\r\nSubject: Postern tunnel\r\n"
+	    "Date: %s\r\nMessage-ID: <%s@tunnel.postern>\r\n", t->sender,
+	    t->recipient, date, id) < 0 || fflush(out) == EOF) {
+		snprintf(err, errlen, "write: %s", strerror(errno));
+		return -1;
+	}
+	pthread_once(&tunnel_out_crlf_once, tunnel_out_crlf_init);
+	if ((sk = sk_X509_new_null()) == NULL || !sk_X509_push(sk, cert) ||
+	    (bin = BIO_new_fp(plain, BIO_NOCLOSE)) == NULL ||
+	    (bout = BIO_new(tunnel_out_crlf_meth)) == NULL)
+		fatalx("tunnel_out: out of memory");
+	BIO_set_data(bout, &crlf);
+	BIO_set_init(bout, 1);
+	if ((cms = CMS_encrypt(sk, bin, EVP_aes_256_cbc(), flags)) == NULL ||
+	    !SMIME_write_CMS(bout, cms, bin, (int)flags) ||
+	    BIO_flush(bout) != 1)
+		snprintf(err, errlen, "encryption failed: %s",
+		    ERR_reason_error_string(ERR_peek_last_error()));
+	else
+		rv = 0;
+	ERR_clear_error();
+	CMS_ContentInfo_free(cms);
+	BIO_free(bin);
+	BIO_free(bout);
+	sk_X509_free(sk);
+	return rv;
 }
 
 int
@@ -233,13 +336,12 @@ tunnel_out_build(struct keyd_client *kc, const struct tunnel_out *t,
 		goto out;
 	if ((plain = tunnel_out_tmp(tmpdir, err, errlen)) == NULL)
 		goto out;
-	if (tunnel_out_entity(plain, t, m.id, manifest, der, derlen,
-	    in) == -1) {
+	if (tunnel_out_entity(plain, manifest, der, derlen, in) == -1) {
 		snprintf(err, errlen, "writing the tunnel entity: %s",
 		    strerror(errno));
 		goto out;
 	}
-	if (smime_encrypt(&cert, 1, plain, out, tmpdir, err, errlen) == -1)
+	if (tunnel_out_encrypt(t, m.id, cert, plain, out, err, errlen) == -1)
 		goto out;
 	memcpy(id, m.id, TUNNEL_ID_LEN + 1);
 	rv = 0;
