@@ -276,9 +276,11 @@ def delivered(services):
     # internal-gw chose the portal and its copy crossed to the DMZ over TLS
     services["gw"].wait_for(r"to=<bob@example\.org>.*decision=portal-webmail"
                             r".*status=250", 60)
-    services["dmz_mta"].wait_for(
-        r"disconnect from \S+\[192\.0\.2\.20\] ehlo=2 starttls=1 "
-        r"mail=1 rcpt=1 data=1", 60)
+    # (the gateway keeps its connection to the DMZ Postfix open for the
+    # next message, so Postfix logs its TLS only at the disconnect; the
+    # DMZ Postfix relays for nobody without the pinned client certificate,
+    # test_portal_postfix_relays_only_for_the_pinned_certificate)
+    services["dmz_mta"].wait_for(r": client=\S+\[192\.0\.2\.20\]", 60)
     # the portal stored it for the original recipient
     if TUNNEL:
         # through the tunnel: Postfix on both nodes saw only the tunnel
