@@ -59,5 +59,6 @@ int	cli_user(struct cli *, int argc, char **argv);
 int	cli_mailbox(struct cli *, int argc, char **argv);
 int	cli_stats(struct cli *, int argc, char **argv);
 int	cli_cleanup(struct cli *, int argc, char **argv);
+int	cli_tunnel(struct cli *, int argc, char **argv);
 
 #endif

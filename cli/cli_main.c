@@ -45,6 +45,8 @@ static const struct cli_group cli_groups[] = {
 	{ "stats", cli_stats, 1, "store statistics (external-portal)" },
 	{ "cleanup", cli_cleanup, 1, "retention cleanup [--dry-run] "
 	    "(external-portal)" },
+	{ "tunnel", cli_tunnel, 1, "keygen --role gateway|portal; "
+	    "legacy-clear (add-on tunnel)" },
 	{ NULL, NULL, 0, NULL },
 };
 

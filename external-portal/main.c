@@ -35,6 +35,7 @@
 #include "netaddr.h"
 #include "outbox/outbox.h"
 #include "outbox/pdfotp.h"
+#include "pkeyd.h"
 #include "portal_conf.h"
 #include "props.h"
 #include "store/retention.h"
@@ -123,27 +124,43 @@ portal_tls_ctx(const struct conf *c, char **err)
 	    err);
 }
 
+/* A certificate of the tunnel group; NULL with *err NULL when unset. */
 static X509 *
-portal_tunnel_cert(const struct conf *c, char **err)
+portal_tunnel_x509(const struct conf *c, const char *key, char **err)
 {
-	const char *path = conf_str(c, "smtp.gateway_tunnel_cert");
+	const char *path;
 	X509 *x;
 	FILE *f;
 
 	*err = NULL;
-	if (path == NULL)
+	if (conf_setting(c, "smtp.gateway_tunnel_cert") != NULL) {
+		xasprintf(err, "%s:%d: smtp.gateway_tunnel_cert: replaced by the "
+		    "add-on tunnel: move the gateway's certificate to "
+		    "tunnel.gateway_cert, add the portal's tunnel.key and "
+		    "tunnel.cert (postern-cli tunnel keygen --role portal), and "
+		    "replace the property portal-require-tunnel-signature by "
+		    "require-tunnel (docs/external-portal.md)", c->file,
+		    portal_line(c, "smtp.gateway_tunnel_cert"));
 		return NULL;
+	}
+	if (conf_setting(c, "tunnel") == NULL)
+		return NULL;
+	path = conf_str(c, key);
 	if ((f = fopen(path, "r")) == NULL) {
-		xasprintf(err, "smtp.gateway_tunnel_cert %s: %s", path,
-		    strerror(errno));
+		xasprintf(err, "%s %s: %s", key, path, strerror(errno));
 		return NULL;
 	}
 	x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
 	if (x == NULL)
-		xasprintf(err, "smtp.gateway_tunnel_cert %s: not a PEM "
-		    "certificate", path);
+		xasprintf(err, "%s %s: not a PEM certificate", key, path);
 	return x;
+}
+
+static X509 *
+portal_tunnel_cert(const struct conf *c, char **err)
+{
+	return portal_tunnel_x509(c, "tunnel.gateway_cert", err);
 }
 
 static int
@@ -170,6 +187,35 @@ portal_listeners_check(const struct conf *c, char **err)
 		}
 	}
 	return 0;
+}
+
+/*
+ * The property of the old tunnel signature: set true it would have
+ * refused unsigned mail, so it is an error that says what replaces it.
+ */
+static int
+portal_legacy_props(const struct conf *c, char **err)
+{
+	struct sqlite3 *db;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	*err = NULL;
+	if ((db = db_open(conf_str(c, "database"), err)) == NULL)
+		return -1;
+	if ((st = db_prepare(db, "SELECT 1 FROM props_global WHERE name ="
+	    " 'portal-require-tunnel-signature' AND value = 'true'")) != NULL) {
+		if (db_step(st) == DB_ROW) {
+			xasprintf(err, "property portal-require-tunnel-signature "
+			    "is replaced by the add-on tunnel: configure the "
+			    "tunnel group, set require-tunnel to true, then run "
+			    "`postern-cli tunnel legacy-clear`");
+			rc = -1;
+		}
+		db_finalize(st);
+	}
+	db_close(db);
+	return rc;
 }
 
 /* Opens everything the daemon needs; prints each problem. */
@@ -233,6 +279,11 @@ portal_check(const struct conf *c)
 	if ((x = portal_tunnel_cert(c, &err)) != NULL)
 		X509_free(x);
 	else if (err != NULL)
+		PORTAL_BAD("%s", err);
+	if (conf_setting(c, "tunnel") != NULL && pkeyd_check(conf_str(c,
+	    "tunnel.key"), conf_str(c, "tunnel.cert"), &err) == -1)
+		PORTAL_BAD("tunnel.key: %s", err);
+	if (portal_legacy_props(c, &err) == -1)
 		PORTAL_BAD("%s", err);
 	if (smtp_client_tls_level(conf_str(c, "notify.relay_tls"), &lvl) == -1)
 		PORTAL_BAD("%s:%d: notify.relay_tls: must be none, may or "
@@ -388,7 +439,8 @@ portal_pdfotp_start(const struct conf *c, const struct outbox_conf *oc,
 }
 
 static void
-portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
+portal_ingest_worker(const struct conf *c, struct portal_listeners *pl,
+    struct pkeyd_client *pk)
 {
 	struct smtp_server_conf sc;
 	struct smtp_server *smtp = NULL, *lmtp = NULL;
@@ -421,6 +473,14 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	if ((in.tunnel_cert = portal_tunnel_cert(c, &err)) == NULL &&
 	    err != NULL)
 		fatalx("%s", err);
+	if (pk != NULL) {
+		if ((in.tunnel_own_cert = portal_tunnel_x509(c, "tunnel.cert",
+		    &err)) == NULL)
+			fatalx("%s", err ? err : "tunnel.cert");
+		if ((in.tunnel_pkey = pkeyd_pkey(pk, PKEYD_KEY_TUNNEL,
+		    in.tunnel_own_cert)) == NULL)
+			fatalx("tunnel.cert: not an RSA certificate");
+	}
 
 	smtp_server_conf_load(&sc, c);
 	/*
@@ -479,6 +539,9 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl)
 	free(pins);
 	if (in.tunnel_cert)
 		X509_free(in.tunnel_cert);
+	X509_free(in.tunnel_own_cert);
+	EVP_PKEY_free(in.tunnel_pkey);
+	pkeyd_client_free(&pk);
 	if (sc.tls_ctx)
 		SSL_CTX_free(sc.tls_ctx);
 	event_base_free(base);
@@ -509,7 +572,9 @@ main(int argc, char **argv)
 {
 	struct portal_listeners pl;
 	struct conf c;
-	struct daemon_child children[2];
+	struct daemon_child children[3];
+	struct pkeyd_client *pk = NULL;
+	pid_t pkeyd_pid = -1;
 	size_t n = 0;
 	struct store *s;
 	char *err = NULL;
@@ -545,23 +610,48 @@ main(int argc, char **argv)
 		log_info("listening on %s (https)", conf_str(&c, "web.listen"));
 	}
 
+	/* The key holder starts first, before anything has threads. */
+	if (conf_setting(&c, "tunnel") != NULL) {
+		struct pkeyd_conf pc;
+
+		if (pkeyd_check(conf_str(&c, "tunnel.key"), conf_str(&c,
+		    "tunnel.cert"), &err) == -1)
+			fatalx("tunnel.key: %s", err);
+		memset(&pc, 0, sizeof(pc));
+		pc.tunnel_key = conf_str(&c, "tunnel.key");
+		pc.tunnel_cert = conf_str(&c, "tunnel.cert");
+		pc.user = conf_str(&c, "user");
+		if ((pkeyd_pid = pkeyd_spawn(&pc, &pk)) == -1)
+			fatalx("cannot start the key holder");
+	}
+	if (portal_legacy_props(&c, &err) == -1)
+		fatalx("%s", err);
+
 	daemon_supervise_prepare();
 	if ((ingest_pid = daemon_fork()) == 0) {
 		if (web_fd != -1)
 			close(web_fd);
-		portal_ingest_worker(&c, &pl);
+		portal_ingest_worker(&c, &pl, pk);
 	}
 	children[n].pid = ingest_pid;
 	children[n++].name = "ingest";
+	if (pk != NULL) {
+		children[n].pid = pkeyd_pid;
+		children[n++].name = "pkeyd";
+	}
 	if (web_fd != -1) {
-		if ((web_pid = daemon_fork()) == 0)
+		if ((web_pid = daemon_fork()) == 0) {
+			/* The web worker gets no channel to the key holder. */
+			pkeyd_client_free(&pk);
 			portal_web_worker(&c, &pl, web_fd);
+		}
 		close(web_fd);
 		children[n].pid = web_pid;
 		children[n++].name = "web";
 	}
 	for (int i = 0; i < pl.n; i++)
 		close(pl.fd[i]);
+	pkeyd_client_free(&pk);
 	log_setproc("parent");
 
 	/* Any worker's death is fatal (fail closed). */

@@ -32,7 +32,15 @@ const struct conf_key portal_conf_schema[] = {
 	CONF_KEYS_SMTP_LIMITS("100", CONF_PORTAL_MAX_MESSAGE),
 	{ "smtp.tls_client_ca", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "smtp.gateway_cert_sha256", CONF_STRLIST, 0, 0, 0, NULL },
+	/* Replaced by tunnel.gateway_cert: set, it is an error that says so. */
 	{ "smtp.gateway_tunnel_cert", CONF_STRING, 0, 0, PATH_MAX, NULL },
+
+	/* The add-on tunnel: the portal's key (held by pkeyd) and the
+	 * gateway's public certificate. */
+	{ "tunnel", CONF_GROUP, 0, 0, 0, NULL },
+	{ "tunnel.key", CONF_STRING, 1, 0, PATH_MAX, NULL },
+	{ "tunnel.cert", CONF_STRING, 1, 0, PATH_MAX, NULL },
+	{ "tunnel.gateway_cert", CONF_STRING, 1, 0, PATH_MAX, NULL },
 
 	{ "notify", CONF_GROUP, 1, 0, 0, NULL },
 	{ "notify.relay_host", CONF_STRING, 1, 0, 255, NULL },

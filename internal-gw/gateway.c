@@ -42,6 +42,7 @@
 #include "smime.h"
 #include "smtp_server.h"
 #include "splitmode.h"
+#include "tunnel_out.h"
 #include "xmalloc.h"
 
 enum gw_kind {
@@ -62,6 +63,7 @@ struct gw_variant {
 	int	 owned;		/* path is ours to unlink */
 	char	*head;		/* header lines relayed ahead of path */
 	char	 note[128];	/* added to each recipient's rule */
+	struct tunnel_out tunnel;	/* sender set: relay as tunnel mail */
 };
 
 struct gw_msg {
@@ -422,26 +424,74 @@ done:
 }
 
 /*
- * The portal copy: trigger header added, recipients rewritten, and signed
- * with the tunnel key when portal-tunnel-sign is on. The base holds no
- * trigger field (gw_strip removed them), so when the copy is neither
- * signed nor given a new subject it is the trigger field relayed ahead of
- * the base file as it is: nothing is written.
+ * Add-on mode: the portal copy as one tunnel message (tunnel_out.h) from
+ * webmail-sender to webmail-recipient; the recipients stay as they are,
+ * in the signed manifest.
+ */
+static int
+gw_portal_tunnel(struct gw_msg *m, struct gw_variant *v, int pdf)
+{
+	char err[256], id[TUNNEL_ID_LEN + 1];
+	sqlite3 *db = gateway_db(m->gw);
+	X509 *cert;
+	FILE *fi, *fo;
+	int r;
+
+	if (db == NULL)
+		return -1;
+	if ((cert = tunnel_out_cert(db, v->tunnel.recipient, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("id=%s tunnel: %s", m->txn->id, err);
+		return -1;
+	}
+	if ((fi = fopen(m->untagged, "re")) == NULL) {
+		X509_free(cert);
+		return -1;
+	}
+	if ((fo = gw_tmpfile(m, "tunnel", v->path, sizeof(v->path))) == NULL) {
+		fclose(fi);
+		X509_free(cert);
+		return -1;
+	}
+	v->owned = 1;
+	r = tunnel_out_build(m->gw->keyd, &v->tunnel, cert, pdf ?
+	    TUNNEL_ROUTE_PDF : TUNNEL_ROUTE_WEBMAIL,
+	    (const char *const *)v->rcpts, v->n, m->txn->id, fi, fo,
+	    m->gw->spool_dir, id, err, sizeof(err));
+	fclose(fi);
+	X509_free(cert);
+	if (gw_close(fo, v->path, m->txn->id) == -1)
+		r = -1;
+	if (r != 0) {
+		log_warnx("id=%s tunnel: %s", m->txn->id, err);
+		return -1;
+	}
+	snprintf(v->note, sizeof(v->note), "; tunnel id %s", id);
+	return 0;
+}
+
+/*
+ * The portal copy: in add-on mode the tunnel message; in split mode the
+ * trigger header added and the recipients rewritten. The base holds no
+ * trigger field (gw_strip removed them), so when the copy is not given a
+ * new subject it is the trigger field relayed ahead of the base file as it
+ * is: nothing is written.
  */
 static int
 gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 {
 	char extra[SPLITMODE_NAME_MAX + SPLITMODE_VALUE_MAX + 8];
-	char path[PATH_MAX], signedp[PATH_MAX];
+	char path[PATH_MAX];
 	const char *np[SPLITMODE_MAX_NAMES];
 	size_t nn = splitmode_names(&m->sm, np, SPLITMODE_MAX_NAMES);
-	int r, tsign, copy;
+	int r, copy;
+
+	if ((r = tunnel_out_settings(m->props, &v->tunnel)) != 0)
+		return r == 1 ? gw_portal_tunnel(m, v, pdf) : -1;
 
 	splitmode_tag_field(&m->sm, pdf ? SPLITMODE_PDF : SPLITMODE_WEBMAIL,
 	    extra, sizeof(extra));
-	tsign = m->gw->tunnel_signer != NULL &&
-	    props_get_bool(m->props, NULL, "portal-tunnel-sign");
-	copy = tsign || strcmp(m->untagged, m->base) != 0;
+	copy = strcmp(m->untagged, m->base) != 0;
 	if (!copy) {
 		snprintf(path, sizeof(path), "%s", m->base);
 		v->head = xstrdup(extra);
@@ -461,16 +511,6 @@ gw_portal(struct gw_msg *m, struct gw_variant *v, int pdf)
 		}
 		free(v->rcpts[i]);
 		v->rcpts[i] = xstrdup(out);
-	}
-
-	if (tsign) {
-		if (gw_sign(m, m->gw->tunnel_signer, KEYD_PURPOSE_TUNNEL, path,
-		    signedp, sizeof(signedp)) == -1) {
-			unlink(path);
-			return -1;
-		}
-		unlink(path);
-		snprintf(path, sizeof(path), "%s", signedp);
 	}
 	snprintf(v->path, sizeof(v->path), "%s", path);
 	v->owned = copy;
@@ -635,6 +675,13 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 	rv.body_8bit = m->txn->body_8bit;
 	rv.hold = &m->hold;
 	m->hold.last = (int)k == m->lastk;
+	if (v->tunnel.sender != NULL) {
+		/* One tunnel message answers for all its recipients. */
+		rv.from = v->tunnel.sender;
+		rv.rcpts = (const char *const *)&v->tunnel.recipient;
+		rv.nrcpts = 1;
+		rv.smtputf8 = rv.body_8bit = 0;
+	}
 	if (relay_send(m->gw->relay, msgkey, &rv, codes, replies) == -1) {
 		for (size_t i = 0; i < v->n; i++)
 			if (codes[i] == 0 || codes[i] / 100 == 2) {
@@ -642,6 +689,10 @@ gw_relay(struct gw_msg *m, enum gw_kind k, const char *msgkey)
 				snprintf(replies[i], sizeof(replies[i]),
 				    "relay failed");
 			}
+	}
+	for (size_t i = 1; i < v->n && rv.nrcpts == 1 && v->n > 1; i++) {
+		codes[i] = codes[0];
+		memcpy(replies[i], replies[0], sizeof(replies[i]));
 	}
 	for (size_t i = 0; i < v->n; i++) {
 		struct smtp_rcpt *r = &m->txn->rcpts[v->idx[i]];
@@ -709,6 +760,7 @@ gw_cleanup(struct gw_msg *m)
 		free(v->rcpts);
 		free(v->idx);
 		free(v->head);
+		tunnel_out_free(&v->tunnel);
 	}
 	if (m->untagged[0] != '\0' && strcmp(m->untagged, m->base) != 0)
 		unlink(m->untagged);
@@ -1079,7 +1131,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 			note = v->note;
 			for (size_t j = 0; j < v->n; j++)
 				if (v->idx[j] == i)
-					via = v->rcpts[j];
+					via = v->tunnel.recipient != NULL ?
+					    v->tunnel.recipient : v->rcpts[j];
 			relay_nexthop(m.gw->relay, via, hop, sizeof(hop));
 		}
 		log_info("id=%s from=<%s> to=<%s> decision=%s rule=\"%s%s\" "

@@ -44,6 +44,8 @@ const struct conf_key gw_conf_schema[] = {
 	{ "relay.tls_policy.[].level", CONF_STRING, 1, 0, 16, NULL },
 	{ "relay.tls_policy.[].ca_file", CONF_STRING, 0, 0, PATH_MAX, NULL },
 
+	/* Replaced by the property webmail-sender: set, it is an error that
+	 * says so. */
 	{ "portal", CONF_GROUP, 0, 0, 0, NULL },
 	{ "portal.tunnel_signer", CONF_STRING, 0, 0, 512, NULL },
 

@@ -39,6 +39,7 @@
 #include "smtp_server.h"
 #include "tls.h"
 #include "transport.h"
+#include "tunnel_out.h"
 #include "workq.h"
 #include "xmalloc.h"
 
@@ -104,6 +105,44 @@ gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 }
 
 /* Opens what the daemon needs; with report set, names each problem. */
+/*
+ * The old tunnel signature (portal.tunnel_signer, portal-tunnel-sign) is
+ * the add-on tunnel now: either set, it is an error that says what to do.
+ */
+static int
+gw_legacy_tunnel(const struct conf *c, char **err)
+{
+	struct sqlite3 *db;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	*err = NULL;
+	if (conf_setting(c, "portal.tunnel_signer") != NULL) {
+		xasprintf(err, "%s:%d: portal.tunnel_signer: replaced by the "
+		    "add-on tunnel: remove it and set the global properties "
+		    "webmail-sender (the same address), webmail-recipient and "
+		    "webmail-tunnel-enabled (docs/internal-gw.md)", c->file,
+		    config_setting_source_line(conf_setting(c,
+		    "portal.tunnel_signer")));
+		return -1;
+	}
+	if ((db = db_open(conf_str(c, "database"), err)) == NULL)
+		return -1;
+	if ((st = db_prepare(db, "SELECT 1 FROM props_global WHERE name ="
+	    " 'portal-tunnel-sign' AND value = 'true'")) != NULL) {
+		if (db_step(st) == DB_ROW) {
+			xasprintf(err, "property portal-tunnel-sign is replaced "
+			    "by the add-on tunnel: set webmail-tunnel-enabled, "
+			    "webmail-sender and webmail-recipient, then run "
+			    "`postern-cli tunnel legacy-clear`");
+			rc = -1;
+		}
+		db_finalize(st);
+	}
+	db_close(db);
+	return rc;
+}
+
 static int
 gw_check(const struct conf *c)
 {
@@ -127,6 +166,11 @@ gw_check(const struct conf *c)
 
 		props_close(p);
 		sqlite3_close(db);
+	}
+	if (gw_legacy_tunnel(c, &err) == -1) {
+		fprintf(stderr, "%s\n", err);
+		xfree(&err);
+		bad = 1;
 	}
 	if (access(conf_str(c, "spool_dir"), W_OK | X_OK) == -1) {
 		fprintf(stderr, "spool_dir %s: %s\n", conf_str(c, "spool_dir"),
@@ -292,7 +336,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls,
 	gw.dbpath = conf_str(c, "database");
 	gw.spool_dir = conf_str(c, "spool_dir");
 	gw.max_header = conf_int(c, "smtp.max_header_size");
-	gw.tunnel_signer = conf_str(c, "portal.tunnel_signer");
+	gw.tunnel_signer = tunnel_out_signer(gw.dbpath);
 	gw.keyd = signk;
 	if (conf_str(c, "relay.client_cert") != NULL &&
 	    (client_key = keyd_tls_pkey_file(tlsk,
@@ -357,6 +401,7 @@ gw_worker(const struct conf *c, struct gw_listeners *ls,
 	event_free(ev_int);
 	event_free(ev_hup);
 	relay_free(gw.relay);
+	free((char *)gw.tunnel_signer);
 	event_base_free(base);
 	exit(0);
 }
@@ -370,6 +415,7 @@ main(int argc, char **argv)
 	const char *tls_keys[2];
 	struct keyd_conf kconf;
 	struct keyd_client *signk, *tlsk;
+	char *tunnel_signer;
 	int check, status;
 	pid_t keyd_pid, smtp_pid;
 
@@ -386,6 +432,12 @@ main(int argc, char **argv)
 		return bad;
 	}
 
+	{
+		char *err;
+
+		if (gw_legacy_tunnel(&c, &err) == -1)
+			fatalx("%s", err);
+	}
 	memset(&ls, 0, sizeof(ls));
 	gw_listen(&c, "smtp.listen", ls.smtp, &ls.nsmtp);
 	gw_listen(&c, "smtp.lmtp_listen", ls.lmtp, &ls.nlmtp);
@@ -398,7 +450,8 @@ main(int argc, char **argv)
 	kconf.tls_keys = tls_keys;
 	kconf.ntls = gw_tls_keys(&c, tls_keys);
 	kconf.user = conf_str(&c, "keyd_user");
-	kconf.tunnel_signer = conf_str(&c, "portal.tunnel_signer");
+	kconf.tunnel_signer = tunnel_signer = tunnel_out_signer(conf_str(&c,
+	    "database"));
 	kconf.workers = conf_int(&c, "keyd_workers");
 	if ((keyd_pid = keyd_spawn(&kconf, &signk, &tlsk)) == -1)
 		fatalx("cannot start keyd");
@@ -423,6 +476,7 @@ main(int argc, char **argv)
 	children[1].pid = keyd_pid;
 	children[1].name = "keyd";
 	status = daemon_supervise(children, 2, smtp_pid);
+	free(tunnel_signer);
 	conf_free(&c);
 	return status;
 }

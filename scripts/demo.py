@@ -132,6 +132,35 @@ def demo_pdf(handler):
         step(f"PDF mail for {PDF_RCPT} in the sink: {os.path.relpath(path)}")
         if m:
             step(f"password page (sign in first): {m.group(0)}")
+TUNNEL_SENDER = "gateway@relay-to-webmail.private"
+TUNNEL_RCPT = "webmail@relay-to-webmail.private"
+
+
+def addon_setup():
+    """Add-on mode: each node makes its own tunnel key, only the
+    certificates cross; the portal runs from a copy of its config with the
+    tunnel group added. Returns that config's path."""
+    gw_crt = f"{STATE}/gw/gateway-tunnel.crt"
+    p_key, p_crt = f"{STATE}/portal/tunnel.key", f"{STATE}/portal/tunnel.crt"
+    conf = f"{STATE}/portal/external-portal-addon.conf"
+    step("add-on tunnel keys: postern-cli tunnel keygen on each node")
+    if not os.path.exists(gw_crt):
+        cli(GW_CONF, "tunnel", "keygen", "--role", "gateway", "--address",
+            TUNNEL_SENDER, "--cert-out", gw_crt)
+    if not os.path.exists(p_crt):
+        cli(PORTAL_CONF, "tunnel", "keygen", "--role", "portal", "--address",
+            TUNNEL_RCPT, "--key-out", p_key, "--cert-out", p_crt)
+        cli(GW_CONF, "cert", "import", "--file", p_crt)
+    with open(PORTAL_CONF) as f, open(conf, "w") as g:
+        g.write(f.read() + f'\ntunnel = {{\n\tkey = "{p_key}";\n'
+                f'\tcert = "{p_crt}";\n\tgateway_cert = "{gw_crt}";\n}};\n')
+    for name, value in (("webmail-sender", TUNNEL_SENDER),
+                        ("webmail-recipient", TUNNEL_RCPT)):
+        cli(GW_CONF, "property", "global", "set", "--name", name,
+            "--value", value)
+    cli(conf, "property", "global", "set", "--name", "webmail-recipient",
+        "--value", TUNNEL_RCPT)
+    return conf
 
 
 def main():
@@ -166,6 +195,18 @@ def main():
         cli(GW_CONF, "cert", "import", "--file", f"{STATE}/pki/alice.p12",
             "--password", "secret")
 
+    mode = os.environ.get("MODE", "split")
+    if mode not in ("split", "addon"):
+        raise SystemExit(f"MODE={mode}: split (default) or addon")
+    portal_conf = PORTAL_CONF
+    step(f"mode: {mode}" + (" (S/MIME tunnel between the nodes, the portal "
+                            "requires it)" if mode == "addon" else
+                            " (header triggers)"))
+    cli(GW_CONF, "property", "global", "set", "--name",
+        "webmail-tunnel-enabled", "--value", str(mode == "addon").lower())
+    if mode == "addon" and have_portal:
+        portal_conf = addon_setup()
+
     handler = SinkHandler()
     step(f"sink for the outside world on 127.0.0.1:{SINK_PORT}")
     sink = Controller(handler, hostname="127.0.0.1", port=SINK_PORT,
@@ -176,14 +217,16 @@ def main():
     try:
         if have_portal:
             step("external-portal properties: relay domain, revert, triggers")
-            cli(PORTAL_CONF, "domain", "add", "--domain",
+            cli(portal_conf, "domain", "add", "--domain",
                 "relay-to-webmail.private", ok_codes=(0, 1))
-            cli(PORTAL_CONF, "property", "domain", "set", "--domain",
+            cli(portal_conf, "property", "global", "set", "--name",
+                "require-tunnel", "--value", str(mode == "addon").lower())
+            cli(portal_conf, "property", "domain", "set", "--domain",
                 "relay-to-webmail.private", "--name",
                 "revert-rewrite-recipient", "--value", "true")
             step("starting external-portal")
             procs.append(Proc("external-portal", [
-                f"{BUILD}/external-portal", "-c", PORTAL_CONF]))
+                f"{BUILD}/external-portal", "-c", portal_conf]))
             procs[-1].wait_ready()
         step("starting internal-gw")
         procs.append(Proc("internal-gw", [f"{BUILD}/internal-gw", "-c",

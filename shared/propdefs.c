@@ -71,9 +71,19 @@ const struct props_def props_defs[] = {
 	  .check = PROPS_CHECK_DOMAIN,
 	  .doc = "private domain of rewritten portal recipients "
 	  "(local=domain@relay-domain)" },
-	{ .name = "portal-tunnel-sign", .type = PROPS_BOOL, .def = "false",
+	{ .name = "webmail-tunnel-enabled", .type = PROPS_BOOL,
+	  .def = "false", .scopes = G, .nodes = GW,
+	  .doc = "add-on mode: send portal copies through the S/MIME tunnel "
+	  "(signed with the webmail sender key, encrypted to the webmail "
+	  "recipient certificate)" },
+	{ .name = "webmail-sender", .type = PROPS_STRING, .def = "",
 	  .scopes = G, .nodes = GW,
-	  .doc = "S/MIME-sign the copy sent to the portal with the tunnel key" },
+	  .doc = "envelope sender of tunnel mail and the address of the "
+	  "webmail sender key in keyd (read at start)" },
+	{ .name = "webmail-recipient", .type = PROPS_STRING, .def = "",
+	  .scopes = G, .nodes = BOTH,
+	  .doc = "address the portal accepts tunnel mail for; names the "
+	  "portal's webmail recipient certificate" },
 
 	/* both nodes: the split-mode trigger headers */
 	{ .name = "trigger-webmail-header", .type = PROPS_STRING,
@@ -134,9 +144,14 @@ const struct props_def props_defs[] = {
 	{ .name = "password-min-length", .type = PROPS_INT, .def = "12",
 	  .min = 8, .max = 128, .scopes = UDG, .nodes = PORTAL,
 	  .doc = "shortest portal password accepted (characters)" },
-	{ .name = "portal-require-tunnel-signature", .type = PROPS_BOOL,
-	  .def = "false", .scopes = G, .nodes = PORTAL,
-	  .doc = "refuse gateway mail not signed with the tunnel key" },
+	{ .name = "require-tunnel", .type = PROPS_BOOL, .def = "false",
+	  .scopes = G, .nodes = PORTAL,
+	  .doc = "accept only tunnel mail (add-on mode); split-mode mail "
+	  "with trigger headers is refused" },
+	{ .name = "tunnel-max-age", .type = PROPS_INT, .def = "600",
+	  .min = 10, .max = 86400, .scopes = G, .nodes = PORTAL,
+	  .doc = "seconds a tunnel message's timestamp may lie in the past "
+	  "or future; seen tunnel ids are kept this long" },
 	{ .name = "totp-max-attempts", .type = PROPS_INT, .def = "5",
 	  .min = 1, .max = 100, .scopes = UDG, .nodes = PORTAL,
 	  .doc = "wrong two-step codes before the half-signed session ends "

@@ -601,6 +601,8 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 
 	if ((def = props_def_find(name)) == NULL)
 		fatalx("props: unknown property %s", name ? name : "(null)");
+	if (p == NULL)		/* props_thread() could not open the database */
+		return NULL;
 	if (key != NULL && *key == '\0')
 		key = NULL;
 	if (p->cache_on) {
@@ -918,6 +920,8 @@ props_domain_exists(struct props *p, const char *domain)
 	char *d;
 	int rc = -1;
 
+	if (p == NULL)
+		return -1;
 	if ((st = db_prepare(p->db, "SELECT 1 FROM props_domains WHERE "
 	    "domain = ?")) == NULL)
 		return -1;

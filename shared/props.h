@@ -80,7 +80,9 @@ struct props	*props_thread(const char *dbpath, int node);
  * Asking for a name not in props_defs is a programming error (fatalx). On
  * a database failure (logged) props_get returns NULL, props_get_bool and
  * props_get_int -1 (every PROPS_INT has min >= 0): the caller must treat it
- * as a temporary failure, never fall back to a default.
+ * as a temporary failure, never fall back to a default. A NULL struct
+ * props (props_thread() could not open the database) reads as such a
+ * failure.
  */
 char		*props_get(struct props *, const char *email, const char *name,
 		    enum props_scope *from);

@@ -9,8 +9,9 @@
  * SECURITY: the envelope and message are peer input: the gateway relays
  * mail written by any Internet sender, and whoever got into mynetworks
  * can write it directly. Addresses go through addr.h, the header through
- * header.h with a size limit, triggers count only when the tunnel
- * signature (if required) covers them, and a bad message gets a 5xx
+ * header.h with a size limit, mail for webmail-recipient goes to the
+ * add-on tunnel (tunnel_in.c, which require-tunnel makes the only way
+ * in), and a bad message gets a 5xx
  * reply, never a crash. From and Subject are stored as raw values and
  * decoded and escaped only where they are shown. Store and database
  * failures answer 451.
@@ -30,6 +31,7 @@
 #include "addr.h"
 #include "ingest/ingest.h"
 #include "ingest/ingest_parts.h"
+#include "ingest/tunnel_in.h"
 #include "outbox/pdfotp.h"
 #include "log.h"
 #include "netaddr.h"
@@ -113,8 +115,7 @@ ingest_pin_parse(const char *in, char out[65])
 	return n == 64 ? 0 : -1;
 }
 
-/* This thread's property reader (each SMTP worker thread has its own). */
-static struct props *
+struct props *
 ingest_props(struct ingest *in)
 {
 	return props_thread(in->dbpath, PROPS_NODE_PORTAL);
@@ -155,7 +156,7 @@ ingest_connect(void *arg, const struct sockaddr *sa, socklen_t salen,
  * What the properties say about one recipient. 0, 1 when its domain is not
  * served, -1 on a database failure.
  */
-static int
+int
 ingest_lookup(struct ingest *in, const char *rcpt, int utf8, char *owner,
     size_t ownerlen, const char **why)
 {
@@ -202,6 +203,8 @@ ingest_rcpt(void *arg, const struct smtp_txn *txn, const char *addr,
 		    "here: client certificate required");
 		return -1;
 	}
+	if ((rc = tunnel_in_rcpt(in, txn, addr, reply, replylen)) != 0)
+		return rc == 1 ? 0 : -1;
 	rc = ingest_lookup(in, addr, txn->smtputf8, owner, sizeof(owner),
 	    &why);
 	if (rc == -1) {
@@ -240,7 +243,7 @@ ingest_set_all(struct smtp_txn *txn, int code, const char *text)
 }
 
 /* Metadata the web portal lists, from the stored header. */
-static void
+void
 ingest_meta(const struct header *h, struct store_msg *m)
 {
 	const struct header_field *f;
@@ -360,93 +363,6 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 		*woke |= 2;	/* the PDF-OTP thread */
 }
 
-/*
- * portal-require-tunnel-signature: the message must be S/MIME signed by
- * the gateway's tunnel certificate (pinned: only that certificate may be
- * the signer, no chain is built). The spool file is read and the signed
- * entity written through file BIOs, never held in memory whole: on
- * success it is in content (CRLF, rewound). 0 when it verifies, 1 when
- * not, -1 on a local failure.
- */
-static int
-ingest_tunnel_verify(struct ingest *in, const char *path, const char *id,
-    FILE *content)
-{
-	STACK_OF(X509) *certs;
-	CMS_ContentInfo *cms;
-	BIO *b, *indata = NULL, *out;
-	int ok;
-
-	if ((b = BIO_new_file(path, "rb")) == NULL) {
-		log_warnx("id=%s %s: cannot open", id, path);
-		return -1;
-	}
-	cms = SMIME_read_CMS(b, &indata);
-	BIO_free(b);
-	if (cms == NULL) {
-		ERR_clear_error();
-		log_info("id=%s refused: no S/MIME tunnel signature", id);
-		return 1;
-	}
-	certs = sk_X509_new_null();
-	sk_X509_push(certs, in->tunnel_cert);
-	if ((out = BIO_new_fp(content, BIO_NOCLOSE)) == NULL)
-		fatalx("ingest: BIO_new_fp");
-	ok = CMS_verify(cms, certs, NULL, indata, out, CMS_NOINTERN |
-	    CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
-	if (!ok) {
-		ERR_clear_error();
-		log_info("id=%s refused: tunnel signature does not verify "
-		    "with the gateway certificate", id);
-	} else if (BIO_flush(out) != 1 || fflush(content) == EOF ||
-	    ftell(content) <= 0) {
-		log_warnx("id=%s writing the verified entity", id);
-		ok = -1;
-	}
-	rewind(content);
-	BIO_free(out);
-	BIO_free(indata);
-	sk_X509_free(certs);
-	CMS_ContentInfo_free(cms);
-	return ok == 1 ? 0 : ok == -1 ? -1 : 1;
-}
-
-/* 1 when the trigger spec matches the outer header and the signed one
- * alike, so the tunnel signature covers the routing decision. */
-static int
-ingest_tunnel_trigger_ok(const struct header *outer,
-    const struct header *inner, const char *spec)
-{
-	return header_trigger_match(outer, spec) ==
-	    header_trigger_match(inner, spec);
-}
-
-/*
- * Writes the unwrapped message: the outer fields that are not MIME
- * structure or triggers, then the signed entity without triggers.
- */
-static int
-ingest_tunnel_unwrap(const struct header *outer, FILE *in, size_t maxhdr,
-    const char *const *names, size_t nnames, FILE *out)
-{
-	int removed;
-
-	for (size_t i = 0; i < outer->nfields; i++) {
-		const struct header_field *f = &outer->fields[i];
-		int skip = strncasecmp(f->name, "Content-", 8) == 0 ||
-		    strcasecmp(f->name, "MIME-Version") == 0;
-
-		for (size_t j = 0; j < nnames && !skip; j++)
-			skip = strcasecmp(f->name, names[j]) == 0;
-		if (!skip && fwrite(f->raw, 1, f->rawlen, out) != f->rawlen)
-			return -1;
-	}
-	if (fputs("MIME-Version: 1.0\r\n", out) == EOF)
-		return -1;
-	rewind(in);
-	return header_rewrite(in, out, maxhdr, names, nnames, NULL, &removed);
-}
-
 static void
 ingest_message(void *arg, struct smtp_txn *txn)
 {
@@ -460,8 +376,7 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	const char *names[2];
 	size_t nnames = 0;
 	char *webmail = NULL, *otp = NULL;
-	int standalone, tunnel, removed = 0, woke = 0, rc;
-	struct store_tmp signed_tmp = { NULL, NULL };
+	int standalone, removed = 0, woke = 0, rc;
 	struct store_part *parts = NULL;
 	int nparts = 0;
 	FILE *f;
@@ -472,6 +387,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 		ingest_set_all(txn, 554, "5.7.1 Only the gateway may send here");
 		return;
 	}
+	if (tunnel_in_message(in, txn))
+		return;
 	if ((f = fopen(txn->spool_path, "r")) == NULL) {
 		log_warn("id=%s %s", txn->id, txn->spool_path);
 		return;
@@ -492,44 +409,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	webmail = props_get(p, NULL, "trigger-webmail-header", NULL);
 	otp = props_get(p, NULL, "trigger-otp-encryption-header", NULL);
 	standalone = props_get_bool(p, NULL, "webmail-standalone");
-	tunnel = props_get_bool(p, NULL, "portal-require-tunnel-signature");
-	if (webmail == NULL || otp == NULL || standalone == -1 || tunnel == -1)
+	if (webmail == NULL || otp == NULL || standalone == -1)
 		goto out;
-	if (tunnel == 1) {
-		if (in->tunnel_cert == NULL) {
-			log_warnx("id=%s portal-require-tunnel-signature is set "
-			    "but smtp.gateway_tunnel_cert is not", txn->id);
-			goto out;
-		}
-		if (store_tmp_create(in->store, &signed_tmp) == -1)
-			goto out;
-		if ((rc = ingest_tunnel_verify(in, txn->spool_path, txn->id,
-		    signed_tmp.fp)) != 0) {
-			if (rc == 1)
-				ingest_set_all(txn, 550, "5.7.1 Message not "
-				    "signed by the gateway's tunnel key");
-			goto out;
-		} else {
-			struct header sh;
-
-			if (header_read(signed_tmp.fp, in->max_header,
-			    &sh) != 0) {
-				ingest_set_all(txn, 550, "5.6.0 Malformed "
-				    "signed entity");
-				goto out;
-			}
-			rc = ingest_tunnel_trigger_ok(&h, &sh, webmail) &&
-			    ingest_tunnel_trigger_ok(&h, &sh, otp);
-			header_free(&sh);
-			if (!rc) {
-				log_info("id=%s refused: trigger header not "
-				    "covered by the tunnel signature", txn->id);
-				ingest_set_all(txn, 550, "5.7.1 Trigger not "
-				    "covered by the gateway's tunnel signature");
-				goto out;
-			}
-		}
-	}
 	if (header_trigger_parse(webmail, wname, sizeof(wname), val,
 	    sizeof(val)) == 0)
 		names[nnames++] = wname;
@@ -540,12 +421,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	if (store_tmp_create(in->store, &tmp) == -1)
 		goto out;
 	rewind(f);
-	if (signed_tmp.fp != NULL)
-		rc = ingest_tunnel_unwrap(&h, signed_tmp.fp, in->max_header,
-		    names, nnames, tmp.fp);
-	else
-		rc = header_rewrite(f, tmp.fp, in->max_header, names, nnames,
-		    NULL, &removed);
+	rc = header_rewrite(f, tmp.fp, in->max_header, names, nnames, NULL,
+	    &removed);
 	if (rc != 0) {
 		if (rc == -2)
 			ingest_set_all(txn, 550, "5.6.0 Malformed or oversized "
@@ -581,8 +458,6 @@ out:
 	(void)store_tmp_recycle(in->store, txn->spool_path);
 	free(webmail);
 	free(otp);
-	if (signed_tmp.path != NULL)
-		store_tmp_discard(&signed_tmp);
 }
 
 const struct smtp_server_ops ingest_ops = {

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "header.h"
@@ -25,7 +26,7 @@ struct pdfotp;
 
 struct ingest {
 	struct store		*store;
-	const char		*dbpath;	/* properties: props_thread() */
+	const char		*dbpath;	/* props_thread(), tunnel_seen */
 	struct netaddr_list	*mynetworks;
 	const char *const	*pins;		/* gateway cert SHA-256, hex */
 	size_t			 npins;
@@ -33,9 +34,18 @@ struct ingest {
 	X509			*tunnel_cert;	/* NULL: none configured */
 	struct outbox		*outbox;	/* NULL: no wake-ups */
 	struct pdfotp		*pdfotp;	/* NULL: no wake-ups */
+	/* The add-on tunnel (tunnel_in.c). */
+	X509			*tunnel_own_cert; /* the portal's; NULL: none */
+	EVP_PKEY		*tunnel_pkey;	/* decrypts through pkeyd */
 };
 
 extern const struct smtp_server_ops ingest_ops;
+
+/*
+ * The calling thread's property reader (props_thread()); NULL, which the
+ * props_get family reads as a database failure, when it cannot be opened.
+ */
+struct props	*ingest_props(struct ingest *);
 
 enum ingest_route {
 	INGEST_ROUTE_NONE,
@@ -63,6 +73,16 @@ enum ingest_route ingest_classify(const struct header *,
 int		 ingest_owner(const char *rcpt, const char *relay_domain,
 		    int revert, int utf8, char *out, size_t outlen,
 		    const char **why);
+
+/*
+ * What the properties say about one recipient: 0 with its mailbox owner,
+ * 1 when it has none here (*why), -1 on a database failure.
+ */
+int		 ingest_lookup(struct ingest *, const char *rcpt, int utf8,
+		    char *owner, size_t ownerlen, const char **why);
+/* The metadata the web portal lists, from the stored header. */
+struct store_msg;
+void		 ingest_meta(const struct header *, struct store_msg *);
 
 /* Normalises a configured fingerprint (colons dropped, lowercase) into
  * out; -1 unless it is 64 hex digits. */

@@ -34,12 +34,15 @@ def port_busy(port):
 
 
 class Demo:
-    def __init__(self, root):
+    def __init__(self, root, mode=None):
         self.root = root
+        env = dict(os.environ)
+        if mode is not None:
+            env["MODE"] = mode
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(root, "scripts", "demo.py")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            start_new_session=True, env=env)
         self.lines = []
         self.q = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -162,3 +165,22 @@ def test_demo_runs_and_second_run_reuses_state(tree):
     finally:
         demo.kill()
     assert ca_digest(tree) == ca
+
+
+def test_demo_addon_mode_runs_the_tunnel(tree):
+    """make demo MODE=addon: the portal copy crosses as tunnel mail and the
+    portal requires it."""
+    demo = Demo(str(tree), mode="addon")
+    try:
+        demo.wait_for(r"Ctrl-C stops it")
+        demo.saw(r"^==> mode: addon")
+        demo.saw(r"^==> add-on tunnel keys")
+        demo.saw(r"to=<robin@example\.org> decision=portal-webmail .*"
+                 r"tunnel id [0-9a-f]{32}.*status=250")
+        demo.saw(r"tunnel to=<robin@example\.org> owner=robin@example\.org "
+                 r"route=webmail stored msg=1\b")
+        demo.saw(r"tunnel id=[0-9a-f]{32} route=webmail "
+                 r"from=<gateway@relay-to-webmail\.private>")
+        assert demo.interrupt() == 0
+    finally:
+        demo.kill()

@@ -84,10 +84,11 @@ relay = {{
   default_tls = "may";
   timeout = 30;
 }};
-portal = {{
-  tunnel_signer = "gateway@relay-to-webmail.private";
-}};
 ''')
+        # The webmail sender key's address: keyd never lets it sign user
+        # mail (read at start).
+        self.cli("property", "global", "set", "--name", "webmail-sender",
+                 "--value", "gateway@relay-to-webmail.private")
         for p in props:
             self.cli("property", *p)
         for c in certs:

@@ -87,34 +87,6 @@ def test_gateway_to_portal_mailbox_and_notification(pair):
                                                                "replace")
 
 
-def test_tunnel_signature_required_and_accepted(pair, tmp_path):
-    make, notify, out = pair
-    pki = pki_dir()
-    bundle = tmp_path / "gateway-with-key.pem"
-    bundle.write_bytes(open(f"{pki}/gateway-chain.pem", "rb").read() +
-                       open(f"{pki}/gateway.key", "rb").read())
-    gw, portal = make(
-        gw_props=[G + ("portal-tunnel-sign", "--value", "true")],
-        gw_certs=[("--file", str(bundle))],
-        portal_props=[G + ("portal-require-tunnel-signature", "--value",
-                           "true")],
-        portal_smtp=f'  gateway_tunnel_cert = "{pki}/gateway.crt";\n')
-    send(gw, ["ext@example.org"], make_message(to="ext@example.org",
-                                               body="signed in transit\n"))
-    rows = portal.messages("ext@example.org")
-    assert len(rows) == 1, portal.daemon.log()
-    notify.wait(1)
-    # Stored unwrapped: the recipient sees the message, not the tunnel.
-    stored = portal.file(rows[0][3])
-    assert b"multipart/signed" not in stored
-    assert b"smime.p7s" not in stored and b"X-Keep-" not in stored
-    m = email.message_from_bytes(stored, policy=policy.default)
-    assert m["From"] == "alice@example.com"
-    assert m.get_body(preferencelist=("plain",)).get_content().replace(
-        "\r\n", "\n") == \
-        "signed in transit\n"
-
-
 def test_forged_trigger_from_upstream_never_reaches_portal(pair):
     make, notify, out = pair
     gw, portal = make(gw_props=[

@@ -353,32 +353,6 @@ def test_policy_explain(gw_factory):
     assert "encrypt-mode" in r.stdout and "domain" in r.stdout
 
 
-def test_portal_copy_tunnel_signed_with_trigger_inside(gw_factory, sinks,
-                                                       tmp_path):
-    portal, out = sinks
-    pki = pki_dir()
-    bundle = tmp_path / "gateway-with-key.pem"
-    bundle.write_bytes(open(f"{pki}/gateway-chain.pem", "rb").read() +
-                       open(f"{pki}/gateway.key", "rb").read())
-    gw = gw_factory(props=PORTAL_PROPS + [
-        G + ("portal-tunnel-sign", "--value", "true")],
-        certs=[("--file", str(bundle))])
-    send(gw, "alice@example.com", ["ext@example.org"],
-         make_message(to="ext@example.org", body="tunnelled\n"))
-    data = portal.wait(1)[0]["data"]
-    assert keep_headers(data) == [b"X-Keep-CipherMail-To-Webmail: True"]
-    assert b"multipart/signed" in data
-    p = tmp_path / "tunnel.eml"
-    p.write_bytes(data)
-    r = subprocess.run(["openssl", "cms", "-verify", "-in", str(p),
-                        "-CAfile", f"{pki}/ca-bundle.pem", "-certfile",
-                        f"{pki}/gateway.crt"], capture_output=True)
-    assert r.returncode == 0, r.stderr
-    assert re.search(rb"(?im)^X-Keep-CipherMail-To-Webmail: True\r?$",
-                     r.stdout), "trigger not inside the signed entity"
-    assert b"tunnelled" in r.stdout or b"dHVubmVsbGVk" in r.stdout
-
-
 @pytest.mark.parametrize("victim", ["keyd", "smtp"])
 def test_fails_closed_when_a_child_dies(gw_factory, victim):
     import signal

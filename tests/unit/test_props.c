@@ -179,7 +179,7 @@ test_refused(void **state)
 		{ PROPS_SCOPE_USER, "bob@example.net", "remote-portal-enabled",
 		    "true", "user level" },
 		{ PROPS_SCOPE_DOMAIN, "example.net",
-		    "portal-require-tunnel-signature", "true", "domain level" },
+		    "require-tunnel", "true", "domain level" },
 		{ PROPS_SCOPE_GLOBAL, NULL, "locality", "internal",
 		    "global level" },
 		{ PROPS_SCOPE_DEFAULT, NULL, "sign-enabled", "true", "default" },
