@@ -362,34 +362,35 @@ pdf_draw_attachments(struct pdf_ctx *c)
 /* --- files for qpdf ------------------------------------------------------- */
 
 static int
-pdf_next_file(void *arg, struct pdf_file *f)
+pdf_next_file(void *arg, struct pdf_file *f, FILE *out)
 {
 	struct pdf_ctx *c = arg;
-	GMimeStream *mem;
-	GByteArray *ba;
+	GMimeStream *st;
 	struct pdf_att *a;
+	int rc = 0;
 
 	while (c->next < c->natt && !c->att[c->next].embed)
 		c->next++;
 	if (c->next >= c->natt)
 		return 0;
 	a = &c->att[c->next++];
-	ba = g_byte_array_sized_new(a->size ? a->size : 1);
-	mem = g_mime_stream_mem_new_with_byte_array(ba);
-	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+	/* Decoded straight into qpdf's input file, never into memory. */
+	st = g_mime_stream_file_new(out);
+	g_mime_stream_file_set_owner(GMIME_STREAM_FILE(st), FALSE);
 	if (GMIME_IS_PART(a->obj) && g_mime_part_get_content(
 	    GMIME_PART(a->obj)) != NULL)
-		g_mime_data_wrapper_write_to_stream(g_mime_part_get_content(
-		    GMIME_PART(a->obj)), mem);
+		rc = g_mime_data_wrapper_write_to_stream(
+		    g_mime_part_get_content(GMIME_PART(a->obj)), st) == -1;
 	else if (GMIME_IS_MESSAGE_PART(a->obj) &&
 	    g_mime_message_part_get_message(GMIME_MESSAGE_PART(a->obj)))
-		g_mime_object_write_to_stream(GMIME_OBJECT(
+		rc = g_mime_object_write_to_stream(GMIME_OBJECT(
 		    g_mime_message_part_get_message(GMIME_MESSAGE_PART(a->obj))),
-		    NULL, mem);
-	g_object_unref(mem);
-	f->len = ba->len;
-	f->data = g_byte_array_free(ba, FALSE);
-	/* qpdf frees with free(): glib allocates with malloc. */
+		    NULL, st) == -1;
+	if (g_mime_stream_flush(st) == -1)
+		rc = 1;
+	g_object_unref(st);
+	if (rc != 0)
+		return -1;
 	f->name = xstrdup(a->name);
 	f->type = xstrdup(a->type);
 	c->info->attachments++;

@@ -7,6 +7,7 @@
 #define POSTERN_PDF_INT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "buf.h"
 
@@ -58,20 +59,22 @@ int		 pdf_html_blocks(const char *html, size_t len, size_t max,
 struct pdf_file {
 	char		*name;		/* UTF-8 */
 	char		*type;		/* e.g. "application/pdf" */
-	unsigned char	*data;
-	size_t		 len;
+	long long	 len;		/* bytes written (set by pdf_crypt) */
 };
 
 /*
- * Loads the rendered PDF, adds the files as embedded files (an
- * /EmbeddedFiles name tree in the catalog's /Names), encrypts with
- * AES-256 R6 and writes outpath. next() hands out the files one at a time
- * (1 with *f set; the callee frees f->data after copying it, 0 at the
- * end, -1 on failure), so only one is decoded at a time.
+ * Adds the files to the PDF cairo drew, encrypts with AES-256 R6 and
+ * writes outpath. next() hands out the files one at a time: it fills *f
+ * (pdf_crypt_write frees name and type), writes the file's bytes to out
+ * and returns 1; 0 (having written nothing) at the end, -1 on failure. The bytes go straight into
+ * an unlinked intermediate file next to outpath (cairo's PDF plus an
+ * incremental update holding one stream object per file), which qpdf
+ * then reads: qpdf reads stream data from that file as it writes, so no
+ * attachment is ever held in memory by us, and only once by qpdf.
  */
 int		 pdf_crypt_write(const struct buf *pdf,
-		    int (*next)(void *, struct pdf_file *), void *arg,
-		    const char *user_pw, const char *owner_pw,
+		    int (*next)(void *, struct pdf_file *, FILE *out),
+		    void *arg, const char *user_pw, const char *owner_pw,
 		    const char *outpath, char *err, size_t errlen);
 
 #endif

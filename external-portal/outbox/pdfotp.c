@@ -301,6 +301,57 @@ pdfotp_outbox_done(struct store *s, const char *spool_dir,
 
 /* --- rendering ------------------------------------------------------------ */
 
+#define PDFOTP_REFS_MAX	8192	/* bytes of References kept for a reply */
+
+/*
+ * What a reply to the message needs once its content is gone, into p:
+ * the address it goes to (Reply-To, else From), the Message-ID and the
+ * raw References field. The reply page checks the IDs again before any
+ * goes into a header. Absent fields stay NULL.
+ */
+static void
+pdfotp_reply_info(int fd, struct store_pdf *p)
+{
+	GMimeStream *st;
+	GMimeParser *ps;
+	GMimeMessage *m;
+	InternetAddressList *l;
+	const char *v;
+	int dfd;
+
+	if ((dfd = dup(fd)) == -1)
+		return;
+	st = g_mime_stream_fs_new_with_bounds(dfd, 0, -1);
+	ps = g_mime_parser_new_with_stream(st);
+	m = g_mime_parser_construct_message(ps, NULL);
+	g_object_unref(ps);
+	g_object_unref(st);
+	if (m == NULL)
+		return;
+	l = g_mime_message_get_reply_to(m);
+	if (l == NULL || internet_address_list_length(l) == 0)
+		l = g_mime_message_get_from(m);
+	for (int i = 0; l != NULL && i < internet_address_list_length(l);
+	    i++) {
+		InternetAddress *ia = internet_address_list_get_address(l, i);
+
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia) && (v =
+		    internet_address_mailbox_get_addr(
+		    INTERNET_ADDRESS_MAILBOX(ia))) != NULL && *v != '\0' &&
+		    strlen(v) < 2 * ADDR_MAX + 2) {
+			p->reply_to = xstrdup(v);
+			break;
+		}
+	}
+	if ((v = g_mime_message_get_message_id(m)) != NULL && *v != '\0' &&
+	    strlen(v) < 1000)
+		p->message_id = xstrdup(v);
+	if ((v = g_mime_object_get_header(GMIME_OBJECT(m), "References")) !=
+	    NULL && *v != '\0')
+		p->refs = xstrndup(v, PDFOTP_REFS_MAX);
+	g_object_unref(m);
+}
+
 static void
 pdfotp_render(struct pdfotp *po, struct store_pdf *p, int64_t now)
 {
@@ -318,7 +369,8 @@ pdfotp_render(struct pdfotp *po, struct store_pdf *p, int64_t now)
 	}
 	xasprintf(&pdf, "%s/pdf-%s.pdf", po->conf.spool_dir, p->token);
 	xasprintf(&mail, "%s/pdfmail-%s.eml", po->conf.spool_dir, p->token);
-	xasprintf(&reply, "%s/pdf/%s", po->conf.notify.base_url, p->token);
+	xasprintf(&reply, "%s/pdf-reply/%s", po->conf.notify.base_url,
+	    p->token);
 	unlink(mail);	/* a crash between writing and queueing */
 	if (pdfpass_generate(pw, sizeof(pw), PDFPASS_LEN) == -1) {
 		snprintf(err, sizeof(err), "no randomness");
@@ -333,6 +385,12 @@ pdfotp_render(struct pdfotp *po, struct store_pdf *p, int64_t now)
 	o.password = pw;
 	o.reply_url = reply;
 	o.reply_label = "Reply securely (sign in)";
+	pdfotp_reply_info(fd, p);
+	if (lseek(fd, 0, SEEK_SET) == -1) {
+		snprintf(err, sizeof(err), "%s: %s", p->msg_path,
+		    strerror(errno));
+		goto fail;
+	}
 	if (pdf_build(fd, &o, pdf, &info, err, sizeof(err)) == -1)
 		goto fail;
 	show = pdfotp_props(po) != NULL && props_get_bool(pdfotp_props(po),
@@ -351,7 +409,7 @@ pdfotp_render(struct pdfotp *po, struct store_pdf *p, int64_t now)
 		snprintf(err, sizeof(err), "writing the PDF mail failed");
 		goto fail;
 	}
-	if (store_pdf_queue(po->store, p->id, pw, mail, p->owner) == -1) {
+	if (store_pdf_queue(po->store, p, pw, mail) == -1) {
 		unlink(mail);
 		snprintf(err, sizeof(err), "database failure");
 		goto fail;

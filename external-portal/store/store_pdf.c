@@ -18,9 +18,40 @@
 
 #define STORE_PDF_COLS "p.id, p.token, p.owner, p.msg_id, p.state, " \
     "p.password, p.mail_from, p.hdr_from, p.subject, m.path, p.pdf_mail, " \
-    "p.date, p.created, p.attempts"
+    "p.date, p.created, p.attempts, p.reply_to, p.message_id, p.refs"
 #define STORE_PDF_FROM " FROM portal_pdf p LEFT JOIN portal_messages m " \
     "ON m.id = p.msg_id "
+
+/* Columns added after the table's first version (the reply page). */
+static int
+store_pdf_migrate(struct sqlite3 *db, char **err)
+{
+	static const char *const cols[] = { "reply_to", "message_id",
+	    "refs" };
+	sqlite3_stmt *st;
+	char *sql;
+	int have, rc;
+
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		if ((st = db_prepare(db, "SELECT 1 FROM pragma_table_info("
+		    "'portal_pdf') WHERE name = ?")) == NULL)
+			return -1;
+		have = db_bind(st, "t", cols[i]) == 0 ? db_step(st) : -1;
+		db_finalize(st);
+		if (have == -1)
+			return -1;
+		if (have == DB_ROW)
+			continue;
+		/* Fixed names from the table above. */
+		xasprintf(&sql, "ALTER TABLE portal_pdf ADD COLUMN %s TEXT",
+		    cols[i]);
+		rc = db_exec(db, sql, err);
+		free(sql);
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
+}
 
 int
 store_pdf_schema(struct sqlite3 *db, char **err)
@@ -35,7 +66,8 @@ store_pdf_schema(struct sqlite3 *db, char **err)
 	    " attempts INTEGER NOT NULL DEFAULT 0,"
 	    " next_attempt INTEGER NOT NULL DEFAULT 0, pdf_mail TEXT);"
 	    "CREATE INDEX IF NOT EXISTS portal_pdf_owner"
-	    " ON portal_pdf(owner, id);", err);
+	    " ON portal_pdf(owner, id);", err) == -1 ? -1 :
+	    store_pdf_migrate(db, err);
 }
 
 static void
@@ -58,6 +90,9 @@ store_pdf_row(struct store *s, sqlite3_stmt *st, struct store_pdf *p)
 	p->date = sqlite3_column_int64(st, 11);
 	p->created = sqlite3_column_int64(st, 12);
 	p->attempts = (int)sqlite3_column_int64(st, 13);
+	p->reply_to = store_col_dup(st, 14);
+	p->message_id = store_col_dup(st, 15);
+	p->refs = store_col_dup(st, 16);
 }
 
 void
@@ -70,6 +105,9 @@ store_pdf_free(struct store_pdf *p)
 	free(p->subject);
 	free(p->msg_path);
 	free(p->pdf_mail);
+	free(p->reply_to);
+	free(p->message_id);
+	free(p->refs);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -127,16 +165,18 @@ store_pdf_next(struct store *s, int64_t now, struct store_pdf *p)
 }
 
 int
-store_pdf_queue(struct store *s, int64_t id, const char *password,
-    const char *path, const char *owner)
+store_pdf_queue(struct store *s, const struct store_pdf *p,
+    const char *password, const char *path)
 {
 	sqlite3 *db;
 
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
 	if (db_run(db, "UPDATE portal_pdf SET state = 'queued', password = ?, "
-	    "pdf_mail = ? WHERE id = ?", "tti", password, path, id) == -1 ||
-	    store_outbox_add(s, STORE_OUTBOX_RAW, owner, NULL, NULL, path)
+	    "pdf_mail = ?, reply_to = ?, message_id = ?, refs = ? WHERE id = ?",
+	    "ttttti", password, path, p->reply_to, p->message_id, p->refs,
+	    p->id) == -1 ||
+	    store_outbox_add(s, STORE_OUTBOX_RAW, p->owner, NULL, NULL, path)
 	    == -1 || db_commit(db) == -1) {
 		db_rollback(db);
 		return -1;

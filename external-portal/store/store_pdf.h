@@ -4,8 +4,10 @@
  * content exists (msg_id set) the row is "render" (waiting for its PDF),
  * "queued" (the PDF mail is in the outbox) or "failed"; once the relay
  * accepted the PDF mail it is "sent", the message row and file are gone
- * and the row keeps only what the password page shows: the password, the
- * sender, the subject, the dates. Rows go after pdf-otp-keep-days.
+ * and the row keeps only what the password page and the reply page need:
+ * the password, the sender, the subject, the dates, and the address a
+ * reply goes to with the original's Message-ID and References. Rows go
+ * after pdf-otp-keep-days.
  */
 #ifndef PORTAL_STORE_PDF_H
 #define PORTAL_STORE_PDF_H
@@ -29,6 +31,9 @@ struct store_pdf {
 	char		*subject;
 	char		*msg_path;	/* the message file while it exists */
 	char		*pdf_mail;	/* the outbox file */
+	char		*reply_to;	/* Reply-To, else From; NULL: none */
+	char		*message_id;	/* the original's, without <> */
+	char		*refs;		/* its References field, raw */
 	int64_t		 date;
 	int64_t		 created;
 	int		 attempts;
@@ -39,11 +44,13 @@ int	 store_pdf_adopt(struct store *, int64_t now);
 /* The render job due first: 0, STORE_NOTFOUND or -1. */
 int	 store_pdf_next(struct store *, int64_t now, struct store_pdf *);
 /*
- * In one transaction: the row becomes "queued" with its password and
- * the PDF mail at path, and the mail is queued in the outbox for owner.
+ * In one transaction: the row becomes "queued" with its password, the
+ * PDF mail at path and what a reply needs (p's reply_to, message_id,
+ * refs; each may be NULL), and the mail is queued in the outbox for
+ * p's owner.
  */
-int	 store_pdf_queue(struct store *, int64_t id, const char *password,
-	    const char *path, const char *owner);
+int	 store_pdf_queue(struct store *, const struct store_pdf *p,
+	    const char *password, const char *path);
 /* Rendering failed: try again at next_attempt. */
 int	 store_pdf_retry(struct store *, int64_t id, int64_t next_attempt);
 /*

@@ -157,6 +157,7 @@ static const struct web_route web_routes[] = {
 	{ WEB_GET, "/pdf", WEB_AUTH, web_pdf_list },
 	{ WEB_GET, "/pdf/", WEB_AUTH, web_pdf_show },	/* /pdf/<token> */
 	{ WEB_GET, "/static/pdf-copy.js", WEB_ANON, web_pdf_js_file },
+	{ WEB_GET, "/pdf-reply/", WEB_AUTH, web_pdf_reply },	/* <token> */
 };
 
 

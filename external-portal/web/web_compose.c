@@ -24,6 +24,7 @@
 #include "addr.h"
 #include "log.h"
 #include "store/store.h"
+#include "store/store_pdf.h"
 #include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_pages.h"
@@ -208,12 +209,12 @@ web_compose_input(struct web_req *r, const char *name, const char *key,
 
 static void
 web_compose_page(struct web_req *r, int status, const char *notice,
-    const char *detail, int64_t reply, const char *to, const char *cc,
-    const char *subject, const char *body)
+    const char *detail, int64_t reply, const char *pdf, const char *to,
+    const char *cc, const char *subject, const char *body)
 {
 	r->status = status;
 	r->no_store = 1;
-	web_page_begin(r, web_text_get(reply ? "reply.title" :
+	web_page_begin(r, web_text_get(reply || pdf ? "reply.title" :
 	    "compose.title"), 1);
 	if (notice != NULL) {
 		web_buf_adds(&r->out, "<p class=\"error\" role=\"alert\" "
@@ -229,6 +230,12 @@ web_compose_page(struct web_req *r, int status, const char *notice,
 	if (reply)
 		web_buf_addf(&r->out, "<input type=\"hidden\" name=\"reply\" "
 		    "value=\"%lld\">\n", (long long)reply);
+	if (pdf != NULL) {
+		web_buf_adds(&r->out, "<input type=\"hidden\" name=\"pdf\" "
+		    "value=\"");
+		web_page_text(r, pdf);
+		web_buf_adds(&r->out, "\">\n");
+	}
 	web_page_input(r, "to", "text", web_text_get("compose.to"), to,
 	    "off");
 	web_compose_input(r, "cc", "compose.cc", cc);
@@ -245,7 +252,7 @@ web_compose_page(struct web_req *r, int status, const char *notice,
 	web_buf_adds(&r->out, "</label>\n<input type=\"file\" "
 	    "id=\"f-attachment\" name=\"attachment\" multiple></p>\n"
 	    "<button type=\"submit\" id=\"send\">");
-	web_page_t(r, reply ? "reply.send" : "compose.send");
+	web_page_t(r, reply || pdf ? "reply.send" : "compose.send");
 	web_buf_adds(&r->out, "</button>\n</form>\n");
 	web_page_end(r);
 }
@@ -270,9 +277,8 @@ web_compose_reply_addr(GMimeMessage *msg)
 }
 
 static char *
-web_compose_reply_subject(GMimeMessage *msg)
+web_compose_reply_subject(const char *s)
 {
-	const char *s = g_mime_message_get_subject(msg);
 	char *out;
 
 	if (s == NULL)
@@ -332,7 +338,7 @@ web_compose_form(struct web_req *r)
 			web_page_error(r, 404);
 			return;
 		}
-		web_compose_page(r, 200, NULL, NULL, 0, NULL, NULL, NULL,
+		web_compose_page(r, 200, NULL, NULL, 0, NULL, NULL, NULL, NULL,
 		    NULL);
 		return;
 	}
@@ -347,19 +353,69 @@ web_compose_form(struct web_req *r)
 		return;
 	}
 	to = web_compose_reply_addr(m.msg);
-	subj = web_compose_reply_subject(m.msg);
+	subj = web_compose_reply_subject(g_mime_message_get_subject(m.msg));
 	quote = web_compose_quote(&m);
-	web_compose_page(r, 200, NULL, NULL, reply, to, NULL, subj, quote);
+	web_compose_page(r, 200, NULL, NULL, reply, NULL, to, NULL, subj,
+	    quote);
 	free(to);
 	free(subj);
 	free(quote);
 	web_mail_free(&m);
 }
 
+/* --- replies to PDF-OTP messages ---------------------------------------- */
+
+/*
+ * The signed-in user's PDF-OTP row with token that a reply can answer
+ * (it kept the address to reply to): 0, or -1 (not found, another's, no
+ * address, or the store failed: all 404 to the browser).
+ */
+static int
+web_compose_pdf_get(struct web_req *r, const char *token,
+    struct store_pdf *p)
+{
+	if (strlen(token) != STORE_PDF_TOKEN_LEN ||
+	    strspn(token, "0123456789abcdef") != STORE_PDF_TOKEN_LEN ||
+	    store_pdf_get(r->store, r->email, token, p) != 0)
+		return -1;
+	if (p->reply_to == NULL) {
+		store_pdf_free(p);
+		return -1;
+	}
+	return 0;
+}
+
+void
+web_compose_pdf_form(struct web_req *r, const char *token)
+{
+	struct store_pdf p;
+	char *subj, *dec;
+
+	if (!web_compose_allowed(r, 1) || web_compose_pdf_get(r, token, &p)
+	    == -1) {
+		web_page_error(r, 404);
+		return;
+	}
+	dec = web_text_header_decode(p.subject ? p.subject : "");
+	subj = web_compose_reply_subject(dec);
+	/* The content is gone: nothing to quote. */
+	web_compose_page(r, 200, NULL, NULL, 0, p.token, p.reply_to, NULL,
+	    subj, NULL);
+	free(dec);
+	free(subj);
+	store_pdf_free(&p);
+}
+
 /* --- building and queueing --------------------------------------------- */
 
+/*
+ * From, Date, Message-ID; for a reply In-Reply-To and References from
+ * the original's Message-ID id and raw References field refs (either may
+ * be NULL: a stored message, or what a PDF-OTP row kept of one).
+ */
 static void
-web_compose_headers(struct web_req *r, GMimeMessage *out, GMimeMessage *orig)
+web_compose_headers(struct web_req *r, GMimeMessage *out, int is_reply,
+    const char *id, const char *raw)
 {
 	GDateTime *now = g_date_time_new_now_utc();
 	char *mid;
@@ -372,10 +428,7 @@ web_compose_headers(struct web_req *r, GMimeMessage *out, GMimeMessage *orig)
 	    r->conf->hostname : "localhost");
 	g_mime_message_set_message_id(out, mid);
 	g_free(mid);
-	if (orig != NULL) {
-		const char *id = g_mime_message_get_message_id(orig);
-		const char *raw = g_mime_object_get_header(GMIME_OBJECT(orig),
-		    "References");
+	if (is_reply) {
 		GMimeReferences *refs = raw ? g_mime_references_parse(NULL,
 		    raw) : NULL;
 		struct web_buf b;
@@ -607,9 +660,11 @@ web_compose_send(struct web_req *r)
 	const char *subject = web_param(r, "subject");
 	const char *body = web_param(r, "body");
 	int64_t reply = web_param_id(r, "reply");
-	int is_reply = web_param(r, "reply") != NULL;
+	const char *pdf = web_param(r, "pdf");
+	int is_reply = web_param(r, "reply") != NULL || pdf != NULL;
 	struct web_compose c;
 	struct web_mail m;
+	struct store_pdf pr;
 	GMimeMessage *msg;
 	GMimeObject *text;
 	char *allowed, *bad = NULL, *subj;
@@ -618,12 +673,21 @@ web_compose_send(struct web_req *r)
 	int nfiles = 0, rc;
 
 	memset(&m, 0, sizeof(m));
-	if (!web_compose_allowed(r, is_reply) || (is_reply && (reply == -1 ||
-	    web_mail_load_id(r, reply, &m) == -1))) {
+	memset(&pr, 0, sizeof(pr));
+	if (pdf != NULL) {
+		/* A PDF-OTP message: what its row kept, owner's rows only. */
+		if (!web_compose_allowed(r, 1) || web_compose_pdf_get(r, pdf,
+		    &pr) == -1) {
+			web_page_error(r, 404);
+			return;
+		}
+		reply = 0;
+	} else if (!web_compose_allowed(r, is_reply) || (is_reply &&
+	    (reply == -1 || web_mail_load_id(r, reply, &m) == -1))) {
 		web_page_error(r, 404);
 		return;
 	}
-	if (is_reply && m.meta.folder != STORE_FOLDER_INBOX) {
+	if (is_reply && pdf == NULL && m.meta.folder != STORE_FOLDER_INBOX) {
 		web_mail_free(&m);
 		web_page_error(r, 404);
 		return;
@@ -640,6 +704,7 @@ web_compose_send(struct web_req *r)
 		log_info("web: %s: %d attachments, %zu bytes: too large",
 		    r->email, nfiles, total);
 		web_mail_free(&m);
+		store_pdf_free(&pr);
 		web_page_error(r, 413);
 		return;
 	}
@@ -659,11 +724,12 @@ web_compose_send(struct web_req *r)
 		    NULL || *allowed == '\0'))
 			key = "compose.nobody_allowed";
 		web_compose_page(r, 400, web_text_get(key), detail,
-		    is_reply ? reply : 0, to, cc, subject, body);
+		    is_reply ? reply : 0, pdf, to, cc, subject, body);
 		free(bad);
 		free(allowed);
 		web_compose_free(&c);
 		web_mail_free(&m);
+		store_pdf_free(&pr);
 		return;
 	}
 	free(allowed);
@@ -673,7 +739,13 @@ web_compose_send(struct web_req *r)
 		if ((unsigned char)*p < ' ')
 			*p = ' ';
 	msg = g_mime_message_new(TRUE);
-	web_compose_headers(r, msg, is_reply ? m.msg : NULL);
+	if (pdf != NULL)
+		web_compose_headers(r, msg, 1, pr.message_id, pr.refs);
+	else
+		web_compose_headers(r, msg, is_reply, is_reply ?
+		    g_mime_message_get_message_id(m.msg) : NULL, is_reply ?
+		    g_mime_object_get_header(GMIME_OBJECT(m.msg),
+		    "References") : NULL);
 	g_mime_message_set_subject(msg, subj, "utf-8");
 	internet_address_list_append(g_mime_message_get_to(msg), c.to);
 	internet_address_list_append(g_mime_message_get_cc(msg), c.cc);
@@ -707,7 +779,7 @@ web_compose_send(struct web_req *r)
 	rc = web_compose_queue(r, msg, &c, subj, nfiles > 0);
 	if (rc == STORE_EQUOTA) {
 		web_compose_page(r, 413, web_text_get("compose.quota"), NULL,
-		    is_reply ? reply : 0, to, cc, subject, body);
+		    is_reply ? reply : 0, pdf, to, cc, subject, body);
 		goto out;
 	}
 	if (rc == -1)
@@ -723,6 +795,7 @@ out:
 	free(subj);
 	web_compose_free(&c);
 	web_mail_free(&m);
+	store_pdf_free(&pr);
 }
 
 /* --- read receipts ------------------------------------------------------- */
@@ -742,7 +815,8 @@ web_compose_mdn(struct web_req *r, struct web_mail *m, const char *rcpt)
 	struct web_buf b;
 	char *s;
 
-	web_compose_headers(r, msg, m->msg);
+	web_compose_headers(r, msg, 1, oid, g_mime_object_get_header(
+	    GMIME_OBJECT(m->msg), "References"));
 	g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, rcpt);
 	xasprintf(&s, "%s %s", web_text_get("receipt.subject"),
 	    osubj ? osubj : "");

@@ -14,6 +14,12 @@ struct web_mail;
  * from the request's can_reply and can_compose.
  */
 int	 web_compose_allowed(const struct web_req *, int reply);
+/*
+ * The reply page of the signed-in user's PDF-OTP message with token
+ * (/pdf-reply/<token>); 404 for anyone else's. It works after the
+ * message's content is gone, from what the row kept.
+ */
+void	 web_compose_pdf_form(struct web_req *, const char *token);
 /* A read receipt for the message just opened, if due. */
 void	 web_compose_receipt(struct web_req *, struct web_mail *);
 

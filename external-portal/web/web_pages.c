@@ -62,8 +62,9 @@ web_page_begin(struct web_req *r, const char *title, int nav)
 			web_page_t(r, "nav.compose");
 			web_buf_adds(&r->out, "</a></li>");
 		}
-		web_buf_adds(&r->out, "<li><a href=\"/pdf\">PDF passwords"
-		    "</a></li>");
+		web_buf_adds(&r->out, "<li><a href=\"/pdf\">");
+		web_page_t(r, "nav.pdf");
+		web_buf_adds(&r->out, "</a></li>");
 		web_buf_adds(&r->out, "<li><a href=\"/settings\">");
 		web_page_t(r, "nav.settings");
 		web_buf_adds(&r->out, "</a></li><li>");

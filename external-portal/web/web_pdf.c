@@ -6,7 +6,9 @@
  * (user-select: all) so copying works without JavaScript; a copy button
  * (/static/pdf-copy.js, the only script of the portal, allowed on these
  * pages alone) puts it on the clipboard where scripts run. The pages show
- * the date and the sender, never the content.
+ * the date and the sender, never the content, and a "Reply securely"
+ * link to /pdf-reply/<token> (web_compose.c), which also works once the
+ * content is gone. All their words are in the web_text table.
  *
  * SECURITY: the token in the path is checked to be hex of its exact
  * length before the store sees it; sender and subject are mail data and
@@ -22,6 +24,7 @@
 #include "outbox/notify.h"
 #include "pdfpass.h"
 #include "store/store_pdf.h"
+#include "web/web_compose.h"
 #include "web/web_pages.h"
 #include "web/web_routes.h"
 #include "web/web_text.h"
@@ -39,7 +42,7 @@ static const char web_pdf_js[] =
     "b.hidden=false;\n"
     "b.addEventListener('click',function(){\n"
     "navigator.clipboard.writeText(p.dataset.pw).then(function(){\n"
-    "b.textContent='Copied';});});});\n";
+    "b.textContent=b.dataset.done;});});});\n";
 
 void
 web_pdf_js_file(struct web_req *r)
@@ -74,18 +77,19 @@ static const char *
 web_pdf_state(const struct store_pdf *p)
 {
 	if (strcmp(p->state, "sent") == 0)
-		return "PDF sent";
+		return web_text_get("pdf.state.sent");
 	if (strcmp(p->state, "failed") == 0)
-		return "Could not be sent";
-	return "Being prepared";
+		return web_text_get("pdf.state.failed");
+	return web_text_get("pdf.state.pending");
 }
 
-static int
+/* The token's length when t starts with one, else 0. */
+static size_t
 web_pdf_token_ok(const char *t)
 {
-	if (strlen(t) != STORE_PDF_TOKEN_LEN)
+	if (strspn(t, "0123456789abcdef") != STORE_PDF_TOKEN_LEN)
 		return 0;
-	return strspn(t, "0123456789abcdef") == STORE_PDF_TOKEN_LEN;
+	return STORE_PDF_TOKEN_LEN;
 }
 
 void
@@ -94,9 +98,14 @@ web_pdf_show(struct web_req *r)
 	const char *token = r->path + strlen("/pdf/");
 	struct store_pdf p;
 	char group[PDFPASS_LEN + 1];
+	size_t len;
 	int rc;
 
-	if (!web_pdf_token_ok(token)) {
+	if ((len = web_pdf_token_ok(token)) == 0) {
+		web_page_error(r, 404);
+		return;
+	}
+	if (token[len] != '\0') {
 		web_page_error(r, 404);
 		return;
 	}
@@ -106,22 +115,27 @@ web_pdf_show(struct web_req *r)
 	}
 	r->no_store = 1;
 	r->csp = xstrdup(WEB_PDF_CSP);
-	web_page_begin(r, "Password for your PDF", 1);
-	web_buf_adds(&r->out, "<dl class=\"pdfmeta\"><dt>From</dt><dd>");
+	web_page_begin(r, web_text_get("pdf.title"), 1);
+	web_buf_adds(&r->out, "<dl class=\"pdfmeta\"><dt>");
+	web_page_t(r, "pdf.from");
+	web_buf_adds(&r->out, "</dt><dd>");
 	web_pdf_sender(r, &p);
-	web_buf_adds(&r->out, "</dd><dt>Date</dt><dd>");
+	web_buf_adds(&r->out, "</dd><dt>");
+	web_page_t(r, "pdf.date");
+	web_buf_adds(&r->out, "</dt><dd>");
 	web_pdf_date(r, p.date);
-	web_buf_adds(&r->out, "</dd><dt>Status</dt><dd>");
+	web_buf_adds(&r->out, "</dd><dt>");
+	web_page_t(r, "pdf.status");
+	web_buf_adds(&r->out, "</dt><dd>");
 	web_page_text(r, web_pdf_state(&p));
 	web_buf_adds(&r->out, "</dd></dl>\n");
 	if (p.password == NULL) {
-		web_page_notice(r, "notice", strcmp(p.state, "failed") == 0 ?
-		    "This message could not be made into a PDF; its sender "
-		    "was told." : "The PDF is being prepared. Reload this page "
-		    "in a minute.");
+		web_page_notice(r, "notice", web_text_get(strcmp(p.state,
+		    "failed") == 0 ? "pdf.failed" : "pdf.pending"));
 	} else {
-		web_buf_adds(&r->out, "<p>Open the PDF attached to the mail "
-		    "with this password:</p>\n<p class=\"pdfpw\" id=\"pw\" "
+		web_buf_adds(&r->out, "<p>");
+		web_page_t(r, "pdf.open");
+		web_buf_adds(&r->out, "</p>\n<p class=\"pdfpw\" id=\"pw\" "
 		    "translate=\"no\" data-pw=\"");
 		web_page_text(r, p.password);
 		web_buf_adds(&r->out, "\">");
@@ -132,16 +146,38 @@ web_pdf_show(struct web_req *r)
 			web_page_text(r, group);
 			web_buf_adds(&r->out, "</span>");
 		}
-		web_buf_adds(&r->out, "</p>\n<p class=\"hint\">Tap or click the "
-		    "password to select all of it, then copy it. The spaces "
-		    "are only for reading.</p>\n<p><button type=\"button\" "
-		    "id=\"copy\" hidden>Copy password</button></p>\n"
+		web_buf_adds(&r->out, "</p>\n<p class=\"hint\">");
+		web_page_t(r, "pdf.hint");
+		web_buf_adds(&r->out, "</p>\n<p><button type=\"button\" "
+		    "id=\"copy\" hidden data-done=\"");
+		web_page_t(r, "pdf.copied");
+		web_buf_adds(&r->out, "\">");
+		web_page_t(r, "pdf.copy");
+		web_buf_adds(&r->out, "</button></p>\n"
 		    "<script src=\"/static/pdf-copy.js\"></script>\n");
 		OPENSSL_cleanse(group, sizeof(group));
 	}
-	web_buf_adds(&r->out, "<p><a href=\"/pdf\">All PDF passwords</a></p>\n");
+	web_buf_adds(&r->out, "<p class=\"pdfactions\">");
+	if (p.reply_to != NULL && web_compose_allowed(r, 1)) {
+		web_buf_adds(&r->out, "<a class=\"button\" id=\"reply\" "
+		    "href=\"/pdf-reply/");
+		web_page_text(r, p.token);
+		web_buf_adds(&r->out, "\">");
+		web_page_t(r, "pdf.reply");
+		web_buf_adds(&r->out, "</a> ");
+	}
+	web_buf_adds(&r->out, "<a href=\"/pdf\">");
+	web_page_t(r, "pdf.all");
+	web_buf_adds(&r->out, "</a></p>\n");
 	web_page_end(r);
 	store_pdf_free(&p);
+}
+
+/* /pdf-reply/<token>: the reply page (web_compose.c checks the owner). */
+void
+web_pdf_reply(struct web_req *r)
+{
+	web_compose_pdf_form(r, r->path + strlen("/pdf-reply/"));
 }
 
 void
@@ -157,13 +193,13 @@ web_pdf_list(struct web_req *r)
 		return;
 	}
 	r->no_store = 1;
-	web_page_begin(r, "PDF passwords", 1);
+	web_page_begin(r, web_text_get("pdf.list.title"), 1);
 	if (n == 0)
-		web_page_notice(r, "notice", "No PDF messages yet.");
+		web_page_notice(r, "notice", web_text_get("pdf.list.none"));
 	else {
-		web_buf_adds(&r->out, "<p>Each PDF message you received has its "
-		    "own password. Open one to see it.</p>\n"
-		    "<ul class=\"pdflist\">\n");
+		web_buf_adds(&r->out, "<p>");
+		web_page_t(r, "pdf.list.intro");
+		web_buf_adds(&r->out, "</p>\n<ul class=\"pdflist\">\n");
 		for (int i = 0; i < n; i++) {
 			web_buf_adds(&r->out, "<li><a href=\"/pdf/");
 			web_page_text(r, list[i].token);

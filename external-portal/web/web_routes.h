@@ -52,5 +52,6 @@ void	 web_compose_send(struct web_req *);
 void	 web_pdf_show(struct web_req *);
 void	 web_pdf_list(struct web_req *);
 void	 web_pdf_js_file(struct web_req *);
+void	 web_pdf_reply(struct web_req *);
 
 #endif

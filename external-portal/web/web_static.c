@@ -89,7 +89,11 @@ static const char web_static_css_text[] =
 ".pdfmeta dt{font-weight:700}\n.pdfmeta dd{margin:0 0 .5rem}\n"
 ".pdflist{list-style:none;padding:0}\n"
 ".pdflist li{margin:.4rem 0}\n.pdflist .date,.pdflist .state"
-"{color:var(--muted)}\n.hint{color:var(--muted)}\n";
+"{color:var(--muted)}\n.hint{color:var(--muted)}\n"
+".pdflist a{display:block;padding:.4rem 0;text-decoration:none}\n"
+".pdflist .from{display:block;font-weight:700;text-decoration:underline}\n"
+".pdflist .state::before{content:\"\\00b7  \"}\n"
+".pdfactions a{margin-right:1rem}\n";
 
 static int
 web_static_colour_ok(const char *c)

@@ -361,6 +361,7 @@ static const struct {
 	{ "nav.inbox",			"Inbox" },
 	{ "nav.label",			"Main" },
 	{ "nav.sent",			"Sent" },
+	{ "nav.pdf",			"PDF passwords" },
 	{ "nav.settings",		"Settings" },
 	{ "nav.skip",			"Skip to content" },
 	{ "reset.mail.intro",		"Someone (hopefully you) asked to reset the password of your secure mail account. Open this link to choose a new password:" },
@@ -382,6 +383,25 @@ static const struct {
 	{ "totp.locked",		"Too many wrong codes. Sign in again in a few minutes." },
 	{ "link.used",			"This link was already used: your account is set up. Sign in with your e-mail address and password." },
 	{ "link.used.title",		"This link was already used" },
+	/* PDF Messenger's pages (web_pdf.c). */
+	{ "pdf.all",			"All PDF passwords" },
+	{ "pdf.copied",			"Copied" },
+	{ "pdf.copy",			"Copy password" },
+	{ "pdf.date",			"Date" },
+	{ "pdf.failed",			"This message could not be made into a PDF; its sender was told." },
+	{ "pdf.from",			"From" },
+	{ "pdf.hint",			"Tap or click the password to select all of it, then copy it. The spaces are only for reading." },
+	{ "pdf.list.intro",		"Each PDF message you received has its own password. Open one to see it." },
+	{ "pdf.list.none",		"No PDF messages yet." },
+	{ "pdf.list.title",		"PDF passwords" },
+	{ "pdf.open",			"Open the PDF attached to the mail with this password:" },
+	{ "pdf.pending",		"The PDF is being prepared. Reload this page in a minute." },
+	{ "pdf.reply",			"Reply securely" },
+	{ "pdf.state.failed",		"Could not be sent" },
+	{ "pdf.state.pending",		"Being prepared" },
+	{ "pdf.state.sent",		"PDF sent" },
+	{ "pdf.status",			"Status" },
+	{ "pdf.title",			"Password for your PDF" },
 };
 
 const char *

@@ -113,7 +113,7 @@ def test_pdf_otp_end_to_end(portal, notify_sink, tmp_path):
     out = subprocess.run(["pdftotext", "-upw", pw, path, "-"],
                          capture_output=True, text=True, check=True).stdout
     assert "bluefinch" in out and "Merger plans" in out
-    assert f"/pdf/{token}" in re.sub(r"\s", "", out)
+    assert f"/pdf-reply/{token}" in re.sub(r"\s", "", out)
     det = subprocess.run(["pdfdetach", "-upw", pw, "-list", path],
                          capture_output=True, text=True, check=True).stdout
     assert "numbers.csv" in det
