@@ -325,6 +325,15 @@ inbound_rewrap(struct inbound *ib, const struct header *h, FILE *ent)
 	size_t n;
 	int r;
 
+	/* The entity's own header first: it must stand on its own. */
+	if (fseek(ent, 0, SEEK_SET) == -1 ||
+	    (r = header_read(ent, ib->gw->max_header, &nh)) == -1) {
+		log_warn("id=%s read the decrypted message", ib->msgid);
+		return -1;
+	}
+	if (r != 0)
+		return -2;
+	header_free(&nh);
 	if ((out = smime_in_tmp(ib->gw->spool_dir, ib->size)) == NULL)
 		return -1;
 	for (size_t i = 0; i < h->nfields; i++)
