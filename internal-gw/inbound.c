@@ -13,9 +13,12 @@
  * refuses it when inbound-reject-malformed is set); a partial plaintext
  * is never delivered: it lives in an anonymous file that is dropped.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +27,6 @@
 #include <unistd.h>
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -53,8 +55,9 @@ struct inbound {
 	struct props	*props;
 	const char	*msgid;
 	const char	*rcpt;		/* whose properties apply */
-	char		 cur[PATH_MAX];	/* the message as it stands */
-	int		 cur_owned;
+	const char	*in;		/* the message as it arrived */
+	FILE		*curf;		/* after a layer: an anonymous file */
+	off_t		 size;		/* of in: what temporaries may hold */
 	int		 seq;
 	const char	*enc;		/* X-Postern-Encrypted value */
 	char		 enc_reason[256];
@@ -86,14 +89,35 @@ inbound_file(struct inbound *ib, const char *tag, char *path, size_t len)
 	return f;
 }
 
-/* Makes path the current message, dropping the previous one of ours. */
+/* Makes f the current message, dropping the previous one of ours. */
 static void
-inbound_advance(struct inbound *ib, const char *path)
+inbound_advance(struct inbound *ib, FILE *f)
 {
-	if (ib->cur_owned)
-		unlink(ib->cur);
-	snprintf(ib->cur, sizeof(ib->cur), "%s", path);
-	ib->cur_owned = 1;
+	if (ib->curf != NULL)
+		fclose(ib->curf);
+	ib->curf = f;
+}
+
+/* The current message from its start, for reading; NULL (logged). */
+static FILE *
+inbound_open(struct inbound *ib)
+{
+	FILE *f;
+	int fd;
+
+	if (ib->curf == NULL) {
+		if ((f = fopen(ib->in, "re")) == NULL)
+			log_warn("id=%s open %s", ib->msgid, ib->in);
+		return f;
+	}
+	if ((fd = fcntl(fileno(ib->curf), F_DUPFD_CLOEXEC, 0)) == -1 ||
+	    lseek(fd, 0, SEEK_SET) == -1 || (f = fdopen(fd, "r")) == NULL) {
+		log_warn("id=%s reopen the decrypted message", ib->msgid);
+		if (fd != -1)
+			close(fd);
+		return NULL;
+	}
+	return f;
 }
 
 /* The one From: mailbox, or "". */
@@ -154,63 +178,130 @@ inbound_is_base64(const struct header *h)
 	return f != NULL && strcasecmp(f->value, "base64") == 0;
 }
 
+/* base64 digit values; 64 for white space, 65 for '=', 66 for others. */
+static unsigned char inbound_b64_val[256];
+static pthread_once_t inbound_b64_once = PTHREAD_ONCE_INIT;
+
+static void
+inbound_b64_init(void)
+{
+	static const char digits[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	memset(inbound_b64_val, 66, sizeof(inbound_b64_val));
+	for (int i = 0; i < 64; i++)
+		inbound_b64_val[(unsigned char)digits[i]] = (unsigned char)i;
+	inbound_b64_val[' '] = inbound_b64_val['\t'] = 64;
+	inbound_b64_val['\r'] = inbound_b64_val['\n'] = 64;
+	inbound_b64_val['='] = 65;
+}
+
+/*
+ * A streaming base64 decoder: white space anywhere, '=' padding only at
+ * the end (then only white space or more '='); anything else is bad.
+ */
+struct inbound_b64 {
+	unsigned int	 acc;		/* bits of the pending digits */
+	int		 n;		/* pending digits, 0-3 */
+	int		 pad;		/* '=' seen */
+};
+
+/* Decodes len bytes of in into out (room for len * 3 / 4 + 3); -1: bad. */
+static long
+inbound_b64_update(struct inbound_b64 *d, const unsigned char *in, size_t len,
+    unsigned char *out)
+{
+	unsigned char *o = out, v;
+
+	for (size_t i = 0; i < len; i++) {
+		if ((v = inbound_b64_val[in[i]]) < 64) {
+			if (d->pad)
+				return -1;
+			d->acc = d->acc << 6 | v;
+			if (++d->n == 4) {
+				*o++ = (unsigned char)(d->acc >> 16);
+				*o++ = (unsigned char)(d->acc >> 8);
+				*o++ = (unsigned char)d->acc;
+				d->acc = 0;
+				d->n = 0;
+			}
+		} else if (v == 65) {
+			if (d->n < 2)
+				return -1;
+			d->pad = 1;
+		} else if (v != 64)
+			return -1;
+	}
+	return o - out;
+}
+
+/* The last 1 or 2 bytes of a padded group; -1 when a group is cut. */
+static long
+inbound_b64_final(struct inbound_b64 *d, unsigned char *out)
+{
+	switch (d->n) {
+	case 0:
+		return 0;
+	case 2:
+		out[0] = (unsigned char)(d->acc >> 4);
+		return 1;
+	case 3:
+		out[0] = (unsigned char)(d->acc >> 10);
+		out[1] = (unsigned char)(d->acc >> 2);
+		return 2;
+	default:
+		return -1;
+	}
+}
+
 /* Decodes (base64) or copies the rest of in to out; -2 on bad base64. */
 static int
 inbound_decode(FILE *in, int b64, FILE *out)
 {
-	unsigned char ib[4096], ob[4096];
-	EVP_ENCODE_CTX *ctx = NULL;
+	unsigned char ib[16384], ob[16384];
+	struct inbound_b64 d;
 	size_t n;
-	int ol, rc = 0;
+	long ol;
+	int rc = 0;
 
-	if (b64 && (ctx = EVP_ENCODE_CTX_new()) == NULL)
-		fatalx("inbound: EVP_ENCODE_CTX_new");
-	if (ctx != NULL)
-		EVP_DecodeInit(ctx);
-	while ((n = fread(ib, 1, b64 ? 3072 : sizeof(ib), in)) > 0) {
-		if (ctx == NULL) {
+	pthread_once(&inbound_b64_once, inbound_b64_init);
+	memset(&d, 0, sizeof(d));
+	while ((n = fread(ib, 1, sizeof(ib), in)) > 0) {
+		if (!b64) {
 			if (fwrite(ib, 1, n, out) != n)
 				rc = -1;
 			continue;
 		}
-		if (EVP_DecodeUpdate(ctx, ob, &ol, ib, (int)n) < 0) {
+		if ((ol = inbound_b64_update(&d, ib, n, ob)) < 0) {
 			rc = -2;
 			break;
 		}
 		if (fwrite(ob, 1, (size_t)ol, out) != (size_t)ol)
 			rc = -1;
 	}
-	if (rc == 0 && ctx != NULL) {
-		if (EVP_DecodeFinal(ctx, ob, &ol) < 0)
+	if (rc == 0 && b64) {
+		if ((ol = inbound_b64_final(&d, ob)) < 0)
 			rc = -2;
 		else if (fwrite(ob, 1, (size_t)ol, out) != (size_t)ol)
 			rc = -1;
 	}
-	EVP_ENCODE_CTX_free(ctx);
 	if (ferror(in) || fflush(out) == EOF || ferror(out))
 		rc = -1;
 	return rc;
 }
 
-/* The decoded body of the current message into an anonymous file. */
+/* The decoded body of in (after header h) into an anonymous file. */
 static FILE *
-inbound_body(struct inbound *ib, const struct header *h, int *bad)
+inbound_body(struct inbound *ib, FILE *in, const struct header *h, int *bad)
 {
-	FILE *in, *out;
+	FILE *out;
 	int r;
 
 	*bad = 0;
-	if ((in = fopen(ib->cur, "re")) == NULL) {
-		log_warn("id=%s open %s", ib->msgid, ib->cur);
-		return NULL;
-	}
 	if (fseeko(in, (off_t)h->len, SEEK_SET) == -1 ||
-	    (out = smime_in_tmp(ib->gw->spool_dir)) == NULL) {
-		fclose(in);
+	    (out = smime_in_tmp(ib->gw->spool_dir, ib->size)) == NULL)
 		return NULL;
-	}
 	r = inbound_decode(in, inbound_is_base64(h), out);
-	fclose(in);
 	if (r != 0 || fseek(out, 0, SEEK_SET) == -1) {
 		*bad = r == -2;
 		fclose(out);
@@ -222,15 +313,28 @@ inbound_body(struct inbound *ib, const struct header *h, int *bad)
 /*
  * A new current message: the header fields of h except Content-* (the
  * entity brings its own), then the entity (header and body) from ent.
+ * Returns 0, -1 on I/O error, or -2 when the new header is malformed or
+ * larger than the header limit: then the current message stays.
  */
 static int
 inbound_rewrap(struct inbound *ib, const struct header *h, FILE *ent)
 {
-	char path[PATH_MAX], chunk[16384];
+	char chunk[16384];
+	struct header nh;
 	FILE *out;
 	size_t n;
+	int r;
 
-	if ((out = inbound_file(ib, "in", path, sizeof(path))) == NULL)
+	/* The entity's own header first: it must stand on its own. */
+	if (fseek(ent, 0, SEEK_SET) == -1 ||
+	    (r = header_read(ent, ib->gw->max_header, &nh)) == -1) {
+		log_warn("id=%s read the decrypted message", ib->msgid);
+		return -1;
+	}
+	if (r != 0)
+		return -2;
+	header_free(&nh);
+	if ((out = smime_in_tmp(ib->gw->spool_dir, ib->size)) == NULL)
 		return -1;
 	for (size_t i = 0; i < h->nfields; i++)
 		if (strncasecmp(h->fields[i].name, "Content-", 8) != 0)
@@ -240,15 +344,22 @@ inbound_rewrap(struct inbound *ib, const struct header *h, FILE *ent)
 	while ((n = fread(chunk, 1, sizeof(chunk), ent)) > 0)
 		if (fwrite(chunk, 1, n, out) != n)
 			goto fail;
-	if (ferror(ent) || fflush(out) == EOF || ferror(out))
+	if (ferror(ent) || fflush(out) == EOF || ferror(out) ||
+	    fseek(out, 0, SEEK_SET) == -1)
 		goto fail;
-	fclose(out);
-	inbound_advance(ib, path);
+	if ((r = header_read(out, ib->gw->max_header, &nh)) == -1)
+		goto fail;
+	if (r == 0)
+		header_free(&nh);
+	if (r != 0 || fflush(out) == EOF) {
+		fclose(out);
+		return -2;
+	}
+	inbound_advance(ib, out);
 	return 0;
 fail:
-	log_warn("id=%s write %s", ib->msgid, path);
+	log_warn("id=%s write the decrypted message", ib->msgid);
 	fclose(out);
-	unlink(path);
 	return -1;
 }
 
@@ -394,6 +505,30 @@ inbound_verify_done(struct inbound *ib, int rv)
 	return 0;
 }
 
+/*
+ * remove-signature: the signed content becomes the message, unless its
+ * header is malformed or too large; then the signature stays.
+ */
+static int
+inbound_unsign(struct inbound *ib, const struct header *h, FILE *content)
+{
+	int r;
+
+	if ((r = inbound_rewrap(ib, h, content)) == -2) {
+		log_info("id=%s signature kept: the signed content has a "
+		    "malformed or oversized header", ib->msgid);
+		r = 0;
+	}
+	return r;
+}
+
+/* remove-signature for the recipient: 1, 0, or -1 (database failure). */
+static int
+inbound_rmsig(struct inbound *ib)
+{
+	return props_get_bool(ib->props, ib->rcpt, "remove-signature");
+}
+
 /* One S/MIME layer; 1 when another may follow, 0 when done, -1 error. */
 static int
 inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
@@ -406,10 +541,10 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 	FILE *f, *der = NULL, *plain = NULL;
 	sqlite3 *db = gateway_db(ib->gw);
 	enum inbound_kind k;
-	int r, bad, more = 0, rmsig;
+	int r, bad, more = 0;
 	long long maxri;
 
-	if (db == NULL || (f = fopen(ib->cur, "re")) == NULL)
+	if (db == NULL || (f = inbound_open(ib)) == NULL)
 		return -1;
 	r = header_read(f, ib->gw->max_header, &h);
 	if (r != 0) {
@@ -423,9 +558,7 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 		r = 0;
 		goto out;
 	}
-	if ((rmsig = props_get_bool(ib->props, ib->rcpt,
-	    "remove-signature")) == -1 || (plain =
-	    smime_in_tmp(ib->gw->spool_dir)) == NULL) {
+	if ((plain = smime_in_tmp(ib->gw->spool_dir, ib->size)) == NULL) {
 		r = -1;
 		goto out;
 	}
@@ -443,12 +576,12 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 		}
 		if ((r = inbound_verify_done(ib, smime_in_verify(sig, siglen,
 		    plain, NULL, NULL, ib->gw->trust, db, ib->from,
-		    &ib->sig))) == 0 && rmsig && ib->sig.status ==
-		    SMIME_IN_VALID)
-			r = inbound_rewrap(ib, &h, plain);
+		    &ib->sig))) == 0 && ib->sig.status == SMIME_IN_VALID &&
+		    (r = inbound_rmsig(ib)) == 1)
+			r = inbound_unsign(ib, &h, plain);
 		goto out;
 	}
-	if ((der = inbound_body(ib, &h, &bad)) == NULL) {
+	if ((der = inbound_body(ib, f, &h, &bad)) == NULL) {
 		if (bad)
 			inbound_bad(ib, "bad base64 in application/pkcs7-mime");
 		r = bad ? 0 : -1;
@@ -462,8 +595,9 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 		rewind(der);
 		if ((r = inbound_verify_done(ib, smime_in_verify(NULL, 0, NULL,
 		    der, plain, ib->gw->trust, db, ib->from, &ib->sig))) == 0 &&
-		    rmsig && ib->sig.status == SMIME_IN_VALID)
-			r = inbound_rewrap(ib, &h, plain);
+		    ib->sig.status == SMIME_IN_VALID && (r = inbound_rmsig(ib)) ==
+		    1)
+			r = inbound_unsign(ib, &h, plain);
 		goto out;
 	default:
 		inbound_bad(ib, "application/pkcs7-mime holds no known CMS "
@@ -483,9 +617,19 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 	case SMIME_IN_DONE:
 		log_info("id=%s decrypted with the key of <%s>", ib->msgid,
 		    who);
+		if ((r = inbound_rewrap(ib, &h, plain)) == -2) {
+			/* Never a partial result: the message as it came. */
+			snprintf(err, sizeof(err), "the decrypted message has a "
+			    "malformed or oversized header");
+			inbound_bad(ib, err);
+			ib->enc = "not-for-us";
+			snprintf(ib->enc_reason, sizeof(ib->enc_reason), "%s",
+			    err);
+			r = 0;
+			break;
+		}
 		ib->enc = "decrypted";
 		ib->enc_reason[0] = '\0';
-		r = inbound_rewrap(ib, &h, plain);
 		more = r == 0;
 		break;
 	case SMIME_IN_NOT_FOR_US:
@@ -561,7 +705,7 @@ inbound_finish(struct inbound *ib, char *out, size_t outlen)
 	FILE *fi, *fo;
 	int rc, removed, tagged = 0, t;
 
-	if ((fi = fopen(ib->cur, "re")) == NULL)
+	if ((fi = inbound_open(ib)) == NULL)
 		return -1;
 	if ((rc = header_read(fi, ib->gw->max_header, &h)) != 0) {
 		fclose(fi);
@@ -678,6 +822,7 @@ inbound_process(struct gateway *gw, struct props *p, const char *msgid,
     size_t outlen, char *note, size_t notelen)
 {
 	struct inbound ib;
+	struct stat st;
 	int r = 0, rej;
 
 	memset(&ib, 0, sizeof(ib));
@@ -686,7 +831,8 @@ inbound_process(struct gateway *gw, struct props *p, const char *msgid,
 	ib.msgid = msgid;
 	ib.rcpt = rcpts[0];
 	ib.enc = "none";
-	snprintf(ib.cur, sizeof(ib.cur), "%s", in);
+	ib.in = in;
+	ib.size = stat(in, &st) == 0 ? st.st_size : -1;
 	out[0] = '\0';
 	note[0] = '\0';
 	for (int i = 0; i < INBOUND_MAX_LAYERS && (r = inbound_layer(&ib,
@@ -704,7 +850,13 @@ inbound_process(struct gateway *gw, struct props *p, const char *msgid,
 			goto done;
 		}
 	}
-	if ((r = inbound_finish(&ib, out, outlen)) != 0)
+	if ((r = inbound_finish(&ib, out, outlen)) == -2) {
+		/* Bad input is never a 4xx: it would fail the same again. */
+		snprintf(note, notelen, "malformed or oversized header");
+		r = INBOUND_REJECT;
+		goto done;
+	}
+	if (r != 0)
 		goto local;
 	inbound_harvest(&ib);
 	snprintf(note, notelen, "; inbound: encrypted=%s%s%s", ib.enc,
@@ -715,8 +867,8 @@ inbound_process(struct gateway *gw, struct props *p, const char *msgid,
 local:
 	r = INBOUND_LOCAL;
 done:
-	if (ib.cur_owned)
-		unlink(ib.cur);
+	if (ib.curf != NULL)
+		fclose(ib.curf);
 	smime_in_sig_free(&ib.sig);
 	return r;
 }

@@ -13,6 +13,9 @@
  * reported valid after its chain, validity, key usage, revocation and
  * From: address were checked.
  */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,19 +33,27 @@
 #include "certstore.h"
 #include "cmsskel.h"
 #include "crl.h"
+#include "keycache.h"
 #include "log.h"
 #include "smime_in.h"
 #include "xmalloc.h"
 
-/* An anonymous temporary file in dir, gone when closed. */
+/*
+ * An anonymous temporary file, gone when closed: in memory (memfd) when
+ * it is to hold at most SMIME_IN_MEM_TMP bytes (hint), so a small message
+ * costs no file system inode, else in dir so memory stays flat.
+ */
 FILE *
-smime_in_tmp(const char *dir)
+smime_in_tmp(const char *dir, off_t hint)
 {
 	char path[4096];
 	FILE *f;
-	int fd;
+	int fd = -1;
 
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
+	if (hint >= 0 && hint <= SMIME_IN_MEM_TMP)
+		fd = memfd_create("postern-inbound", MFD_CLOEXEC);
+	if (fd == -1 &&
+	    (fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
 		snprintf(path, sizeof(path), "%s/inbound.XXXXXX", dir);
 		if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
 			unlink(path);
@@ -53,6 +64,8 @@ smime_in_tmp(const char *dir)
 			close(fd);
 		return NULL;
 	}
+	/* Fewer, larger writes (stdio allocates the buffer). */
+	(void)setvbuf(f, NULL, _IOFBF, 65536);
 	return f;
 }
 
@@ -153,6 +166,27 @@ out:
 	return rc;
 }
 
+/* Unwraps with the first of addr's n certificates that some RI names. */
+static int
+smime_in_try(struct keyd_client *kc, const char *msgid, const char *addr,
+    const struct cmsskel *sk, STACK_OF(CMS_RecipientInfo) *ris, X509 **certs,
+    int n, FILE *content, FILE *out, int *tried, char *err, size_t errlen)
+{
+	int rc = SMIME_IN_NOT_FOR_US;
+
+	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris) &&
+	    rc == SMIME_IN_NOT_FOR_US; i++)
+		for (int c = 0; c < n && rc == SMIME_IN_NOT_FOR_US; c++) {
+			if (!smime_in_ri_for(sk_CMS_RecipientInfo_value(ris,
+			    i), certs[c]))
+				continue;
+			(*tried)++;
+			rc = smime_in_open(kc, msgid, addr, sk, i, content,
+			    out, err, errlen);
+		}
+	return rc;
+}
+
 int
 smime_in_decrypt(struct keyd_client *kc, const char *msgid,
     char *const *rcpts, size_t nrcpts, FILE *derf, FILE *out,
@@ -168,11 +202,14 @@ smime_in_decrypt(struct keyd_client *kc, const char *msgid,
 	size_t derlen;
 	X509 **certs;
 	FILE *content;
-	int rc = SMIME_IN_NOT_FOR_US, n, tried = 0;
+	struct stat st;
+	int rc = SMIME_IN_NOT_FOR_US, n, tried = 0, cached;
 
 	*who = NULL;
 	snprintf(err, errlen, "no key held for any internal recipient");
-	if ((content = smime_in_tmp(tmpdir)) == NULL)
+	if (fstat(fileno(derf), &st) == -1)
+		st.st_size = -1;
+	if ((content = smime_in_tmp(tmpdir, st.st_size)) == NULL)
 		return SMIME_IN_LOCAL;
 	if (cmsskel_read(derf, content, maxri, &sk, &why) == -1) {
 		snprintf(err, errlen, "%s", why);
@@ -195,26 +232,26 @@ smime_in_decrypt(struct keyd_client *kc, const char *msgid,
 	}
 	ris = CMS_get0_RecipientInfos(all);
 	for (size_t r = 0; r < nrcpts && rc == SMIME_IN_NOT_FOR_US; r++) {
-		if ((n = keyd_certs(kc, rcpts[r], &certs)) == -1) {
-			rc = SMIME_IN_LOCAL;
-			snprintf(err, errlen, "key holder unavailable");
-			break;
-		}
-		for (int i = 0; i < sk_CMS_RecipientInfo_num(ris) &&
-		    rc == SMIME_IN_NOT_FOR_US; i++)
-			for (int c = 0; c < n && rc == SMIME_IN_NOT_FOR_US;
-			    c++) {
-				if (!smime_in_ri_for(
-				    sk_CMS_RecipientInfo_value(ris, i),
-				    certs[c]))
-					continue;
-				tried++;
-				rc = smime_in_open(kc, msgid, rcpts[r], &sk, i,
-				    content, out, err, errlen);
-				if (rc == SMIME_IN_DONE)
-					*who = rcpts[r];
+		/*
+		 * The cached certificates first; when they open nothing,
+		 * once more with a fresh list (keys may have changed).
+		 */
+		for (int fresh = 0; fresh < 2 && rc == SMIME_IN_NOT_FOR_US;
+		    fresh++) {
+			if ((n = keycache_get(kc, rcpts[r], fresh, &certs,
+			    &cached)) == -1) {
+				rc = SMIME_IN_LOCAL;
+				snprintf(err, errlen, "key holder unavailable");
+				break;
 			}
-		keyd_certs_free(&certs);
+			rc = smime_in_try(kc, msgid, rcpts[r], &sk, ris, certs,
+			    n, content, out, &tried, err, errlen);
+			if (rc == SMIME_IN_DONE)
+				*who = rcpts[r];
+			keyd_certs_free(&certs);
+			if (!cached)
+				break;
+		}
 	}
 	if (rc == SMIME_IN_NOT_FOR_US && tried == 0)
 		snprintf(err, errlen, "no key held for any internal recipient "

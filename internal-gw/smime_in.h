@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <openssl/x509.h>
 #include <sqlite3.h>
@@ -59,8 +60,13 @@ int	smime_in_verify(const unsigned char *sig, size_t siglen, FILE *content,
 	    FILE *der, FILE *out, X509_STORE *trust, sqlite3 *db,
 	    const char *from, struct smime_in_sig *res);
 void	smime_in_sig_free(struct smime_in_sig *);
-/* An anonymous temporary file in dir (gone when closed), or NULL. */
-FILE	*smime_in_tmp(const char *dir);
+/*
+ * An anonymous temporary file (gone when closed) for about hint bytes
+ * (-1: unknown): in memory up to SMIME_IN_MEM_TMP, else in dir. NULL
+ * (logged) on failure.
+ */
+#define SMIME_IN_MEM_TMP	(1024 * 1024)
+FILE	*smime_in_tmp(const char *dir, off_t hint);
 const char *smime_in_status_name(enum smime_in_status);
 
 #endif

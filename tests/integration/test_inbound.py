@@ -6,6 +6,7 @@ the next outgoing message to that partner is encrypted."""
 
 import os
 import re
+import signal
 import smtplib
 import subprocess
 
@@ -146,6 +147,81 @@ def test_key_not_held_passes_unchanged(gw, tmp_path):
     assert hs["X-Postern-Encrypted"].startswith("not-for-us")
     assert any("not decrypted, passed unchanged: no key held" in ln
                for ln in g.daemon.lines), g.daemon.log()
+
+
+def test_one_recipient_info_not_held(gw, tmp_path):
+    """A message for a partner whose key the gateway lacks and for alice:
+    the RecipientInfo nobody here holds is skipped, alice's opens it."""
+    g, out = gw
+    send(g, "bob@example.net", ["alice@example.com"],
+         enc_message(tmp_path, "bob@example.net", "bob@example.net, "
+                     "alice@example.com", "mixed", ["bob.crt", "alice.crt"]))
+    data = out.wait(1)[0]["data"]
+    assert b"secret body 7f3a" in data, data[:400]
+    assert ("X-Postern-Encrypted", "decrypted") in headers(data)
+
+
+def test_key_imported_later_is_used(gw, tmp_path):
+    """The worker caches the certificates of the keys keyd holds; a key
+    imported (and keyd reloaded) after a message passed undecrypted opens
+    the next message at once."""
+    g, out = gw
+    pki = pki_dir()
+    msg = enc_message(tmp_path, "carol@example.com", "bob@example.net",
+                      "later", ["bob.crt"])
+    g.cli("property", "user", "set", "--email", "bob@example.net", "--name",
+          "locality", "--value", "internal")
+    send(g, "carol@example.com", ["bob@example.net"], msg)
+    assert dict(headers(out.wait(1)[0]["data"]))[
+        "X-Postern-Encrypted"].startswith("not-for-us")
+    g.cli("cert", "import", "--file", f"{pki}/bob.p12", "--password",
+          "secret")
+    os.kill(g.daemon.proc.pid, signal.SIGHUP)
+    g.daemon.wait_for(r"keys reloaded")
+    send(g, "carol@example.com", ["bob@example.net"], msg)
+    data = out.wait(2)[1]["data"]
+    assert ("X-Postern-Encrypted", "decrypted") in headers(data), data[:600]
+
+
+def test_forged_headers_inside_encrypted_stripped(gw, tmp_path):
+    g, out = gw
+    ent = (b"X-Postern-Signature: valid; signer=ceo@example.com; reason=ok"
+           b"\r\nX-Postern-Encrypted: none\r\n" + inner())
+    send(g, "bob@example.net", ["alice@example.com"],
+         enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                     "inside", ["alice.crt"], entity=ent))
+    data = out.wait(1)[0]["data"]
+    assert headers(data) == [("X-Postern-Encrypted", "decrypted")], data[:600]
+    assert b"ceo@example.com" not in data
+
+
+@pytest.mark.parametrize("kind", ["malformed", "oversized"])
+def test_bad_header_inside_encrypted(gw, tmp_path, kind):
+    """A decrypted message whose header is malformed or larger than
+    smtp.max_header_size is bad input, not a local failure: it passes
+    unchanged (still encrypted) with the reason, or gets 554 with
+    inbound-reject-malformed; never 4xx, never the partial plaintext."""
+    g, out = gw
+    if kind == "malformed":
+        # A continuation line with no field before it.
+        ent = b" folded: nothing\r\nContent-Type: text/plain\r\n\r\n"
+    else:
+        ent = (b"Content-Type: text/plain\r\nX-Filler: " +
+               b"a" * 70 + (b"\r\n " + b"a" * 70) * 16000 + b"\r\n\r\n")
+    ent += b"inner body 3b9d\r\n"
+    msg = enc_message(tmp_path, "bob@example.net", "alice@example.com",
+                      kind, ["alice.crt"], entity=ent)
+    send(g, "bob@example.net", ["alice@example.com"], msg)
+    data = out.wait(1)[0]["data"]
+    assert b"inner body 3b9d" not in data
+    assert msg.split(b"\r\n\r\n", 1)[1] in data
+    enc = dict(headers(data))["X-Postern-Encrypted"]
+    assert enc.startswith("not-for-us") and "malformed or oversized" in enc
+    g.cli("property", "global", "set", "--name", "inbound-reject-malformed",
+          "--value", "true")
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(g, "bob@example.net", ["alice@example.com"], msg)
+    assert e.value.smtp_code == 554, e.value
 
 
 def signed_message(tmp, frm, subject, signer, opaque=False, **kw):
