@@ -54,7 +54,7 @@ const struct conf_key portal_conf_schema[] = {
 	{ "notify.template_dir", CONF_STRING, 0, 0, PATH_MAX, NULL },
 	{ "notify.retry_initial", CONF_INT, 0, 1, DAY, "60" },
 	{ "notify.retry_max", CONF_INT, 0, 1, 7 * DAY, "3600" },
-	{ "notify.give_up_after", CONF_INT, 0, 60, 60 * DAY, "432000" },
+	{ "notify.give_up_after", CONF_INT, 0, 10, 60 * DAY, "432000" },
 	/* One "new message" mail per account per this many seconds; 0: off. */
 	{ "notify.coalesce", CONF_INT, 0, 0, 3600, "5" },
 

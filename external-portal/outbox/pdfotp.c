@@ -38,6 +38,7 @@ struct pdfotp {
 	pthread_cond_t		 cond;
 	int			 wake, stop;
 	int64_t			 last_expire;
+	int			 test_fail;	/* POSTERN_TEST_PDF_HOOK */
 };
 
 /* --- the mails ------------------------------------------------------------ */
@@ -352,6 +353,19 @@ pdfotp_reply_info(int fd, struct store_pdf *p)
 	g_object_unref(m);
 }
 
+/*
+ * Where pdf_build() writes. For the tests, POSTERN_TEST_PDF_HOOK=render-fail
+ * (read by this thread alone) names a directory that does not exist, so
+ * the builder fails as on a broken spool and the retries, the report to
+ * the sender and the log line can be seen for real.
+ */
+static const char *
+pdfotp_outpath(struct pdfotp *po, const char *pdf)
+{
+	return po->test_fail ? "/nonexistent/postern-test-hook/message.pdf" :
+	    pdf;
+}
+
 static void
 pdfotp_render(struct pdfotp *po, struct store_pdf *p, int64_t now)
 {
@@ -391,7 +405,8 @@ pdfotp_render(struct pdfotp *po, struct store_pdf *p, int64_t now)
 		    strerror(errno));
 		goto fail;
 	}
-	if (pdf_build(fd, &o, pdf, &info, err, sizeof(err)) == -1)
+	if (pdf_build(fd, &o, pdfotp_outpath(po, pdf), &info, err,
+	    sizeof(err)) == -1)
 		goto fail;
 	show = pdfotp_props(po) != NULL && props_get_bool(pdfotp_props(po),
 	    p->owner, "pdf-otp-show-subject") == 1;
@@ -448,8 +463,13 @@ pdfotp_main(void *arg)
 	struct pdfotp *po = arg;
 	struct store_pdf p;
 	struct timespec ts;
+	const char *hook = getenv("POSTERN_TEST_PDF_HOOK");
 	int64_t now, keep;
 
+	po->test_fail = hook != NULL && strcmp(hook, "render-fail") == 0;
+	if (po->test_fail)
+		log_warnx("pdfotp: POSTERN_TEST_PDF_HOOK: every PDF fails "
+		    "(tests only)");
 	pthread_mutex_lock(&po->mtx);
 	while (!po->stop) {
 		po->wake = 0;

@@ -206,12 +206,19 @@ int		 store_msg_receipt_sent(struct store *, const char *owner,
 int		 store_msg_list_plan(struct store *, char *out, size_t outlen);
 /* Removes the row, then the file. */
 int		 store_msg_delete(struct store *, const char *owner, int64_t id);
+/*
+ * The same for a Webmail message only: what a user may delete in the
+ * web (a PDF-OTP message waiting for its PDF is STORE_NOTFOUND).
+ */
+int		 store_msg_delete_webmail(struct store *, const char *owner,
+		    int64_t id);
 void		 store_msg_free(struct store_msg *);
 
 /*
  * Part part of message id of owner as recorded at delivery, with the
  * message's metadata in *m (store_msg_free) and the part in *p
- * (store_part_free). STORE_NOTFOUND when the message is not owner's, or
+ * (store_part_free). STORE_NOTFOUND when the message is not owner's or
+ * not a Webmail message (a PDF-OTP one waiting for its PDF), or
  * its parts were not recorded (stored before, or not a multipart
  * message), or that part was not (an attached message, a winmail.dat):
  * then the caller parses the message. -1 on error.

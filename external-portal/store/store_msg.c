@@ -317,8 +317,9 @@ store_names_unlink(struct store *s, char **names, size_t n)
 	free(names);
 }
 
-int
-store_msg_delete(struct store *s, const char *owner, int64_t id)
+static int
+store_msg_delete_where(struct store *s, const char *where, const char *owner,
+    int64_t id)
 {
 	sqlite3 *db;
 	char **names = NULL;
@@ -326,8 +327,8 @@ store_msg_delete(struct store *s, const char *owner, int64_t id)
 
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
-	if (store_msg_delete_rows(s, "owner = ?1 AND id = ?2", owner, id,
-	    &names, &n) == -1 || db_commit(db) == -1) {
+	if (store_msg_delete_rows(s, where, owner, id, &names, &n) == -1 ||
+	    db_commit(db) == -1) {
 		db_rollback(db);
 		for (size_t i = 0; i < n; i++)
 			free(names[i]);
@@ -336,6 +337,19 @@ store_msg_delete(struct store *s, const char *owner, int64_t id)
 	}
 	store_names_unlink(s, names, n);
 	return n == 0 ? STORE_NOTFOUND : 0;
+}
+
+int
+store_msg_delete(struct store *s, const char *owner, int64_t id)
+{
+	return store_msg_delete_where(s, "owner = ?1 AND id = ?2", owner, id);
+}
+
+int
+store_msg_delete_webmail(struct store *s, const char *owner, int64_t id)
+{
+	return store_msg_delete_where(s, "owner = ?1 AND id = ?2 AND "
+	    "state = 'webmail'", owner, id);
 }
 
 int64_t

@@ -50,12 +50,16 @@ store_part_get(struct store *s, const char *owner, int64_t id, int part,
 	memset(m, 0, sizeof(*m));
 	memset(p, 0, sizeof(*p));
 	owner = store_key(owner, key, sizeof(key));
-	/* The owner in the same statement: another's id finds nothing. */
+	/*
+	 * The owner in the same statement: another's id finds nothing. Only
+	 * Webmail messages, as store_msg_get(): a PDF-OTP message's content
+	 * is never served by the web.
+	 */
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
 	    "m.path, m.size, p.offset, p.length, p.encoding, p.ctype, "
 	    "p.filename, p.size FROM portal_parts p JOIN portal_messages m "
 	    "ON m.id = p.msg WHERE p.msg = ? AND p.part = ? AND "
-	    "m.owner = ?")) == NULL)
+	    "m.owner = ? AND m.state = 'webmail'")) == NULL)
 		return -1;
 	if (db_bind(st, "iit", id, (int64_t)part, owner) == 0 &&
 	    (rc = db_step(st)) == DB_ROW) {

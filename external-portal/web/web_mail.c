@@ -619,7 +619,7 @@ web_mail_delete_many(struct web_req *r)
 		id = strtoll(ff->value, &end, 10);
 		if (*ff->value == '\0' || *end != '\0' || id <= 0)
 			continue;
-		if (store_msg_delete(r->store, r->email, id) == -1) {
+		if (store_msg_delete_webmail(r->store, r->email, id) == -1) {
 			web_page_tempfail(r);
 			return;
 		}
@@ -640,7 +640,7 @@ web_mail_delete(struct web_req *r)
 		web_page_error(r, 404);
 		return;
 	}
-	rc = store_msg_delete(r->store, r->email, id);
+	rc = store_msg_delete_webmail(r->store, r->email, id);
 	if (rc == STORE_NOTFOUND) {
 		web_page_error(r, 404);
 		return;

@@ -8,7 +8,8 @@
  * path (web_mail.c): application/octet-stream, a safe file name.
  *
  * SECURITY: the id and part number come from the browser; another
- * owner's message is "not found" (the owner is in the query). The part's
+ * owner's message, and a PDF-OTP message, is "not found" (owner and
+ * state are in the query). The part's
  * bytes are hostile and only copied; their name passes the same
  * safe-name filter and RFC 6266 encoding as the parsed path.
  */
