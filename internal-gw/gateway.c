@@ -34,6 +34,7 @@
 #include "header.h"
 #include "keyd.h"
 #include "log.h"
+#include "pgp.h"
 #include "policy.h"
 #include "props.h"
 #include "relay.h"
@@ -44,12 +45,12 @@
 
 enum gw_kind {
 	GW_INTERNAL, GW_PLAIN, GW_SIGNED, GW_SMIME, GW_SMIME_SIGNED,
-	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_NKINDS
+	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_PGP, GW_PGP_SIGNED, GW_NKINDS
 };
 
 static const char *const gw_kind_names[GW_NKINDS] = {
 	"internal", "plain", "signed", "smime", "smime-signed",
-	"portal-webmail", "portal-pdf",
+	"portal-webmail", "portal-pdf", "pgp", "pgp-signed",
 };
 
 struct gw_variant {
@@ -110,7 +111,8 @@ gateway_db(struct gateway *gw)
 	if ((db = db_thread(gw->dbpath)) == NULL)
 		return NULL;
 	if (db != gw_db) {
-		if (certstore_init(db, &err) == -1) {
+		if (certstore_init(db, &err) == -1 ||
+		    pgp_keys_init(db, &err) == -1) {
 			log_warnx("database %s: %s", gw->dbpath, err);
 			free(err);
 			return NULL;
@@ -280,6 +282,15 @@ gw_has_cert(void *arg, const char *rcpt)
 	return certstore_has_valid(db, gw->trust, rcpt);
 }
 
+/* policy_decide()'s OpenPGP key lookup; arg is the struct gateway. */
+static int
+gw_has_pgp(void *arg, const char *rcpt)
+{
+	sqlite3 *db = gateway_db(arg);
+
+	return db == NULL ? -1 : pgp_has_key(db, rcpt);
+}
+
 static enum gw_kind
 gw_kind_of(const struct policy_decision *d)
 {
@@ -294,6 +305,8 @@ gw_kind_of(const struct policy_decision *d)
 		return GW_PORTAL_WEBMAIL;
 	case POLICY_PORTAL_PDF:
 		return GW_PORTAL_PDF;
+	case POLICY_PGP:
+		return d->sign ? GW_PGP_SIGNED : GW_PGP;
 	default:
 		return GW_PLAIN;
 	}
@@ -372,6 +385,48 @@ done:
 	for (size_t i = 0; i < nall; i++)
 		X509_free(all[i]);
 	free(all);
+	return r;
+}
+
+/*
+ * The PGP/MIME copy; with sign, signed first (multipart/signed, the
+ * signature made by keyd from a digest) when the sender may sign.
+ */
+static int
+gw_pgp(struct gw_msg *m, struct gw_variant *v, int sign)
+{
+	char err[256], tmp[PATH_MAX];
+	const char *in = m->untagged;
+	sqlite3 *db = gateway_db(m->gw);
+	FILE *fi, *fo;
+	int r;
+
+	if (db == NULL)
+		return -1;
+	tmp[0] = '\0';
+	if (sign)
+		snprintf(v->note, sizeof(v->note), "; OpenPGP signing is not "
+		    "available, encrypted unsigned");
+	if ((fi = fopen(in, "re")) == NULL)
+		return -1;
+	if ((fo = gw_tmpfile(m, "penc", v->path, sizeof(v->path))) == NULL) {
+		fclose(fi);
+		r = -1;
+		goto out;
+	}
+	r = pgp_encrypt(db, (const char *const *)v->rcpts, v->n, fi, fo, err,
+	    sizeof(err));
+	fclose(fi);
+	if (gw_close(fo, v->path, m->txn->id) == -1)
+		r = -1;
+	if (r != 0) {
+		log_warnx("id=%s OpenPGP encryption failed: %s", m->txn->id,
+		    err);
+		unlink(v->path);
+	}
+out:
+	if (tmp[0] != '\0')
+		unlink(tmp);
 	return r;
 }
 
@@ -544,6 +599,10 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 	case GW_PORTAL_WEBMAIL:
 	case GW_PORTAL_PDF:
 		return gw_portal(m, v, k == GW_PORTAL_PDF);
+	case GW_PGP:
+	case GW_PGP_SIGNED:
+		v->owned = 1;
+		return gw_pgp(m, v, k == GW_PGP_SIGNED);
 	default:
 		fatalx("gw_build: kind %d", k);
 	}
@@ -835,6 +894,8 @@ gateway_rcpt(void *arg, const struct smtp_txn *txn, const char *addr,
 	 */
 	memset(&pm, 0, sizeof(pm));
 	pm.from = txn->mail_from;
+	pm.has_pgp = gw_has_pgp;
+	pm.pgp_arg = gw;
 	if (policy_decide(p, &pm, addr, gw_has_cert, gw, &d) == 0 &&
 	    d.action == POLICY_REFUSE) {
 		log_info("id=%s from=<%s> to=<%s> decision=refuse rule=\"%s\" "
@@ -881,6 +942,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	pm.from = txn->mail_from;
 	pm.subject = m.subject;
 	pm.hdr = &m.hdr;
+	pm.has_pgp = gw_has_pgp;
+	pm.pgp_arg = m.gw;
 	m.dec = xcalloc(txn->nrcpts, sizeof(*m.dec));
 	for (size_t i = 0; i < txn->nrcpts; i++) {
 		struct policy_decision *d = &m.dec[i];

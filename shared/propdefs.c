@@ -70,6 +70,14 @@ const struct props_def props_defs[] = {
 	  .check = PROPS_CHECK_DOMAIN,
 	  .doc = "private domain of rewritten portal recipients "
 	  "(local=domain@relay-domain)" },
+	{ .name = "pgp-enabled", .type = PROPS_BOOL, .def = "false",
+	  .scopes = UDG, .nodes = GW,
+	  .doc = "encrypt with PGP/MIME when the recipient has a usable "
+	  "OpenPGP key" },
+	{ .name = "encryption-method-order", .type = PROPS_STRING,
+	  .def = "smime,pgp,pdf,portal", .scopes = UDG, .nodes = GW,
+	  .doc = "the order in which the encryption methods smime, pgp, pdf "
+	  "(PDF OTP) and portal (Webmail) are tried for the recipient" },
 	{ .name = "portal-tunnel-sign", .type = PROPS_BOOL, .def = "false",
 	  .scopes = G, .nodes = GW,
 	  .doc = "S/MIME-sign the copy sent to the portal with the tunnel key" },
