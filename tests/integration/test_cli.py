@@ -302,7 +302,8 @@ def test_policy_explain(gw):
     assert bob["decision"] == "portal-webmail"
     assert bob["because"] == (
         "encrypt-mode=mandatory (domain example.net); no valid certificate"
-        " for bob@example.net; webmail-enabled=true (global); "
+        " for bob@example.net; pdf-otp-enabled=false (default); "
+        "webmail-enabled=true (global); "
         "remote-portal-enabled=true (global)")
     assert d["dave@example.com"]["decision"] == "pass"
     assert "locality=internal (domain example.com)" in \

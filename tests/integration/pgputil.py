@@ -1,0 +1,84 @@
+"""OpenPGP peers for the tests: keys and messages made by GnuPG (gpg) in
+a temporary home of their own, never the gateway's code."""
+
+import os
+import re
+import subprocess
+
+GPG_BASE = ["gpg", "--batch", "--no-tty", "--pinentry-mode", "loopback",
+            "--passphrase", ""]
+
+
+class GpgHome:
+    """One user's GnuPG home in dir."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+
+    def run(self, *args, input=None, check=True, faked=None):
+        argv = GPG_BASE + ["--homedir", self.path]
+        if faked:
+            argv += ["--faked-system-time", faked]
+        r = subprocess.run(argv + list(args), input=input,
+                           capture_output=True)
+        if check and r.returncode != 0:
+            raise AssertionError(f"gpg {' '.join(args)}: "
+                                 f"{r.stderr.decode(errors='replace')}")
+        return r
+
+    def fpr(self, uid):
+        out = self.run("--list-keys", "--with-colons", uid).stdout.decode()
+        return re.search(r"^fpr:+([0-9A-F]{40}):", out, re.M).group(1)
+
+    def make_key(self, email, name="Test", enc=True, expire="never",
+                 faked=None):
+        """An Ed25519 primary key with an X25519 encryption subkey (none
+        when enc is False); both expire as expire says."""
+        uid = f"{name} <{email}>"
+        self.run("--quick-gen-key", uid, "ed25519", "sign,cert", expire,
+                 faked=faked)
+        fpr = self.fpr(email)
+        if enc:
+            self.run("--quick-add-key", fpr, "cv25519", "encr", expire,
+                     faked=faked)
+        return fpr
+
+    def revoke(self, fpr):
+        rev = os.path.join(self.path, "openpgp-revocs.d", fpr + ".rev")
+        with open(rev) as f:
+            text = f.read().replace(":-----BEGIN", "-----BEGIN")
+        self.run("--import", input=text.encode())
+
+    def export(self, email, secret=False, path=None):
+        data = self.run("--armor", "--export-secret-keys" if secret
+                        else "--export", email).stdout
+        if path:
+            with open(path, "wb") as f:
+                f.write(data)
+        return data
+
+    def import_keys(self, data):
+        self.run("--import", input=data)
+
+    def decrypt(self, data, check=True):
+        return self.run("--decrypt", input=data, check=check)
+
+    def verify_detached(self, sig, data):
+        sp = os.path.join(self.path, "sig.asc")
+        dp = os.path.join(self.path, "data.bin")
+        with open(sp, "wb") as f:
+            f.write(sig)
+        with open(dp, "wb") as f:
+            f.write(data)
+        return self.run("--verify", sp, dp, check=False)
+
+
+def pgp_mime_parts(data):
+    """The two parts of a multipart/encrypted message: (version, armour)."""
+    head, body = data.split(b"\r\n\r\n", 1)
+    m = re.search(rb'boundary="([^"]+)"', head)
+    assert m, head
+    b = b"--" + m.group(1)
+    parts = body.split(b)
+    return parts[1], parts[2]
