@@ -33,6 +33,7 @@
 #include "gateway.h"
 #include "header.h"
 #include "keyd.h"
+#include "keyd_pgp.h"
 #include "log.h"
 #include "pgp.h"
 #include "policy.h"
@@ -388,6 +389,8 @@ done:
 	return r;
 }
 
+static int gw_can_sign_pgp(struct gw_msg *, struct gw_variant *);
+
 /*
  * The PGP/MIME copy; with sign, signed first (multipart/signed, the
  * signature made by keyd from a digest) when the sender may sign.
@@ -404,9 +407,26 @@ gw_pgp(struct gw_msg *m, struct gw_variant *v, int sign)
 	if (db == NULL)
 		return -1;
 	tmp[0] = '\0';
-	if (sign)
-		snprintf(v->note, sizeof(v->note), "; OpenPGP signing is not "
-		    "available, encrypted unsigned");
+	if (sign && gw_can_sign_pgp(m, v)) {
+		if ((fi = fopen(m->untagged, "re")) == NULL)
+			return -1;
+		if ((fo = gw_tmpfile(m, "psig", tmp, sizeof(tmp))) == NULL) {
+			fclose(fi);
+			return -1;
+		}
+		r = pgp_sign(m->gw->keyd, m->signer, m->txn->id, fi, fo, err,
+		    sizeof(err));
+		fclose(fi);
+		if (gw_close(fo, tmp, m->txn->id) == -1)
+			r = -1;
+		if (r != 0) {
+			log_warnx("id=%s OpenPGP signing as %s failed: %s",
+			    m->txn->id, m->signer, err);
+			unlink(tmp);
+			return -1;
+		}
+		in = tmp;
+	}
 	if ((fi = fopen(in, "re")) == NULL)
 		return -1;
 	if ((fo = gw_tmpfile(m, "penc", v->path, sizeof(v->path))) == NULL) {
@@ -549,6 +569,26 @@ gw_can_sign(struct gw_msg *m, struct gw_variant *v, const char *then)
 	if (!keyd_can_sign(m->gw->keyd, m->signer)) {
 		snprintf(v->note, sizeof(v->note), "; no signing key for "
 		    "<%.60s>, %s", m->signer, then);
+		return 0;
+	}
+	return 1;
+}
+
+/* As gw_can_sign, for the sender's OpenPGP key in keyd. */
+static int
+gw_can_sign_pgp(struct gw_msg *m, struct gw_variant *v)
+{
+	unsigned char fpr[20];
+	int algo;
+
+	if (m->signer == NULL) {
+		snprintf(v->note, sizeof(v->note), "; not signed: %.80s, "
+		    "encrypted unsigned", m->nosign);
+		return 0;
+	}
+	if (keyd_pgp_info(m->gw->keyd, m->signer, &algo, fpr) != 1) {
+		snprintf(v->note, sizeof(v->note), "; no OpenPGP signing key "
+		    "for <%.60s>, encrypted unsigned", m->signer);
 		return 0;
 	}
 	return 1;

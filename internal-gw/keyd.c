@@ -63,6 +63,7 @@
 
 #include "certstore.h"
 #include "keyd.h"
+#include "keyd_pgp.h"
 #include "keyholder.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -222,7 +223,7 @@ keyd_load_all(void)
 	pthread_rwlock_unlock(&keyd_lock);
 	log_info("loaded %zu signing key%s from %s", n, n == 1 ? "" : "s",
 	    keyd_dir);
-	return n;
+	return n + keyd_pgp_load(keyd_dir);
 }
 
 static int
@@ -450,6 +451,10 @@ keyd_dispatch_sign(struct keyholder_chan *ch, uint32_t type,
 	case KEYD_RELOAD:
 		count = (uint32_t)keyd_load_all();
 		keyholder_reply(ch, &count, sizeof(count));
+		break;
+	case KEYD_PGP_INFO:
+	case KEYD_PGP_SIGN:
+		keyd_pgp_dispatch(ch, type, p, len);
 		break;
 	default:
 		log_warnx("request type %u refused on the signing "

@@ -88,4 +88,15 @@ int	pgp_has_key(sqlite3 *, const char *addr);
 int	pgp_encrypt(sqlite3 *, const char *const *rcpts, size_t nrcpts,
 	    FILE *in, FILE *out, char *err, size_t errlen);
 
+/*
+ * Reads a message from in and writes it to out as PGP/MIME
+ * multipart/signed (SHA-256): the entity (Content-* fields and body,
+ * normalised to CRLF) signed with signer's OpenPGP key in the key holder,
+ * which is given only the digest; msgid is the message's log id for
+ * keyd's log. Returns 0, or -1 with a reason in err.
+ */
+struct keyd_client;
+int	pgp_sign(struct keyd_client *, const char *signer, const char *msgid,
+	    FILE *in, FILE *out, char *err, size_t errlen);
+
 #endif

@@ -32,15 +32,17 @@ class GpgHome:
         return re.search(r"^fpr:+([0-9A-F]{40}):", out, re.M).group(1)
 
     def make_key(self, email, name="Test", enc=True, expire="never",
-                 faked=None):
-        """An Ed25519 primary key with an X25519 encryption subkey (none
-        when enc is False); both expire as expire says."""
+                 faked=None, algo="ed25519"):
+        """A primary key (algo: ed25519, rsa2048, nistp256) with an
+        encryption subkey (none when enc is False); both expire as expire
+        says."""
         uid = f"{name} <{email}>"
-        self.run("--quick-gen-key", uid, "ed25519", "sign,cert", expire,
+        self.run("--quick-gen-key", uid, algo, "sign,cert", expire,
                  faked=faked)
         fpr = self.fpr(email)
         if enc:
-            self.run("--quick-add-key", fpr, "cv25519", "encr", expire,
+            sub = {"ed25519": "cv25519"}.get(algo, algo)
+            self.run("--quick-add-key", fpr, sub, "encr", expire,
                      faked=faked)
         return fpr
 

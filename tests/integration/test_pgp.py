@@ -187,3 +187,65 @@ def test_mandatory_recipient_with_only_a_key_is_not_refused(gw_factory,
          make_message(to="bob@example.org", body="secret words\n"))
     data = out.wait(1)[0]["data"]
     assert b"multipart/encrypted" in data and b"secret words" not in data
+
+
+def signed_parts(entity):
+    """(signed bytes, armoured signature) of a multipart/signed entity."""
+    m = re.search(rb'boundary="([^"]+)"', entity)
+    b = b"--" + m.group(1)
+    start = entity.index(b + b"\r\n") + len(b) + 2
+    end = entity.index(b"\r\n" + b, start)
+    sig = entity[end:].split(b"\r\n\r\n", 1)[1]
+    return entity[start:end], sig
+
+
+@pytest.mark.parametrize("algo", ["ed25519", "rsa2048", "nistp256"])
+def test_signed_and_encrypted_signature_made_by_keyd(gw_factory, sinks, bob,
+                                                      tmp_path, algo):
+    """alice's secret key goes to keyd; the worker hashes, keyd signs the
+    digest, gpg verifies the PGP/MIME signature inside the encryption."""
+    out = sinks[1]
+    alice = GpgHome(tmp_path / "alice")
+    alice.make_key("alice@example.com", "Alice", algo=algo)
+    sec = str(tmp_path / "alice.sec")
+    alice.export("alice@example.com", secret=True, path=sec)
+    gw = gw_factory(props=PGP_ON + [
+        ("user", "set", "--email", "alice@example.com", "--name",
+         "sign-enabled", "--value", "true")], start=False)
+    gw.cli("key", "import", "--file", sec)
+    gw.cli("key", "import", "--file", bob.pub)
+    gw.start()
+    send(gw, "alice@example.com", ["bob@example.org"],
+         make_message(to="bob@example.org", body="Signed words.\n"))
+    msg = out.wait(1)[0]
+    _, armour = pgp_mime_parts(msg["data"])
+    inner = bob.decrypt(armour).stdout
+    assert re.search(rb"(?i)content-type: multipart/signed; "
+                     rb"micalg=pgp-sha256", inner)
+    data, sig = signed_parts(inner)
+    assert b"Signed words." in data
+    bob.import_keys(alice.export("alice@example.com"))
+    r = bob.verify_detached(sig, data)
+    assert r.returncode == 0, r.stderr
+    assert b"Good signature" in r.stderr
+    # A changed byte breaks it: gpg checked this signature.
+    r = bob.verify_detached(sig, data.replace(b"Signed", b"signed"))
+    assert r.returncode != 0
+    assert re.search(r"signed \(OpenPGP\) as alice@example.com",
+                     gw.daemon.log())
+    assert "decision=pgp " in gw.daemon.log()
+
+
+def test_no_secret_key_encrypts_unsigned(gw_factory, sinks, bob):
+    out = sinks[1]
+    gw = gw_factory(props=PGP_ON + [
+        ("user", "set", "--email", "alice@example.com", "--name",
+         "sign-enabled", "--value", "true")])
+    gw.cli("key", "import", "--file", bob.pub)
+    send(gw, "alice@example.com", ["bob@example.org"],
+         make_message(to="bob@example.org", body="unsigned\n"))
+    _, armour = pgp_mime_parts(out.wait(1)[0]["data"])
+    inner = bob.decrypt(armour).stdout
+    assert b"multipart/signed" not in inner and b"unsigned" in inner
+    assert "no OpenPGP signing key for <alice@example.com>" in \
+        gw.daemon.log()
