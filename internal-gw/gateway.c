@@ -36,6 +36,7 @@
 #include "keyd_pgp.h"
 #include "log.h"
 #include "pgp.h"
+#include "pgp_in.h"
 #include "policy.h"
 #include "props.h"
 #include "relay.h"
@@ -392,6 +393,38 @@ done:
 static int gw_can_sign_pgp(struct gw_msg *, struct gw_variant *);
 
 /*
+ * The copy for internal recipients: OpenPGP decrypted and verified (with
+ * X-Postern-* fields) when it is OpenPGP, else the base itself.
+ */
+static int
+gw_pgp_in(struct gw_msg *m, struct gw_variant *v)
+{
+	sqlite3 *db = gateway_db(m->gw);
+	FILE *fi, *fo;
+	int r;
+
+	snprintf(v->path, sizeof(v->path), "%s", m->base);
+	if (db == NULL || (fi = fopen(m->base, "re")) == NULL)
+		return -1;
+	if ((fo = gw_tmpfile(m, "pin", v->path, sizeof(v->path))) == NULL) {
+		fclose(fi);
+		return -1;
+	}
+	r = pgp_in_message(db, m->gw->keyd, m->txn->id,
+	    props_get_bool(m->props, NULL, "auto-import-keys") == 1, fi, fo);
+	fclose(fi);
+	if (gw_close(fo, v->path, m->txn->id) == -1)
+		r = -1;
+	if (r != 1) {
+		unlink(v->path);
+		snprintf(v->path, sizeof(v->path), "%s", m->base);
+		return r == -1 ? -1 : 0;
+	}
+	v->owned = 1;
+	return 0;
+}
+
+/*
  * The PGP/MIME copy; with sign, signed first (multipart/signed, the
  * signature made by keyd from a digest) when the sender may sign.
  */
@@ -608,8 +641,7 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 
 	switch (k) {
 	case GW_INTERNAL:
-		snprintf(v->path, sizeof(v->path), "%s", m->base);
-		return 0;
+		return gw_pgp_in(m, v);
 	case GW_PLAIN:
 		snprintf(v->path, sizeof(v->path), "%s", m->untagged);
 		return 0;

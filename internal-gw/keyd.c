@@ -454,6 +454,7 @@ keyd_dispatch_sign(struct keyholder_chan *ch, uint32_t type,
 		break;
 	case KEYD_PGP_INFO:
 	case KEYD_PGP_SIGN:
+	case KEYD_PGP_DECRYPT:
 		keyd_pgp_dispatch(ch, type, p, len);
 		break;
 	default:

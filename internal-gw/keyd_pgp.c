@@ -35,16 +35,29 @@
 #include "keyd_pgp.h"
 #include "keyholder.h"
 #include "log.h"
+#include "pgp_packet.h"
 #include "xmalloc.h"
 
 #define KEYD_PGP_MAX_KEYS	10000
 #define KEYD_PGP_MAX_UIDS	64
 
+#define KEYD_PGP_MAX_SUBS	16
+
+/* An encryption subkey: X25519 ECDH or RSA. */
+struct keyd_pgp_sub {
+	EVP_PKEY	*pkey;
+	int		 algo;
+	unsigned char	 fpr[20];	/* key ID: the last 8 bytes */
+	unsigned char	 kdf_hash, kdf_cipher;	/* ECDH */
+};
+
 struct keyd_pgp_key {
-	char		**emails;
-	EVP_PKEY	 *pkey;
-	int		  algo;
-	unsigned char	  fpr[20];
+	char			**emails;
+	EVP_PKEY		 *pkey;
+	int			  algo;
+	unsigned char		  fpr[20];
+	struct keyd_pgp_sub	  subs[KEYD_PGP_MAX_SUBS];
+	size_t			  nsubs;
 };
 
 static pthread_rwlock_t		 keyd_pgp_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -53,6 +66,8 @@ static size_t			 keyd_pgp_nkeys;
 
 static const unsigned char keyd_pgp_oid_ed25519[] = {
 	0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01 };
+static const unsigned char keyd_pgp_oid_cv25519[] = {
+	0x2b, 0x06, 0x01, 0x04, 0x01, 0x97, 0x55, 0x01, 0x05, 0x01 };
 static const unsigned char keyd_pgp_oid_p256[] = {
 	0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
 
@@ -84,59 +99,6 @@ keyd_pgp_mpi(struct keyd_pgp_rd *r, const unsigned char **out, size_t *n)
 	bits = (size_t)h[0] << 8 | h[1];
 	*n = (bits + 7) / 8;
 	return keyd_pgp_get(r, *n, out);
-}
-
-/*
- * The next packet of p at *off: tag and body. Old and new formats with
- * definite lengths only. 0, 1 at the end, -1 when malformed.
- */
-static int
-keyd_pgp_packet(const unsigned char *p, size_t len, size_t *off, int *tag,
-    const unsigned char **body, size_t *blen)
-{
-	size_t o = *off, n = 0, hl;
-	unsigned char c;
-
-	if (o >= len)
-		return 1;
-	c = p[o++];
-	if (!(c & 0x80))
-		return -1;
-	if (c & 0x40) {
-		*tag = c & 0x3f;
-		if (o >= len)
-			return -1;
-		if (p[o] < 192) {
-			n = p[o];
-			hl = 1;
-		} else if (p[o] < 224) {
-			if (o + 1 >= len)
-				return -1;
-			n = ((size_t)(p[o] - 192) << 8) + p[o + 1] + 192;
-			hl = 2;
-		} else if (p[o] == 255) {
-			if (len - o < 5)
-				return -1;
-			n = (size_t)p[o + 1] << 24 | (size_t)p[o + 2] << 16 |
-			    (size_t)p[o + 3] << 8 | p[o + 4];
-			hl = 5;
-		} else
-			return -1;	/* partial lengths: not in a key */
-	} else {
-		*tag = (c >> 2) & 0x0f;
-		hl = (size_t)1 << (c & 3);
-		if ((c & 3) == 3 || len - o < hl)
-			return -1;
-		for (size_t i = 0; i < hl; i++)
-			n = n << 8 | p[o + i];
-	}
-	o += hl;
-	if (n > len - o)
-		return -1;
-	*body = p + o;
-	*blen = n;
-	*off = o + n;
-	return 0;
 }
 
 static void
@@ -281,6 +243,85 @@ bad:
 	return NULL;
 }
 
+/*
+ * An encryption subkey packet body (tag 7): X25519 ECDH (algorithm 18,
+ * Curve25519, whose secret OpenPGP stores as a big-endian MPI of the
+ * little-endian scalar) or RSA. 0, or -1 when unusable here.
+ */
+static int
+keyd_pgp_subkey(const unsigned char *b, size_t n, struct keyd_pgp_sub *sk)
+{
+	struct keyd_pgp_rd r = { b, n, 0 };
+	const unsigned char *h, *oid, *m1, *m2, *d, *kdf;
+	size_t l1, l2, dl;
+	unsigned char x[32];
+	OSSL_PARAM_BLD *bld;
+	BIGNUM *bn1, *bn2, *bnd;
+
+	memset(sk, 0, sizeof(*sk));
+	if (keyd_pgp_get(&r, 6, &h) == -1 || h[0] != 4)
+		return -1;
+	sk->algo = h[5];
+	if (sk->algo == 18) {
+		if (keyd_pgp_get(&r, 1, &h) == -1 ||
+		    h[0] != sizeof(keyd_pgp_oid_cv25519) ||
+		    keyd_pgp_get(&r, h[0], &oid) == -1 ||
+		    memcmp(oid, keyd_pgp_oid_cv25519, h[0]) != 0 ||
+		    keyd_pgp_mpi(&r, &m1, &l1) == -1 ||
+		    keyd_pgp_get(&r, 4, &kdf) == -1 || kdf[0] != 3 ||
+		    kdf[1] != 1)
+			return -1;
+		sk->kdf_hash = kdf[2];
+		sk->kdf_cipher = kdf[3];
+		keyd_pgp_fpr(b, r.off, sk->fpr);
+		if (keyd_pgp_get(&r, 1, &h) == -1 || h[0] != 0 ||
+		    keyd_pgp_mpi(&r, &d, &dl) == -1 || dl > 32)
+			return -1;
+		memset(x, 0, sizeof(x));
+		for (size_t i = 0; i < dl; i++)
+			x[i] = d[dl - 1 - i];
+		sk->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL,
+		    x, sizeof(x));
+		OPENSSL_cleanse(x, sizeof(x));
+		ERR_clear_error();
+		return sk->pkey ? 0 : -1;
+	}
+	if (sk->algo != PGP_ALG_RSA && sk->algo != 2)
+		return -1;
+	if (keyd_pgp_mpi(&r, &m1, &l1) == -1 ||
+	    keyd_pgp_mpi(&r, &m2, &l2) == -1)
+		return -1;
+	keyd_pgp_fpr(b, r.off, sk->fpr);
+	if (keyd_pgp_get(&r, 1, &h) == -1 || h[0] != 0 ||
+	    keyd_pgp_mpi(&r, &d, &dl) == -1)
+		return -1;
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
+		fatalx("keyd: OSSL_PARAM_BLD_new");
+	bn1 = BN_bin2bn(m1, (int)l1, NULL);
+	bn2 = BN_bin2bn(m2, (int)l2, NULL);
+	if ((bnd = BN_secure_new()) != NULL && BN_bin2bn(d, (int)dl, bnd) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn1) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn2) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, bnd))
+		sk->pkey = keyd_pgp_fromdata("RSA", bld);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn1);
+	BN_free(bn2);
+	BN_clear_free(bnd);
+	ERR_clear_error();
+	return sk->pkey ? 0 : -1;
+}
+
+static void
+keyd_pgp_key_clear(struct keyd_pgp_key *k)
+{
+	EVP_PKEY_free(k->pkey);
+	for (size_t i = 0; i < k->nsubs; i++)
+		EVP_PKEY_free(k->subs[i].pkey);
+	keyd_pgp_emails_free(&k->emails);
+	memset(k, 0, sizeof(*k));
+}
+
 void
 keyd_pgp_emails_free(char ***v)
 {
@@ -313,38 +354,42 @@ keyd_pgp_uid(const unsigned char *b, size_t n, char *out, size_t outlen)
 	return addr_fold(uid, out, outlen);
 }
 
-int
-keyd_pgp_parse(const unsigned char *p, size_t len, char ***emails,
-    int *algo, unsigned char fpr[20], void **pkeyp, const char **why)
+/* One key file into k (emails, primary key, encryption subkeys). */
+static int
+keyd_pgp_parse_key(const unsigned char *p, size_t len,
+    struct keyd_pgp_key *k, const char **why)
 {
 	const unsigned char *body;
 	size_t off = 0, blen, n = 0;
 	char e[ADDR_MAX];
-	EVP_PKEY *pkey = NULL;
 	int tag, r, seen_key = 0;
 
-	*emails = xcalloc(1, sizeof(**emails));
-	if (pkeyp != NULL)
-		*pkeyp = NULL;
+	memset(k, 0, sizeof(*k));
+	k->emails = xcalloc(1, sizeof(*k->emails));
 	if (len > KEYD_PGP_MAX_FILE) {
 		*why = "key file too large";
 		goto fail;
 	}
-	while ((r = keyd_pgp_packet(p, len, &off, &tag, &body, &blen)) == 0) {
-		if (tag == 5 && !seen_key) {
+	while ((r = pgp_packet_next(p, len, &off, &tag, &body, &blen,
+	    0)) == 0) {
+		if (tag == PGP_TAG_SECKEY && !seen_key) {
 			seen_key = 1;
-			if ((pkey = keyd_pgp_secret(body, blen, algo, fpr,
-			    why)) == NULL)
+			if ((k->pkey = keyd_pgp_secret(body, blen, &k->algo,
+			    k->fpr, why)) == NULL)
 				goto fail;
-		} else if (tag == 5 || tag == 6) {
+		} else if (tag == PGP_TAG_SECKEY || tag == PGP_TAG_PUBKEY) {
 			break;		/* the next key: one per file */
-		} else if (tag == 13 && seen_key && n < KEYD_PGP_MAX_UIDS &&
+		} else if (tag == PGP_TAG_UID && seen_key &&
+		    n < KEYD_PGP_MAX_UIDS &&
 		    keyd_pgp_uid(body, blen, e, sizeof(e)) == 0) {
-			*emails = xreallocarray(*emails, n + 2,
-			    sizeof(**emails));
-			(*emails)[n++] = xstrdup(e);
-			(*emails)[n] = NULL;
-		}
+			k->emails = xreallocarray(k->emails, n + 2,
+			    sizeof(*k->emails));
+			k->emails[n++] = xstrdup(e);
+			k->emails[n] = NULL;
+		} else if (tag == PGP_TAG_SECSUB && seen_key &&
+		    k->nsubs < KEYD_PGP_MAX_SUBS &&
+		    keyd_pgp_subkey(body, blen, &k->subs[k->nsubs]) == 0)
+			k->nsubs++;
 	}
 	if (r == -1) {
 		*why = "malformed packet";
@@ -354,15 +399,28 @@ keyd_pgp_parse(const unsigned char *p, size_t len, char ***emails,
 		*why = "no secret key packet";
 		goto fail;
 	}
-	if (pkeyp != NULL)
-		*pkeyp = pkey;
-	else
-		EVP_PKEY_free(pkey);
 	return 0;
 fail:
-	EVP_PKEY_free(pkey);
-	keyd_pgp_emails_free(emails);
+	keyd_pgp_key_clear(k);
 	return -1;
+}
+
+int
+keyd_pgp_parse(const unsigned char *p, size_t len, char ***emails,
+    int *algo, unsigned char fpr[20], size_t *nsubs, const char **why)
+{
+	struct keyd_pgp_key k;
+
+	*emails = NULL;
+	if (keyd_pgp_parse_key(p, len, &k, why) == -1)
+		return -1;
+	*emails = k.emails;
+	k.emails = NULL;
+	*algo = k.algo;
+	memcpy(fpr, k.fpr, 20);
+	*nsubs = k.nsubs;
+	keyd_pgp_key_clear(&k);
+	return 0;
 }
 
 size_t
@@ -380,8 +438,6 @@ keyd_pgp_load(const char *keys_dir)
 	snprintf(dir, sizeof(dir), "%s/openpgp", keys_dir);
 	if ((d = opendir(dir)) != NULL) {
 		while ((de = readdir(d)) != NULL && n < KEYD_PGP_MAX_KEYS) {
-			void *pk;
-
 			len = strlen(de->d_name);
 			if (de->d_name[0] == '.' || len < 5 ||
 			    strcmp(de->d_name + len - 4, ".pgp") != 0)
@@ -394,22 +450,20 @@ keyd_pgp_load(const char *keys_dir)
 			len = fread(buf, 1, KEYD_PGP_MAX_FILE + 1, f);
 			fclose(f);
 			keys = xreallocarray(keys, n + 1, sizeof(*keys));
-			if (keyd_pgp_parse(buf, len, &keys[n].emails,
-			    &keys[n].algo, keys[n].fpr, &pk, &why) == -1) {
+			if (keyd_pgp_parse_key(buf, len, &keys[n], &why) ==
+			    -1) {
 				log_warnx("keyd: %s: %s", path, why);
 				continue;
 			}
-			keys[n++].pkey = pk;
+			n++;
 		}
 		closedir(d);
 	}
 	OPENSSL_cleanse(buf, KEYD_PGP_MAX_FILE + 1);
 	free(buf);
 	pthread_rwlock_wrlock(&keyd_pgp_lock);
-	for (size_t i = 0; i < keyd_pgp_nkeys; i++) {
-		EVP_PKEY_free(keyd_pgp_keys[i].pkey);
-		keyd_pgp_emails_free(&keyd_pgp_keys[i].emails);
-	}
+	for (size_t i = 0; i < keyd_pgp_nkeys; i++)
+		keyd_pgp_key_clear(&keyd_pgp_keys[i]);
 	free(keyd_pgp_keys);
 	keyd_pgp_keys = keys;
 	keyd_pgp_nkeys = n;
@@ -508,6 +562,201 @@ keyd_pgp_do(struct keyd_pgp_key *k, const unsigned char *md,
 	return (int)o;
 }
 
+/* Key length of a symmetric algorithm we take (AES), or 0. */
+static size_t
+keyd_pgp_symlen(int algo)
+{
+	return algo == 7 ? 16 : algo == 8 ? 24 : algo == 9 ? 32 : 0;
+}
+
+/*
+ * m = algorithm, session key, two-byte checksum: the session key into
+ * out (algorithm first). Length, or -1 when m is not well formed.
+ */
+static int
+keyd_pgp_sesskey(const unsigned char *m, size_t n, unsigned char *out)
+{
+	size_t kl;
+	unsigned sum = 0;
+
+	if (n < 3 || (kl = keyd_pgp_symlen(m[0])) == 0 || n != kl + 3)
+		return -1;
+	for (size_t i = 1; i <= kl; i++)
+		sum += m[i];
+	if ((sum & 0xffff) != ((unsigned)m[kl + 1] << 8 | m[kl + 2]))
+		return -1;
+	memcpy(out, m, kl + 1);
+	return (int)kl + 1;
+}
+
+/* X25519 ECDH (RFC 6637): the session key of a PKESK for sub. */
+static int
+keyd_pgp_ecdh(struct keyd_pgp_sub *sub, struct keyd_pgp_rd *r,
+    unsigned char *out)
+{
+	static const char anon[] = "Anonymous Sender    ";
+	const unsigned char *eph, *h, *c;
+	unsigned char shared[32], param[64], kek[64], m[64];
+	size_t el, sl = sizeof(shared), pl = 0, kl, ml;
+	const EVP_MD *md;
+	const EVP_CIPHER *wrap;
+	EVP_PKEY *peer = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_CIPHER_CTX *cctx = NULL;
+	EVP_MD_CTX *mctx = NULL;
+	unsigned int hl;
+	int n1 = 0, n2 = 0, rv = -1;
+
+	if (keyd_pgp_mpi(r, &eph, &el) == -1 || el != 33 || eph[0] != 0x40 ||
+	    keyd_pgp_get(r, 1, &h) == -1 || h[0] < 24 || h[0] > 56 ||
+	    h[0] % 8 != 0 || keyd_pgp_get(r, h[0], &c) == -1)
+		return -1;
+	md = sub->kdf_hash == 8 ? EVP_sha256() : sub->kdf_hash == 9 ?
+	    EVP_sha384() : sub->kdf_hash == 10 ? EVP_sha512() : NULL;
+	kl = keyd_pgp_symlen(sub->kdf_cipher);
+	wrap = kl == 16 ? EVP_aes_128_wrap() : kl == 24 ? EVP_aes_192_wrap() :
+	    kl == 32 ? EVP_aes_256_wrap() : NULL;
+	if (md == NULL || wrap == NULL)
+		return -1;
+	if ((peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL,
+	    eph + 1, 32)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new(sub->pkey, NULL)) == NULL ||
+	    EVP_PKEY_derive_init(ctx) != 1 ||
+	    EVP_PKEY_derive_set_peer(ctx, peer) != 1 ||
+	    EVP_PKEY_derive(ctx, shared, &sl) != 1 || sl != 32)
+		goto out;
+	param[pl++] = sizeof(keyd_pgp_oid_cv25519);
+	memcpy(param + pl, keyd_pgp_oid_cv25519, sizeof(keyd_pgp_oid_cv25519));
+	pl += sizeof(keyd_pgp_oid_cv25519);
+	param[pl++] = 18;
+	param[pl++] = 3;
+	param[pl++] = 1;
+	param[pl++] = sub->kdf_hash;
+	param[pl++] = sub->kdf_cipher;
+	memcpy(param + pl, anon, 20);
+	pl += 20;
+	memcpy(param + pl, sub->fpr, 20);
+	pl += 20;
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(mctx, md, NULL) ||
+	    !EVP_DigestUpdate(mctx, "\0\0\0\1", 4) ||
+	    !EVP_DigestUpdate(mctx, shared, sizeof(shared)) ||
+	    !EVP_DigestUpdate(mctx, param, pl) ||
+	    !EVP_DigestFinal_ex(mctx, kek, &hl))
+		goto out;
+	if ((cctx = EVP_CIPHER_CTX_new()) == NULL)
+		goto out;
+	EVP_CIPHER_CTX_set_flags(cctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (EVP_DecryptInit_ex(cctx, wrap, NULL, kek, NULL) != 1 ||
+	    EVP_DecryptUpdate(cctx, m, &n1, c, h[0]) != 1 ||
+	    EVP_DecryptFinal_ex(cctx, m + n1, &n2) != 1)
+		goto out;
+	ml = (size_t)(n1 + n2);
+	/* PKCS#5 padding to a multiple of 8. */
+	if (ml == 0 || m[ml - 1] == 0 || m[ml - 1] > 8 || m[ml - 1] > ml)
+		goto out;
+	for (size_t i = ml - m[ml - 1]; i < ml; i++)
+		if (m[i] != m[ml - 1])
+			goto out;
+	rv = keyd_pgp_sesskey(m, ml - m[ml - 1], out);
+out:
+	OPENSSL_cleanse(shared, sizeof(shared));
+	OPENSSL_cleanse(kek, sizeof(kek));
+	OPENSSL_cleanse(m, sizeof(m));
+	EVP_MD_CTX_free(mctx);
+	EVP_CIPHER_CTX_free(cctx);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(peer);
+	ERR_clear_error();
+	return rv;
+}
+
+/* RSA: the session key of a PKESK for sub. */
+static int
+keyd_pgp_rsa_dec(struct keyd_pgp_sub *sub, struct keyd_pgp_rd *r,
+    unsigned char *out)
+{
+	const unsigned char *c;
+	unsigned char m[1024];
+	size_t cl, ml = sizeof(m);
+	EVP_PKEY_CTX *ctx;
+	int rv = -1;
+
+	if (keyd_pgp_mpi(r, &c, &cl) == -1 ||
+	    (ctx = EVP_PKEY_CTX_new(sub->pkey, NULL)) == NULL)
+		return -1;
+	if (EVP_PKEY_decrypt_init(ctx) == 1 &&
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+	    EVP_PKEY_decrypt(ctx, m, &ml, c, cl) == 1)
+		rv = keyd_pgp_sesskey(m, ml, out);
+	OPENSSL_cleanse(m, sizeof(m));
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
+	return rv;
+}
+
+/* PGP_DECRYPT: uint32 msgid length, msgid, PKESK body. */
+static void
+keyd_pgp_decrypt(struct keyholder_chan *ch, const unsigned char *p,
+    size_t len)
+{
+	char msgid[KEYD_MAX_MSGID + 1], kid[17];
+	unsigned char out[40];
+	struct keyd_pgp_rd r;
+	struct keyd_pgp_sub *sub = NULL;
+	const unsigned char *h;
+	uint32_t il;
+	int n = -1;
+
+	if (len < 4 || (memcpy(&il, p, 4), il == 0) || il > KEYD_MAX_MSGID ||
+	    len - 4 < il || len - 4 - il > KEYD_PGP_MAX_PKESK ||
+	    memchr(p + 4, '\0', il) != NULL) {
+		log_warnx("keyd: malformed OpenPGP decryption request");
+		keyholder_reply_err(ch, "malformed request");
+		return;
+	}
+	memcpy(msgid, p + 4, il);
+	msgid[il] = '\0';
+	for (size_t i = 0; msgid[i] != '\0'; i++)
+		if (msgid[i] <= ' ' || msgid[i] > '~')
+			msgid[i] = '?';
+	r.p = p + 4 + il;
+	r.len = len - 4 - il;
+	r.off = 0;
+	if (keyd_pgp_get(&r, 10, &h) == -1 || h[0] != 3) {
+		keyholder_reply_err(ch, "not a version 3 PKESK");
+		return;
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(kid + 2 * i, 3, "%02X", h[1 + i]);
+	pthread_rwlock_rdlock(&keyd_pgp_lock);
+	for (size_t i = 0; i < keyd_pgp_nkeys && sub == NULL; i++)
+		for (size_t j = 0; j < keyd_pgp_keys[i].nsubs; j++)
+			if (memcmp(keyd_pgp_keys[i].subs[j].fpr + 12, h + 1,
+			    8) == 0 && keyd_pgp_keys[i].subs[j].algo == h[9]) {
+				sub = &keyd_pgp_keys[i].subs[j];
+				break;
+			}
+	if (sub != NULL)
+		n = sub->algo == 18 ? keyd_pgp_ecdh(sub, &r, out) :
+		    keyd_pgp_rsa_dec(sub, &r, out);
+	pthread_rwlock_unlock(&keyd_pgp_lock);
+	if (sub == NULL) {
+		keyholder_reply_err(ch, "no key for this recipient");
+		return;
+	}
+	if (n < 0) {
+		log_warnx("id=%s OpenPGP session key for key %s: cannot "
+		    "decrypt", msgid, kid);
+		keyholder_reply_err(ch, "cannot decrypt the session key");
+		return;
+	}
+	log_info("id=%s OpenPGP session key decrypted with key %s", msgid,
+	    kid);
+	keyholder_reply(ch, out, (size_t)n);
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
 void
 keyd_pgp_dispatch(struct keyholder_chan *ch, uint32_t type,
     const unsigned char *p, size_t len)
@@ -518,6 +767,10 @@ keyd_pgp_dispatch(struct keyholder_chan *ch, uint32_t type,
 	uint32_t v[2];
 	int n;
 
+	if (type == KEYD_PGP_DECRYPT) {
+		keyd_pgp_decrypt(ch, p, len);
+		return;
+	}
 	if (type == KEYD_PGP_INFO) {
 		if (len == 0 || len > KEYD_MAX_SIGNER ||
 		    memchr(p, '\0', len) != NULL) {
@@ -638,6 +891,36 @@ keyd_pgp_sign(struct keyd_client *c, const char *signer, const char *msgid,
 		return -1;
 	}
 	memcpy(sig, reply, rlen);
+	free(reply);
+	return (int)rlen;
+}
+
+int
+keyd_pgp_session_key(struct keyd_client *c, const char *msgid,
+    const unsigned char *pkesk, size_t len, unsigned char *out,
+    size_t outlen)
+{
+	unsigned char *pre, *reply;
+	size_t ilen = strlen(msgid), rlen;
+	uint32_t il = (uint32_t)ilen;
+	int t;
+
+	if (ilen == 0 || ilen > KEYD_MAX_MSGID || len > KEYD_PGP_MAX_PKESK)
+		return 0;
+	pre = xmalloc(4 + ilen);
+	memcpy(pre, &il, 4);
+	memcpy(pre + 4, msgid, ilen);
+	t = keyholder_request(keyd_client_core(c), KEYD_PGP_DECRYPT, pre,
+	    4 + ilen, pkesk, len, 64, &reply, &rlen);
+	free(pre);
+	if (t == -1)
+		return -1;
+	if (t == KEYHOLDER_ERR || rlen > outlen || rlen < 2) {
+		free(reply);
+		return 0;
+	}
+	memcpy(out, reply, rlen);
+	OPENSSL_cleanse(reply, rlen);
 	free(reply);
 	return (int)rlen;
 }

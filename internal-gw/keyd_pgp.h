@@ -13,6 +13,15 @@
  *   PGP_SIGN  uint32 signer length, uint32 msgid length, signer, msgid,
  *             SHA-256 digest        -> OK the signature's algorithm-
  *                                      specific MPIs | ERR text
+ *   PGP_DECRYPT uint32 msgid length, msgid, the body of one public-key
+ *             encrypted session key packet (at most KEYD_PGP_MAX_PKESK)
+ *                                   -> OK uint8 symmetric algorithm,
+ *                                      session key | ERR text
+ * Inbound decryption thus sends keyd a packet of at most a few hundred
+ * bytes per recipient, never the message: keyd unwraps the session key
+ * (X25519 ECDH with the RFC 6637 KDF and AES key wrap, or RSA PKCS#1
+ * v1.5) with the encryption subkey the packet names, and the worker
+ * decrypts the data with librnp.
  */
 #ifndef POSTERN_KEYD_PGP_H
 #define POSTERN_KEYD_PGP_H
@@ -24,6 +33,8 @@
 
 #define KEYD_PGP_INFO		10
 #define KEYD_PGP_SIGN		11
+#define KEYD_PGP_DECRYPT	12
+#define KEYD_PGP_MAX_PKESK	540	/* an RSA-4096 PKESK body */
 
 #define KEYD_PGP_MAX_FILE	(64 * 1024)	/* one secret key file */
 #define KEYD_PGP_MAX_SIG	1100	/* MPIs of an RSA-8192 signature */
@@ -46,12 +57,11 @@ void	keyd_pgp_dispatch(struct keyholder_chan *, uint32_t type,
 /*
  * The key file reader, for tests and the fuzz target: the emails of the
  * user IDs (folded, NULL-terminated array in *emails, free with
- * keyd_pgp_emails_free) and the primary key's algorithm and fingerprint.
- * Returns 0, or -1 with a reason; with pkey non-NULL also the private key
- * (an EVP_PKEY *).
+ * keyd_pgp_emails_free), the primary key's algorithm and fingerprint and
+ * the number of usable encryption subkeys. Returns 0, or -1 with a reason.
  */
 int	keyd_pgp_parse(const unsigned char *p, size_t len, char ***emails,
-	    int *algo, unsigned char fpr[20], void **pkey, const char **why);
+	    int *algo, unsigned char fpr[20], size_t *nsubs, const char **why);
 void	keyd_pgp_emails_free(char ***);
 
 /* ---- the client's side ---- */
@@ -66,5 +76,14 @@ int	keyd_pgp_info(struct keyd_client *, const char *signer, int *algo,
 int	keyd_pgp_sign(struct keyd_client *, const char *signer,
 	    const char *msgid, const unsigned char md[KEYD_DIGEST_LEN],
 	    unsigned char *sig, size_t siglen, char *err, size_t errlen);
+
+/*
+ * The session key of one PKESK packet body, unwrapped by keyd: algorithm
+ * byte then key in out; returns its length, 0 when keyd holds no key for
+ * it or it does not decrypt, -1 when keyd is gone.
+ */
+int	keyd_pgp_session_key(struct keyd_client *, const char *msgid,
+	    const unsigned char *pkesk, size_t len, unsigned char *out,
+	    size_t outlen);
 
 #endif

@@ -195,6 +195,35 @@ out:
 }
 
 int
+pgp_keys_usable_in(rnp_ffi_t ffi, const char *addr)
+{
+	rnp_identifier_iterator_t it = NULL;
+	const char *id;
+	int found = 0;
+
+	if (rnp_identifier_iterator_create(ffi, &it, "fingerprint") !=
+	    RNP_SUCCESS)
+		return -1;
+	while (!found && rnp_identifier_iterator_next(it, &id) ==
+	    RNP_SUCCESS && id != NULL) {
+		rnp_key_handle_t k = NULL, use = NULL;
+		bool primary = false;
+
+		if (rnp_locate_key(ffi, "fingerprint", id, &k) != RNP_SUCCESS ||
+		    k == NULL)
+			continue;
+		if (rnp_key_is_primary(k, &primary) == RNP_SUCCESS &&
+		    primary && pgp_key_names(k, addr) &&
+		    (use = pgp_key_pick(ffi, k)) != NULL)
+			found = 1;
+		rnp_key_handle_destroy(use);
+		rnp_key_handle_destroy(k);
+	}
+	rnp_identifier_iterator_destroy(it);
+	return found;
+}
+
+int
 pgp_has_key(sqlite3 *db, const char *addr)
 {
 	char *fpr;

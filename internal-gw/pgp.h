@@ -75,6 +75,11 @@ void	pgp_keys_blobs_free(unsigned char ***, size_t **, int n);
 struct rnp_key_handle_st;
 char	*pgp_keys_key_emails(struct rnp_key_handle_st *key);
 
+/* 1 when a primary key in ffi (an rnp_ffi_t) names addr and has a usable
+ * encryption key, 0 when none does, -1 on failure. */
+struct rnp_ffi_st;
+int	pgp_keys_usable_in(struct rnp_ffi_st *ffi, const char *addr);
+
 /* 1 when addr has a key with a usable encryption subkey, 0, or -1. */
 int	pgp_has_key(sqlite3 *, const char *addr);
 

@@ -78,6 +78,10 @@ const struct props_def props_defs[] = {
 	  .def = "smime,pgp,pdf,portal", .scopes = UDG, .nodes = GW,
 	  .doc = "the order in which the encryption methods smime, pgp, pdf "
 	  "(PDF OTP) and portal (Webmail) are tried for the recipient" },
+	{ .name = "auto-import-keys", .type = PROPS_BOOL, .def = "true",
+	  .scopes = G, .nodes = GW,
+	  .doc = "import an OpenPGP key from an Autocrypt header, or the "
+	  "key attached to a message it validly signs" },
 	{ .name = "portal-tunnel-sign", .type = PROPS_BOOL, .def = "false",
 	  .scopes = G, .nodes = GW,
 	  .doc = "S/MIME-sign the copy sent to the portal with the tunnel key" },

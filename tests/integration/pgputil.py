@@ -63,6 +63,20 @@ class GpgHome:
     def import_keys(self, data):
         self.run("--import", input=data)
 
+    def encrypt(self, data, to, sign_as=None, armor=True, faked=None):
+        args = ["--trust-model", "always", "--encrypt", "-r", to]
+        if sign_as:
+            args += ["--sign", "--local-user", sign_as, "--digest-algo",
+                     "SHA256"]
+        if armor:
+            args.insert(0, "--armor")
+        return self.run(*args, input=data, faked=faked).stdout
+
+    def detach_sign(self, data, who, faked=None):
+        return self.run("--armor", "--detach-sign", "--local-user", who,
+                        "--digest-algo", "SHA256", input=data,
+                        faked=faked).stdout
+
     def decrypt(self, data, check=True):
         return self.run("--decrypt", input=data, check=check)
 
@@ -84,3 +98,42 @@ def pgp_mime_parts(data):
     b = b"--" + m.group(1)
     parts = body.split(b)
     return parts[1], parts[2]
+
+
+def _headers(frm, to, subject, extra=()):
+    h = [f"From: {frm}", f"To: {to}", f"Subject: {subject}",
+         "Message-ID: <%s@peer.example>" % os.urandom(6).hex(),
+         "MIME-Version: 1.0"] + list(extra)
+    return "\r\n".join(h).encode() + b"\r\n"
+
+
+def pgp_mime_encrypted(frm, to, armour, subject="secret", extra=()):
+    """A PGP/MIME multipart/encrypted message around armour."""
+    return (_headers(frm, to, subject, extra) +
+            b'Content-Type: multipart/encrypted; '
+            b'protocol="application/pgp-encrypted"; boundary="b1"\r\n\r\n'
+            b"--b1\r\nContent-Type: application/pgp-encrypted\r\n\r\n"
+            b"Version: 1\r\n\r\n--b1\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" +
+            armour.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") +
+            b"\r\n--b1--\r\n")
+
+
+def pgp_mime_signed(frm, to, entity, sig, subject="signed", extra=()):
+    """A PGP/MIME multipart/signed message: entity (CRLF) and its
+    armoured detached signature."""
+    return (_headers(frm, to, subject, extra) +
+            b'Content-Type: multipart/signed; micalg=pgp-sha256; '
+            b'protocol="application/pgp-signature"; boundary="s1"\r\n\r\n'
+            b"--s1\r\n" + entity + b"\r\n--s1\r\n"
+            b"Content-Type: application/pgp-signature\r\n\r\n" +
+            sig.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") +
+            b"\r\n--s1--\r\n")
+
+
+def plain_message(frm, to, body, charset="utf-8", subject="inline",
+                  extra=()):
+    return (_headers(frm, to, subject, extra) +
+            f"Content-Type: text/plain; charset={charset}\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n".encode() +
+            body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
