@@ -442,7 +442,7 @@ pgp_dec_message(struct pgp_in_ctx *ctx, const unsigned char *msg,
 	    false) != RNP_SUCCESS || rnp_output_to_memory(&o,
 	    ctx->max_out ? ctx->max_out : PGP_IN_MAX_OUT) != RNP_SUCCESS ||
 	    rnp_op_verify_create(&op, ffi, in, o) != RNP_SUCCESS)
-		fatalx("pgp: rnp verify setup");
+		goto out;
 	(void)rnp_op_verify_set_flags(op, RNP_VERIFY_IGNORE_SIGS_ON_DECRYPT);
 	res = rnp_op_verify_execute(op);
 	if (rnp_op_verify_get_protection_info(op, NULL, NULL, &valid) !=
@@ -485,13 +485,14 @@ pgp_dec_verify_detached(struct pgp_in_ctx *ctx, const unsigned char *data,
 	memset(sig, 0, sizeof(*sig));
 	ffi = pgp_dec_ffi(ctx);
 	pgp_dec_add_msg_keys(ctx, ffi);
-	if (rnp_input_from_memory(&din, data, len, false) != RNP_SUCCESS ||
-	    rnp_input_from_memory(&sin, sigdata, siglen, false) !=
-	    RNP_SUCCESS ||
-	    rnp_op_verify_detached_create(&op, ffi, din, sin) != RNP_SUCCESS)
-		fatalx("pgp: rnp verify setup");
-	(void)rnp_op_verify_execute(op);
-	pgp_dec_sigs(ctx, ffi, op, sig);
+	/* librnp refuses empty or unreadable input already here. */
+	if (rnp_input_from_memory(&din, data, len, false) == RNP_SUCCESS &&
+	    rnp_input_from_memory(&sin, sigdata, siglen, false) ==
+	    RNP_SUCCESS &&
+	    rnp_op_verify_detached_create(&op, ffi, din, sin) == RNP_SUCCESS) {
+		(void)rnp_op_verify_execute(op);
+		pgp_dec_sigs(ctx, ffi, op, sig);
+	}
 	if (sig->status == PGP_SIG_NONE) {
 		sig->status = PGP_SIG_INVALID;
 		snprintf(sig->reason, sizeof(sig->reason), "no readable "
@@ -515,12 +516,12 @@ pgp_dec_verify_inline(struct pgp_in_ctx *ctx, const unsigned char *data,
 	memset(sig, 0, sizeof(*sig));
 	ffi = pgp_dec_ffi(ctx);
 	pgp_dec_add_msg_keys(ctx, ffi);
-	if (rnp_input_from_memory(&in, data, len, false) != RNP_SUCCESS ||
-	    rnp_output_to_null(&o) != RNP_SUCCESS ||
-	    rnp_op_verify_create(&op, ffi, in, o) != RNP_SUCCESS)
-		fatalx("pgp: rnp verify setup");
-	(void)rnp_op_verify_execute(op);
-	pgp_dec_sigs(ctx, ffi, op, sig);
+	if (rnp_input_from_memory(&in, data, len, false) == RNP_SUCCESS &&
+	    rnp_output_to_null(&o) == RNP_SUCCESS &&
+	    rnp_op_verify_create(&op, ffi, in, o) == RNP_SUCCESS) {
+		(void)rnp_op_verify_execute(op);
+		pgp_dec_sigs(ctx, ffi, op, sig);
+	}
 	if (sig->status == PGP_SIG_NONE) {
 		sig->status = PGP_SIG_INVALID;
 		snprintf(sig->reason, sizeof(sig->reason), "no readable "

@@ -50,6 +50,8 @@ struct pgp_in_msg {
 static const unsigned char *
 pgp_in_memmem(const unsigned char *h, size_t hl, const char *n)
 {
+	if (h == NULL || hl == 0)
+		return NULL;
 	return memmem(h, hl, n, strlen(n));
 }
 

@@ -1,0 +1,110 @@
+/*
+ * libFuzzer: the gateway's readers of OpenPGP from outside. The first
+ * byte picks one:
+ *   0  a whole inbound message for internal recipients (PGP/MIME,
+ *      inline PGP, Autocrypt, key attachments), with no key holder;
+ *   1  a key holder key file (keyd_pgp_parse);
+ *   2  public key data into the key store (Autocrypt, attachments);
+ *   3  OpenPGP data to decrypt: armour, the top-level packets, librnp;
+ *   4  the packet framing alone.
+ * The key store is an in-memory SQLite database.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gmime/gmime.h>
+#include <sqlite3.h>
+
+#include "db.h"
+#include "log.h"
+#include "../../internal-gw/keyd_pgp.h"
+#include "../../internal-gw/pgp.h"
+#include "../../internal-gw/pgp_in.h"
+#include "../../internal-gw/pgp_packet.h"
+
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static sqlite3	*db;
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char *err = NULL;
+
+	(void)argc;
+	(void)argv;
+	log_init("fuzz_pgp", 0, 0);
+	g_mime_init();
+	if ((db = db_open(":memory:", &err)) == NULL ||
+	    pgp_keys_init(db, &err) == -1)
+		abort();
+	return 0;
+}
+
+static void
+fuzz_message(const uint8_t *p, size_t n)
+{
+	FILE *in = tmpfile(), *out = tmpfile();
+
+	if (in == NULL || out == NULL)
+		abort();
+	if (fwrite(p, 1, n, in) != n || fflush(in) != 0)
+		abort();
+	rewind(in);
+	(void)pgp_in_message(db, NULL, "fuzz", 1, in, out);
+	fclose(in);
+	fclose(out);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pgp_in_ctx ctx;
+	struct pgp_sig_result sig;
+	unsigned char fpr[20], *out = NULL;
+	const unsigned char *body;
+	char **emails = NULL, *err = NULL, why[256];
+	const char *reason;
+	size_t nsubs, outlen, off = 0, blen;
+	int algo, tag;
+
+	if (size < 1)
+		return 0;
+	switch (data[0] % 5) {
+	case 0:
+		fuzz_message(data + 1, size - 1);
+		break;
+	case 1:
+		if (keyd_pgp_parse(data + 1, size - 1, &emails, &algo, fpr,
+		    &nsubs, &reason) == 0)
+			keyd_pgp_emails_free(&emails);
+		break;
+	case 2:
+		if (pgp_keys_import_public(db, data + 1, size - 1, &err) == -1)
+			free(err);
+		if (db_exec(db, "DELETE FROM pgp_keys", &err) == -1)
+			abort();
+		break;
+	case 3:
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.db = db;
+		ctx.msgid = "fuzz";
+		ctx.max_out = 1024 * 1024;
+		snprintf(ctx.from, sizeof(ctx.from), "a@example.org");
+		(void)pgp_dec_message(&ctx, data + 1, size - 1, &out, &outlen,
+		    &sig, why, sizeof(why));
+		free(out);
+		break;
+	case 4:
+		while (pgp_packet_next(data + 1, size - 1, &off, &tag, &body,
+		    &blen, 1) == 0)
+			;
+		break;
+	}
+	return 0;
+}
