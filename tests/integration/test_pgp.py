@@ -249,3 +249,16 @@ def test_no_secret_key_encrypts_unsigned(gw_factory, sinks, bob):
     assert b"multipart/signed" not in inner and b"unsigned" in inner
     assert "no OpenPGP signing key for <alice@example.com>" in \
         gw.daemon.log()
+
+
+def test_huge_key_file_refused(gw_factory, tmp_path):
+    big = tmp_path / "big.asc"
+    big.write_bytes(b"\x99" + os.urandom(2 << 20))
+    gw = gw_factory(start=False)
+    r = gw.cli("key", "import", "--file", str(big), check=False)
+    assert r.returncode == 1 and "larger than 1048576 bytes" in r.stderr
+    junk = tmp_path / "junk.asc"
+    junk.write_bytes(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n"
+                     b"-----END PGP PUBLIC KEY BLOCK-----\n")
+    r = gw.cli("key", "import", "--file", str(junk), check=False)
+    assert r.returncode == 1 and "no OpenPGP" in r.stderr

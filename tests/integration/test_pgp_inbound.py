@@ -301,3 +301,20 @@ def test_mixed_recipients_each_handled(world, sinks, tmp_path):
                       ("erin@example.info", "portal-webmail"),
                       (CAROL, "pass")]:
         assert re.search(rf"to=<{re.escape(rcpt)}> decision={dec} ", log)
+
+
+def test_compression_bomb_is_bounded(world):
+    """80 MiB of zeros compress to a few hundred KiB: decompressing stops
+    at the output limit and nothing of the plaintext is delivered."""
+    w = world
+    w.gw.start()
+    bomb = b"Content-Type: text/plain\r\n\r\nBOMB" + bytes(80 << 20)
+    armour = w.alice.run("--armor", "--trust-model", "always",
+                         "--compress-algo", "zlib", "-z", "9", "--encrypt",
+                         "-r", CAROL, input=bomb).stdout
+    assert len(armour) < 2 << 20
+    send(w.gw, ALICE, [CAROL], pgp_mime_encrypted(ALICE, CAROL, armour))
+    data = w.out.wait(1)[0]["data"]
+    (enc,) = field(data, "X-Postern-Encrypted")
+    assert enc.startswith("not-for-us; reason=decryption failed")
+    assert b"BOMB" not in data and len(data) < 4 << 20
