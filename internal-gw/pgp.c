@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <rnp/rnp.h>
 #include <rnp/rnp_err.h>
@@ -118,51 +120,20 @@ pgp_key_names(rnp_key_handle_t key, const char *addr)
 }
 
 /*
- * The fingerprint of the key to encrypt to addr with (caller frees), or
- * NULL when addr has no usable key (*dberr set when the database failed).
- * The stored keys are parsed in a fresh ffi of their own; with also, they
- * are imported there too, for the encryption that follows.
+ * The fingerprint of the key to encrypt to addr with among the primary
+ * keys in ffi that name addr (caller frees), or NULL.
  */
 static char *
-pgp_recipient(sqlite3 *db, const char *addr, rnp_ffi_t also, int *dberr)
+pgp_pick_in(rnp_ffi_t ffi, const char *addr)
 {
-	unsigned char **blobs;
-	size_t *lens;
-	rnp_ffi_t ffi = NULL;
 	rnp_identifier_iterator_t it = NULL;
 	const char *id;
 	char *best = NULL, *fpr;
 	uint32_t best_t = 0, t;
-	int n;
-
-	*dberr = 0;
-	if ((n = pgp_keys_find(db, addr, &blobs, &lens)) == -1) {
-		*dberr = 1;
-		return NULL;
-	}
-	if (n == 0)
-		return NULL;
-	if (rnp_ffi_create(&ffi, "GPG", "GPG") != RNP_SUCCESS)
-		fatalx("pgp: rnp_ffi_create");
-	for (int i = 0; i < n; i++) {
-		rnp_ffi_t to[2] = { ffi, also };
-
-		for (int j = 0; j < 2 && to[j] != NULL; j++) {
-			rnp_input_t in = NULL;
-
-			if (rnp_input_from_memory(&in, blobs[i], lens[i],
-			    false) != RNP_SUCCESS)
-				continue;
-			(void)rnp_import_keys(to[j], in,
-			    RNP_LOAD_SAVE_PUBLIC_KEYS, NULL);
-			rnp_input_destroy(in);
-		}
-	}
-	pgp_keys_blobs_free(&blobs, &lens, n);
 
 	if (rnp_identifier_iterator_create(ffi, &it, "fingerprint") !=
 	    RNP_SUCCESS)
-		goto out;
+		return NULL;
 	while (rnp_identifier_iterator_next(it, &id) == RNP_SUCCESS &&
 	    id != NULL) {
 		rnp_key_handle_t k = NULL, use;
@@ -188,10 +159,112 @@ pgp_recipient(sqlite3 *db, const char *addr, rnp_ffi_t also, int *dberr)
 		rnp_key_handle_destroy(use);
 		rnp_key_handle_destroy(k);
 	}
-out:
 	rnp_identifier_iterator_destroy(it);
-	rnp_ffi_destroy(ffi);
 	return best;
+}
+
+static void
+pgp_import_blobs(rnp_ffi_t ffi, unsigned char **blobs, size_t *lens, int n)
+{
+	for (int i = 0; i < n; i++) {
+		rnp_input_t in = NULL;
+
+		if (rnp_input_from_memory(&in, blobs[i], lens[i], false) !=
+		    RNP_SUCCESS)
+			continue;
+		(void)rnp_import_keys(ffi, in, RNP_LOAD_SAVE_PUBLIC_KEYS, NULL);
+		rnp_input_destroy(in);
+	}
+}
+
+/*
+ * The fingerprint of the key to encrypt to addr with (caller frees), or
+ * NULL when addr has no usable key (*dberr set when the database failed).
+ * Its stored keys are imported into ffi, where the encryption follows.
+ */
+static char *
+pgp_recipient(sqlite3 *db, const char *addr, rnp_ffi_t ffi, int *dberr)
+{
+	unsigned char **blobs;
+	size_t *lens;
+	int n;
+
+	*dberr = 0;
+	if ((n = pgp_keys_find(db, addr, &blobs, &lens)) == -1) {
+		*dberr = 1;
+		return NULL;
+	}
+	pgp_import_blobs(ffi, blobs, lens, n);
+	pgp_keys_blobs_free(&blobs, &lens, n);
+	return n > 0 ? pgp_pick_in(ffi, addr) : NULL;
+}
+
+/*
+ * Each thread remembers its last answers to "has addr a usable key?" for
+ * the stored key data they were computed from (a SHA-256 of it) and at
+ * most PGP_CACHE_TTL seconds, so the policy's lookups at RCPT and after
+ * DATA do not parse and check the same keys again: parsing checks every
+ * binding signature. Changed key data, and time passing (a key expires),
+ * are seen.
+ */
+#define PGP_CACHE_SLOTS	16
+#define PGP_CACHE_TTL	60
+
+struct pgp_cache_ent {
+	char		 addr[ADDR_MAX];
+	unsigned char	 md[32];
+	time_t		 at;
+	int		 usable;
+};
+
+static __thread struct pgp_cache_ent	pgp_cache[PGP_CACHE_SLOTS];
+static __thread unsigned		pgp_cache_next;
+
+int
+pgp_has_key(sqlite3 *db, const char *addr)
+{
+	unsigned char **blobs, md[32];
+	size_t *lens;
+	char folded[ADDR_MAX], *fpr;
+	rnp_ffi_t ffi;
+	EVP_MD_CTX *ctx;
+	time_t now = time(NULL);
+	struct pgp_cache_ent *e;
+	int n;
+
+	if (addr_fold(addr, folded, sizeof(folded)) == -1)
+		return 0;
+	if ((n = pgp_keys_find(db, folded, &blobs, &lens)) <= 0)
+		return n;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		fatalx("pgp: SHA-256");
+	for (int i = 0; i < n; i++)
+		EVP_DigestUpdate(ctx, blobs[i], lens[i]);
+	EVP_DigestFinal_ex(ctx, md, NULL);
+	EVP_MD_CTX_free(ctx);
+	for (int i = 0; i < PGP_CACHE_SLOTS; i++) {
+		e = &pgp_cache[i];
+		if (e->at != 0 && now - e->at < PGP_CACHE_TTL && now >= e->at &&
+		    strcmp(e->addr, folded) == 0 &&
+		    memcmp(e->md, md, sizeof(md)) == 0) {
+			pgp_keys_blobs_free(&blobs, &lens, n);
+			return e->usable;
+		}
+	}
+	if (rnp_ffi_create(&ffi, "GPG", "GPG") != RNP_SUCCESS)
+		fatalx("pgp: rnp_ffi_create");
+	pgp_import_blobs(ffi, blobs, lens, n);
+	pgp_keys_blobs_free(&blobs, &lens, n);
+	fpr = pgp_pick_in(ffi, folded);
+	rnp_ffi_destroy(ffi);
+	e = &pgp_cache[pgp_cache_next++ % PGP_CACHE_SLOTS];
+	snprintf(e->addr, sizeof(e->addr), "%s", folded);
+	memcpy(e->md, md, sizeof(md));
+	e->at = now;
+	e->usable = fpr != NULL;
+	free(fpr);
+	return e->usable;
 }
 
 int
@@ -223,19 +296,6 @@ pgp_keys_usable_in(rnp_ffi_t ffi, const char *addr)
 	return found;
 }
 
-int
-pgp_has_key(sqlite3 *db, const char *addr)
-{
-	char *fpr;
-	int dberr;
-
-	fpr = pgp_recipient(db, addr, NULL, &dberr);
-	free(fpr);
-	if (dberr)
-		return -1;
-	return fpr != NULL;
-}
-
 static bool
 pgp_src_read(void *arg, void *buf, size_t len, size_t *got)
 {
@@ -259,14 +319,22 @@ pgp_sink_write(void *arg, const void *buf, size_t len)
 {
 	struct pgp_sink *s = arg;
 	const char *p = buf;
+	char out[8192];
+	size_t o = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		if (p[i] == '\n' && !s->prev_cr && putc('\r', s->f) == EOF)
-			s->err = 1;
-		if (putc(p[i], s->f) == EOF)
-			s->err = 1;
+		if (o + 2 > sizeof(out)) {
+			if (fwrite(out, 1, o, s->f) != o)
+				s->err = 1;
+			o = 0;
+		}
+		if (p[i] == '\n' && !s->prev_cr)
+			out[o++] = '\r';
+		out[o++] = p[i];
 		s->prev_cr = p[i] == '\r';
 	}
+	if (o > 0 && fwrite(out, 1, o, s->f) != o)
+		s->err = 1;
 	return !s->err;
 }
 
