@@ -37,7 +37,9 @@
  * blocks. Whoever holds a channel can have handshakes signed, but the key
  * itself never leaves.
  *
- * A request type is answered on its own kind of channel only.
+ * A request type is answered on its own kind of channel only. The
+ * OpenPGP requests (PGP_INFO, PGP_SIGN, PGP_DECRYPT) share the signing
+ * channels; keyd_pgp.h describes them.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
