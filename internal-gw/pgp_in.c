@@ -674,6 +674,30 @@ pgp_in_from(const struct header *h, char *out, size_t outlen)
 	g_object_unref(l);
 }
 
+/*
+ * 1 when the body of in (from its current offset) holds "BEGIN PGP",
+ * read in chunks so a large plain message is not loaded for nothing.
+ */
+static int
+pgp_in_scan(FILE *in)
+{
+	static const char needle[] = "BEGIN PGP";
+	const size_t keep = sizeof(needle) - 2;	/* a needle cut in two */
+	char buf[65536];
+	size_t have = 0, n;
+
+	while ((n = fread(buf + have, 1, sizeof(buf) - have, in)) > 0) {
+		have += n;
+		if (memmem(buf, have, needle, sizeof(needle) - 1) != NULL)
+			return 1;
+		if (have > keep) {
+			memmove(buf, buf + have - keep, keep);
+			have = keep;
+		}
+	}
+	return 0;
+}
+
 int
 pgp_in_message(sqlite3 *db, struct keyd_client *keyd, const char *msgid,
     int auto_import, FILE *in, FILE *out)
@@ -703,6 +727,10 @@ pgp_in_message(sqlite3 *db, struct keyd_client *keyd, const char *msgid,
 	    (m.ct = g_mime_content_type_parse(NULL, f->value)) == NULL)
 		goto out;
 	proto = g_mime_content_type_get_parameter(m.ct, "protocol");
+	if (g_mime_content_type_is_type(m.ct, "text", "plain") &&
+	    ((f = header_get(&m.hdr, "Content-Transfer-Encoding")) == NULL ||
+	    strcasecmp(f->value, "base64") != 0) && !pgp_in_scan(in))
+		goto out;
 	if (st.st_size > PGP_IN_MAX_DATA ||
 	    !((g_mime_content_type_is_type(m.ct, "multipart", "encrypted") &&
 	    proto != NULL && strcasecmp(proto, "application/pgp-encrypted") ==

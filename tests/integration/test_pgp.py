@@ -262,3 +262,29 @@ def test_huge_key_file_refused(gw_factory, tmp_path):
                      b"-----END PGP PUBLIC KEY BLOCK-----\n")
     r = gw.cli("key", "import", "--file", str(junk), check=False)
     assert r.returncode == 1 and "no OpenPGP" in r.stderr
+
+
+def test_protected_secret_key_needs_its_password(gw_factory, tmp_path):
+    h = GpgHome(tmp_path / "dan")
+    h.run("--passphrase", "s3cret", "--quick-gen-key",
+          "Dan <dan@example.com>", "ed25519", "sign,cert", "never")
+    sec = str(tmp_path / "dan.sec")
+    with open(sec, "wb") as f:
+        f.write(h.run("--passphrase", "s3cret", "--armor",
+                      "--export-secret-keys", "dan@example.com").stdout)
+    gw = gw_factory(start=False)
+    r = gw.cli("key", "import", "--file", sec, check=False)
+    assert r.returncode == 1 and "give its password" in r.stderr
+    r = gw.cli("key", "import", "--file", sec, "--password", "wrong",
+               check=False)
+    assert r.returncode == 1
+    gw.cli("key", "import", "--file", sec, "--password", "s3cret")
+    fpr = h.fpr("dan@example.com")
+    path = os.path.join(gw.dir, "keys", "openpgp", fpr + ".pgp")
+    # Stored for keyd without protection: gpg lists it without a
+    # passphrase.
+    other = GpgHome(tmp_path / "other")
+    with open(path, "rb") as f:
+        other.import_keys(f.read())
+    out = other.run("--list-packets", path).stdout.decode()
+    assert "protected" not in out
