@@ -7,7 +7,7 @@
  *   2  public key data into the key store (Autocrypt, attachments);
  *   3  OpenPGP data to decrypt: armour, the top-level packets, librnp;
  *   4  the packet framing alone.
- * The key store is an in-memory SQLite database.
+ * The key store is an SQLite database in a temporary file.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -30,17 +30,40 @@ int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static sqlite3	*db;
+static char	 dbpath[] = "/tmp/fuzz_pgp.XXXXXX";
+static pid_t	 self;
+
+static void
+cleanup(void)
+{
+	char p[sizeof(dbpath) + 8];
+
+	if (getpid() != self)
+		return;
+	db_close(db);
+	(void)unlink(dbpath);
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	(void)unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	(void)unlink(p);
+}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char *err = NULL;
+	int fd;
 
 	(void)argc;
 	(void)argv;
 	log_init("fuzz_pgp", 0, 0);
 	g_mime_init();
-	if ((db = db_open(":memory:", &err)) == NULL ||
+	self = getpid();
+	if ((fd = mkstemp(dbpath)) == -1)
+		abort();
+	close(fd);
+	atexit(cleanup);
+	if ((db = db_open(dbpath, &err)) == NULL ||
 	    pgp_keys_init(db, &err) == -1)
 		abort();
 	return 0;

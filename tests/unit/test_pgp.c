@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "unit_util.h"
+
 #include <sqlite3.h>
 
 #include "../../internal-gw/keyd_pgp.h"
@@ -124,13 +126,14 @@ test_store(void **state)
 {
 	unsigned char *p, **blobs;
 	size_t len, *lens;
-	char *err = NULL, tmp[] = "/tmp/test_pgp.XXXXXX";
+	char *err = NULL, tmp[] = "/tmp/test_pgp.XXXXXX", path[64];
 	sqlite3 *db;
 	int n;
 
 	(void)state;
 	assert_non_null(mkdtemp(tmp));
-	assert_non_null(db = db_open(":memory:", &err));
+	snprintf(path, sizeof(path), "%s/gw.db", tmp);
+	assert_non_null(db = db_open(path, &err));
 	assert_int_equal(pgp_keys_init(db, &err), 0);
 	p = slurp("tests/fixtures/pgp/unit.pub", &len);
 	assert_int_equal(pgp_keys_import_public(db, p, len, &err), 1);
@@ -156,7 +159,7 @@ test_store(void **state)
 		pgp_keys_list_free(&v, n);
 	}
 	db_close(db);
-	rmdir(tmp);
+	assert_int_equal(run("rm -rf %s", tmp), 0);
 }
 
 int
