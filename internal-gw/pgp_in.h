@@ -71,6 +71,16 @@ void	pgp_dec_verify_detached(struct pgp_in_ctx *, const unsigned char *data,
 	    struct pgp_sig_result *sig);
 
 /*
+ * Autocrypt level 1: imports the key of the one Autocrypt field of h when
+ * its addr= is ctx->from, one of its user IDs names that address and it
+ * has a usable encryption key; attributes other than addr,
+ * prefer-encrypt and keydata that do not start with "_" make the field
+ * invalid. Logged; never fails the message.
+ */
+struct header;
+void	pgp_autocrypt_import(struct pgp_in_ctx *, const struct header *);
+
+/*
  * Processes the message in for internal recipients. Returns 1 when it was
  * OpenPGP (or carried an Autocrypt header) and the result was written to
  * out, 0 when it was not (out untouched: deliver in as it is), -1 on a
