@@ -6,7 +6,10 @@
  *   1  a key holder key file (keyd_pgp_parse);
  *   2  public key data into the key store (Autocrypt, attachments);
  *   3  OpenPGP data to decrypt: armour, the top-level packets, librnp;
- *   4  the packet framing alone.
+ *   4  the packet framing alone;
+ *   5  keyd's OpenPGP requests (the next byte: PGP_INFO, PGP_SIGN or
+ *      PGP_DECRYPT) against the throw-away key of tests/fixtures/pgp,
+ *      answered on a socketpair that is drained after each request.
  * The key store is an SQLite database in a temporary file.
  */
 #include <stddef.h>
@@ -14,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
 #include <unistd.h>
 
 #include <gmime/gmime.h>
 #include <sqlite3.h>
 
 #include "db.h"
+#include "keyholder.h"
 #include "log.h"
 #include "../../internal-gw/keyd_pgp.h"
 #include "../../internal-gw/pgp.h"
@@ -31,6 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static sqlite3	*db;
 static char	 dbpath[] = "/tmp/fuzz_pgp.XXXXXX";
+static char	 keysdir[] = "/tmp/fuzz_pgp_keys.XXXXXX";
+static int	 chfd[2];
 static pid_t	 self;
 
 static void
@@ -42,6 +50,12 @@ cleanup(void)
 		return;
 	db_close(db);
 	(void)unlink(dbpath);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", keysdir);
+		(void)system(cmd);
+	}
 	snprintf(p, sizeof(p), "%s-wal", dbpath);
 	(void)unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", dbpath);
@@ -63,6 +77,19 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	close(fd);
 	atexit(cleanup);
+	{
+		char cmd[256];
+
+		if (mkdtemp(keysdir) == NULL)
+			abort();
+		snprintf(cmd, sizeof(cmd), "mkdir %s/openpgp && cp "
+		    "tests/fixtures/pgp/unit.sec %s/openpgp/unit.pgp", keysdir,
+		    keysdir);
+		if (system(cmd) != 0 || keyd_pgp_load(keysdir) != 1)
+			abort();
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, chfd) == -1)
+			abort();
+	}
 	if ((db = db_open(dbpath, &err)) == NULL ||
 	    pgp_keys_init(db, &err) == -1)
 		abort();
@@ -84,6 +111,26 @@ fuzz_message(const uint8_t *p, size_t n)
 	fclose(out);
 }
 
+static void
+fuzz_keyd(const uint8_t *p, size_t n)
+{
+	static const uint32_t types[3] = { KEYD_PGP_INFO, KEYD_PGP_SIGN,
+	    KEYD_PGP_DECRYPT };
+	struct keyholder_chan ch = { .fd = chfd[0], .name = "fuzz",
+	    .max_req = KEYD_MAX_SIGN_REQ, .dispatch = keyd_pgp_dispatch };
+	unsigned char *copy, buf[4096];
+
+	if (n < 1 || n - 1 > KEYD_MAX_SIGN_REQ)
+		return;
+	/* An exact-size copy, so ASan sees any read past the request. */
+	copy = malloc(n - 1 ? n - 1 : 1);
+	memcpy(copy, p + 1, n - 1);
+	keyd_pgp_dispatch(&ch, types[p[0] % 3], copy, n - 1);
+	free(copy);
+	while (recv(chfd[1], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -98,7 +145,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		fuzz_message(data + 1, size - 1);
 		break;
@@ -127,6 +174,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		while (pgp_packet_next(data + 1, size - 1, &off, &tag, &body,
 		    &blen, 1) == 0)
 			;
+		break;
+	case 5:
+		fuzz_keyd(data + 1, size - 1);
 		break;
 	}
 	return 0;
