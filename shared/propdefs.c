@@ -76,6 +76,7 @@ const struct props_def props_defs[] = {
 	  "OpenPGP key" },
 	{ .name = "encryption-method-order", .type = PROPS_STRING,
 	  .def = "smime,pgp,pdf,portal", .scopes = UDG, .nodes = GW,
+	  .choices = "smime|pgp|pdf|portal", .check = PROPS_CHECK_LIST,
 	  .doc = "the order in which the encryption methods smime, pgp, pdf "
 	  "(PDF OTP) and portal (Webmail) are tried for the recipient" },
 	{ .name = "auto-import-keys", .type = PROPS_BOOL, .def = "true",

@@ -288,3 +288,17 @@ def test_protected_secret_key_needs_its_password(gw_factory, tmp_path):
         other.import_keys(f.read())
     out = other.run("--list-packets", path).stdout.decode()
     assert "protected" not in out
+
+
+def test_method_order_checked_when_set(gw_factory):
+    gw = gw_factory(start=False)
+    for bad, why in (("smime,gpg", '"gpg" is not a choice'),
+                     ("pgp,smime,pgp", '"pgp" is repeated'),
+                     (" , ", "empty")):
+        r = gw.cli("property", "global", "set", "--name",
+                   "encryption-method-order", "--value", bad, check=False)
+        assert r.returncode == 1 and why in r.stderr, r.stderr
+    gw.cli("property", "global", "set", "--name", "encryption-method-order",
+           "--value", " portal , smime")
+    assert gw.cli("property", "global", "get", "--name",
+                  "encryption-method-order").stdout.strip() == "portal,smime"

@@ -401,7 +401,7 @@ test_pgp_method(void **state)
 		{ "the order can put pgp first",
 		  { { G, NULL, "pgp-enabled", "true" },
 		    { U, TO, "encryption-method-order", "pgp, smime" } }, 1, 1,
-		  POLICY_PGP, "encryption-method-order=pgp, smime (user" },
+		  POLICY_PGP, "encryption-method-order=pgp,smime (user" },
 		{ "a method left out of the order is not used",
 		  { { G, NULL, "pgp-enabled", "true" },
 		    { U, TO, "encryption-method-order", "smime,portal" } }, 0,
@@ -433,10 +433,18 @@ test_pgp_method(void **state)
 			fail_msg("%s: rule \"%s\" lacks \"%s\"", pc[i].what,
 			    d.rule, pc[i].rule);
 	}
-	/* An order that names an unknown method fails the lookup. */
+	/* A hand-edited order with an unknown method fails the lookup
+	 * (postern-cli refuses to set it). */
 	reset(f);
-	apply(f->p, (struct setting[]){ { G, NULL, "encryption-method-order",
-	    "smime,carrier-pigeon" } }, 1);
+	{
+		sqlite3 *db;
+
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "INSERT INTO props_global "
+		    "(name, value) VALUES ('encryption-method-order', "
+		    "'smime,carrier-pigeon')", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
 	memset(&m, 0, sizeof(m));
 	m.from = FROM;
 	assert_int_equal(policy_decide(f->p, &m, TO, NULL, NULL, &d), -1);
