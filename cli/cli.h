@@ -55,6 +55,7 @@ int	cli_policy(struct cli *, int argc, char **argv);
 /* Groups of other modules (add their line to the table in cli_main.c). */
 int	cli_cert(struct cli *, int argc, char **argv);
 int	cli_crl(struct cli *, int argc, char **argv);
+int	cli_key(struct cli *, int argc, char **argv);
 int	cli_user(struct cli *, int argc, char **argv);
 int	cli_mailbox(struct cli *, int argc, char **argv);
 int	cli_stats(struct cli *, int argc, char **argv);

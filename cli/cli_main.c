@@ -39,6 +39,7 @@ static const struct cli_group cli_groups[] = {
 	{ "policy", cli_policy, 1, "explain (internal-gw)" },
 	{ "cert", cli_cert, 1, "import|list|remove (internal-gw)" },
 	{ "crl", cli_crl, 1, "import|list|distribution-points (internal-gw)" },
+	{ "key", cli_key, 1, "import|list|remove OpenPGP keys (internal-gw)" },
 	{ "user", cli_user, 1, "list|show|delete|reset-password|reset-2fa|"
 	    "resend-invite (external-portal)" },
 	{ "mailbox", cli_mailbox, 1, "list (external-portal)" },

@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "../internal-gw/certstore.h"
+#include "../internal-gw/pgp.h"
 #include "cli.h"
 #include "header.h"
 #include "../internal-gw/policy.h"
@@ -39,6 +40,28 @@ cli_policy_has_cert(void *arg, const char *rcpt)
 	if (pc->trust == NULL)
 		return 0;
 	return certstore_has_valid(pc->db, pc->trust, rcpt);
+}
+
+static int
+cli_policy_has_pgp(void *arg, const char *rcpt)
+{
+	struct cli_policy_certs *pc = arg;
+
+	return pgp_has_key(pc->db, rcpt);
+}
+
+/* The order the methods are tried in for rcpt, and where it is set. */
+static void
+cli_policy_order(struct cli *c, const char *rcpt)
+{
+	enum props_scope lvl = PROPS_SCOPE_DEFAULT;
+	char *v;
+
+	if ((v = props_get(c->props, rcpt, "encryption-method-order",
+	    &lvl)) == NULL)
+		return;
+	printf("methods: %s (%s)\n", v, props_scope_name(lvl));
+	free(v);
 }
 
 /* The --header fields as a parsed header section; -1 on a bad field. */
@@ -132,7 +155,8 @@ cli_policy_explain(struct cli *c, const char *from, const char **to,
 		return CLI_ERR;
 
 	pc.db = c->db;
-	if (certstore_init(c->db, &err) == -1) {
+	if (certstore_init(c->db, &err) == -1 ||
+	    pgp_keys_init(c->db, &err) == -1) {
 		rc = cli_err("certificate store: %s", err);
 		goto done;
 	}
@@ -149,6 +173,8 @@ cli_policy_explain(struct cli *c, const char *from, const char **to,
 	pm.from = from;
 	pm.subject = subject;
 	pm.hdr = &h;
+	pm.has_pgp = cli_policy_has_pgp;
+	pm.pgp_arg = &pc;
 	if ((ns = policy_subject_strip(c->props, from, subject)) != NULL) {
 		printf("subject: %s\n\n", ns);
 		free(ns);
@@ -162,10 +188,12 @@ cli_policy_explain(struct cli *c, const char *from, const char **to,
 		}
 		printf("%srecipient: %s\ndecision: %s\n", i > 0 ? "\n" : "",
 		    to[i], policy_action_name(d.action));
-		if (d.action == POLICY_ENCRYPT) {
+		if (d.action != POLICY_PASS)
+			cli_policy_order(c, to[i]);
+		if (d.action == POLICY_ENCRYPT || d.action == POLICY_PGP)
 			printf("sign: %s\n", d.sign ? "yes" : "no");
+		if (d.action == POLICY_ENCRYPT)
 			cli_policy_certs(&pc, to[i]);
-		}
 		printf("because: %s\n", d.rule);
 		if (d.action == POLICY_REFUSE)
 			printf("reason: %s\n", d.reason);

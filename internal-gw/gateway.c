@@ -34,8 +34,11 @@
 #include "header.h"
 #include "inbound.h"
 #include "keyd.h"
+#include "keyd_pgp.h"
 #include "log.h"
 #include "pdfmode.h"
+#include "pgp.h"
+#include "pgp_in.h"
 #include "policy.h"
 #include "props.h"
 #include "relay.h"
@@ -47,12 +50,13 @@
 
 enum gw_kind {
 	GW_INTERNAL, GW_PLAIN, GW_SIGNED, GW_SMIME, GW_SMIME_SIGNED,
-	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_PDF, GW_NKINDS
+	GW_PORTAL_WEBMAIL, GW_PORTAL_PDF, GW_PDF, GW_PGP, GW_PGP_SIGNED,
+	GW_NKINDS
 };
 
 static const char *const gw_kind_names[GW_NKINDS] = {
 	"internal", "plain", "signed", "smime", "smime-signed",
-	"portal-webmail", "portal-pdf", "pdf",
+	"portal-webmail", "portal-pdf", "pdf", "pgp", "pgp-signed",
 };
 
 struct gw_variant {
@@ -120,7 +124,8 @@ gateway_db(struct gateway *gw)
 	if ((db = db_thread(gw->dbpath)) == NULL)
 		return NULL;
 	if (db != gw_db) {
-		if (certstore_init(db, &err) == -1) {
+		if (certstore_init(db, &err) == -1 ||
+		    pgp_keys_init(db, &err) == -1) {
 			log_warnx("database %s: %s", gw->dbpath, err);
 			free(err);
 			return NULL;
@@ -326,6 +331,15 @@ gw_has_cert(void *arg, const char *rcpt)
 	return certstore_has_valid(db, gw->trust, rcpt);
 }
 
+/* policy_decide()'s OpenPGP key lookup; arg is the struct gateway. */
+static int
+gw_has_pgp(void *arg, const char *rcpt)
+{
+	sqlite3 *db = gateway_db(arg);
+
+	return db == NULL ? -1 : pgp_has_key(db, rcpt);
+}
+
 static enum gw_kind
 gw_kind_of(const struct policy_decision *d)
 {
@@ -342,6 +356,8 @@ gw_kind_of(const struct policy_decision *d)
 		return GW_PORTAL_PDF;
 	case POLICY_PDF:
 		return GW_PDF;
+	case POLICY_PGP:
+		return d->sign ? GW_PGP_SIGNED : GW_PGP;
 	default:
 		return GW_PLAIN;
 	}
@@ -468,6 +484,99 @@ gw_portal_tunnel(struct gw_msg *m, struct gw_variant *v, int pdf)
 	}
 	snprintf(v->note, sizeof(v->note), "; tunnel id %s", id);
 	return 0;
+}
+
+static int gw_can_sign_pgp(struct gw_msg *, struct gw_variant *);
+
+/*
+ * The copy for internal recipients: OpenPGP decrypted and verified (with
+ * X-Postern-* fields) when it is OpenPGP, else the base itself.
+ */
+static int
+gw_pgp_in(struct gw_msg *m, struct gw_variant *v)
+{
+	sqlite3 *db = gateway_db(m->gw);
+	FILE *fi, *fo;
+	int r;
+
+	snprintf(v->path, sizeof(v->path), "%s", m->base);
+	if (db == NULL || (fi = fopen(m->base, "re")) == NULL)
+		return -1;
+	if ((fo = gw_tmpfile(m, "pin", v->path, sizeof(v->path))) == NULL) {
+		fclose(fi);
+		return -1;
+	}
+	r = pgp_in_message(db, m->gw->keyd, m->txn->id,
+	    props_get_bool(m->props, NULL, "auto-import-keys") == 1, fi, fo);
+	fclose(fi);
+	if (gw_close(fo, v->path, m->txn->id) == -1)
+		r = -1;
+	if (r != 1) {
+		unlink(v->path);
+		snprintf(v->path, sizeof(v->path), "%s", m->base);
+		return r == -1 ? -1 : 0;
+	}
+	v->owned = 1;
+	return 0;
+}
+
+/*
+ * The PGP/MIME copy; with sign, signed first (multipart/signed, the
+ * signature made by keyd from a digest) when the sender may sign.
+ */
+static int
+gw_pgp(struct gw_msg *m, struct gw_variant *v, int sign)
+{
+	char err[256], tmp[PATH_MAX];
+	const char *in = m->untagged;
+	sqlite3 *db = gateway_db(m->gw);
+	FILE *fi, *fo;
+	int r;
+
+	if (db == NULL)
+		return -1;
+	tmp[0] = '\0';
+	if (sign && gw_can_sign_pgp(m, v)) {
+		if ((fi = fopen(m->untagged, "re")) == NULL)
+			return -1;
+		if ((fo = gw_tmpfile(m, "psig", tmp, sizeof(tmp))) == NULL) {
+			fclose(fi);
+			return -1;
+		}
+		r = pgp_sign(m->gw->keyd, m->signer, m->txn->id, fi, fo, err,
+		    sizeof(err));
+		fclose(fi);
+		if (gw_close(fo, tmp, m->txn->id) == -1)
+			r = -1;
+		if (r != 0) {
+			log_warnx("id=%s OpenPGP signing as %s failed: %s",
+			    m->txn->id, m->signer, err);
+			unlink(tmp);
+			return -1;
+		}
+		in = tmp;
+	}
+	if ((fi = fopen(in, "re")) == NULL)
+		return -1;
+	if ((fo = gw_tmpfile(m, "penc", v->path, sizeof(v->path))) == NULL) {
+		fclose(fi);
+		r = -1;
+		goto out;
+	}
+	r = pgp_encrypt(db, (const char *const *)v->rcpts, v->n, fi, fo, err,
+	    sizeof(err));
+	fclose(fi);
+	if (gw_close(fo, v->path, m->txn->id) == -1)
+		r = -1;
+	if (r != 0) {
+		log_warnx("id=%s OpenPGP encryption failed: %s", m->txn->id,
+		    err);
+		unlink(v->path);
+	}
+out:
+	if (tmp[0] != '\0')
+		unlink(tmp);
+	return r;
 }
 
 /*
@@ -601,6 +710,30 @@ gw_can_sign(struct gw_msg *m, struct gw_variant *v, const char *then)
 	return 1;
 }
 
+/* As gw_can_sign, for the sender's OpenPGP key in keyd. */
+static int
+gw_can_sign_pgp(struct gw_msg *m, struct gw_variant *v)
+{
+	unsigned char fpr[20];
+	int algo;
+
+	if (!m->signer_known) {	/* the From: field is parsed on demand */
+		gw_signer(m);
+		m->signer_known = 1;
+	}
+	if (m->signer == NULL) {
+		snprintf(v->note, sizeof(v->note), "; not signed: %.80s, "
+		    "encrypted unsigned", m->nosign);
+		return 0;
+	}
+	if (keyd_pgp_info(m->gw->keyd, m->signer, &algo, fpr) != 1) {
+		snprintf(v->note, sizeof(v->note), "; no OpenPGP signing key "
+		    "for <%.60s>, encrypted unsigned", m->signer);
+		return 0;
+	}
+	return 1;
+}
+
 /*
  * Builds one variant. Signing is never mandatory: a message that may not
  * or cannot be signed goes out unsigned (or encrypted unsigned), and the
@@ -615,7 +748,12 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 
 	switch (k) {
 	case GW_INTERNAL:
-		/* Inbound S/MIME: decrypt, verify, harvest (inbound.c). */
+		/* OpenPGP (pgp_in.c) when it is OpenPGP ... */
+		if (gw_pgp_in(m, v) == -1)
+			return -1;
+		if (v->owned)
+			return 0;
+		/* ... else inbound S/MIME: decrypt, verify, harvest. */
 		v->owned = 1;
 		return inbound_process(m->gw, m->props, m->txn->id, m->base,
 		    v->rcpts, v->n, v->path, sizeof(v->path), v->note,
@@ -651,6 +789,10 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 		return gw_portal(m, v, k == GW_PORTAL_PDF);
 	case GW_PDF:
 		return 0;	/* one PDF per recipient, in gw_pdf() */
+	case GW_PGP:
+	case GW_PGP_SIGNED:
+		v->owned = 1;
+		return gw_pgp(m, v, k == GW_PGP_SIGNED);
 	default:
 		fatalx("gw_build: kind %d", k);
 	}
@@ -1018,6 +1160,8 @@ gateway_rcpt(void *arg, const struct smtp_txn *txn, const char *addr,
 	 */
 	memset(&pm, 0, sizeof(pm));
 	pm.from = txn->mail_from;
+	pm.has_pgp = gw_has_pgp;
+	pm.pgp_arg = gw;
 	if (policy_decide(p, &pm, addr, gw_has_cert, gw, &d) == 0 &&
 	    d.action == POLICY_REFUSE) {
 		log_info("id=%s from=<%s> to=<%s> decision=refuse rule=\"%s\" "
@@ -1065,6 +1209,8 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	pm.from = txn->mail_from;
 	pm.subject = m.subject;
 	pm.hdr = &m.hdr;
+	pm.has_pgp = gw_has_pgp;
+	pm.pgp_arg = m.gw;
 	m.dec = xcalloc(txn->nrcpts, sizeof(*m.dec));
 	for (size_t i = 0; i < txn->nrcpts; i++) {
 		struct policy_decision *d = &m.dec[i];

@@ -49,6 +49,9 @@
  * sees message content. Each unwrap is logged with the message's log id.
  *
  * A request type is answered on its own kind of channel only.
+ * A request type is answered on its own kind of channel only. The
+ * OpenPGP requests (PGP_INFO, PGP_SIGN, PGP_DECRYPT) share the signing
+ * channels; keyd_pgp.h describes them.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -74,6 +77,7 @@
 
 #include "certstore.h"
 #include "keyd.h"
+#include "keyd_pgp.h"
 #include "keyholder.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -245,7 +249,7 @@ keyd_load_all(void)
 	pthread_rwlock_unlock(&keyd_lock);
 	log_info("loaded %zu signing key%s from %s", n, n == 1 ? "" : "s",
 	    keyd_dir);
-	return n;
+	return n + keyd_pgp_load(keyd_dir);
 }
 
 static int
@@ -473,6 +477,11 @@ keyd_dispatch_sign(struct keyholder_chan *ch, uint32_t type,
 	case KEYD_RELOAD:
 		count = (uint32_t)keyd_load_all();
 		keyholder_reply(ch, &count, sizeof(count));
+		break;
+	case KEYD_PGP_INFO:
+	case KEYD_PGP_SIGN:
+	case KEYD_PGP_DECRYPT:
+		keyd_pgp_dispatch(ch, type, p, len);
 		break;
 	default:
 		log_warnx("request type %u refused on the signing "

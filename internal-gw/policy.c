@@ -41,6 +41,7 @@ policy_action_name(enum policy_action a)
 	case POLICY_PORTAL_PDF: return "portal-pdf";
 	case POLICY_PDF: return "pdf";
 	case POLICY_REFUSE: return "refuse";
+	case POLICY_PGP: return "pgp";
 	}
 	return "?";
 }
@@ -251,6 +252,96 @@ policy_pdf_method(struct policy_ctx *c, const char *rcpt, int mandatory)
 }
 
 int
+policy_method_order(const char *value,
+    enum policy_method out[POLICY_MAX_METHODS], int *n)
+{
+	static const char *const names[POLICY_MAX_METHODS] = {
+		"smime", "pgp", "pdf", "portal" };
+	char buf[128], *tok, *save = NULL;
+	int seen = 0;
+
+	*n = 0;
+	if (strlen(value) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", value);
+	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", ", &save)) {
+		int m;
+
+		for (m = 0; m < POLICY_MAX_METHODS; m++)
+			if (strcmp(tok, names[m]) == 0)
+				break;
+		if (m == POLICY_MAX_METHODS || (seen & (1 << m)))
+			return -1;
+		seen |= 1 << m;
+		out[(*n)++] = (enum policy_method)m;
+	}
+	return *n > 0 ? 0 : -1;
+}
+
+/*
+ * Tries one method of encryption-method-order for rcpt: 1 with d->action
+ * set when it applies, 0 when not, -1 on a failed lookup.
+ */
+static int
+policy_method(struct policy_ctx *c, const struct policy_msg *msg,
+    const char *rcpt, enum policy_method m,
+    int (*has_cert)(void *, const char *), void *cert_arg, int *portal)
+{
+	struct policy_decision *d = c->d;
+	int r;
+
+	switch (m) {
+	case POLICY_M_SMIME:
+		if (has_cert != NULL && (r = has_cert(cert_arg, rcpt)) == -1) {
+			log_warnx("policy: certificate lookup for %s failed",
+			    rcpt);
+			return -1;
+		}
+		if (has_cert == NULL || r == 0) {
+			policy_note(c, "no valid certificate for %s", rcpt);
+			return 0;
+		}
+		policy_note(c, "valid certificate for %s", rcpt);
+		d->action = POLICY_ENCRYPT;
+		return 1;
+	case POLICY_M_PGP:
+		if ((r = policy_bool(c, rcpt, "pgp-enabled", 0)) != 1)
+			return r;
+		free(policy_prop(c, rcpt, "pgp-enabled", 1));
+		if (msg->has_pgp != NULL && (r = msg->has_pgp(msg->pgp_arg,
+		    rcpt)) == -1) {
+			log_warnx("policy: OpenPGP key lookup for %s failed",
+			    rcpt);
+			return -1;
+		}
+		if (msg->has_pgp == NULL || r == 0) {
+			policy_note(c, "no usable OpenPGP key for %s", rcpt);
+			return 0;
+		}
+		policy_note(c, "usable OpenPGP key for %s", rcpt);
+		d->action = POLICY_PGP;
+		return 1;
+	case POLICY_M_PDF:
+		if ((r = policy_pdf_method(c, rcpt, d->mandatory)) == 1)
+			d->action = POLICY_PDF;
+		return r;
+	case POLICY_M_PORTAL:
+		if ((r = policy_portal_method(c, rcpt, "webmail-enabled",
+		    "webmail-only-if-mandatory", d->mandatory, portal)) != 0) {
+			if (r == 1)
+				d->action = POLICY_PORTAL_WEBMAIL;
+			return r;
+		}
+		if ((r = policy_portal_method(c, rcpt, "pdf-otp-enabled",
+		    "pdf-otp-only-if-mandatory", d->mandatory, portal)) == 1)
+			d->action = POLICY_PORTAL_PDF;
+		return r;
+	}
+	return 0;
+}
+
+int
 policy_decide(struct props *p, const struct policy_msg *msg,
     const char *rcpt, int (*has_cert)(void *, const char *),
     void *cert_arg, struct policy_decision *d)
@@ -258,7 +349,8 @@ policy_decide(struct props *p, const struct policy_msg *msg,
 	struct policy_ctx c = { .props = p, .d = d, .len = 0 };
 	const char *from = msg->from;
 	char *v;
-	int internal, mode, trig, sign, cert = 0, portal = -2, r;
+	enum policy_method order[POLICY_MAX_METHODS];
+	int internal, mode, trig, sign, portal = -2, r, norder;
 
 	memset(d, 0, sizeof(*d));
 	d->action = POLICY_REFUSE;
@@ -292,39 +384,31 @@ policy_decide(struct props *p, const struct policy_msg *msg,
 	}
 	d->mandatory = mode == 2 || trig;
 
-	if (has_cert != NULL && (cert = has_cert(cert_arg, rcpt)) == -1) {
-		log_warnx("policy: certificate lookup for %s failed", rcpt);
+	if ((v = policy_prop(&c, rcpt, "encryption-method-order", 0)) ==
+	    NULL)
+		return -1;
+	if (policy_method_order(v, order, &norder) == -1) {
+		log_warnx("policy: encryption-method-order \"%s\" for %s is "
+		    "not valid", v, rcpt);
+		free(v);
 		return -1;
 	}
-	if (cert) {
-		policy_note(&c, "valid certificate for %s", rcpt);
-		d->action = POLICY_ENCRYPT;
-		d->sign = sign;
-		free(policy_prop(&c, from, "sign-enabled", 1));
-		return 0;
-	}
-	policy_note(&c, "no valid certificate for %s", rcpt);
-
-	if ((r = policy_pdf_method(&c, rcpt, d->mandatory)) == -1)
-		return -1;
-	if (r == 1) {
-		d->action = POLICY_PDF;
-		return 0;
-	}
-
-	if ((r = policy_portal_method(&c, rcpt, "webmail-enabled",
-	    "webmail-only-if-mandatory", d->mandatory, &portal)) == -1)
-		return -1;
-	if (r == 1) {
-		d->action = POLICY_PORTAL_WEBMAIL;
-		return 0;
-	}
-	if ((r = policy_portal_method(&c, rcpt, "pdf-otp-enabled",
-	    "pdf-otp-only-if-mandatory", d->mandatory, &portal)) == -1)
-		return -1;
-	if (r == 1) {
-		d->action = POLICY_PORTAL_PDF;
-		return 0;
+	if (norder != 4 || order[0] != POLICY_M_SMIME ||
+	    order[1] != POLICY_M_PGP || order[2] != POLICY_M_PDF)
+		free(policy_prop(&c, rcpt, "encryption-method-order", 1));
+	free(v);
+	for (int i = 0; i < norder; i++) {
+		if ((r = policy_method(&c, msg, rcpt, order[i], has_cert,
+		    cert_arg, &portal)) == -1)
+			return -1;
+		if (r == 1) {
+			if (d->action == POLICY_ENCRYPT ||
+			    d->action == POLICY_PGP) {
+				d->sign = sign;
+				free(policy_prop(&c, from, "sign-enabled", 1));
+			}
+			return 0;
+		}
 	}
 	if (d->mandatory) {
 		d->action = POLICY_REFUSE;

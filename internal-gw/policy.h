@@ -20,12 +20,17 @@ enum policy_action {
 	POLICY_PORTAL_PDF,
 	POLICY_REFUSE,
 	POLICY_PDF,		/* a password PDF built by the gateway */
+	POLICY_PGP,		/* PGP/MIME (sign too when sign-enabled) */
 };
 
 struct policy_msg {
 	const char		*from;		/* envelope sender; "" for <> */
 	const char		*subject;	/* decoded (UTF-8); may be NULL */
 	const struct header	*hdr;		/* top-level header; may be NULL */
+	/* 1 when rcpt has a usable OpenPGP key, 0, -1 on failure; NULL:
+	 * nobody has one. */
+	int			(*has_pgp)(void *, const char *rcpt);
+	void			*pgp_arg;
 };
 
 struct policy_decision {
@@ -59,8 +64,19 @@ int	policy_decide(struct props *, const struct policy_msg *,
 char	*policy_subject_strip(struct props *, const char *from,
 	    const char *subject);
 
+/*
+ * The methods of encryption-method-order, in order: "smime", "pgp", "pdf"
+ * (the gateway's password PDF), "portal" (Webmail, then PDF OTP). Returns 0 with the parsed order, or -1 when value
+ * names an unknown or repeated method or none.
+ */
+#define POLICY_MAX_METHODS	4
+enum policy_method { POLICY_M_SMIME, POLICY_M_PGP, POLICY_M_PDF,
+    POLICY_M_PORTAL };
+int	policy_method_order(const char *value,
+	    enum policy_method out[POLICY_MAX_METHODS], int *n);
+
 /* "pass", "relay", "sign", "encrypt", "portal-webmail", "portal-pdf",
- * "refuse", "pdf". */
+ * "refuse", "pdf", "pgp". */
 const char *policy_action_name(enum policy_action);
 
 #endif

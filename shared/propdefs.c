@@ -80,6 +80,20 @@ const struct props_def props_defs[] = {
 	  .scopes = G, .nodes = GW,
 	  .doc = "envelope sender of tunnel mail and the address of the "
 	  "webmail sender key in keyd (read at start)" },
+	{ .name = "pgp-enabled", .type = PROPS_BOOL, .def = "false",
+	  .scopes = UDG, .nodes = GW,
+	  .doc = "encrypt with PGP/MIME when the recipient has a usable "
+	  "OpenPGP key" },
+	{ .name = "encryption-method-order", .type = PROPS_STRING,
+	  .def = "smime,pgp,pdf,portal", .scopes = UDG, .nodes = GW,
+	  .choices = "smime|pgp|pdf|portal", .check = PROPS_CHECK_LIST,
+	  .doc = "the order in which the encryption methods are tried for "
+	  "the recipient: smime, pgp, pdf (the gateway's password PDF) and "
+	  "portal (Webmail, or PDF OTP)" },
+	{ .name = "auto-import-keys", .type = PROPS_BOOL, .def = "true",
+	  .scopes = G, .nodes = GW,
+	  .doc = "import an OpenPGP key from an Autocrypt header, or the "
+	  "key attached to a message it validly signs" },
 	{ .name = "webmail-recipient", .type = PROPS_STRING, .def = "",
 	  .scopes = G, .nodes = BOTH,
 	  .doc = "address the portal accepts tunnel mail for; names the "

@@ -182,6 +182,61 @@ props_header_name_valid(const char *n)
 	return 1;
 }
 
+/*
+ * PROPS_CHECK_LIST: a comma-separated list of words of def->choices
+ * ("a|b|c"), each at most once, at least one; normalised to "a,b".
+ */
+static int
+props_check_list(const struct props_def *def, const char *value,
+    char **norm, char **err)
+{
+	char *copy = xstrdup(value), *out = xcalloc(1, strlen(value) + 3);
+	char *tok, *save = NULL, *seen = xcalloc(1, strlen(value) + 3);
+	char needle[PROPS_VALUE_MAX + 3];
+	size_t outlen = 0, n;
+
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		const char *c = def->choices, *e;
+		int ok = 0, again;
+
+		for (; c != NULL && *c != '\0'; c = *e ? e + 1 : e) {
+			if ((e = strchr(c, '|')) == NULL)
+				e = c + strlen(c);
+			n = (size_t)(e - c);
+			if (strlen(tok) == n && strncmp(tok, c, n) == 0)
+				ok = 1;
+		}
+		/* ",tok," within ",a,b," */
+		snprintf(seen, strlen(value) + 3, ",%s,", out);
+		snprintf(needle, sizeof(needle), ",%s,", tok);
+		again = strstr(seen, needle) != NULL;
+		if (!ok || again) {
+			xasprintf(err, "%s: \"%s\" is %s (choose from %s, each "
+			    "at most once)", def->name, tok, ok ? "repeated" :
+			    "not a choice", def->choices);
+			free(copy);
+			free(out);
+			free(seen);
+			return -1;
+		}
+		if (outlen > 0)
+			out[outlen++] = ',';
+		memcpy(out + outlen, tok, strlen(tok) + 1);
+		outlen += strlen(tok);
+	}
+	free(copy);
+	free(seen);
+	if (outlen == 0) {
+		xasprintf(err, "%s: empty (choose from %s)", def->name,
+		    def->choices);
+		free(out);
+		return -1;
+	}
+	*norm = out;
+	return 0;
+}
+
 static int
 props_check_string(const struct props_def *def, const char *value,
     char **norm, char **err)
@@ -249,6 +304,8 @@ props_check_string(const struct props_def *def, const char *value,
 		free(copy);
 		*norm = out;
 		return 0;
+	case PROPS_CHECK_LIST:
+		return props_check_list(def, value, norm, err);
 	}
 	fatalx("props: %s: unknown check %d", def->name, def->check);
 }

@@ -46,6 +46,7 @@ struct props_def {
 #define PROPS_CHECK_HEADER	1	/* "Name: value" or empty */
 #define PROPS_CHECK_DOMAINS	2	/* "a.example, b.example" or empty */
 #define PROPS_CHECK_DOMAIN	3	/* one domain name */
+#define PROPS_CHECK_LIST	4	/* "a,b": words of choices, each once */
 
 extern const struct props_def props_defs[];	/* NULL name ends it */
 const struct props_def *props_def_find(const char *name);

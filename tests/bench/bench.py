@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import benchlib as B  # noqa: E402
 from benchlib import Unavailable  # noqa: E402
+import bench_pgp  # noqa: E402
 
 G = ("global", "set", "--name")
 RELAY = "relay-to-webmail.private"
@@ -714,6 +715,8 @@ def report(a, t_total, load0):
             f"process under 32 MiB) |")
     else:
         add(f"| memory, {a.big_mib} MiB message | n/a | | |")
+    if "pgp" in a.only.split(","):
+        add(bench_pgp.report_row(F, fmt, ratio, rtxt))
     for line in lines:
         print(line)
 
@@ -776,7 +779,7 @@ def main():
     ap.add_argument("--inbox", type=int, default=10000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=100)
-    ap.add_argument("--only", default="smtp,portal,memory,inbound,pdf")
+    ap.add_argument("--only", default="smtp,portal,memory,inbound,pdf,pgp")
     a = ap.parse_args()
     os.environ["POSTERN_BUILD"] = a.build
     B.become_subreaper()
@@ -805,6 +808,8 @@ def main():
                 phase_inbound(a, work, Gateway, tree_hwm, say)
             except (Unavailable, OSError) as e:
                 say(f"inbound: not measured: {e}")
+        if "pgp" in only:
+            bench_pgp.phase_pgp(a, work, F, B, Gateway, cli, say)
             B.stop_all()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")

@@ -99,15 +99,20 @@ static const struct policy_case cases[] = {
 	  { "encrypt-mode=allow (default)", "webmail-enabled=true (global)" } },
 	{ "mandatory goes to pdf otp", { MAND, PDF, PORTAL }, FROM, "x",
 	  NULL, 0, POLICY_PORTAL_PDF, 0, 1,
-	  { "webmail-enabled=false (default)",
-	    "pdf-otp-enabled=true (user " TO ")",
+	  { "pdf-otp-enabled=true (user " TO ")",
 	    "remote-portal-enabled=true (global)" } },
 	{ "pdf otp only if mandatory", { PDF, PORTAL }, FROM, "x", NULL, 0,
 	  POLICY_RELAY, 0, 0,
 	  { "pdf-otp-only-if-mandatory=true and encryption is not "
 	    "mandatory" } },
-	{ "webmail is preferred to pdf otp", { MAND, WEBMAIL, PDF, PORTAL },
+	{ "the portal offers webmail before pdf otp",
+	  { MAND, WEBMAIL, PDF, PORTAL },
 	  FROM, "x", NULL, 0, POLICY_PORTAL_WEBMAIL, 0, 1, { NULL } },
+	{ "encryption-method-order can put the portal first",
+	  { MAND, WEBMAIL, PORTAL,
+	    { G, NULL, "encryption-method-order", "portal,smime,pgp,pdf" } },
+	  FROM, "x", NULL, 1, POLICY_PORTAL_WEBMAIL, 0, 1,
+	  { "encryption-method-order=portal,smime,pgp,pdf (global)" } },
 	{ "a certificate is preferred to the portal",
 	  { MAND, WEBMAIL, PDF, PORTAL }, FROM, "x", NULL, 1, POLICY_ENCRYPT,
 	  0, 1, { "valid certificate for " TO } },
@@ -209,6 +214,7 @@ test_policy_table(void **state)
 		struct header h;
 		char raw[512];
 
+		memset(&m, 0, sizeof(m));
 		reset(f);
 		apply(f->p, c->set, 6);
 		snprintf(raw, sizeof(raw), "From: <%s>\r\n%s\r\n", FROM,
@@ -244,7 +250,7 @@ static void
 test_no_cert_callback(void **state)
 {
 	struct fixture *f = *state;
-	struct policy_msg m = { FROM, "x", NULL };
+	struct policy_msg m = { .from = FROM, .subject = "x" };
 	struct policy_decision d;
 
 	assert_int_equal(policy_decide(f->p, &m, TO, NULL, NULL, &d), 0);
@@ -257,7 +263,7 @@ test_lookup_failure(void **state)
 {
 	struct fixture *f = *state;
 	struct cert_answer ca = { -1, 0 };
-	struct policy_msg m = { FROM, "x", NULL };
+	struct policy_msg m = { .from = FROM, .subject = "x" };
 	struct policy_decision d;
 	sqlite3 *db;
 
@@ -278,7 +284,7 @@ static void
 test_rule_truncated(void **state)
 {
 	struct fixture *f = *state;
-	struct policy_msg m = { FROM, "[encrypt] x", NULL };
+	struct policy_msg m = { .from = FROM, .subject = "[encrypt] x" };
 	struct policy_decision d;
 	struct header h;
 	char longval[400], raw[600];
@@ -360,6 +366,107 @@ test_action_names(void **state)
 	assert_string_equal(policy_action_name(POLICY_PORTAL_PDF),
 	    "portal-pdf");
 	assert_string_equal(policy_action_name(POLICY_REFUSE), "refuse");
+	assert_string_equal(policy_action_name(POLICY_PGP), "pgp");
+}
+
+/* The OpenPGP method: pgp-enabled, the key callback and the order. */
+static int
+has_pgp(void *arg, const char *rcpt)
+{
+	(void)rcpt;
+	return *(int *)arg;
+}
+
+static void
+test_pgp_method(void **state)
+{
+	static const struct {
+		const char		*what;
+		struct setting		 set[3];
+		int			 cert, key;
+		enum policy_action	 action;
+		const char		*rule;
+	} pc[] = {
+		{ "a key without pgp-enabled relays", { { 0 } }, 0, 1,
+		  POLICY_RELAY, NULL },
+		{ "pgp-enabled with a key encrypts",
+		  { { D, "example.net", "pgp-enabled", "true" } }, 0, 1,
+		  POLICY_PGP, "usable OpenPGP key for " TO },
+		{ "pgp-enabled without a key relays",
+		  { { G, NULL, "pgp-enabled", "true" } }, 0, 0, POLICY_RELAY,
+		  "no usable OpenPGP key for " TO },
+		{ "S/MIME comes first by default",
+		  { { G, NULL, "pgp-enabled", "true" } }, 1, 1,
+		  POLICY_ENCRYPT, "valid certificate" },
+		{ "the order can put pgp first",
+		  { { G, NULL, "pgp-enabled", "true" },
+		    { U, TO, "encryption-method-order", "pgp, smime" } }, 1, 1,
+		  POLICY_PGP, "encryption-method-order=pgp,smime (user" },
+		{ "a method left out of the order is not used",
+		  { { G, NULL, "pgp-enabled", "true" },
+		    { U, TO, "encryption-method-order", "smime,portal" } }, 0,
+		  1, POLICY_RELAY, NULL },
+		{ "pgp comes before the portal",
+		  { { G, NULL, "pgp-enabled", "true" }, WEBMAIL, MAND }, 0, 1,
+		  POLICY_PGP, NULL },
+	};
+	struct fixture *f = *state;
+	struct policy_decision d;
+	struct policy_msg m;
+
+	for (size_t i = 0; i < sizeof(pc) / sizeof(pc[0]); i++) {
+		struct cert_answer ca = { pc[i].cert, 0 };
+		int key = pc[i].key;
+
+		reset(f);
+		apply(f->p, pc[i].set, 3);
+		memset(&m, 0, sizeof(m));
+		m.from = FROM;
+		m.has_pgp = has_pgp;
+		m.pgp_arg = &key;
+		if (policy_decide(f->p, &m, TO, has_cert, &ca, &d) != 0)
+			fail_msg("%s: policy_decide failed", pc[i].what);
+		if (d.action != pc[i].action)
+			fail_msg("%s: got %s (rule: %s)", pc[i].what,
+			    policy_action_name(d.action), d.rule);
+		if (pc[i].rule != NULL && strstr(d.rule, pc[i].rule) == NULL)
+			fail_msg("%s: rule \"%s\" lacks \"%s\"", pc[i].what,
+			    d.rule, pc[i].rule);
+	}
+	/* A hand-edited order with an unknown method fails the lookup
+	 * (postern-cli refuses to set it). */
+	reset(f);
+	{
+		sqlite3 *db;
+
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "INSERT INTO props_global "
+		    "(name, value) VALUES ('encryption-method-order', "
+		    "'smime,carrier-pigeon')", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	memset(&m, 0, sizeof(m));
+	m.from = FROM;
+	assert_int_equal(policy_decide(f->p, &m, TO, NULL, NULL, &d), -1);
+}
+
+static void
+test_method_order_parse(void **state)
+{
+	enum policy_method o[POLICY_MAX_METHODS];
+	int n;
+
+	(void)state;
+	assert_int_equal(policy_method_order("smime,pgp,pdf,portal", o, &n),
+	    0);
+	assert_int_equal(n, 4);
+	assert_int_equal(o[1], POLICY_M_PGP);
+	assert_int_equal(policy_method_order(" pgp , smime", o, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(o[0], POLICY_M_PGP);
+	assert_int_equal(policy_method_order("pgp,pgp", o, &n), -1);
+	assert_int_equal(policy_method_order("", o, &n), -1);
+	assert_int_equal(policy_method_order("smime,gpg", o, &n), -1);
 }
 
 int
@@ -377,6 +484,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_subject_strip, setup,
 		    teardown),
 		cmocka_unit_test(test_action_names),
+		cmocka_unit_test_setup_teardown(test_pgp_method, setup,
+		    teardown),
+		cmocka_unit_test(test_method_order_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
