@@ -55,6 +55,13 @@ void		 db_thread_close(void);
 /* NULL (logged) when the statement does not compile. */
 struct sqlite3_stmt *db_prepare(struct sqlite3 *, const char *sql);
 /*
+ * As db_prepare(), for fixed SQL text run often on the connection of
+ * db_thread(): the statement stays compiled on this thread, and
+ * db_finalize() resets it (ending its read) and clears its bindings
+ * instead of freeing it. Any other connection gets db_prepare().
+ */
+struct sqlite3_stmt *db_prepare_cached(struct sqlite3 *, const char *sql);
+/*
  * Binds parameters 1..n in order, one letter of fmt each:
  *   t  const char *        text; NULL binds SQL NULL
  *   i  int64_t             integer
@@ -67,6 +74,7 @@ int		 db_bind(struct sqlite3_stmt *, const char *fmt, ...);
 #define DB_DONE	0
 /* DB_ROW, DB_DONE, or -1 (logged; SQLITE_BUSY past the timeout too). */
 int		 db_step(struct sqlite3_stmt *);
+/* Frees a statement, or gives a db_prepare_cached() one back. */
 void		 db_finalize(struct sqlite3_stmt *);
 /*
  * Prepare, bind (as db_bind), step to completion and finalize a statement

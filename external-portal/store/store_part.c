@@ -51,8 +51,8 @@ store_part_get(struct store *s, const char *owner, int64_t id, int part,
 	memset(p, 0, sizeof(*p));
 	owner = store_key(owner, key, sizeof(key));
 	/* The owner in the same statement: another's id finds nothing. */
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
-	    "m.path, m.size, p.offset, p.length, p.encoding, p.ctype, "
+	if ((db = store_db(s)) == NULL || (st = db_prepare_cached(db,
+	    "SELECT m.path, m.size, p.offset, p.length, p.encoding, p.ctype, "
 	    "p.filename, p.size FROM portal_parts p JOIN portal_messages m "
 	    "ON m.id = p.msg WHERE p.msg = ? AND p.part = ? AND "
 	    "m.owner = ?")) == NULL)

@@ -443,20 +443,75 @@ web_mail_part_name(GMimeObject *o, int idx)
 
 /* --- inbox ------------------------------------------------------------------ */
 
+/* n as two digits into p. */
+static char *
+web_mail_2d(char *p, int n)
+{
+	*p++ = '0' + n / 10 % 10;
+	*p++ = '0' + n % 10;
+	return p;
+}
+
+/*
+ * The <time> of a UTC date. The civil date is computed here rather than
+ * by gmtime_r() and strftime(), which take the time zone's lock and
+ * format slowly: the inbox shows one per row.
+ */
 static void
 web_mail_date(struct web_req *r, int64_t t)
 {
-	char buf[64];
-	time_t tt = t;
-	struct tm tm;
+	int64_t days, era, doe, yoe, doy, mp, y, mon, d, sec;
+	char iso[32], *p;
 
-	gmtime_r(&tt, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+	if (t < -30610224000LL || t > 253402300799LL) {
+		/* Outside years 1000..9999: as strftime writes them. */
+		char buf[64];
+		time_t tt = t;
+		struct tm tm;
+
+		if (gmtime_r(&tt, &tm) == NULL)
+			memset(&tm, 0, sizeof(tm));
+		web_buf_adds(&r->out, "<time datetime=\"");
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		web_buf_adds(&r->out, buf);
+		web_buf_adds(&r->out, "\">");
+		strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+		web_buf_adds(&r->out, buf);
+		web_buf_adds(&r->out, " UTC</time>");
+		return;
+	}
+	days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+	sec = t - days * 86400;
+	/* Days since 1970-01-01 to year, month, day (proleptic Gregorian). */
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	mon = mp < 10 ? mp + 3 : mp - 9;
+	y = yoe + era * 400 + (mon <= 2);
+	p = iso;
+	p = web_mail_2d(p, (int)(y / 100));
+	p = web_mail_2d(p, (int)(y % 100));
+	*p++ = '-';
+	p = web_mail_2d(p, (int)mon);
+	*p++ = '-';
+	p = web_mail_2d(p, (int)d);
+	*p++ = 'T';
+	p = web_mail_2d(p, (int)(sec / 3600));
+	*p++ = ':';
+	p = web_mail_2d(p, (int)(sec / 60 % 60));
+	*p++ = ':';
+	p = web_mail_2d(p, (int)(sec % 60));
+	*p++ = 'Z';
+	*p = '\0';
 	web_buf_adds(&r->out, "<time datetime=\"");
-	strftime(buf + 32, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	web_buf_adds(&r->out, buf + 32);
+	web_buf_adds(&r->out, iso);
 	web_buf_adds(&r->out, "\">");
-	web_buf_adds(&r->out, buf);
+	iso[10] = ' ';
+	web_buf_add(&r->out, iso, 16);
 	web_buf_adds(&r->out, " UTC</time>");
 }
 
@@ -525,17 +580,22 @@ web_mail_inbox(struct web_req *r)
 		for (int i = 0; i < n && i < limit; i++) {
 			struct store_msg *m = &list[i];
 
-			web_buf_addf(&r->out, "<tr%s><td class=\"sel\">"
-			    "<input type=\"checkbox\" name=\"id\" value=\"%lld\""
-			    " id=\"sel-%lld\" aria-label=\"", m->unread ?
-			    " class=\"unread\"" : "", (long long)m->id,
-			    (long long)m->id);
+			web_buf_adds(&r->out, m->unread ? "<tr class=\"unread\">"
+			    : "<tr>");
+			web_buf_adds(&r->out, "<td class=\"sel\"><input "
+			    "type=\"checkbox\" name=\"id\" value=\"");
+			web_buf_addll(&r->out, m->id);
+			web_buf_adds(&r->out, "\" id=\"sel-");
+			web_buf_addll(&r->out, m->id);
+			web_buf_adds(&r->out, "\" aria-label=\"");
 			web_page_t(r, "messages.select");
 			web_buf_adds(&r->out, "\"></td><td class=\"from\">");
 			web_mail_decoded(r, m->hdr_from ? m->hdr_from :
 			    m->mail_from, "message.no_sender");
-			web_buf_addf(&r->out, "</td><td class=\"subj\"><a "
-			    "href=\"/message?id=%lld\">", (long long)m->id);
+			web_buf_adds(&r->out, "</td><td class=\"subj\"><a "
+			    "href=\"/message?id=");
+			web_buf_addll(&r->out, m->id);
+			web_buf_adds(&r->out, "\">");
 			if (m->unread) {
 				web_buf_adds(&r->out, "<span class=\"skip\">");
 				web_page_t(r, "messages.unread");
