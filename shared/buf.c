@@ -28,8 +28,7 @@ buf_full(const struct buf *b)
 	return b->full;
 }
 
-/* Makes room for n more bytes and the NUL; -1 past the maximum. */
-static int
+int
 buf_reserve(struct buf *b, size_t n)
 {
 	size_t	 max = buf_max(b), need, cap;

@@ -105,6 +105,13 @@ struct store_part_reader {
 
 /* Base64 digit values; 0xff for anything else, '=' included. */
 static unsigned char store_part_b64[256];
+/*
+ * The same, shifted to their place in a group's 24 bits, one table per
+ * position; STORE_PART_B64_BAD for anything else. A group is the OR of
+ * four lookups and one test.
+ */
+#define STORE_PART_B64_BAD	0x01000000u
+static uint32_t store_part_b64_at[4][256];
 
 static void
 store_part_b64_init(void)
@@ -113,8 +120,15 @@ store_part_b64_init(void)
 	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
 
 	memset(store_part_b64, 0xff, sizeof(store_part_b64));
-	for (int i = 0; i < 64; i++)
+	for (int k = 0; k < 4; k++)
+		for (int c = 0; c < 256; c++)
+			store_part_b64_at[k][c] = STORE_PART_B64_BAD;
+	for (int i = 0; i < 64; i++) {
 		store_part_b64[(unsigned char)a[i]] = i;
+		for (int k = 0; k < 4; k++)
+			store_part_b64_at[k][(unsigned char)a[i]] =
+			    (uint32_t)i << (18 - 6 * k);
+	}
 }
 
 /*
@@ -132,21 +146,25 @@ store_part_b64_step(struct store_part_reader *rd, size_t n)
 	size_t i = 0, out = 0;
 
 	while (rd->enc.state == 0 && i < n) {
-		unsigned int a, b, c, d;
+		uint32_t v;
 
+		if (n - i >= 4 && !((v = store_part_b64_at[0][u[i]] |
+		    store_part_b64_at[1][u[i + 1]] |
+		    store_part_b64_at[2][u[i + 2]] |
+		    store_part_b64_at[3][u[i + 3]]) & STORE_PART_B64_BAD)) {
+			o[out++] = v >> 16;
+			o[out++] = (v >> 8) & 0xff;
+			o[out++] = v & 0xff;
+			i += 4;
+			continue;
+		}
+		/* Not a whole group here: a line break or other junk is
+		 * skipped; '=' or a group cut short ends the fast part. */
 		if (store_part_b64[u[i]] == 0xff && u[i] != '=') {
 			i++;
 			continue;
 		}
-		if (n - i < 4 || (a = store_part_b64[u[i]]) == 0xff ||
-		    (b = store_part_b64[u[i + 1]]) == 0xff ||
-		    (c = store_part_b64[u[i + 2]]) == 0xff ||
-		    (d = store_part_b64[u[i + 3]]) == 0xff)
-			break;
-		o[out++] = a << 2 | b >> 4;
-		o[out++] = (b << 4 | c >> 2) & 0xff;
-		o[out++] = (c << 6 | d) & 0xff;
-		i += 4;
+		break;
 	}
 	if (i < n)
 		out += g_mime_encoding_step(&rd->enc, rd->in + i, n - i,

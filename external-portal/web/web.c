@@ -537,6 +537,14 @@ web_stream_next(struct web_job *j)
 }
 
 static void
+web_out_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+static void
 web_done(void *arg)
 {
 	struct web_job *j = arg;
@@ -586,8 +594,15 @@ web_done(void *arg)
 	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
 	    NULL, NULL);
 	b = evbuffer_new();
-	if (r->out.len > 0)
-		evbuffer_add(b, r->out.data, r->out.len);
+	if (r->out.len > 0) {
+		/* Handed over, not copied: freed once written out. */
+		size_t n = r->out.len;
+		char *data = web_buf_finish(&r->out);
+
+		if (evbuffer_add_reference(b, data, n, web_out_free,
+		    NULL) == -1)
+			fatalx("web: evbuffer_add_reference");
+	}
 	evhttp_send_reply(j->ev, r->status ? r->status : 200, NULL, b);
 	evbuffer_free(b);
 	j->ev = NULL;

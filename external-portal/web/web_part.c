@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "buf.h"
 #include "log.h"
 #include "store/store.h"
 #include "web/web_pages.h"
@@ -50,6 +51,8 @@ web_part_inline(struct web_req *r, struct store_part_reader *rd,
 	int64_t got = 0;
 	ssize_t n;
 
+	/* One allocation of the whole size, not a doubling series. */
+	(void)buf_reserve(&r->out, size);
 	while ((n = store_part_read(rd, buf, sizeof(buf))) > 0) {
 		if ((got += n) > size)
 			break;
