@@ -150,14 +150,15 @@ web_text_plain_to_html(const char *text, size_t len)
 	if (len > 0 && (text[0] == '\n' || text[0] == '\r'))
 		web_buf_adds(&b, "\n");
 	while (i < len) {
-		int boundary = i == 0 ||
-		    !(((unsigned char)text[i - 1] >= 'a' &&
+		/* A link starts with h or m, not inside a word. */
+		if ((text[i] | 0x20) != 'h' && (text[i] | 0x20) != 'm') {
+			i++;
+			continue;
+		}
+		if ((i == 0 || !(((unsigned char)text[i - 1] >= 'a' &&
 		    (unsigned char)text[i - 1] <= 'z') ||
 		    ((unsigned char)text[i - 1] >= 'A' &&
-		    (unsigned char)text[i - 1] <= 'Z'));
-
-		if (boundary && (text[i] == 'h' || text[i] == 'H' ||
-		    text[i] == 'm' || text[i] == 'M') &&
+		    (unsigned char)text[i - 1] <= 'Z'))) &&
 		    (n = web_text_url_len(text + i, len - i)) > 0) {
 			web_html_escape_buf(&b, text + start, i - start);
 			web_buf_adds(&b, "<a href=\"");
