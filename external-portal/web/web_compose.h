@@ -16,5 +16,7 @@ struct web_mail;
 int	 web_compose_allowed(const struct web_req *, int reply);
 /* A read receipt for the message just opened, if due. */
 void	 web_compose_receipt(struct web_req *, struct web_mail *);
+/* 1 when reading m now would send a read receipt (m not parsed). */
+int	 web_compose_receipt_due(struct web_req *, struct web_mail *);
 
 #endif

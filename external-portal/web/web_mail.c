@@ -29,6 +29,7 @@
 #include "store/store.h"
 #include "web/web_compose.h"
 #include "web/web_mail.h"
+#include "web/web_mail_cache.h"
 #include "web/web_pages.h"
 #include "web/web_part.h"
 #include "web/web_routes.h"
@@ -683,6 +684,7 @@ web_mail_delete_many(struct web_req *r)
 			web_page_tempfail(r);
 			return;
 		}
+		web_mail_cache_drop(id);
 		count++;
 	}
 	log_info("web: %s deleted %d messages", r->email, count);
@@ -701,6 +703,8 @@ web_mail_delete(struct web_req *r)
 		return;
 	}
 	rc = store_msg_delete(r->store, r->email, id);
+	if (rc == 0)
+		web_mail_cache_drop(id);
 	if (rc == STORE_NOTFOUND) {
 		web_page_error(r, 404);
 		return;
@@ -835,15 +839,86 @@ web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
 	web_buf_adds(&r->out, "</ul></section>\n");
 }
 
+/* The HTML body: a sandboxed frame, and the images notice. */
+static void
+web_mail_frame(struct web_req *r, int64_t id, const char *sfx, int images)
+{
+	if (!images) {
+		web_buf_addf(&r->out, "<p class=\"muted\">%s "
+		    "<a href=\"/message?id=%lld%s&amp;images=1\">%s</a>"
+		    "</p>\n", web_text_get("html.images_blocked"),
+		    (long long)id, sfx, web_text_get("html.show_images"));
+	}
+	web_buf_addf(&r->out, "<iframe class=\"html-body\" sandbox "
+	    "src=\"/message/body?id=%lld%s%s\" title=\"", (long long)id, sfx,
+	    images ? "&amp;images=1" : "");
+	web_page_t(r, "message.body");
+	web_buf_adds(&r->out, "\"></iframe>\n");
+}
+
+/* A copy of bytes from..to of the page so far. */
+static char *
+web_mail_piece(struct web_req *r, size_t from, size_t to)
+{
+	char *p = xmalloc(to - from + 1);
+
+	memcpy(p, r->out.data + from, to - from);
+	p[to - from] = '\0';
+	return p;
+}
+
+/*
+ * The page of a stored message from its cached rendering; 0 when
+ * answered (also with 404/503), 1 when it must be rendered.
+ */
+static int
+web_mail_read_cached(struct web_req *r)
+{
+	struct web_mail_render rd;
+	struct web_mail m;
+	const char *title;
+
+	if (web_mail_load(r, &m, 0) == -1)
+		return 0;
+	/* A read receipt to send needs the parsed message. */
+	if ((m.meta.folder == STORE_FOLDER_INBOX &&
+	    web_compose_receipt_due(r, &m)) ||
+	    web_mail_cache_get(m.meta.id, r->email, m.meta.path, &rd) == -1) {
+		web_mail_free(&m);
+		return 1;
+	}
+	r->no_store = 1;
+	if (m.meta.unread)
+		store_msg_set_unread(r->store, r->email, m.meta.id, 0);
+	title = rd.title != NULL && *rd.title != '\0' ? rd.title :
+	    web_text_get("message.no_subject");
+	web_page_begin(r, title, 1);
+	web_buf_adds(&r->out, rd.head);
+	web_mail_actions(r, &m, "");
+	if (rd.html)
+		web_mail_frame(r, m.meta.id, "", web_param(r, "images") != NULL);
+	else
+		web_buf_adds(&r->out, rd.body);
+	web_buf_adds(&r->out, rd.att);
+	web_page_end(r);
+	web_mail_render_free(&rd);
+	web_mail_free(&m);
+	return 0;
+}
+
 void
 web_mail_read(struct web_req *r)
 {
 	struct web_mail m;
-	const char *subj;
+	struct web_mail_render rd;
+	const char *subj, *sub = web_param(r, "sub");
 	char sfx[WEB_MAIL_SUB_MAX + 16];
 	int images = web_param(r, "images") != NULL;
 	int shown = 0;
+	size_t h0, h1, b0, b1, a0;
 
+	if ((sub == NULL || *sub == '\0') && web_mail_read_cached(r) == 0)
+		return;
 	if (web_mail_load(r, &m, 1) == -1)
 		return;
 	r->no_store = 1;
@@ -857,6 +932,7 @@ web_mail_read(struct web_req *r)
 	subj = g_mime_message_get_subject(m.msg);
 	web_page_begin(r, subj && *subj ? subj :
 	    web_text_get("message.no_subject"), 1);
+	h0 = r->out.len;
 	web_buf_adds(&r->out, "<dl class=\"headers\">\n");
 	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_FROM, "message.from");
 	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_TO, "message.to");
@@ -866,21 +942,12 @@ web_mail_read(struct web_req *r)
 	web_buf_adds(&r->out, "</dt><dd>");
 	web_mail_date(r, web_mail_msg_date(&m));
 	web_buf_adds(&r->out, "</dd>\n</dl>\n");
+	h1 = r->out.len;
 	web_mail_actions(r, &m, sfx);
+	b0 = r->out.len;
 
 	if (m.html) {
-		if (!images) {
-			web_buf_addf(&r->out, "<p class=\"muted\">%s "
-			    "<a href=\"/message?id=%lld%s&amp;images=1\">%s</a>"
-			    "</p>\n", web_text_get("html.images_blocked"),
-			    (long long)m.meta.id, sfx,
-			    web_text_get("html.show_images"));
-		}
-		web_buf_addf(&r->out, "<iframe class=\"html-body\" sandbox "
-		    "src=\"/message/body?id=%lld%s%s\" title=\"",
-		    (long long)m.meta.id, sfx, images ? "&amp;images=1" : "");
-		web_page_t(r, "message.body");
-		web_buf_adds(&r->out, "\"></iframe>\n");
+		web_mail_frame(r, m.meta.id, sfx, images);
 		shown = m.html;
 	} else if (m.plain) {
 		size_t len;
@@ -893,7 +960,19 @@ web_mail_read(struct web_req *r)
 		free(t);
 		shown = m.plain;
 	}
+	b1 = r->out.len;
 	web_mail_attachments(r, &m, shown, sfx);
+	/* What came from the message alone, for the next reading. */
+	if (m.sub[0] == '\0' && !m.tnef_failed && !buf_full(&r->out)) {
+		rd.title = subj != NULL ? xstrdup(subj) : NULL;
+		rd.head = web_mail_piece(r, h0, h1);
+		rd.html = m.html != 0;
+		rd.body = rd.html ? xstrdup("") : web_mail_piece(r, b0, b1);
+		a0 = b1;
+		rd.att = web_mail_piece(r, a0, r->out.len);
+		web_mail_cache_put(m.meta.id, r->email, m.meta.path, &rd);
+		web_mail_render_free(&rd);
+	}
 	web_page_end(r);
 	web_mail_free(&m);
 }
