@@ -18,6 +18,7 @@
 #include <gmime/gmime.h>
 #include <sqlite3.h>
 
+#include "buf.h"
 #include "db.h"
 #include "log.h"
 #include "store/store_int.h"
@@ -139,10 +140,11 @@ store_part_b64_init(void)
  * output is GMime's, padding and all, only faster.
  */
 static size_t
-store_part_b64_step(struct store_part_reader *rd, size_t n)
+store_part_b64_step(struct store_part_reader *rd, const char *in, size_t n,
+    char *to)
 {
-	const unsigned char *u = (const unsigned char *)rd->in;
-	unsigned char *o = (unsigned char *)rd->out;
+	const unsigned char *u = (const unsigned char *)in;
+	unsigned char *o = (unsigned char *)to;
 	size_t i = 0, out = 0;
 
 	while (rd->enc.state == 0 && i < n) {
@@ -167,8 +169,8 @@ store_part_b64_step(struct store_part_reader *rd, size_t n)
 		break;
 	}
 	if (i < n)
-		out += g_mime_encoding_step(&rd->enc, rd->in + i, n - i,
-		    rd->out + out);
+		out += g_mime_encoding_step(&rd->enc, in + i, n - i,
+		    to + out);
 	return out;
 }
 
@@ -249,6 +251,56 @@ store_part_fill(struct store_part_reader *rd, char *to, size_t len)
 	return n;
 }
 
+/* n bytes of the range decoded into to (room for n bytes). */
+static size_t
+store_part_decode(struct store_part_reader *rd, const char *in, size_t n,
+    char *to)
+{
+	/* Decoding only shrinks: base64 to 3/4, QP to at most n. */
+	return rd->enc.encoding == GMIME_CONTENT_ENCODING_BASE64 ?
+	    store_part_b64_step(rd, in, n, to) :
+	    g_mime_encoding_step(&rd->enc, in, n, to);
+}
+
+int
+store_part_read_all(struct store_part_reader *rd, struct buf *b)
+{
+	size_t len = rd->end - rd->pos, got = 0;
+	char *in;
+	ssize_t n;
+
+	if (len > STORE_PART_ALL_MAX || buf_reserve(b, len) == -1)
+		return -1;
+	if (!rd->decode)
+		in = b->data + b->len;
+	else
+		in = xmalloc(len > 0 ? len : 1);
+	while (got < len) {
+		n = pread(rd->fd, in + got, len - got, rd->pos + got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == -1)
+				log_warn("store: reading %s", rd->path);
+			else
+				log_warnx("store: %s is shorter than its "
+				    "recorded parts", rd->path);
+			if (rd->decode)
+				free(in);
+			return -1;
+		}
+		got += n;
+	}
+	rd->pos += len;
+	if (rd->decode) {
+		len = store_part_decode(rd, in, len, b->data + b->len);
+		free(in);
+	}
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 ssize_t
 store_part_read(struct store_part_reader *rd, char *buf, size_t len)
 {
@@ -260,10 +312,7 @@ store_part_read(struct store_part_reader *rd, char *buf, size_t len)
 		if ((n = store_part_fill(rd, rd->in, sizeof(rd->in) -
 		    STORE_PART_TAIL)) <= 0)
 			return n;
-		/* Decoding only shrinks: base64 to 3/4, QP to at most n. */
-		rd->outlen = rd->enc.encoding == GMIME_CONTENT_ENCODING_BASE64 ?
-		    store_part_b64_step(rd, n) :
-		    g_mime_encoding_step(&rd->enc, rd->in, n, rd->out);
+		rd->outlen = store_part_decode(rd, rd->in, n, rd->out);
 		rd->outpos = 0;
 	}
 	n = rd->outlen - rd->outpos < len ? rd->outlen - rd->outpos : len;
