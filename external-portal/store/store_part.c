@@ -136,12 +136,14 @@ store_part_b64_init(void)
  * Decodes one chunk of base64. Whole groups of four digits are decoded
  * here and characters outside the alphabet skipped, as GMime does; the
  * rest of the chunk from the first group that holds '=' or is cut short
- * goes to GMime's decoder with its state at a group boundary, so the
- * output is GMime's, padding and all, only faster.
+ * (from *used on) goes to GMime's decoder with its state at a group
+ * boundary (store_part_b64_step), so the output is GMime's, padding and
+ * all, only faster. Each group is read before its 3 bytes are written,
+ * so to may be in itself.
  */
 static size_t
-store_part_b64_step(struct store_part_reader *rd, const char *in, size_t n,
-    char *to)
+store_part_b64_groups(struct store_part_reader *rd, const char *in, size_t n,
+    char *to, size_t *used)
 {
 	const unsigned char *u = (const unsigned char *)in;
 	unsigned char *o = (unsigned char *)to;
@@ -168,6 +170,17 @@ store_part_b64_step(struct store_part_reader *rd, const char *in, size_t n,
 		}
 		break;
 	}
+	*used = i;
+	return out;
+}
+
+static size_t
+store_part_b64_step(struct store_part_reader *rd, const char *in, size_t n,
+    char *to)
+{
+	size_t i, out;
+
+	out = store_part_b64_groups(rd, in, n, to, &i);
 	if (i < n)
 		out += g_mime_encoding_step(&rd->enc, in + i, n - i,
 		    to + out);
@@ -262,6 +275,29 @@ store_part_decode(struct store_part_reader *rd, const char *in, size_t n,
 	    g_mime_encoding_step(&rd->enc, in, n, to);
 }
 
+/*
+ * Decodes the n bytes at p over themselves: base64's whole groups write
+ * 3 bytes behind the 4 they read; what is left for GMime's decoder (all
+ * of quoted-printable, the padded end of base64) is first copied out, so
+ * its output never overtakes its input whatever it does inside.
+ */
+static size_t
+store_part_decode_in_place(struct store_part_reader *rd, char *p, size_t n)
+{
+	size_t i = 0, out = 0;
+	char *rest;
+
+	if (rd->enc.encoding == GMIME_CONTENT_ENCODING_BASE64)
+		out = store_part_b64_groups(rd, p, n, p, &i);
+	if (i < n) {
+		rest = xmalloc(n - i);
+		memcpy(rest, p + i, n - i);
+		out += g_mime_encoding_step(&rd->enc, rest, n - i, p + out);
+		free(rest);
+	}
+	return out;
+}
+
 int
 store_part_read_all(struct store_part_reader *rd, struct buf *b)
 {
@@ -271,10 +307,8 @@ store_part_read_all(struct store_part_reader *rd, struct buf *b)
 
 	if (len > STORE_PART_ALL_MAX || buf_reserve(b, len) == -1)
 		return -1;
-	if (!rd->decode)
-		in = b->data + b->len;
-	else
-		in = xmalloc(len > 0 ? len : 1);
+	/* Read into the answer's room, and decoded there (see below). */
+	in = b->data + b->len;
 	while (got < len) {
 		n = pread(rd->fd, in + got, len - got, rd->pos + got);
 		if (n == -1 && errno == EINTR)
@@ -285,17 +319,13 @@ store_part_read_all(struct store_part_reader *rd, struct buf *b)
 			else
 				log_warnx("store: %s is shorter than its "
 				    "recorded parts", rd->path);
-			if (rd->decode)
-				free(in);
 			return -1;
 		}
 		got += n;
 	}
 	rd->pos += len;
-	if (rd->decode) {
-		len = store_part_decode(rd, in, len, b->data + b->len);
-		free(in);
-	}
+	if (rd->decode)
+		len = store_part_decode_in_place(rd, in, len);
 	b->len += len;
 	b->data[b->len] = '\0';
 	return 0;
