@@ -16,8 +16,17 @@
 #define DB_BUSY_TIMEOUT_MS	5000
 #define DB_CACHE_MAX		32	/* compiled statements kept per thread */
 
+static struct sqlite3 *db_open_flags(const char *, int, char **);
+
 struct sqlite3 *
 db_open(const char *path, char **err)
+{
+	return db_open_flags(path, SQLITE_OPEN_FULLMUTEX, err);
+}
+
+/* mutex: SQLITE_OPEN_FULLMUTEX, or NOMUTEX for a thread's own. */
+static struct sqlite3 *
+db_open_flags(const char *path, int mutex, char **err)
 {
 	static const char *const pragmas[] = {
 		"PRAGMA journal_mode=WAL",
@@ -50,8 +59,7 @@ db_open(const char *path, char **err)
 			close(fd);
 	}
 
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_FULLMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | mutex, NULL);
 	if (rc != SQLITE_OK) {
 		xasprintf(err, "%s: %s", path, db ? sqlite3_errmsg(db) :
 		    sqlite3_errstr(rc));
@@ -162,7 +170,12 @@ db_thread(const char *path)
 	free(t->path);
 	t->db = NULL;
 	t->path = NULL;
-	if ((t->db = db_open(path, &err)) == NULL) {
+	/*
+	 * Used by this thread alone, its statements too: no lock around
+	 * every SQLite call (a page reads hundreds of columns).
+	 */
+	if ((t->db = db_open_flags(path, SQLITE_OPEN_NOMUTEX, &err)) ==
+	    NULL) {
 		log_warnx("database: %s", err);
 		free(err);
 		return NULL;

@@ -4,7 +4,8 @@
  * Connection policy: a connection belongs to one thread. Long-lived
  * threads (SMTP workers, the outbox, the web pool) take theirs with
  * db_thread(), which opens it on first use and keeps it for the life of
- * the thread; short-lived tools (postern-cli, start-up checks) use
+ * the thread (without SQLite's per-connection lock: never hand it, or a
+ * statement of it, to another thread); short-lived tools (postern-cli, start-up checks) use
  * db_open()/db_close(). Nobody opens a connection per message. Modules
  * create their own tables with CREATE TABLE IF NOT EXISTS on the handle
  * they are given.
