@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "buf.h"
 #include "log.h"
 #include "store/store.h"
 #include "web/web_pages.h"
