@@ -28,8 +28,7 @@ buf_full(const struct buf *b)
 	return b->full;
 }
 
-/* Makes room for n more bytes and the NUL; -1 past the maximum. */
-static int
+int
 buf_reserve(struct buf *b, size_t n)
 {
 	size_t	 max = buf_max(b), need, cap;
@@ -83,13 +82,26 @@ int
 buf_putfv(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list	 ap2;
+	size_t	 room = b->cap > b->len ? b->cap - b->len : 0;
 	int	 n;
 
+	/*
+	 * Formatted straight into the room there is; only longer output is
+	 * measured first and formatted again (vsnprintf twice was a tenth
+	 * of a page's time).
+	 */
 	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
+	n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
 		fatal("buf_putfv");
+	if ((size_t)n < room && b->len <= buf_max(b) &&
+	    (size_t)n <= buf_max(b) - b->len) {
+		b->len += (size_t)n;
+		return 0;
+	}
+	if (room > 0)
+		b->data[b->len] = '\0';	/* cut output: not ours yet */
 	if (buf_reserve(b, (size_t)n) == -1)
 		return -1;
 	if (vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap) != n)

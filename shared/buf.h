@@ -38,6 +38,11 @@ int	 buf_full(const struct buf *);
  * then unchanged and marked full).
  */
 int	 buf_put(struct buf *, const void *, size_t);
+/*
+ * Makes room for n more bytes (and the NUL) in one allocation, ahead of
+ * the puts that fill it; 0, or -1 past the maximum (then marked full).
+ */
+int	 buf_reserve(struct buf *, size_t);
 int	 buf_puts(struct buf *, const char *);
 int	 buf_put_u8(struct buf *, uint8_t);
 int	 buf_putf(struct buf *, const char *, ...)

@@ -14,9 +14,19 @@
 #include "xmalloc.h"
 
 #define DB_BUSY_TIMEOUT_MS	5000
+#define DB_CACHE_MAX		32	/* compiled statements kept per thread */
+
+static struct sqlite3 *db_open_flags(const char *, int, char **);
 
 struct sqlite3 *
 db_open(const char *path, char **err)
+{
+	return db_open_flags(path, SQLITE_OPEN_FULLMUTEX, err);
+}
+
+/* mutex: SQLITE_OPEN_FULLMUTEX, or NOMUTEX for a thread's own. */
+static struct sqlite3 *
+db_open_flags(const char *path, int mutex, char **err)
 {
 	static const char *const pragmas[] = {
 		"PRAGMA journal_mode=WAL",
@@ -49,8 +59,7 @@ db_open(const char *path, char **err)
 			close(fd);
 	}
 
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_FULLMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | mutex, NULL);
 	if (rc != SQLITE_OK) {
 		xasprintf(err, "%s: %s", path, db ? sqlite3_errmsg(db) :
 		    sqlite3_errstr(rc));
@@ -92,10 +101,34 @@ db_close(struct sqlite3 *db)
 		sqlite3_close_v2(db);
 }
 
+/*
+ * A statement of db_prepare_cached(), kept compiled on the thread's
+ * connection. Found by the address of its SQL text and checked against
+ * the text itself (a freed string's address may hold other SQL later).
+ */
+struct db_cached {
+	const char	*sql;
+	sqlite3_stmt	*st;
+	int		 busy;		/* handed out, not yet finalized */
+	uint64_t	 used;		/* for replacing the oldest */
+};
+
 struct db_tls {
 	char		*path;
 	sqlite3		*db;
+	struct db_cached cache[DB_CACHE_MAX];
+	int		 ncache;
+	uint64_t	 tick;
 };
+
+static void
+db_cache_clear(struct db_tls *t)
+{
+	for (int i = 0; i < t->ncache; i++)
+		sqlite3_finalize(t->cache[i].st);
+	memset(t->cache, 0, sizeof(t->cache));
+	t->ncache = 0;
+}
 
 static pthread_key_t	db_tls_key;
 static pthread_once_t	db_tls_once = PTHREAD_ONCE_INIT;
@@ -105,6 +138,7 @@ db_tls_free(void *arg)
 {
 	struct db_tls *t = arg;
 
+	db_cache_clear(t);
 	db_close(t->db);
 	free(t->path);
 	free(t);
@@ -131,11 +165,17 @@ db_thread(const char *path)
 	}
 	if (t->db != NULL && strcmp(t->path, path) == 0)
 		return t->db;
+	db_cache_clear(t);
 	db_close(t->db);
 	free(t->path);
 	t->db = NULL;
 	t->path = NULL;
-	if ((t->db = db_open(path, &err)) == NULL) {
+	/*
+	 * Used by this thread alone, its statements too: no lock around
+	 * every SQLite call (a page reads hundreds of columns).
+	 */
+	if ((t->db = db_open_flags(path, SQLITE_OPEN_NOMUTEX, &err)) ==
+	    NULL) {
 		log_warnx("database: %s", err);
 		free(err);
 		return NULL;
@@ -152,6 +192,7 @@ db_thread_close(void)
 	pthread_once(&db_tls_once, db_tls_init);
 	if ((t = pthread_getspecific(db_tls_key)) == NULL)
 		return;
+	db_cache_clear(t);
 	db_close(t->db);
 	free(t->path);
 	t->db = NULL;
@@ -235,9 +276,59 @@ db_step(struct sqlite3_stmt *st)
 	}
 }
 
+struct sqlite3_stmt *
+db_prepare_cached(struct sqlite3 *db, const char *sql)
+{
+	struct db_tls *t;
+	struct db_cached *c, *old = NULL;
+	sqlite3_stmt *st;
+
+	pthread_once(&db_tls_once, db_tls_init);
+	if ((t = pthread_getspecific(db_tls_key)) == NULL || t->db != db)
+		return db_prepare(db, sql);
+	for (int i = 0; i < t->ncache; i++) {
+		c = &t->cache[i];
+		if (c->sql == sql && !c->busy &&
+		    strcmp(sqlite3_sql(c->st), sql) == 0) {
+			c->busy = 1;
+			c->used = ++t->tick;
+			return c->st;
+		}
+		if (!c->busy && (old == NULL || c->used < old->used))
+			old = c;
+	}
+	if ((st = db_prepare(db, sql)) == NULL)
+		return NULL;
+	if (t->ncache < DB_CACHE_MAX)
+		c = &t->cache[t->ncache++];
+	else if ((c = old) != NULL)
+		sqlite3_finalize(c->st);
+	else
+		return st;	/* all in use: an ordinary statement */
+	c->sql = sql;
+	c->st = st;
+	c->busy = 1;
+	c->used = ++t->tick;
+	return st;
+}
+
 void
 db_finalize(struct sqlite3_stmt *st)
 {
+	struct db_tls *t;
+
+	if (st == NULL)
+		return;
+	pthread_once(&db_tls_once, db_tls_init);
+	if ((t = pthread_getspecific(db_tls_key)) != NULL)
+		for (int i = 0; i < t->ncache; i++)
+			if (t->cache[i].st == st && t->cache[i].busy) {
+				/* Ends its read transaction; kept compiled. */
+				sqlite3_reset(st);
+				sqlite3_clear_bindings(st);
+				t->cache[i].busy = 0;
+				return;
+			}
 	sqlite3_finalize(st);
 }
 

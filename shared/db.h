@@ -4,7 +4,8 @@
  * Connection policy: a connection belongs to one thread. Long-lived
  * threads (SMTP workers, the outbox, the web pool) take theirs with
  * db_thread(), which opens it on first use and keeps it for the life of
- * the thread; short-lived tools (postern-cli, start-up checks) use
+ * the thread (without SQLite's per-connection lock: never hand it, or a
+ * statement of it, to another thread); short-lived tools (postern-cli, start-up checks) use
  * db_open()/db_close(). Nobody opens a connection per message. Modules
  * create their own tables with CREATE TABLE IF NOT EXISTS on the handle
  * they are given.
@@ -55,6 +56,13 @@ void		 db_thread_close(void);
 /* NULL (logged) when the statement does not compile. */
 struct sqlite3_stmt *db_prepare(struct sqlite3 *, const char *sql);
 /*
+ * As db_prepare(), for fixed SQL text run often on the connection of
+ * db_thread(): the statement stays compiled on this thread, and
+ * db_finalize() resets it (ending its read) and clears its bindings
+ * instead of freeing it. Any other connection gets db_prepare().
+ */
+struct sqlite3_stmt *db_prepare_cached(struct sqlite3 *, const char *sql);
+/*
  * Binds parameters 1..n in order, one letter of fmt each:
  *   t  const char *        text; NULL binds SQL NULL
  *   i  int64_t             integer
@@ -67,6 +75,7 @@ int		 db_bind(struct sqlite3_stmt *, const char *fmt, ...);
 #define DB_DONE	0
 /* DB_ROW, DB_DONE, or -1 (logged; SQLITE_BUSY past the timeout too). */
 int		 db_step(struct sqlite3_stmt *);
+/* Frees a statement, or gives a db_prepare_cached() one back. */
 void		 db_finalize(struct sqlite3_stmt *);
 /*
  * Prepare, bind (as db_bind), step to completion and finalize a statement

@@ -6,6 +6,7 @@
  * through buf_put(), so its output is bounded by the caller's buffer, and
  * each replacement is appended whole or not at all.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "buf.h"
@@ -62,6 +63,23 @@ text_utf8_valid(const char *s, size_t len)
 	return 1;
 }
 
+/*
+ * 1 for the bytes text_escape() keeps as they are without decoding:
+ * printable ASCII, without the HTML specials in the HTML table.
+ */
+static unsigned char	text_keep_plain[256], text_keep_html[256];
+static pthread_once_t	text_keep_once = PTHREAD_ONCE_INIT;
+
+static void
+text_keep_init(void)
+{
+	for (int c = 0x20; c < 0x7f; c++) {
+		text_keep_plain[c] = 1;
+		text_keep_html[c] = c != '&' && c != '<' && c != '>' &&
+		    c != '"' && c != '\'';
+	}
+}
+
 /* Format characters that reorder or hide text: bidi controls, zero-width
  * characters and the byte order mark. */
 static int
@@ -106,20 +124,26 @@ text_replacement(unsigned int cp, int flags)
 int
 text_escape(struct buf *b, const char *s, size_t len, int flags)
 {
+	const unsigned char *u = (const unsigned char *)s, *keep;
 	unsigned int	 cp;
 	size_t		 i = 0, start = 0, n;
 	const char	*rep;
 
-	while (i < len) {
-		unsigned char c = s[i];
+	pthread_once(&text_keep_once, text_keep_init);
+	keep = (flags & TEXT_ESC_HTML) ? text_keep_html : text_keep_plain;
 
+	while (i < len) {
 		/*
 		 * Printable ASCII other than the HTML specials is kept under
-		 * every flag: skip the decoder for it (most of any text).
+		 * every flag: skip the decoder for it (most of any text),
+		 * four bytes a test where it can.
 		 */
-		if (c >= 0x20 && c < 0x7f && (!(flags & TEXT_ESC_HTML) ||
-		    (c != '&' && c != '<' && c != '>' && c != '"' &&
-		    c != '\''))) {
+		while (len - i >= 4 && (keep[u[i]] & keep[u[i + 1]] &
+		    keep[u[i + 2]] & keep[u[i + 3]]))
+			i += 4;
+		if (i == len)
+			break;
+		if (keep[u[i]]) {
 			i++;
 			continue;
 		}

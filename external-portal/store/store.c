@@ -182,7 +182,8 @@ store_scalar(struct store *s, const char *sql, const char *key)
 	sqlite3_stmt *st;
 	int64_t v = -1;
 
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db, sql)) == NULL)
+	if ((db = store_db(s)) == NULL ||
+	    (st = db_prepare_cached(db, sql)) == NULL)
 		return -1;
 	if ((key == NULL || db_bind(st, "t", key) == 0) &&
 	    db_step(st) == DB_ROW)

@@ -246,6 +246,14 @@ ssize_t		 store_part_read(struct store_part_reader *, char *buf,
 		    size_t len);
 void		 store_part_reader_close(struct store_part_reader *);
 /*
+ * The whole (rest of the) decoded range appended to b, read in one go:
+ * for parts the caller holds in memory anyway. 0, or -1 (logged; b past
+ * its maximum, or the range longer than STORE_PART_ALL_MAX).
+ */
+#define STORE_PART_ALL_MAX	(4 * 1024 * 1024)
+struct buf;
+int		 store_part_read_all(struct store_part_reader *, struct buf *);
+/*
  * The encodings a part may be recorded with: those the reader decodes
  * exactly as a parse does (base64, quoted-printable) or none (NULL).
  */

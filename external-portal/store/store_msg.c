@@ -206,7 +206,7 @@ store_msg_list(struct store *s, const char *owner, enum store_folder f,
 
 	owner = store_key(owner, key, sizeof(key));
 	if ((db = store_db(s)) == NULL ||
-	    (st = db_prepare(db, STORE_SQL_LIST)) == NULL)
+	    (st = db_prepare_cached(db, STORE_SQL_LIST)) == NULL)
 		return -1;
 	if (db_bind(st, "ttii", owner, store_folder_names[f],
 	    before > 0 ? before : INT64_MAX, (int64_t)limit) == 0)
@@ -229,9 +229,9 @@ store_msg_get(struct store *s, const char *owner, int64_t id,
 	sqlite3_stmt *st;
 	int rc = -1;
 
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
-	    STORE_MSG_COLS " FROM portal_messages WHERE owner = ? AND id = ? "
-	    "AND state = 'webmail'"))
+	if ((db = store_db(s)) == NULL || (st = db_prepare_cached(db,
+	    "SELECT " STORE_MSG_COLS " FROM portal_messages WHERE owner = ? "
+	    "AND id = ? AND state = 'webmail'"))
 	    == NULL)
 		return -1;
 	if (db_bind(st, "ti", owner, id) == 0 &&

@@ -18,6 +18,7 @@
 #include <gmime/gmime.h>
 #include <sqlite3.h>
 
+#include "buf.h"
 #include "db.h"
 #include "log.h"
 #include "store/store_int.h"
@@ -55,8 +56,8 @@ store_part_get(struct store *s, const char *owner, int64_t id, int part,
 	 * Webmail messages, as store_msg_get(): a PDF-OTP message's content
 	 * is never served by the web.
 	 */
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
-	    "m.path, m.size, p.offset, p.length, p.encoding, p.ctype, "
+	if ((db = store_db(s)) == NULL || (st = db_prepare_cached(db,
+	    "SELECT m.path, m.size, p.offset, p.length, p.encoding, p.ctype, "
 	    "p.filename, p.size FROM portal_parts p JOIN portal_messages m "
 	    "ON m.id = p.msg WHERE p.msg = ? AND p.part = ? AND "
 	    "m.owner = ? AND m.state = 'webmail'")) == NULL)
@@ -109,6 +110,13 @@ struct store_part_reader {
 
 /* Base64 digit values; 0xff for anything else, '=' included. */
 static unsigned char store_part_b64[256];
+/*
+ * The same, shifted to their place in a group's 24 bits, one table per
+ * position; STORE_PART_B64_BAD for anything else. A group is the OR of
+ * four lookups and one test.
+ */
+#define STORE_PART_B64_BAD	0x01000000u
+static uint32_t store_part_b64_at[4][256];
 
 static void
 store_part_b64_init(void)
@@ -117,44 +125,69 @@ store_part_b64_init(void)
 	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
 
 	memset(store_part_b64, 0xff, sizeof(store_part_b64));
-	for (int i = 0; i < 64; i++)
+	for (int k = 0; k < 4; k++)
+		for (int c = 0; c < 256; c++)
+			store_part_b64_at[k][c] = STORE_PART_B64_BAD;
+	for (int i = 0; i < 64; i++) {
 		store_part_b64[(unsigned char)a[i]] = i;
+		for (int k = 0; k < 4; k++)
+			store_part_b64_at[k][(unsigned char)a[i]] =
+			    (uint32_t)i << (18 - 6 * k);
+	}
 }
 
 /*
  * Decodes one chunk of base64. Whole groups of four digits are decoded
  * here and characters outside the alphabet skipped, as GMime does; the
  * rest of the chunk from the first group that holds '=' or is cut short
- * goes to GMime's decoder with its state at a group boundary, so the
- * output is GMime's, padding and all, only faster.
+ * (from *used on) goes to GMime's decoder with its state at a group
+ * boundary (store_part_b64_step), so the output is GMime's, padding and
+ * all, only faster. Each group is read before its 3 bytes are written,
+ * so to may be in itself.
  */
 static size_t
-store_part_b64_step(struct store_part_reader *rd, size_t n)
+store_part_b64_groups(struct store_part_reader *rd, const char *in, size_t n,
+    char *to, size_t *used)
 {
-	const unsigned char *u = (const unsigned char *)rd->in;
-	unsigned char *o = (unsigned char *)rd->out;
+	const unsigned char *u = (const unsigned char *)in;
+	unsigned char *o = (unsigned char *)to;
 	size_t i = 0, out = 0;
 
 	while (rd->enc.state == 0 && i < n) {
-		unsigned int a, b, c, d;
+		uint32_t v;
 
+		if (n - i >= 4 && !((v = store_part_b64_at[0][u[i]] |
+		    store_part_b64_at[1][u[i + 1]] |
+		    store_part_b64_at[2][u[i + 2]] |
+		    store_part_b64_at[3][u[i + 3]]) & STORE_PART_B64_BAD)) {
+			o[out++] = v >> 16;
+			o[out++] = (v >> 8) & 0xff;
+			o[out++] = v & 0xff;
+			i += 4;
+			continue;
+		}
+		/* Not a whole group here: a line break or other junk is
+		 * skipped; '=' or a group cut short ends the fast part. */
 		if (store_part_b64[u[i]] == 0xff && u[i] != '=') {
 			i++;
 			continue;
 		}
-		if (n - i < 4 || (a = store_part_b64[u[i]]) == 0xff ||
-		    (b = store_part_b64[u[i + 1]]) == 0xff ||
-		    (c = store_part_b64[u[i + 2]]) == 0xff ||
-		    (d = store_part_b64[u[i + 3]]) == 0xff)
-			break;
-		o[out++] = a << 2 | b >> 4;
-		o[out++] = (b << 4 | c >> 2) & 0xff;
-		o[out++] = (c << 6 | d) & 0xff;
-		i += 4;
+		break;
 	}
+	*used = i;
+	return out;
+}
+
+static size_t
+store_part_b64_step(struct store_part_reader *rd, const char *in, size_t n,
+    char *to)
+{
+	size_t i, out;
+
+	out = store_part_b64_groups(rd, in, n, to, &i);
 	if (i < n)
-		out += g_mime_encoding_step(&rd->enc, rd->in + i, n - i,
-		    rd->out + out);
+		out += g_mime_encoding_step(&rd->enc, in + i, n - i,
+		    to + out);
 	return out;
 }
 
@@ -235,6 +268,73 @@ store_part_fill(struct store_part_reader *rd, char *to, size_t len)
 	return n;
 }
 
+/* n bytes of the range decoded into to (room for n bytes). */
+static size_t
+store_part_decode(struct store_part_reader *rd, const char *in, size_t n,
+    char *to)
+{
+	/* Decoding only shrinks: base64 to 3/4, QP to at most n. */
+	return rd->enc.encoding == GMIME_CONTENT_ENCODING_BASE64 ?
+	    store_part_b64_step(rd, in, n, to) :
+	    g_mime_encoding_step(&rd->enc, in, n, to);
+}
+
+/*
+ * Decodes the n bytes at p over themselves: base64's whole groups write
+ * 3 bytes behind the 4 they read; what is left for GMime's decoder (all
+ * of quoted-printable, the padded end of base64) is first copied out, so
+ * its output never overtakes its input whatever it does inside.
+ */
+static size_t
+store_part_decode_in_place(struct store_part_reader *rd, char *p, size_t n)
+{
+	size_t i = 0, out = 0;
+	char *rest;
+
+	if (rd->enc.encoding == GMIME_CONTENT_ENCODING_BASE64)
+		out = store_part_b64_groups(rd, p, n, p, &i);
+	if (i < n) {
+		rest = xmalloc(n - i);
+		memcpy(rest, p + i, n - i);
+		out += g_mime_encoding_step(&rd->enc, rest, n - i, p + out);
+		free(rest);
+	}
+	return out;
+}
+
+int
+store_part_read_all(struct store_part_reader *rd, struct buf *b)
+{
+	size_t len = rd->end - rd->pos, got = 0;
+	char *in;
+	ssize_t n;
+
+	if (len > STORE_PART_ALL_MAX || buf_reserve(b, len) == -1)
+		return -1;
+	/* Read into the answer's room, and decoded there (see below). */
+	in = b->data + b->len;
+	while (got < len) {
+		n = pread(rd->fd, in + got, len - got, rd->pos + got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == -1)
+				log_warn("store: reading %s", rd->path);
+			else
+				log_warnx("store: %s is shorter than its "
+				    "recorded parts", rd->path);
+			return -1;
+		}
+		got += n;
+	}
+	rd->pos += len;
+	if (rd->decode)
+		len = store_part_decode_in_place(rd, in, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 ssize_t
 store_part_read(struct store_part_reader *rd, char *buf, size_t len)
 {
@@ -246,10 +346,7 @@ store_part_read(struct store_part_reader *rd, char *buf, size_t len)
 		if ((n = store_part_fill(rd, rd->in, sizeof(rd->in) -
 		    STORE_PART_TAIL)) <= 0)
 			return n;
-		/* Decoding only shrinks: base64 to 3/4, QP to at most n. */
-		rd->outlen = rd->enc.encoding == GMIME_CONTENT_ENCODING_BASE64 ?
-		    store_part_b64_step(rd, n) :
-		    g_mime_encoding_step(&rd->enc, rd->in, n, rd->out);
+		rd->outlen = store_part_decode(rd, rd->in, n, rd->out);
 		rd->outpos = 0;
 	}
 	n = rd->outlen - rd->outpos < len ? rd->outlen - rd->outpos : len;

@@ -308,8 +308,8 @@ store_session_get(struct store *s, const char *hash, int64_t now,
 	int64_t created, last;
 	int rc = -1, live;
 
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
-	    "s.email, s.stage, s.created, s.last_seen, u.email IS NOT NULL "
+	if ((db = store_db(s)) == NULL || (st = db_prepare_cached(db,
+	    "SELECT s.email, s.stage, s.created, s.last_seen, u.email IS NOT NULL "
 	    "FROM web_sessions s LEFT JOIN portal_users u ON u.email = "
 	    "s.email AND u.generation = s.user_gen WHERE s.id_hash = ?"))
 	    == NULL)

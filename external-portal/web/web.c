@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -548,6 +549,14 @@ web_stream_next(struct web_job *j)
 }
 
 static void
+web_out_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+static void
 web_done(void *arg)
 {
 	struct web_job *j = arg;
@@ -597,8 +606,15 @@ web_done(void *arg)
 	evhttp_connection_set_closecb(evhttp_request_get_connection(j->ev),
 	    NULL, NULL);
 	b = evbuffer_new();
-	if (r->out.len > 0)
-		evbuffer_add(b, r->out.data, r->out.len);
+	if (r->out.len > 0) {
+		/* Handed over, not copied: freed once written out. */
+		size_t n = r->out.len;
+		char *data = web_buf_finish(&r->out);
+
+		if (evbuffer_add_reference(b, data, n, web_out_free,
+		    NULL) == -1)
+			fatalx("web: evbuffer_add_reference");
+	}
 	evhttp_send_reply(j->ev, r->status ? r->status : 200, NULL, b);
 	evbuffer_free(b);
 	j->ev = NULL;
@@ -897,6 +913,14 @@ web_new(const struct web_conf *wc, int fd)
 	char *err = NULL;
 
 	w->conf = wc;
+	/*
+	 * Answers up to 1 MiB (pages, attachments held in memory) come from
+	 * the heap and its freed memory is reused, rather than a fresh
+	 * mapping, page faults and zeroing for every answer; above 4 MiB
+	 * free the heap's top is given back.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		fatalx("evthread_use_pthreads");

@@ -861,6 +861,13 @@ web_compose_mdn(struct web_req *r, struct web_mail *m, const char *rcpt)
 	return msg;
 }
 
+int
+web_compose_receipt_due(struct web_req *r, struct web_mail *m)
+{
+	return web_prop_bool(r, "webmail-read-receipt") == 1 &&
+	    store_msg_receipt_sent(r->store, r->email, m->meta.id) == 0;
+}
+
 void
 web_compose_receipt(struct web_req *r, struct web_mail *m)
 {

@@ -22,5 +22,7 @@ int	 web_compose_allowed(const struct web_req *, int reply);
 void	 web_compose_pdf_form(struct web_req *, const char *token);
 /* A read receipt for the message just opened, if due. */
 void	 web_compose_receipt(struct web_req *, struct web_mail *);
+/* 1 when reading m now would send a read receipt (m not parsed). */
+int	 web_compose_receipt_due(struct web_req *, struct web_mail *);
 
 #endif

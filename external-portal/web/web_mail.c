@@ -29,6 +29,7 @@
 #include "store/store.h"
 #include "web/web_compose.h"
 #include "web/web_mail.h"
+#include "web/web_mail_cache.h"
 #include "web/web_pages.h"
 #include "web/web_part.h"
 #include "web/web_routes.h"
@@ -443,20 +444,75 @@ web_mail_part_name(GMimeObject *o, int idx)
 
 /* --- inbox ------------------------------------------------------------------ */
 
+/* n as two digits into p. */
+static char *
+web_mail_2d(char *p, int n)
+{
+	*p++ = '0' + n / 10 % 10;
+	*p++ = '0' + n % 10;
+	return p;
+}
+
+/*
+ * The <time> of a UTC date. The civil date is computed here rather than
+ * by gmtime_r() and strftime(), which take the time zone's lock and
+ * format slowly: the inbox shows one per row.
+ */
 static void
 web_mail_date(struct web_req *r, int64_t t)
 {
-	char buf[64];
-	time_t tt = t;
-	struct tm tm;
+	int64_t days, era, doe, yoe, doy, mp, y, mon, d, sec;
+	char iso[32], *p;
 
-	gmtime_r(&tt, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+	if (t < -30610224000LL || t > 253402300799LL) {
+		/* Outside years 1000..9999: as strftime writes them. */
+		char buf[64];
+		time_t tt = t;
+		struct tm tm;
+
+		if (gmtime_r(&tt, &tm) == NULL)
+			memset(&tm, 0, sizeof(tm));
+		web_buf_adds(&r->out, "<time datetime=\"");
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		web_buf_adds(&r->out, buf);
+		web_buf_adds(&r->out, "\">");
+		strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+		web_buf_adds(&r->out, buf);
+		web_buf_adds(&r->out, " UTC</time>");
+		return;
+	}
+	days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+	sec = t - days * 86400;
+	/* Days since 1970-01-01 to year, month, day (proleptic Gregorian). */
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	mon = mp < 10 ? mp + 3 : mp - 9;
+	y = yoe + era * 400 + (mon <= 2);
+	p = iso;
+	p = web_mail_2d(p, (int)(y / 100));
+	p = web_mail_2d(p, (int)(y % 100));
+	*p++ = '-';
+	p = web_mail_2d(p, (int)mon);
+	*p++ = '-';
+	p = web_mail_2d(p, (int)d);
+	*p++ = 'T';
+	p = web_mail_2d(p, (int)(sec / 3600));
+	*p++ = ':';
+	p = web_mail_2d(p, (int)(sec / 60 % 60));
+	*p++ = ':';
+	p = web_mail_2d(p, (int)(sec % 60));
+	*p++ = 'Z';
+	*p = '\0';
 	web_buf_adds(&r->out, "<time datetime=\"");
-	strftime(buf + 32, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	web_buf_adds(&r->out, buf + 32);
+	web_buf_adds(&r->out, iso);
 	web_buf_adds(&r->out, "\">");
-	web_buf_adds(&r->out, buf);
+	iso[10] = ' ';
+	web_buf_add(&r->out, iso, 16);
 	web_buf_adds(&r->out, " UTC</time>");
 }
 
@@ -525,17 +581,22 @@ web_mail_inbox(struct web_req *r)
 		for (int i = 0; i < n && i < limit; i++) {
 			struct store_msg *m = &list[i];
 
-			web_buf_addf(&r->out, "<tr%s><td class=\"sel\">"
-			    "<input type=\"checkbox\" name=\"id\" value=\"%lld\""
-			    " id=\"sel-%lld\" aria-label=\"", m->unread ?
-			    " class=\"unread\"" : "", (long long)m->id,
-			    (long long)m->id);
+			web_buf_adds(&r->out, m->unread ? "<tr class=\"unread\">"
+			    : "<tr>");
+			web_buf_adds(&r->out, "<td class=\"sel\"><input "
+			    "type=\"checkbox\" name=\"id\" value=\"");
+			web_buf_addll(&r->out, m->id);
+			web_buf_adds(&r->out, "\" id=\"sel-");
+			web_buf_addll(&r->out, m->id);
+			web_buf_adds(&r->out, "\" aria-label=\"");
 			web_page_t(r, "messages.select");
 			web_buf_adds(&r->out, "\"></td><td class=\"from\">");
 			web_mail_decoded(r, m->hdr_from ? m->hdr_from :
 			    m->mail_from, "message.no_sender");
-			web_buf_addf(&r->out, "</td><td class=\"subj\"><a "
-			    "href=\"/message?id=%lld\">", (long long)m->id);
+			web_buf_adds(&r->out, "</td><td class=\"subj\"><a "
+			    "href=\"/message?id=");
+			web_buf_addll(&r->out, m->id);
+			web_buf_adds(&r->out, "\">");
 			if (m->unread) {
 				web_buf_adds(&r->out, "<span class=\"skip\">");
 				web_page_t(r, "messages.unread");
@@ -623,6 +684,7 @@ web_mail_delete_many(struct web_req *r)
 			web_page_tempfail(r);
 			return;
 		}
+		web_mail_cache_drop(id);
 		count++;
 	}
 	log_info("web: %s deleted %d messages", r->email, count);
@@ -641,6 +703,8 @@ web_mail_delete(struct web_req *r)
 		return;
 	}
 	rc = store_msg_delete_webmail(r->store, r->email, id);
+	if (rc == 0)
+		web_mail_cache_drop(id);
 	if (rc == STORE_NOTFOUND) {
 		web_page_error(r, 404);
 		return;
@@ -775,15 +839,86 @@ web_mail_attachments(struct web_req *r, struct web_mail *m, int shown,
 	web_buf_adds(&r->out, "</ul></section>\n");
 }
 
+/* The HTML body: a sandboxed frame, and the images notice. */
+static void
+web_mail_frame(struct web_req *r, int64_t id, const char *sfx, int images)
+{
+	if (!images) {
+		web_buf_addf(&r->out, "<p class=\"muted\">%s "
+		    "<a href=\"/message?id=%lld%s&amp;images=1\">%s</a>"
+		    "</p>\n", web_text_get("html.images_blocked"),
+		    (long long)id, sfx, web_text_get("html.show_images"));
+	}
+	web_buf_addf(&r->out, "<iframe class=\"html-body\" sandbox "
+	    "src=\"/message/body?id=%lld%s%s\" title=\"", (long long)id, sfx,
+	    images ? "&amp;images=1" : "");
+	web_page_t(r, "message.body");
+	web_buf_adds(&r->out, "\"></iframe>\n");
+}
+
+/* A copy of bytes from..to of the page so far. */
+static char *
+web_mail_piece(struct web_req *r, size_t from, size_t to)
+{
+	char *p = xmalloc(to - from + 1);
+
+	memcpy(p, r->out.data + from, to - from);
+	p[to - from] = '\0';
+	return p;
+}
+
+/*
+ * The page of a stored message from its cached rendering; 0 when
+ * answered (also with 404/503), 1 when it must be rendered.
+ */
+static int
+web_mail_read_cached(struct web_req *r)
+{
+	struct web_mail_render rd;
+	struct web_mail m;
+	const char *title;
+
+	if (web_mail_load(r, &m, 0) == -1)
+		return 0;
+	/* A read receipt to send needs the parsed message. */
+	if ((m.meta.folder == STORE_FOLDER_INBOX &&
+	    web_compose_receipt_due(r, &m)) ||
+	    web_mail_cache_get(m.meta.id, r->email, m.meta.path, &rd) == -1) {
+		web_mail_free(&m);
+		return 1;
+	}
+	r->no_store = 1;
+	if (m.meta.unread)
+		store_msg_set_unread(r->store, r->email, m.meta.id, 0);
+	title = rd.title != NULL && *rd.title != '\0' ? rd.title :
+	    web_text_get("message.no_subject");
+	web_page_begin(r, title, 1);
+	web_buf_adds(&r->out, rd.head);
+	web_mail_actions(r, &m, "");
+	if (rd.html)
+		web_mail_frame(r, m.meta.id, "", web_param(r, "images") != NULL);
+	else
+		web_buf_adds(&r->out, rd.body);
+	web_buf_adds(&r->out, rd.att);
+	web_page_end(r);
+	web_mail_render_free(&rd);
+	web_mail_free(&m);
+	return 0;
+}
+
 void
 web_mail_read(struct web_req *r)
 {
 	struct web_mail m;
-	const char *subj;
+	struct web_mail_render rd;
+	const char *subj, *sub = web_param(r, "sub");
 	char sfx[WEB_MAIL_SUB_MAX + 16];
 	int images = web_param(r, "images") != NULL;
 	int shown = 0;
+	size_t h0, h1, b0, b1, a0;
 
+	if ((sub == NULL || *sub == '\0') && web_mail_read_cached(r) == 0)
+		return;
 	if (web_mail_load(r, &m, 1) == -1)
 		return;
 	r->no_store = 1;
@@ -797,6 +932,7 @@ web_mail_read(struct web_req *r)
 	subj = g_mime_message_get_subject(m.msg);
 	web_page_begin(r, subj && *subj ? subj :
 	    web_text_get("message.no_subject"), 1);
+	h0 = r->out.len;
 	web_buf_adds(&r->out, "<dl class=\"headers\">\n");
 	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_FROM, "message.from");
 	web_mail_addr_row(r, m.msg, GMIME_ADDRESS_TYPE_TO, "message.to");
@@ -806,21 +942,12 @@ web_mail_read(struct web_req *r)
 	web_buf_adds(&r->out, "</dt><dd>");
 	web_mail_date(r, web_mail_msg_date(&m));
 	web_buf_adds(&r->out, "</dd>\n</dl>\n");
+	h1 = r->out.len;
 	web_mail_actions(r, &m, sfx);
+	b0 = r->out.len;
 
 	if (m.html) {
-		if (!images) {
-			web_buf_addf(&r->out, "<p class=\"muted\">%s "
-			    "<a href=\"/message?id=%lld%s&amp;images=1\">%s</a>"
-			    "</p>\n", web_text_get("html.images_blocked"),
-			    (long long)m.meta.id, sfx,
-			    web_text_get("html.show_images"));
-		}
-		web_buf_addf(&r->out, "<iframe class=\"html-body\" sandbox "
-		    "src=\"/message/body?id=%lld%s%s\" title=\"",
-		    (long long)m.meta.id, sfx, images ? "&amp;images=1" : "");
-		web_page_t(r, "message.body");
-		web_buf_adds(&r->out, "\"></iframe>\n");
+		web_mail_frame(r, m.meta.id, sfx, images);
 		shown = m.html;
 	} else if (m.plain) {
 		size_t len;
@@ -833,7 +960,19 @@ web_mail_read(struct web_req *r)
 		free(t);
 		shown = m.plain;
 	}
+	b1 = r->out.len;
 	web_mail_attachments(r, &m, shown, sfx);
+	/* What came from the message alone, for the next reading. */
+	if (m.sub[0] == '\0' && !m.tnef_failed && !buf_full(&r->out)) {
+		rd.title = subj != NULL ? xstrdup(subj) : NULL;
+		rd.head = web_mail_piece(r, h0, h1);
+		rd.html = m.html != 0;
+		rd.body = rd.html ? xstrdup("") : web_mail_piece(r, b0, b1);
+		a0 = b1;
+		rd.att = web_mail_piece(r, a0, r->out.len);
+		web_mail_cache_put(m.meta.id, r->email, m.meta.path, &rd);
+		web_mail_render_free(&rd);
+	}
 	web_page_end(r);
 	web_mail_free(&m);
 }

@@ -3,6 +3,7 @@
  * Pages work without JavaScript and carry no inline style or script: the
  * CSP forbids both. Text reaches the page only through the escaper.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,12 +192,30 @@ web_page_tempfail(struct web_req *r)
 void
 web_page_size(struct web_req *r, long long n)
 {
-	if (n < 1024)
-		web_buf_addf(&r->out, "%lld B", n);
-	else if (n < 1024 * 1024)
-		web_buf_addf(&r->out, "%.1f KB", n / 1024.0);
-	else if (n < 1024LL * 1024 * 1024)
-		web_buf_addf(&r->out, "%.1f MB", n / (1024.0 * 1024));
-	else
-		web_buf_addf(&r->out, "%.1f GB", n / (1024.0 * 1024 * 1024));
+	static const char *const unit[] = { " KB", " MB", " GB" };
+	long long div = 1024, q, rem;
+	int u = 0;
+
+	if (n < 1024) {
+		web_buf_addll(&r->out, n);
+		web_buf_adds(&r->out, " B");
+		return;
+	}
+	while (u < 2 && n >= div * 1024) {
+		div *= 1024;
+		u++;
+	}
+	if (n > LLONG_MAX / 10) {
+		web_buf_addf(&r->out, "%.1f%s", (double)n / div, unit[u]);
+		return;
+	}
+	/* Tenths, rounded as printf's "%.1f" rounds: half to even. */
+	q = n * 10 / div;
+	rem = n * 10 % div;
+	if (rem * 2 > div || (rem * 2 == div && (q & 1)))
+		q++;
+	web_buf_addll(&r->out, q / 10);
+	web_buf_adds(&r->out, ".");
+	web_buf_addll(&r->out, q % 10);
+	web_buf_adds(&r->out, unit[u]);
 }

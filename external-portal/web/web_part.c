@@ -47,16 +47,14 @@ static int
 web_part_inline(struct web_req *r, struct store_part_reader *rd,
     int64_t size)
 {
-	char buf[STORE_PART_CHUNK];
-	int64_t got = 0;
-	ssize_t n;
+	size_t before = r->out.len;
+	int64_t got;
+	int rc;
 
-	while ((n = store_part_read(rd, buf, sizeof(buf))) > 0) {
-		if ((got += n) > size)
-			break;
-		web_buf_add(&r->out, buf, n);
-	}
-	if (n == -1 || got != size) {
+	/* One read of the range, decoded into one allocation. */
+	rc = store_part_read_all(rd, &r->out);
+	got = (int64_t)(r->out.len - before);
+	if (rc == -1 || got != size) {
 		log_warnx("web: a part of %lld bytes read back as %lld",
 		    (long long)size, (long long)got);
 		return -1;
@@ -90,7 +88,7 @@ web_part_send_recorded(struct web_req *r, int64_t id, int64_t idx)
 	}
 	r->no_store = 1;
 	snprintf(dflt, sizeof(dflt), "part-%lld", (long long)idx);
-	if (p.size <= WEB_PART_INLINE_MAX) {
+	if (p.size <= WEB_PART_INLINE_MAX && p.length <= STORE_PART_ALL_MAX) {
 		if (web_part_inline(r, rd, p.size) == -1) {
 			store_part_reader_close(rd);
 			store_part_free(&p);

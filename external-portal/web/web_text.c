@@ -41,6 +41,21 @@ web_buf_addf(struct web_buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+web_buf_addll(struct web_buf *b, long long v)
+{
+	char	 d[24], *p = d + sizeof(d);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
+	    (unsigned long long)v;
+
+	do
+		*--p = '0' + u % 10;
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	(void)buf_put(b, p, d + sizeof(d) - p);
+}
+
 char *
 web_buf_finish(struct web_buf *b)
 {
@@ -135,14 +150,15 @@ web_text_plain_to_html(const char *text, size_t len)
 	if (len > 0 && (text[0] == '\n' || text[0] == '\r'))
 		web_buf_adds(&b, "\n");
 	while (i < len) {
-		int boundary = i == 0 ||
-		    !(((unsigned char)text[i - 1] >= 'a' &&
+		/* A link starts with h or m, not inside a word. */
+		if ((text[i] | 0x20) != 'h' && (text[i] | 0x20) != 'm') {
+			i++;
+			continue;
+		}
+		if ((i == 0 || !(((unsigned char)text[i - 1] >= 'a' &&
 		    (unsigned char)text[i - 1] <= 'z') ||
 		    ((unsigned char)text[i - 1] >= 'A' &&
-		    (unsigned char)text[i - 1] <= 'Z'));
-
-		if (boundary && (text[i] == 'h' || text[i] == 'H' ||
-		    text[i] == 'm' || text[i] == 'M') &&
+		    (unsigned char)text[i - 1] <= 'Z'))) &&
 		    (n = web_text_url_len(text + i, len - i)) > 0) {
 			web_html_escape_buf(&b, text + start, i - start);
 			web_buf_adds(&b, "<a href=\"");
@@ -183,12 +199,29 @@ web_text_gmime_init(void)
 	pthread_once(&web_text_gmime_once, web_text_gmime_once_init);
 }
 
+/* Printable ASCII only, and no "=?" that could open an encoded word. */
+static int
+web_text_plain_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e ||
+		    (*s == '=' && s[1] == '?'))
+			return 0;
+	return 1;
+}
+
 char *
 web_text_header_decode(const char *raw)
 {
 	struct web_buf	 b = { 0 };
 	char		*dec;
 
+	/*
+	 * Printable ASCII without an encoded word decodes to itself and
+	 * passes the filter below unchanged (most subjects and senders).
+	 */
+	if (web_text_plain_ascii(raw))
+		return xstrdup(raw);
 	web_text_gmime_init();
 	dec = g_mime_utils_header_decode_text(NULL, raw);
 	if (dec == NULL)
@@ -404,14 +437,51 @@ static const struct {
 	{ "pdf.title",			"Password for your PDF" },
 };
 
+#define WEB_TEXT_N (sizeof(web_text_table) / sizeof(web_text_table[0]))
+
+/* The table's indexes in key order, for a binary search (a page asks
+ * for dozens of texts; a linear scan of the table was a tenth of the
+ * inbox page's time). */
+static size_t		web_text_order[WEB_TEXT_N];
+static pthread_once_t	web_text_once = PTHREAD_ONCE_INIT;
+
+static int
+web_text_cmp(const void *a, const void *b)
+{
+	return strcmp(web_text_table[*(const size_t *)a].key,
+	    web_text_table[*(const size_t *)b].key);
+}
+
+static void
+web_text_sort(void)
+{
+	for (size_t i = 0; i < WEB_TEXT_N; i++)
+		web_text_order[i] = i;
+	qsort(web_text_order, WEB_TEXT_N, sizeof(web_text_order[0]),
+	    web_text_cmp);
+	for (size_t i = 1; i < WEB_TEXT_N; i++)
+		if (web_text_cmp(&web_text_order[i - 1],
+		    &web_text_order[i]) == 0)
+			fatalx("web_text: key \"%s\" twice",
+			    web_text_table[web_text_order[i]].key);
+}
+
 const char *
 web_text_get(const char *key)
 {
-	size_t	 i;
+	size_t	 lo = 0, hi = WEB_TEXT_N, mid;
+	int	 c;
 
-	for (i = 0; i < sizeof(web_text_table) / sizeof(web_text_table[0]);
-	    i++)
-		if (strcmp(web_text_table[i].key, key) == 0)
-			return web_text_table[i].en;
+	pthread_once(&web_text_once, web_text_sort);
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(key, web_text_table[web_text_order[mid]].key);
+		if (c == 0)
+			return web_text_table[web_text_order[mid]].en;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	fatalx("web_text_get: unknown text key \"%s\"", key);
 }

@@ -21,6 +21,8 @@
 
 void	 web_buf_add(struct web_buf *, const void *, size_t);
 void	 web_buf_adds(struct web_buf *, const char *);
+/* A decimal number, as "%lld" without printf. */
+void	 web_buf_addll(struct web_buf *, long long);
 void	 web_buf_addf(struct web_buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 /* Returns the NUL-terminated contents (caller frees); the buffer is reset. */

@@ -39,6 +39,40 @@ test_put_within_max(void **state)
 	free(s);
 }
 
+/*
+ * buf_putf formats into the room there is, and formats again when the
+ * output is longer: both give the whole text; buf_reserve makes the room
+ * in one step and refuses past the maximum.
+ */
+static void
+test_putf_room_and_growth(void **state)
+{
+	struct buf b;
+	char want[2048];
+
+	(void)state;
+	buf_init(&b, 4096);
+	assert_int_equal(buf_reserve(&b, 100), 0);
+	assert_true(b.cap >= 101);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(buf_putf(&b, "%s-%d", "ab", 42), 0);
+	assert_string_equal(b.data, "ab-42");
+	memset(want, 'x', sizeof(want) - 1);
+	want[sizeof(want) - 1] = '\0';
+	/* Longer than the room left: measured and formatted again. */
+	assert_int_equal(buf_putf(&b, "%s", want), 0);
+	assert_int_equal(b.len, 5 + sizeof(want) - 1);
+	assert_memory_equal(b.data + 5, want, sizeof(want) - 1);
+	assert_int_equal(b.data[b.len], '\0');
+	/* Past the maximum: refused, the contents and the NUL unchanged. */
+	assert_int_equal(buf_putf(&b, "%s", want), -1);
+	assert_int_equal(b.len, 5 + sizeof(want) - 1);
+	assert_int_equal(b.data[b.len], '\0');
+	assert_true(buf_full(&b));
+	assert_int_equal(buf_reserve(&b, 4096), -1);
+	buf_free(&b);
+}
+
 static void
 test_put_past_max_leaves_buffer_unchanged(void **state)
 {
@@ -159,6 +193,13 @@ test_escape(void **state)
 		{ "rlo\xe2\x80\xae" "fdp.exe", TEXT_ESC_NOBIDI, "rlofdp.exe" },
 		{ "zw\xe2\x80\x8b" "j\xef\xbb\xbf", TEXT_ESC_NOBIDI, "zwj" },
 		{ "rlo\xe2\x80\xae", 0, "rlo\xe2\x80\xae" },
+		/* Specials and controls at every place of a 4-byte stride. */
+		{ "abcdefg<hijklm&nopqr\"stuv'", TEXT_ESC_HTML,
+		    "abcdefg&lt;hijklm&amp;nopqr&quot;stuv&#39;" },
+		{ "abcdefg<hijklm&nopqr\"stuv'", 0,
+		    "abcdefg<hijklm&nopqr\"stuv'" },
+		{ "abcd\x7f" "efgh\x01ij\xc3\xa9klmno~", TEXT_ESC_HTML,
+		    "abcdefghij\xc3\xa9klmno~" },
 	};
 	struct buf b;
 
@@ -221,6 +262,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_put_within_max),
+		cmocka_unit_test(test_putf_room_and_growth),
 		cmocka_unit_test(test_put_past_max_leaves_buffer_unchanged),
 		cmocka_unit_test(test_default_max),
 		cmocka_unit_test(test_get),

@@ -139,6 +139,62 @@ test_thread_connection(void **state)
 	assert_null(db_thread("/nonexistent/dir/x.db"));
 }
 
+/*
+ * db_prepare_cached(): the thread's connection keeps the statement (the
+ * same one comes back), db_finalize() gives it back reset with its
+ * bindings cleared, a statement in use is never handed out twice, and
+ * closing the connection frees them (no leak under ASan).
+ */
+static void
+test_prepare_cached(void **state)
+{
+	static const char sql[] = "SELECT ?1, (SELECT count(*) FROM t)";
+	struct dfx *f = *state;
+	struct sqlite3 *db, *other;
+	struct sqlite3_stmt *a, *b, *c;
+	char *err = NULL;
+
+	assert_non_null(db = db_thread(f->path));
+	assert_int_equal(db_run(db, "CREATE TABLE t (a)", ""), 0);
+	assert_non_null(a = db_prepare_cached(db, sql));
+	assert_int_equal(db_bind(a, "i", (int64_t)7), 0);
+	assert_int_equal(db_step(a), DB_ROW);
+	assert_int_equal(sqlite3_column_int(a, 0), 7);
+	/* In use: a second, separate statement. */
+	assert_non_null(b = db_prepare_cached(db, sql));
+	assert_ptr_not_equal(a, b);
+	db_finalize(b);
+	db_finalize(a);
+	/* Back: the same statement, reset, no bindings left. */
+	assert_int_equal(db_run(db, "INSERT INTO t VALUES (1)", ""), 1);
+	assert_non_null(c = db_prepare_cached(db, sql));
+	assert_true(c == a || c == b);
+	assert_int_equal(db_step(c), DB_ROW);
+	assert_int_equal(sqlite3_column_type(c, 0), SQLITE_NULL);
+	assert_int_equal(sqlite3_column_int(c, 1), 1);
+	db_finalize(c);
+	/* Another connection compiles its own and frees it. */
+	assert_non_null(other = db_open(f->path, &err));
+	assert_non_null(a = db_prepare_cached(other, sql));
+	assert_int_equal(db_step(a), DB_ROW);
+	db_finalize(a);
+	db_close(other);
+	/* The same address with other text is not taken for the old one. */
+	{
+		char buf[64];
+
+		snprintf(buf, sizeof(buf), "SELECT 1");
+		assert_non_null(a = db_prepare_cached(db, buf));
+		db_finalize(a);
+		snprintf(buf, sizeof(buf), "SELECT 2");
+		assert_non_null(a = db_prepare_cached(db, buf));
+		assert_int_equal(db_step(a), DB_ROW);
+		assert_int_equal(sqlite3_column_int(a, 0), 2);
+		db_finalize(a);
+	}
+	db_thread_close();
+}
+
 int
 main(void)
 {
@@ -148,6 +204,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_transactions, dfx_setup,
 		    dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_thread_connection,
+		    dfx_setup, dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_cached,
 		    dfx_setup, dfx_teardown),
 	};
 
