@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "certstore.h"
+#include "cmsdec.h"
 #include "cmsskel.h"
 #include "gateway.h"
 #include "header.h"
@@ -154,44 +155,6 @@ inbound_is_base64(const struct header *h)
 	return f != NULL && strcasecmp(f->value, "base64") == 0;
 }
 
-/* Decodes (base64) or copies the rest of in to out; -2 on bad base64. */
-static int
-inbound_decode(FILE *in, int b64, FILE *out)
-{
-	unsigned char ib[4096], ob[4096];
-	EVP_ENCODE_CTX *ctx = NULL;
-	size_t n;
-	int ol, rc = 0;
-
-	if (b64 && (ctx = EVP_ENCODE_CTX_new()) == NULL)
-		fatalx("inbound: EVP_ENCODE_CTX_new");
-	if (ctx != NULL)
-		EVP_DecodeInit(ctx);
-	while ((n = fread(ib, 1, b64 ? 3072 : sizeof(ib), in)) > 0) {
-		if (ctx == NULL) {
-			if (fwrite(ib, 1, n, out) != n)
-				rc = -1;
-			continue;
-		}
-		if (EVP_DecodeUpdate(ctx, ob, &ol, ib, (int)n) < 0) {
-			rc = -2;
-			break;
-		}
-		if (fwrite(ob, 1, (size_t)ol, out) != (size_t)ol)
-			rc = -1;
-	}
-	if (rc == 0 && ctx != NULL) {
-		if (EVP_DecodeFinal(ctx, ob, &ol) < 0)
-			rc = -2;
-		else if (fwrite(ob, 1, (size_t)ol, out) != (size_t)ol)
-			rc = -1;
-	}
-	EVP_ENCODE_CTX_free(ctx);
-	if (ferror(in) || fflush(out) == EOF || ferror(out))
-		rc = -1;
-	return rc;
-}
-
 /* The decoded body of the current message into an anonymous file. */
 static FILE *
 inbound_body(struct inbound *ib, const struct header *h, int *bad)
@@ -209,10 +172,10 @@ inbound_body(struct inbound *ib, const struct header *h, int *bad)
 		fclose(in);
 		return NULL;
 	}
-	r = inbound_decode(in, inbound_is_base64(h), out);
+	r = cmsdec_unbase64(in, inbound_is_base64(h), out);
 	fclose(in);
 	if (r != 0 || fseek(out, 0, SEEK_SET) == -1) {
-		*bad = r == -2;
+		*bad = r == CMSDEC_BAD;
 		fclose(out);
 		return NULL;
 	}
@@ -357,7 +320,7 @@ inbound_split(FILE *in, const char *b, FILE *part, unsigned char **sig,
 		fatal("inbound: fmemopen");
 	if ((df = open_memstream((char **)sig, siglen)) == NULL)
 		fatal("inbound: open_memstream");
-	rc = inbound_decode(mf, inbound_is_base64(&h), df);
+	rc = cmsdec_unbase64(mf, inbound_is_base64(&h), df);
 	fclose(mf);
 	fclose(df);
 	header_free(&h);
