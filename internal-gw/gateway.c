@@ -90,6 +90,7 @@ struct gw_msg {
 	struct relay_hold	 hold;		/* ledger entries held back */
 	int			 known;		/* ledger knew msgkey (-1: ?) */
 	int			 lastk;		/* kind relayed last */
+	const char		*msgkey;	/* the ledger key */
 };
 
 /*
@@ -470,10 +471,11 @@ gw_portal_tunnel(struct gw_msg *m, struct gw_variant *v, int pdf)
 		return -1;
 	}
 	v->owned = 1;
+	/* The id follows the ledger key: a retry gets the same one. */
 	r = tunnel_out_build(m->gw->keyd, &v->tunnel, cert, pdf ?
 	    TUNNEL_ROUTE_PDF : TUNNEL_ROUTE_WEBMAIL,
-	    (const char *const *)v->rcpts, v->n, m->txn->id, fi, fo,
-	    m->gw->spool_dir, id, err, sizeof(err));
+	    (const char *const *)v->rcpts, v->n, m->msgkey, m->txn->id, fi, fo,
+	    id, err, sizeof(err));
 	fclose(fi);
 	X509_free(cert);
 	if (gw_close(fo, v->path, m->txn->id) == -1)
@@ -1191,6 +1193,7 @@ gateway_message(void *arg, struct smtp_txn *txn)
 	}
 	/* The message as received, before anything is stripped. */
 	relay_msgkey(txn->mail_from, txn->spool_path, msgkey);
+	m.msgkey = msgkey;
 	m.known = relay_ledger_known(m.gw->relay, msgkey);
 	m.hold.fresh = m.known == 0;
 	if ((r = gw_strip(&m)) != 0 || (r = gw_subject(&m)) != 0) {

@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "certstore.h"
+#include "cmsdec.h"
 #include "cmsskel.h"
 #include "gateway.h"
 #include "header.h"
@@ -178,118 +179,6 @@ inbound_is_base64(const struct header *h)
 	return f != NULL && strcasecmp(f->value, "base64") == 0;
 }
 
-/* base64 digit values; 64 for white space, 65 for '=', 66 for others. */
-static unsigned char inbound_b64_val[256];
-static pthread_once_t inbound_b64_once = PTHREAD_ONCE_INIT;
-
-static void
-inbound_b64_init(void)
-{
-	static const char digits[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-	memset(inbound_b64_val, 66, sizeof(inbound_b64_val));
-	for (int i = 0; i < 64; i++)
-		inbound_b64_val[(unsigned char)digits[i]] = (unsigned char)i;
-	inbound_b64_val[' '] = inbound_b64_val['\t'] = 64;
-	inbound_b64_val['\r'] = inbound_b64_val['\n'] = 64;
-	inbound_b64_val['='] = 65;
-}
-
-/*
- * A streaming base64 decoder: white space anywhere, '=' padding only at
- * the end (then only white space or more '='); anything else is bad.
- */
-struct inbound_b64 {
-	unsigned int	 acc;		/* bits of the pending digits */
-	int		 n;		/* pending digits, 0-3 */
-	int		 pad;		/* '=' seen */
-};
-
-/* Decodes len bytes of in into out (room for len * 3 / 4 + 3); -1: bad. */
-static long
-inbound_b64_update(struct inbound_b64 *d, const unsigned char *in, size_t len,
-    unsigned char *out)
-{
-	unsigned char *o = out, v;
-
-	for (size_t i = 0; i < len; i++) {
-		if ((v = inbound_b64_val[in[i]]) < 64) {
-			if (d->pad)
-				return -1;
-			d->acc = d->acc << 6 | v;
-			if (++d->n == 4) {
-				*o++ = (unsigned char)(d->acc >> 16);
-				*o++ = (unsigned char)(d->acc >> 8);
-				*o++ = (unsigned char)d->acc;
-				d->acc = 0;
-				d->n = 0;
-			}
-		} else if (v == 65) {
-			if (d->n < 2)
-				return -1;
-			d->pad = 1;
-		} else if (v != 64)
-			return -1;
-	}
-	return o - out;
-}
-
-/* The last 1 or 2 bytes of a padded group; -1 when a group is cut. */
-static long
-inbound_b64_final(struct inbound_b64 *d, unsigned char *out)
-{
-	switch (d->n) {
-	case 0:
-		return 0;
-	case 2:
-		out[0] = (unsigned char)(d->acc >> 4);
-		return 1;
-	case 3:
-		out[0] = (unsigned char)(d->acc >> 10);
-		out[1] = (unsigned char)(d->acc >> 2);
-		return 2;
-	default:
-		return -1;
-	}
-}
-
-/* Decodes (base64) or copies the rest of in to out; -2 on bad base64. */
-static int
-inbound_decode(FILE *in, int b64, FILE *out)
-{
-	unsigned char ib[16384], ob[16384];
-	struct inbound_b64 d;
-	size_t n;
-	long ol;
-	int rc = 0;
-
-	pthread_once(&inbound_b64_once, inbound_b64_init);
-	memset(&d, 0, sizeof(d));
-	while ((n = fread(ib, 1, sizeof(ib), in)) > 0) {
-		if (!b64) {
-			if (fwrite(ib, 1, n, out) != n)
-				rc = -1;
-			continue;
-		}
-		if ((ol = inbound_b64_update(&d, ib, n, ob)) < 0) {
-			rc = -2;
-			break;
-		}
-		if (fwrite(ob, 1, (size_t)ol, out) != (size_t)ol)
-			rc = -1;
-	}
-	if (rc == 0 && b64) {
-		if ((ol = inbound_b64_final(&d, ob)) < 0)
-			rc = -2;
-		else if (fwrite(ob, 1, (size_t)ol, out) != (size_t)ol)
-			rc = -1;
-	}
-	if (ferror(in) || fflush(out) == EOF || ferror(out))
-		rc = -1;
-	return rc;
-}
-
 /* The decoded body of in (after header h) into an anonymous file. */
 static FILE *
 inbound_body(struct inbound *ib, FILE *in, const struct header *h, int *bad)
@@ -301,9 +190,9 @@ inbound_body(struct inbound *ib, FILE *in, const struct header *h, int *bad)
 	if (fseeko(in, (off_t)h->len, SEEK_SET) == -1 ||
 	    (out = smime_in_tmp(ib->gw->spool_dir, ib->size)) == NULL)
 		return NULL;
-	r = inbound_decode(in, inbound_is_base64(h), out);
+	r = cmsdec_unbase64(in, inbound_is_base64(h), out);
 	if (r != 0 || fseek(out, 0, SEEK_SET) == -1) {
-		*bad = r == -2;
+		*bad = r == CMSDEC_BAD;
 		fclose(out);
 		return NULL;
 	}
@@ -468,7 +357,7 @@ inbound_split(FILE *in, const char *b, FILE *part, unsigned char **sig,
 		fatal("inbound: fmemopen");
 	if ((df = open_memstream((char **)sig, siglen)) == NULL)
 		fatal("inbound: open_memstream");
-	rc = inbound_decode(mf, inbound_is_base64(&h), df);
+	rc = cmsdec_unbase64(mf, inbound_is_base64(&h), df);
 	fclose(mf);
 	fclose(df);
 	header_free(&h);

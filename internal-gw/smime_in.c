@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "certstore.h"
+#include "cmsdec.h"
 #include "cmsskel.h"
 #include "crl.h"
 #include "keycache.h"
@@ -109,7 +110,6 @@ smime_in_open(struct keyd_client *kc, const char *msgid, const char *addr,
 	const unsigned char *q;
 	size_t derlen, rlen;
 	CMS_ContentInfo *cms = NULL;
-	BIO *in = NULL, *ob = NULL;
 	int rc = SMIME_IN_BAD;
 
 	cmsskel_der(sk, i, &der, &derlen);
@@ -137,31 +137,19 @@ smime_in_open(struct keyd_client *kc, const char *msgid, const char *addr,
 		snprintf(err, errlen, "content key not usable");
 		goto out;
 	}
-	if (fflush(content) == EOF || fseek(content, 0, SEEK_SET) == -1) {
+	switch (cmsdec_content(cms, content, out, err, errlen)) {
+	case CMSDEC_OK:
+		break;
+	case CMSDEC_LOCAL:
 		rc = SMIME_IN_LOCAL;
 		goto out;
-	}
-	if ((in = BIO_new_fp(content, BIO_NOCLOSE)) == NULL ||
-	    (ob = BIO_new_fp(out, BIO_NOCLOSE)) == NULL)
-		fatalx("smime_in: BIO_new_fp");
-	if (!CMS_decrypt(cms, NULL, NULL, in, ob, CMS_BINARY)) {
-		snprintf(err, errlen, "decryption failed: %s",
-		    ERR_reason_error_string(ERR_peek_last_error()) ?
-		    ERR_reason_error_string(ERR_peek_last_error()) :
-		    "bad content");
-		goto out;
-	}
-	if (BIO_flush(ob) != 1 || fflush(out) == EOF || ferror(out)) {
-		snprintf(err, errlen, "cannot write the plaintext");
-		rc = SMIME_IN_LOCAL;
+	default:
 		goto out;
 	}
 	rc = SMIME_IN_DONE;
 out:
 	OPENSSL_cleanse(kek, sizeof(kek));
 	ERR_clear_error();
-	BIO_free(in);
-	BIO_free(ob);
 	CMS_ContentInfo_free(cms);
 	return rc;
 }
@@ -196,10 +184,7 @@ smime_in_decrypt(struct keyd_client *kc, const char *msgid,
 	struct cmsskel sk;
 	STACK_OF(CMS_RecipientInfo) *ris;
 	CMS_ContentInfo *all = NULL;
-	unsigned char *der;
-	const unsigned char *q;
 	const char *why;
-	size_t derlen;
 	X509 **certs;
 	FILE *content;
 	struct stat st;
@@ -221,11 +206,7 @@ smime_in_decrypt(struct keyd_client *kc, const char *msgid,
 		rc = SMIME_IN_BAD;
 		goto out;
 	}
-	cmsskel_der(&sk, -1, &der, &derlen);
-	q = der;
-	all = d2i_CMS_ContentInfo(NULL, &q, (long)derlen);
-	free(der);
-	if (all == NULL) {
+	if ((all = cmsdec_skeleton(&sk, -1)) == NULL) {
 		snprintf(err, errlen, "malformed CMS recipient information");
 		rc = SMIME_IN_BAD;
 		goto out;

@@ -9,6 +9,7 @@
  * manifest, and only the manifest's digest goes to keyd.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@
 #include "xmalloc.h"
 
 #define TUNNEL_OUT_CHUNK	65536
+
+static const char tunnel_out_rfc822[] = "Content-Type: message/rfc822\r\n\r\n";
 
 int
 tunnel_out_settings(struct props *p, struct tunnel_out *t)
@@ -104,28 +107,6 @@ tunnel_out_cert(sqlite3 *db, const char *recipient, char *err, size_t errlen)
 	return found;
 }
 
-static FILE *
-tunnel_out_tmp(const char *dir, char *err, size_t errlen)
-{
-	char path[4096];
-	FILE *f;
-	int fd;
-
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
-		snprintf(path, sizeof(path), "%s/tunnel.XXXXXX", dir);
-		if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
-			unlink(path);
-	}
-	if (fd == -1 || (f = fdopen(fd, "w+")) == NULL) {
-		snprintf(err, errlen, "temporary file in %s: %s", dir,
-		    strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return NULL;
-	}
-	return f;
-}
-
 /* Size and hex SHA-256 of what in holds; in is rewound. */
 static int
 tunnel_out_digest(FILE *in, long long *size, char hex[65])
@@ -155,39 +136,72 @@ tunnel_out_digest(FILE *in, long long *size, char hex[65])
 	return 0;
 }
 
-/* The plain tunnel entity (shared/tunnel.h), before encryption. */
+/* Writes all of p to the encrypting BIO b. */
 static int
-tunnel_out_entity(FILE *f, const char *manifest, const unsigned char *der,
+tunnel_out_put(BIO *b, const void *p, size_t n)
+{
+	const char *q = p;
+	int w;
+
+	while (n > 0) {
+		w = BIO_write(b, q, n > INT_MAX ? INT_MAX : (int)n);
+		if (w <= 0)
+			return -1;
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * The plain tunnel entity (shared/tunnel.h) into b, the encrypting
+ * stream: nothing of it touches a file in clear.
+ */
+static int
+tunnel_out_entity(BIO *b, const char *manifest, const unsigned char *der,
     size_t derlen, FILE *in)
 {
-	char boundary[TUNNEL_BOUNDARY_MAX + 1], line[80];
+	char boundary[TUNNEL_BOUNDARY_MAX + 1], *head, line[80];
 	unsigned char *buf;
 	size_t n;
+	int len, rv = -1;
 
 	tunnel_boundary_new(boundary);
-	fprintf(f, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n"
-	    "--%s\r\nContent-Type: " TUNNEL_MANIFEST_TYPE "\r\n\r\n%s"
+	len = xasprintf(&head, "Content-Type: multipart/mixed; boundary=\"%s\""
+	    "\r\n\r\n--%s\r\nContent-Type: " TUNNEL_MANIFEST_TYPE "\r\n\r\n%s"
 	    "\r\n--%s\r\n"
 	    "Content-Type: application/pkcs7-signature; name=manifest.p7s\r\n"
 	    "Content-Transfer-Encoding: base64\r\n\r\n", boundary, boundary,
 	    manifest, boundary);
+	if (tunnel_out_put(b, head, (size_t)len) == -1) {
+		free(head);
+		return -1;
+	}
+	free(head);
 	for (size_t off = 0; off < derlen; off += 57) {
 		n = derlen - off < 57 ? derlen - off : 57;
-		EVP_EncodeBlock((unsigned char *)line, der + off, (int)n);
-		fprintf(f, "%s\r\n", line);
+		len = EVP_EncodeBlock((unsigned char *)line, der + off, (int)n);
+		line[len++] = '\r';
+		line[len++] = '\n';
+		if (tunnel_out_put(b, line, (size_t)len) == -1)
+			return -1;
 	}
-	fprintf(f, "\r\n--%s\r\nContent-Type: message/rfc822\r\n\r\n",
-	    boundary);
+	len = snprintf(line, sizeof(line), "\r\n--%s\r\n", boundary);
+	if (tunnel_out_put(b, line, (size_t)len) == -1 ||
+	    tunnel_out_put(b, tunnel_out_rfc822, sizeof(tunnel_out_rfc822) - 1) ==
+	    -1)
+		return -1;
 	buf = xmalloc(TUNNEL_OUT_CHUNK);
 	while ((n = fread(buf, 1, TUNNEL_OUT_CHUNK, in)) > 0)
-		if (fwrite(buf, 1, n, f) != n)
-			break;
+		if (tunnel_out_put(b, buf, n) == -1)
+			goto out;
+	if (ferror(in))
+		goto out;
+	len = snprintf(line, sizeof(line), "\r\n--%s--\r\n", boundary);
+	rv = tunnel_out_put(b, line, (size_t)len);
+out:
 	free(buf);
-	fprintf(f, "\r\n--%s--\r\n", boundary);
-	if (ferror(in) || fflush(f) == EOF || ferror(f))
-		return -1;
-	rewind(f);
-	return 0;
+	return rv;
 }
 
 /*
@@ -253,17 +267,19 @@ tunnel_out_crlf_init(void)
 /*
  * The tunnel message: an outer header with nothing of the original, then
  * the entity encrypted (AES-256-CBC) to cert as S/MIME enveloped data, in
- * one streaming pass: read, encrypt, base64, write.
+ * one streaming pass: the entity is written into OpenSSL's streaming CMS
+ * BIO, whose BER goes through base64 into out with CRLF line ends.
  */
 static int
 tunnel_out_encrypt(const struct tunnel_out *t, const char *id, X509 *cert,
-    FILE *plain, FILE *out, char *err, size_t errlen)
+    const char *manifest, const unsigned char *der, size_t derlen, FILE *in,
+    FILE *out, char *err, size_t errlen)
 {
-	unsigned int flags = CMS_BINARY | CMS_STREAM | SMIME_CRLFEOL;
+	unsigned int flags = CMS_BINARY | CMS_STREAM | CMS_PARTIAL;
 	STACK_OF(X509) *sk;
 	CMS_ContentInfo *cms = NULL;
 	struct tunnel_out_crlf crlf = { out, 0 };
-	BIO *bin, *bout;
+	BIO *b64, *bout, *cb = NULL, *next;
 	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -272,29 +288,58 @@ tunnel_out_encrypt(const struct tunnel_out *t, const char *id, X509 *cert,
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	if (fprintf(out, "From: <%s>\r\nTo: <%s>\r\nSubject: Postern tunnel\r\n"
-	    "Date: %s\r\nMessage-ID: <%s@tunnel.postern>\r\n", t->sender,
-	    t->recipient, date, id) < 0 || fflush(out) == EOF) {
+	    "Date: %s\r\nMessage-ID: <%s@tunnel.postern>\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Disposition: attachment; filename=\"smime.p7m\"\r\n"
+	    "Content-Type: application/pkcs7-mime; smime-type=enveloped-data;"
+	    " name=\"smime.p7m\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n", t->sender,
+	    t->recipient, date, id) < 0) {
 		snprintf(err, errlen, "write: %s", strerror(errno));
 		return -1;
 	}
 	pthread_once(&tunnel_out_crlf_once, tunnel_out_crlf_init);
 	if ((sk = sk_X509_new_null()) == NULL || !sk_X509_push(sk, cert) ||
-	    (bin = BIO_new_fp(plain, BIO_NOCLOSE)) == NULL ||
+	    (b64 = BIO_new(BIO_f_base64())) == NULL ||
 	    (bout = BIO_new(tunnel_out_crlf_meth)) == NULL)
 		fatalx("tunnel_out: out of memory");
 	BIO_set_data(bout, &crlf);
 	BIO_set_init(bout, 1);
-	if ((cms = CMS_encrypt(sk, bin, EVP_aes_256_cbc(), flags)) == NULL ||
-	    !SMIME_write_CMS(bout, cms, bin, (int)flags) ||
-	    BIO_flush(bout) != 1)
+	BIO_push(b64, bout);
+	if ((cms = CMS_encrypt(sk, NULL, EVP_aes_256_cbc(), flags)) == NULL ||
+	    (cb = BIO_new_CMS(b64, cms)) == NULL) {
 		snprintf(err, errlen, "encryption failed: %s",
 		    ERR_reason_error_string(ERR_peek_last_error()));
-	else
-		rv = 0;
+		goto out;
+	}
+	if (tunnel_out_entity(cb, manifest, der, derlen, in) == -1 ||
+	    BIO_flush(cb) != 1) {
+		snprintf(err, errlen, "writing the tunnel message: %s",
+		    ferror(in) ? "cannot read the message" :
+		    "encryption failed");
+		goto out;
+	}
+	/* BIO_new_CMS put its filters before b64: free them, keep b64. */
+	while (cb != b64) {
+		next = BIO_pop(cb);
+		BIO_free(cb);
+		cb = next;
+	}
+	cb = NULL;
+	if (BIO_flush(b64) != 1 || fflush(out) == EOF || ferror(out)) {
+		snprintf(err, errlen, "write: %s", strerror(errno));
+		goto out;
+	}
+	rv = 0;
+out:
+	while (cb != NULL && cb != b64) {
+		next = BIO_pop(cb);
+		BIO_free(cb);
+		cb = next;
+	}
 	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
-	BIO_free(bin);
-	BIO_free(bout);
+	BIO_free_all(b64);
 	sk_X509_free(sk);
 	return rv;
 }
@@ -302,18 +347,20 @@ tunnel_out_encrypt(const struct tunnel_out *t, const char *id, X509 *cert,
 int
 tunnel_out_build(struct keyd_client *kc, const struct tunnel_out *t,
     X509 *cert, enum tunnel_route route, const char *const *rcpts,
-    size_t nrcpts, const char *msgid, FILE *in, FILE *out,
-    const char *tmpdir, char id[TUNNEL_ID_LEN + 1], char *err, size_t errlen)
+    size_t nrcpts, const char *seed, const char *msgid, FILE *in, FILE *out,
+    char id[TUNNEL_ID_LEN + 1], char *err, size_t errlen)
 {
 	struct tunnel_manifest m;
 	unsigned char md[KEYD_DIGEST_LEN], *der = NULL;
 	size_t derlen;
 	char *manifest = NULL;
-	FILE *plain = NULL;
 	int rv = -1;
 
 	memset(&m, 0, sizeof(m));
-	tunnel_id_new(m.id);
+	if (seed != NULL)
+		tunnel_id_derive(seed, route, rcpts, nrcpts, m.id);
+	else
+		tunnel_id_new(m.id);
 	m.time = (long long)time(NULL);
 	m.route = route;
 	m.rcpts = (char **)rcpts;
@@ -334,20 +381,12 @@ tunnel_out_build(struct keyd_client *kc, const struct tunnel_out *t,
 	if (keyd_sign_digest(kc, t->sender, KEYD_PURPOSE_TUNNEL, msgid, md,
 	    &der, &derlen, err, errlen) == -1)
 		goto out;
-	if ((plain = tunnel_out_tmp(tmpdir, err, errlen)) == NULL)
-		goto out;
-	if (tunnel_out_entity(plain, manifest, der, derlen, in) == -1) {
-		snprintf(err, errlen, "writing the tunnel entity: %s",
-		    strerror(errno));
-		goto out;
-	}
-	if (tunnel_out_encrypt(t, m.id, cert, plain, out, err, errlen) == -1)
+	if (tunnel_out_encrypt(t, m.id, cert, manifest, der, derlen, in, out,
+	    err, errlen) == -1)
 		goto out;
 	memcpy(id, m.id, TUNNEL_ID_LEN + 1);
 	rv = 0;
 out:
-	if (plain != NULL)
-		fclose(plain);
 	free(der);
 	free(manifest);
 	return rv;

@@ -43,15 +43,16 @@ X509	*tunnel_out_cert(sqlite3 *, const char *recipient, char *err,
 /*
  * Writes the tunnel message for the message in (CRLF lines) to out: the
  * manifest for route and rcpts (as the portal delivers them), signed by
- * keyd as t->sender for the tunnel, the whole encrypted to cert. The
- * tunnel id chosen goes to id. Temporary files go to tmpdir. Returns 0,
- * or -1 with a reason in err.
+ * keyd as t->sender for the tunnel, the whole encrypted to cert, in one
+ * pass over the message after the one that hashes it; no plaintext goes
+ * to a file. The tunnel id is derived from seed (tunnel_id_derive), or
+ * random when seed is NULL, and goes to id. Returns 0, or -1 with a
+ * reason in err.
  */
 int	tunnel_out_build(struct keyd_client *, const struct tunnel_out *,
 	    X509 *cert, enum tunnel_route, const char *const *rcpts,
-	    size_t nrcpts, const char *msgid, FILE *in, FILE *out,
-	    const char *tmpdir, char id[TUNNEL_ID_LEN + 1], char *err,
-	    size_t errlen);
+	    size_t nrcpts, const char *seed, const char *msgid, FILE *in,
+	    FILE *out, char id[TUNNEL_ID_LEN + 1], char *err, size_t errlen);
 
 /* The webmail-sender the node starts with (keyd's tunnel signer), or
  * NULL when it is not set or the database cannot be read. */

@@ -69,6 +69,31 @@ tunnel_id_new(char out[TUNNEL_ID_LEN + 1])
 }
 
 void
+tunnel_id_derive(const char *seed, enum tunnel_route route,
+    const char *const *rcpts, size_t nrcpts, char out[TUNNEL_ID_LEN + 1])
+{
+	static const char label[] = "postern tunnel id 1";
+	unsigned char md[32];
+	const char *r = tunnel_route_name(route);
+	EVP_MD_CTX *ctx;
+
+	/* Every field ends in a NUL: no two inputs hash the same bytes. */
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, label, sizeof(label)) ||
+	    !EVP_DigestUpdate(ctx, seed, strlen(seed) + 1) ||
+	    !EVP_DigestUpdate(ctx, r, strlen(r) + 1))
+		fatalx("tunnel: SHA-256 unavailable");
+	for (size_t i = 0; i < nrcpts; i++)
+		if (!EVP_DigestUpdate(ctx, rcpts[i], strlen(rcpts[i]) + 1))
+			fatalx("tunnel: EVP_DigestUpdate");
+	if (!EVP_DigestFinal_ex(ctx, md, NULL))
+		fatalx("tunnel: EVP_DigestFinal_ex");
+	EVP_MD_CTX_free(ctx);
+	tunnel_hex(md, TUNNEL_ID_LEN / 2, out);
+}
+
+void
 tunnel_boundary_new(char out[TUNNEL_BOUNDARY_MAX + 1])
 {
 	unsigned char r[16];

@@ -82,6 +82,16 @@ int		 tunnel_route_parse(const char *, enum tunnel_route *out);
 
 /* A fresh random id (TUNNEL_ID_LEN hex digits). */
 void		 tunnel_id_new(char out[TUNNEL_ID_LEN + 1]);
+/*
+ * The id of a tunnel message derived from seed (the gateway's hash of
+ * the envelope sender and the received bytes), the route and the
+ * recipients in their order: a retry of the same message for the same
+ * recipients gets the same id, so the portal skips the recipients it
+ * already stored; anything else gets another.
+ */
+void		 tunnel_id_derive(const char *seed, enum tunnel_route,
+		    const char *const *rcpts, size_t nrcpts,
+		    char out[TUNNEL_ID_LEN + 1]);
 /* A fresh random boundary that never occurs in base64 text. */
 void		 tunnel_boundary_new(char out[TUNNEL_BOUNDARY_MAX + 1]);
 

@@ -22,11 +22,15 @@
 #include <strings.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <sqlite3.h>
 
 #include "addr.h"
+#include "cmsdec.h"
+#include "cmsskel.h"
 #include "db.h"
 #include "header.h"
 #include "ingest/ingest.h"
@@ -39,10 +43,35 @@
 #include "tunnel.h"
 #include "xmalloc.h"
 
+/* The gateway encrypts to one certificate: a few are plenty. */
+#define TUNNEL_IN_MAX_RI	16
+
+/*
+ * tunnel_seen: the recipients each tunnel id was stored for (a retry of
+ * that id skips them). tunnel_claim: one row per tunnel id, claimed in one
+ * statement before anything is stored, so of two copies arriving at once
+ * only one goes on; done once its answer was final (a replay then gets
+ * 550), removed when it was deferred so that the retry may claim it again.
+ * proc is the ingest process that holds an unfinished claim: a claim left
+ * by a process that died (kill -9 between claim and answer) is taken over
+ * instead of refusing the retry as a replay.
+ */
 static const char tunnel_in_schema[] =
     "CREATE TABLE IF NOT EXISTS tunnel_seen ("
     " id TEXT NOT NULL, owner TEXT NOT NULL, ts INTEGER NOT NULL,"
-    " PRIMARY KEY (id, owner));";
+    " PRIMARY KEY (id, owner));"
+    "CREATE TABLE IF NOT EXISTS tunnel_claim ("
+    " id TEXT PRIMARY KEY, ts INTEGER NOT NULL, done INTEGER NOT NULL,"
+    " proc TEXT NOT NULL);";
+
+static char		tunnel_in_proc[TUNNEL_ID_LEN + 1];
+static pthread_once_t	tunnel_in_proc_once = PTHREAD_ONCE_INIT;
+
+static void
+tunnel_in_proc_init(void)
+{
+	tunnel_id_new(tunnel_in_proc);
+}
 
 /* The webmail-recipient property; NULL on a database failure. */
 static char *
@@ -139,46 +168,123 @@ tunnel_in_for_us(CMS_ContentInfo *cms, X509 *cert)
 	return 0;
 }
 
-/* Decrypts the spool file into out. 0, 1 refused (*why), -1 local. */
+/*
+ * The ciphertext of the tunnel mail at spool into the store temp file
+ * content, and its skeleton (everything but the ciphertext) as an OpenSSL
+ * structure in *cms: the base64 body is decoded into a second temp file
+ * and split by the bounded walker, so memory stays flat whatever the
+ * size. 0, 1 refused (*why), -1 local.
+ */
+static int
+tunnel_in_split(struct ingest *in, const char *spool, FILE *content,
+    CMS_ContentInfo **cms, const char **why)
+{
+	struct store_tmp der = { NULL, NULL };
+	const struct header_field *cte;
+	struct cmsskel sk;
+	struct header h;
+	FILE *f;
+	int rc = -1;
+
+	*cms = NULL;
+	memset(&h, 0, sizeof(h));
+	memset(&sk, 0, sizeof(sk));
+	if ((f = fopen(spool, "re")) == NULL) {
+		log_warn("tunnel_in: %s", spool);
+		return -1;
+	}
+	if ((rc = header_read(f, in->max_header, &h)) != 0) {
+		*why = "cannot decrypt: malformed header";
+		rc = rc == -2 ? 1 : -1;
+		goto out;
+	}
+	rc = -1;
+	cte = header_get(&h, "Content-Transfer-Encoding");
+	if (fseeko(f, (off_t)h.len, SEEK_SET) == -1 ||
+	    store_tmp_create(in->store, &der) == -1)
+		goto out;
+	switch (cmsdec_unbase64(f, cte != NULL && strcasecmp(cte->value,
+	    "base64") == 0, der.fp)) {
+	case CMSDEC_OK:
+		break;
+	case CMSDEC_BAD:
+		*why = "cannot decrypt: bad base64";
+		rc = 1;
+		goto out;
+	default:
+		goto out;
+	}
+	rewind(der.fp);
+	if (cmsskel_read(der.fp, content, TUNNEL_IN_MAX_RI, &sk, why) == -1) {
+		rc = ferror(der.fp) || ferror(content) ? -1 : 1;
+		goto out;
+	}
+	if (sk.type != CMSSKEL_ENVELOPED) {
+		*why = "cannot decrypt: not S/MIME enveloped data";
+		rc = 1;
+		goto out;
+	}
+	if ((*cms = cmsdec_skeleton(&sk, -1)) == NULL) {
+		*why = "cannot decrypt: malformed enveloped data";
+		rc = 1;
+		goto out;
+	}
+	rc = 0;
+out:
+	cmsskel_free(&sk);
+	header_free(&h);
+	if (der.path != NULL)
+		store_tmp_discard(&der);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Decrypts the spool file into out: the content key through pkeyd, the
+ * content here, a chunk at a time. 0, 1 refused (*why), -1 local.
+ */
 static int
 tunnel_in_decrypt(struct ingest *in, const char *path, FILE *out,
     const char **why)
 {
-	CMS_ContentInfo *cms;
-	BIO *b, *o;
-	int ok;
+	char err[200];
+	struct store_tmp content = { NULL, NULL };
+	CMS_ContentInfo *cms = NULL;
+	int rc;
 
-	if ((b = BIO_new_file(path, "rb")) == NULL)
+	if (store_tmp_create(in->store, &content) == -1)
 		return -1;
-	cms = SMIME_read_CMS(b, NULL);
-	BIO_free(b);
-	if (cms == NULL || OBJ_obj2nid(CMS_get0_type(cms)) !=
-	    NID_pkcs7_enveloped) {
-		ERR_clear_error();
-		CMS_ContentInfo_free(cms);
-		*why = "cannot decrypt: not S/MIME enveloped data";
-		return 1;
-	}
+	if ((rc = tunnel_in_split(in, path, content.fp, &cms, why)) != 0)
+		goto out;
+	rc = 1;
 	if (!tunnel_in_for_us(cms, in->tunnel_own_cert)) {
-		CMS_ContentInfo_free(cms);
 		*why = "cannot decrypt: not encrypted to this portal's tunnel "
 		    "certificate";
-		return 1;
+		goto out;
 	}
-	if ((o = BIO_new_fp(out, BIO_NOCLOSE)) == NULL)
-		fatalx("tunnel_in: BIO_new_fp");
-	ok = CMS_decrypt(cms, in->tunnel_pkey, in->tunnel_own_cert, NULL, o,
-	    CMS_BINARY) == 1 && BIO_flush(o) == 1;
-	if (!ok) {
+	if (!CMS_decrypt_set1_pkey(cms, in->tunnel_pkey, in->tunnel_own_cert)) {
 		*why = "cannot decrypt with the tunnel key";
-		ERR_clear_error();
+		goto out;
 	}
-	BIO_free(o);
+	switch (cmsdec_content(cms, content.fp, out, err, sizeof(err))) {
+	case CMSDEC_OK:
+		rc = 0;
+		break;
+	case CMSDEC_LOCAL:
+		log_warnx("tunnel_in: %s", err);
+		rc = -1;
+		break;
+	default:
+		*why = "cannot decrypt with the tunnel key";
+		break;
+	}
+	if (rc == 0 && (fflush(out) == EOF || fseek(out, 0, SEEK_SET) == -1))
+		rc = -1;
+out:
+	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
-	if (fflush(out) == EOF)
-		return -1;
-	rewind(out);
-	return ok ? 0 : 1;
+	store_tmp_discard(&content);
+	return rc;
 }
 
 /* 1 when the signature over the manifest is the gateway's. */
@@ -230,6 +336,45 @@ tunnel_in_seen(sqlite3 *db, const char *id, const char *owner, time_t now)
 		return -1;
 	(void)now;
 	return 0;
+}
+
+/*
+ * Claims tunnel id for this delivery: 1 when claimed (new, or left
+ * unfinished by a process that is gone), 0 when another delivery holds or
+ * finished it (a replay), -1 on a database failure. One statement, so two
+ * threads or processes can never both claim it.
+ */
+static int
+tunnel_in_claim(sqlite3 *db, const char *id, time_t now)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_once(&tunnel_in_proc_once, tunnel_in_proc_init);
+	if ((st = db_prepare(db, "INSERT INTO tunnel_claim (id, ts, done, proc)"
+	    " VALUES (?1, ?2, 0, ?3) ON CONFLICT (id) DO UPDATE SET"
+	    " ts = excluded.ts, proc = excluded.proc"
+	    " WHERE tunnel_claim.done = 0 AND tunnel_claim.proc <> excluded.proc"
+	    " RETURNING id")) == NULL ||
+	    db_bind(st, "tit", id, (int64_t)now, tunnel_in_proc) == -1) {
+		if (st != NULL)
+			db_finalize(st);
+		return -1;
+	}
+	rc = db_step(st);
+	db_finalize(st);
+	return rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : -1;
+}
+
+/* Ends our claim: final (done) or given back for a retry. */
+static int
+tunnel_in_unclaim(sqlite3 *db, const char *id, int done)
+{
+	if (done)
+		return db_run(db, "UPDATE tunnel_claim SET done = 1 WHERE"
+		    " id = ?1 AND proc = ?2", "tt", id, tunnel_in_proc);
+	return db_run(db, "DELETE FROM tunnel_claim WHERE id = ?1 AND"
+	    " proc = ?2 AND done = 0", "tt", id, tunnel_in_proc);
 }
 
 static int
@@ -297,7 +442,7 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	long long window;
 	time_t now = time(NULL);
 	sqlite3 *db;
-	int rc, woke = 0, codes[3] = { 0, 0, 0 };
+	int rc, woke = 0, claimed = 0, codes[3] = { 0, 0, 0 };
 
 	if (txn->nrcpts != 1)
 		return 0;
@@ -358,11 +503,12 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 		    "window", "5.7.0");
 		goto out;
 	}
-	if ((rc = tunnel_in_seen(db, m.id, "", now)) != 0) {
-		if (rc == 1)
+	if ((rc = tunnel_in_claim(db, m.id, now)) != 1) {
+		if (rc == 0)
 			tunnel_in_refuse(txn, "replayed tunnel id", "5.7.0");
 		goto out;
 	}
+	claimed = 1;
 	if (store_tmp_create(in->store, &msg) == -1)
 		goto out;
 	if ((rc = tunnel_copy_message(plain.fp, parts.boundary, m.size,
@@ -419,9 +565,12 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 		    txn->id, m.id, codes[1]);
 		goto out;
 	}
-	if (tunnel_in_mark(db, m.id, "", now) == -1)
+	if (tunnel_in_unclaim(db, m.id, 1) == -1)
 		goto out;
+	claimed = 0;
 	(void)db_run(db, "DELETE FROM tunnel_seen WHERE ts < ?1", "i",
+	    (int64_t)(now - 2 * window));
+	(void)db_run(db, "DELETE FROM tunnel_claim WHERE ts < ?1", "i",
 	    (int64_t)(now - 2 * window));
 	txn->rcpts[0].code = 250;
 	snprintf(txn->rcpts[0].reply, sizeof(txn->rcpts[0].reply),
@@ -433,6 +582,9 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	if (woke && in->outbox != NULL)
 		outbox_wake(in->outbox);
 out:
+	if (claimed && tunnel_in_unclaim(db, m.id, 0) == -1)
+		log_warnx("id=%s tunnel id %s: cannot release its claim; a "
+		    "retry is refused as a replay", txn->id, m.id);
 	header_free(&h);
 	tunnel_manifest_free(&m);
 	tunnel_parts_free(&parts);

@@ -13,7 +13,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 
-#include "../../internal-gw/cmsskel.h"
+#include "cmsskel.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

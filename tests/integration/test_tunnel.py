@@ -9,6 +9,7 @@ timestamp, a manifest that does not parse."""
 
 import hashlib
 import os
+import re
 import secrets
 import smtplib
 import subprocess
@@ -120,13 +121,13 @@ def test_round_trip_webmail_and_nothing_of_the_original_on_the_wire(tunnel):
     assert b"Subject: Merger plan Kestrel" in stored
     assert b"The numbers are 4711 and 0815." in stored
     assert b"X-Keep-" not in stored and b"postern-manifest" not in stored
-    assert "tunnel id=" in portal.daemon.log()
+    portal.daemon.wait_for("tunnel id=")
 
     # Sent again: a replay.
     with pytest.raises(smtplib.SMTPDataError) as e:
         portal_send(portal, raw)
     assert e.value.smtp_code == 550 and b"5.7." in e.value.smtp_error
-    assert "replayed tunnel id" in portal.daemon.log()
+    portal.daemon.wait_for("replayed tunnel id")
     assert len(portal.messages("ext@example.org")) == 1
 
 
@@ -141,7 +142,7 @@ def test_round_trip_pdf_otp(tunnel):
     assert len(rows) == 1, portal.daemon.log()
     # Stored in the PDF state, as split mode stores PDF OTP mail.
     assert rows[0][1] == "pdf-pending"
-    assert "route=pdf-otp" in portal.daemon.log()
+    portal.daemon.wait_for("route=pdf-otp")
 
 
 def test_require_tunnel_refuses_split_mode(tunnel):
@@ -203,7 +204,8 @@ def refused(portal, data, reason):
         portal_send(portal, data)
     assert e.value.smtp_code == 550 and e.value.smtp_error.startswith(
         b"5.7."), e.value.smtp_error
-    assert reason in portal.daemon.log(), portal.daemon.log()
+    # The log is read from a pipe: wait for the line, do not race it.
+    portal.daemon.wait_for(re.escape(reason))
     assert portal.messages("bob@example.org") == []
 
 
@@ -262,7 +264,7 @@ def test_refusals(tunnel):
     with refused_replay as e:
         portal_send(portal, ok)
     assert e.value.smtp_code == 550
-    assert "replayed tunnel id" in portal.daemon.log()
+    portal.daemon.wait_for("replayed tunnel id")
     assert len(portal.messages("bob@example.org")) == 1
 
 

@@ -103,6 +103,33 @@ test_too_many_recipients(void **state)
 	free(s);
 }
 
+/* The same message for the same recipients keeps its id; any change
+ * of seed, route, recipient or their split gives another. */
+static void
+test_id_derive(void **state)
+{
+	const char *ab[] = { "a@example.org", "b@example.org" };
+	const char *ba[] = { "b@example.org", "a@example.org" };
+	const char *joined[] = { "a@example.orgb@example.org" };
+	char x[TUNNEL_ID_LEN + 1], y[TUNNEL_ID_LEN + 1];
+
+	(void)state;
+	tunnel_id_derive("k1", TUNNEL_ROUTE_WEBMAIL, ab, 2, x);
+	tunnel_id_derive("k1", TUNNEL_ROUTE_WEBMAIL, ab, 2, y);
+	assert_int_equal(strlen(x), TUNNEL_ID_LEN);
+	assert_string_equal(x, y);
+	tunnel_id_derive("k2", TUNNEL_ROUTE_WEBMAIL, ab, 2, y);
+	assert_string_not_equal(x, y);
+	tunnel_id_derive("k1", TUNNEL_ROUTE_PDF, ab, 2, y);
+	assert_string_not_equal(x, y);
+	tunnel_id_derive("k1", TUNNEL_ROUTE_WEBMAIL, ab, 1, y);
+	assert_string_not_equal(x, y);
+	tunnel_id_derive("k1", TUNNEL_ROUTE_WEBMAIL, ba, 2, y);
+	assert_string_not_equal(x, y);
+	tunnel_id_derive("k1", TUNNEL_ROUTE_WEBMAIL, joined, 1, y);
+	assert_string_not_equal(x, y);
+}
+
 int
 main(void)
 {
@@ -110,6 +137,7 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_too_many_recipients),
+		cmocka_unit_test(test_id_derive),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
