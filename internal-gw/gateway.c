@@ -12,6 +12,9 @@
  * reply is that of the variant that carried it, so the engine answers 250
  * only when every variant was accepted by its next hop.
  */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -59,12 +62,16 @@ static const char *const gw_kind_names[GW_NKINDS] = {
 	"portal-webmail", "portal-pdf", "pdf", "pgp", "pgp-signed",
 };
 
+/* A signature over an input up to this size is kept in memory. */
+#define GW_MEM_TMP	(1024 * 1024)
+
 struct gw_variant {
 	size_t	*idx;		/* indexes into txn->rcpts */
 	char	**rcpts;	/* envelope recipients as relayed */
 	size_t	 n;
 	char	 path[PATH_MAX];
 	int	 owned;		/* path is ours to unlink */
+	int	 memfd;		/* path is this memfd + 1; 0: a file */
 	char	*head;		/* header lines relayed ahead of path */
 	char	 note[128];	/* added to each recipient's rule */
 	struct tunnel_out tunnel;	/* sender set: relay as tunnel mail */
@@ -364,18 +371,64 @@ gw_kind_of(const struct policy_decision *d)
 	}
 }
 
-/* Signs in -> out as signer, for purpose, through keyd. */
+/*
+ * The output of a signature over the input file in: for an input up to
+ * GW_MEM_TMP bytes a memfd, named for the relay as /proc/self/fd/N with N
+ * in *memfd (closed when done, not unlinked), so an ordinary message costs
+ * no spool inode; else a spool file, *memfd -1.
+ */
+static FILE *
+gw_memfile(struct gw_msg *m, FILE *in, const char *tag, char *path,
+    size_t len, int *memfd)
+{
+	struct stat st;
+	FILE *f;
+	int fd, wfd;
+
+	*memfd = -1;
+	if (fstat(fileno(in), &st) == -1 || st.st_size > GW_MEM_TMP ||
+	    (fd = memfd_create("postern-sig", MFD_CLOEXEC)) == -1)
+		return gw_tmpfile(m, tag, path, len);
+	snprintf(path, len, "/proc/self/fd/%d", fd);
+	if (access(path, R_OK) == -1) {
+		/* No /proc: a spool file after all. */
+		close(fd);
+		return gw_tmpfile(m, tag, path, len);
+	}
+	if ((wfd = dup(fd)) == -1 || (f = fdopen(wfd, "w+")) == NULL) {
+		log_warn("id=%s memfd", m->txn->id);
+		if (wfd != -1)
+			close(wfd);
+		close(fd);
+		return NULL;
+	}
+	*memfd = fd;
+	return f;
+}
+
+/* Drops a temporary made by gw_memfile or gw_tmpfile. */
+static void
+gw_drop(const char *path, int memfd)
+{
+	if (memfd != -1)
+		close(memfd);
+	else
+		unlink(path);
+}
+
+/* Signs in -> out as signer, for purpose, through keyd (see gw_memfile). */
 static int
 gw_sign(struct gw_msg *m, const char *signer, enum keyd_purpose purpose,
-    const char *in, char *out, size_t outlen)
+    const char *in, char *out, size_t outlen, int *memfd)
 {
 	char err[256];
 	FILE *fi, *fo;
 	int r;
 
+	*memfd = -1;
 	if ((fi = fopen(in, "re")) == NULL)
 		return -1;
-	if ((fo = gw_tmpfile(m, "sig", out, outlen)) == NULL) {
+	if ((fo = gw_memfile(m, fi, "sig", out, outlen, memfd)) == NULL) {
 		fclose(fi);
 		return -1;
 	}
@@ -387,7 +440,9 @@ gw_sign(struct gw_msg *m, const char *signer, enum keyd_purpose purpose,
 	if (r != 0) {
 		log_warnx("id=%s signing as %s failed: %s", m->txn->id, signer,
 		    err);
-		unlink(out);
+		gw_drop(out, *memfd);
+		*memfd = -1;
+		out[0] = '\0';
 		return -1;
 	}
 	return 0;
@@ -746,7 +801,7 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 {
 	struct gw_variant *v = &m->v[k];
 	char tmp[PATH_MAX];
-	int r;
+	int r, tfd;
 
 	switch (k) {
 	case GW_INTERNAL:
@@ -769,9 +824,10 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 			return 0;
 		}
 		v->owned = 1;
-		return gw_sign(m, m->signer, KEYD_PURPOSE_MAIL, m->untagged,
-		    v->path,
-		    sizeof(v->path));
+		r = gw_sign(m, m->signer, KEYD_PURPOSE_MAIL, m->untagged,
+		    v->path, sizeof(v->path), &tfd);
+		v->memfd = tfd + 1;
+		return r;
 	case GW_SMIME:
 		v->owned = 1;
 		return gw_encrypt(m, v, m->untagged, v->path, sizeof(v->path));
@@ -781,10 +837,10 @@ gw_build(struct gw_msg *m, enum gw_kind k)
 			return gw_encrypt(m, v, m->untagged, v->path,
 			    sizeof(v->path));
 		if (gw_sign(m, m->signer, KEYD_PURPOSE_MAIL, m->untagged, tmp,
-		    sizeof(tmp)) == -1)
+		    sizeof(tmp), &tfd) == -1)
 			return -1;
 		r = gw_encrypt(m, v, tmp, v->path, sizeof(v->path));
-		unlink(tmp);
+		gw_drop(tmp, tfd);
 		return r;
 	case GW_PORTAL_WEBMAIL:
 	case GW_PORTAL_PDF:
@@ -898,7 +954,7 @@ gw_cleanup(struct gw_msg *m)
 		struct gw_variant *v = &m->v[k];
 
 		if (v->owned && v->path[0] != '\0')
-			unlink(v->path);
+			gw_drop(v->path, v->memfd - 1);
 		for (size_t i = 0; i < v->n; i++)
 			free(v->rcpts[i]);
 		free(v->rcpts);

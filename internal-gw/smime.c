@@ -7,6 +7,7 @@
  * re-encoded; bad input becomes an error string for the caller to turn
  * into an SMTP answer, never a crash.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,8 @@
 #define SMIME_MAX_LINE		998	/* RFC 5322 2.1.1, without CRLF */
 #define SMIME_CHUNK		65536
 #define SMIME_B64_CHUNK		(57 * 1024)	/* whole 76-character lines */
+/* Temporaries for an input up to this size are kept in memory. */
+#define SMIME_MEM_TMP		(1024 * 1024)
 
 /* The input, read in CRLF canonical form (a bare LF becomes CRLF). */
 struct smime_in {
@@ -129,15 +132,22 @@ smime_scan(struct smime_scan *sc, const char *p, size_t len)
 	}
 }
 
-/* An anonymous temporary file in dir, gone when closed. */
+/*
+ * An anonymous temporary file, gone when closed, for about hint bytes
+ * (-1: unknown): in memory (memfd) up to SMIME_MEM_TMP, so an ordinary
+ * message costs no file system inode, else in dir so memory stays flat.
+ */
 static FILE *
-smime_tmp(const char *dir, char *err, size_t errlen)
+smime_tmp(const char *dir, off_t hint, char *err, size_t errlen)
 {
 	char path[4096];
 	FILE *f;
-	int fd;
+	int fd = -1;
 
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
+	if (hint >= 0 && hint <= SMIME_MEM_TMP)
+		fd = memfd_create("postern-smime", MFD_CLOEXEC);
+	if (fd == -1 &&
+	    (fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) == -1) {
 		/* Not every file system has O_TMPFILE. */
 		snprintf(path, sizeof(path), "%s/smime.XXXXXX", dir);
 		if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
@@ -151,6 +161,17 @@ smime_tmp(const char *dir, char *err, size_t errlen)
 		return NULL;
 	}
 	return f;
+}
+
+/* The size of the file behind f, or -1 when it has none (a pipe). */
+static off_t
+smime_size(FILE *f)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode))
+		return -1;
+	return st.st_size;
 }
 
 static int
@@ -207,12 +228,14 @@ smime_entity_put(struct smime_msg *m, struct smime_scan *sc, const char *p,
 /*
  * Reads and splits the message: the header into memory (bounded), outer
  * fields kept byte for byte; the entity, also byte for byte, streams into
- * a temporary file in tmpdir, so memory stays flat whatever the size.
+ * a temporary file: in memory for an input up to SMIME_MEM_TMP, else in
+ * tmpdir, so memory stays flat whatever the size.
  */
 static int
 smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
     size_t errlen)
 {
+	off_t hint = smime_size(f);
 	const struct header_field *fl;
 	struct smime_in in = { f, 0 };
 	struct smime_scan sc = { 0, 0 };
@@ -262,7 +285,7 @@ smime_msg_read(FILE *f, const char *tmpdir, struct smime_msg *m, char *err,
 		snprintf(err, errlen, "malformed or oversized message header");
 		goto out;
 	}
-	if ((m->entity = smime_tmp(tmpdir, err, errlen)) == NULL)
+	if ((m->entity = smime_tmp(tmpdir, hint, err, errlen)) == NULL)
 		goto out;
 	for (i = 0; i < hdr.nfields; i++) {
 		fl = &hdr.fields[i];
@@ -320,7 +343,8 @@ smime_to_7bit(struct smime_msg *m, const char *tmpdir, char *err,
 	int fd, rv = -1;
 
 	pthread_once(&smime_once, smime_gmime_init);
-	if ((out = smime_tmp(tmpdir, err, errlen)) == NULL)
+	if ((out = smime_tmp(tmpdir, smime_size(m->entity), err,
+	    errlen)) == NULL)
 		return -1;
 	/* The streams own duplicates; the FILEs keep theirs. */
 	if ((fd = dup(fileno(m->entity))) == -1) {
@@ -506,7 +530,8 @@ smime_encrypt(X509 *const *certs, size_t ncerts, FILE *in, FILE *out,
 			fatalx("smime: sk_X509_push");
 	/* Streamed: the entity is read and encrypted into a temporary file
 	 * as BER, which is then written out in base64. */
-	if ((ber = smime_tmp(tmpdir, err, errlen)) == NULL)
+	if ((ber = smime_tmp(tmpdir, smime_size(m.entity), err,
+	    errlen)) == NULL)
 		goto out;
 	if ((bin = BIO_new_fp(m.entity, BIO_NOCLOSE)) == NULL ||
 	    (bout = BIO_new_fp(ber, BIO_NOCLOSE)) == NULL)
