@@ -428,21 +428,30 @@ store_crypt_seal_mem(struct store_crypt *sc, const void *p, size_t len,
 }
 
 int
+store_crypt_seal_copy(struct store_crypt *sc, struct store *st,
+    struct store_tmp *t, struct store_tmp *sealed)
+{
+	if (fflush(t->fp) == EOF || lseek(fileno(t->fp), 0, SEEK_SET) == -1) {
+		log_warn("store: %s", t->path);
+		return -1;
+	}
+	if (store_tmp_create(st, sealed) == -1)
+		return -1;
+	if (store_crypt_encrypt(sc, fileno(t->fp), sealed->fp) == -1) {
+		store_tmp_discard(sealed);
+		return -1;
+	}
+	return 0;
+}
+
+int
 store_crypt_seal(struct store_crypt *sc, struct store *st,
     struct store_tmp *t)
 {
 	struct store_tmp sealed = { NULL, NULL };
 
-	if (fflush(t->fp) == EOF || lseek(fileno(t->fp), 0, SEEK_SET) == -1) {
-		log_warn("store: %s", t->path);
+	if (store_crypt_seal_copy(sc, st, t, &sealed) == -1)
 		return -1;
-	}
-	if (store_tmp_create(st, &sealed) == -1)
-		return -1;
-	if (store_crypt_encrypt(sc, fileno(t->fp), sealed.fp) == -1) {
-		store_tmp_discard(&sealed);
-		return -1;
-	}
 	store_tmp_discard(t);
 	*t = sealed;
 	return 0;

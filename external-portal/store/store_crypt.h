@@ -60,6 +60,9 @@ int	store_crypt_encrypt(struct store_crypt *, int in, FILE *out);
  */
 int	store_crypt_seal(struct store_crypt *, struct store *,
 	    struct store_tmp *t);
+/* The same, leaving t and filling *sealed (a new temp file). */
+int	store_crypt_seal_copy(struct store_crypt *, struct store *,
+	    struct store_tmp *t, struct store_tmp *sealed);
 /* Seals a small buffer into a malloc'd DER blob (*outlen bytes). */
 int	store_crypt_seal_mem(struct store_crypt *, const void *, size_t,
 	    unsigned char **out, size_t *outlen);
