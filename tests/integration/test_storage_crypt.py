@@ -195,3 +195,28 @@ def test_ask_agent_unlock(tmp_path, notify_sink, monkeypatch):
         assert st == 200
     finally:
         p.stop()
+
+
+def test_check_names_mismatches(sealed_portal):
+    p = sealed_portal
+    kd = os.path.join(p.tmp, "keys")
+    good = subprocess.run([bin_path("external-portal"), "-c", p.conf,
+                           "--check"], capture_output=True, text=True,
+                          env=dict(os.environ,
+                                   POSTERN_STORAGE_PASSWORD=PW))
+    assert good.returncode == 0, good.stderr
+    assert "escrow" in good.stderr and "has no key" in good.stderr
+    # Only the escrow certificate: the portal key matches nothing.
+    conf = open(p.conf).read().replace("webmail-encryption.pem",
+                                       "escrow.pem")
+    bad = os.path.join(p.tmp, "bad.conf")
+    open(bad, "w").write(conf)
+    r = subprocess.run([bin_path("external-portal"), "-c", bad, "--check"],
+                       capture_output=True, text=True,
+                       env=dict(os.environ, POSTERN_STORAGE_PASSWORD=PW))
+    assert r.returncode != 0
+    assert f"{kd}/portal.key: no certificate" in r.stderr
+    r = subprocess.run([bin_path("external-portal"), "-c", p.conf,
+                        "--check"], capture_output=True, text=True,
+                       env=dict(os.environ, POSTERN_STORAGE_PASSWORD="no"))
+    assert r.returncode != 0 and "password does not open it" in r.stderr
