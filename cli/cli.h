@@ -61,5 +61,6 @@ int	cli_mailbox(struct cli *, int argc, char **argv);
 int	cli_stats(struct cli *, int argc, char **argv);
 int	cli_cleanup(struct cli *, int argc, char **argv);
 int	cli_tunnel(struct cli *, int argc, char **argv);
+int	cli_storage(struct cli *, int argc, char **argv);
 
 #endif

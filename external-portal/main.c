@@ -37,12 +37,15 @@
 #include "outbox/pdfotp.h"
 #include "pkeyd.h"
 #include "portal_conf.h"
+#include "portal_storage.h"
 #include "props.h"
 #include "store/retention.h"
 #include "smtp_server.h"
 #include "store/store.h"
+#include "store/store_crypt.h"
 #include "tls.h"
 #include "web/web.h"
+#include "web/web_crypt.h"
 #include "workq.h"
 #include "xmalloc.h"
 
@@ -285,6 +288,8 @@ portal_check(const struct conf *c)
 		PORTAL_BAD("tunnel.key: %s", err);
 	if (portal_legacy_props(c, &err) == -1)
 		PORTAL_BAD("%s", err);
+	if (portal_storage_check(c) == -1)
+		bad = 1;
 	if (smtp_client_tls_level(conf_str(c, "notify.relay_tls"), &lvl) == -1)
 		PORTAL_BAD("%s:%d: notify.relay_tls: must be none, may or "
 		    "encrypt", c->file, portal_line(c, "notify.relay_tls"));
@@ -473,6 +478,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl,
 	if ((in.tunnel_cert = portal_tunnel_cert(c, &err)) == NULL &&
 	    err != NULL)
 		fatalx("%s", err);
+	in.crypt = portal_storage_crypt(c);
 	if (pk != NULL) {
 		if ((in.tunnel_own_cert = portal_tunnel_x509(c, "tunnel.cert",
 		    &err)) == NULL)
@@ -541,6 +547,7 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl,
 		X509_free(in.tunnel_cert);
 	X509_free(in.tunnel_own_cert);
 	EVP_PKEY_free(in.tunnel_pkey);
+	store_crypt_free(in.crypt);
 	pkeyd_client_free(&pk);
 	if (sc.tls_ctx)
 		SSL_CTX_free(sc.tls_ctx);
@@ -552,10 +559,12 @@ portal_ingest_worker(const struct conf *c, struct portal_listeners *pl,
 
 static void
 portal_web_worker(const struct conf *c, struct portal_listeners *pl,
-    int fd)
+    int fd, struct pkeyd_client *pkweb)
 {
 	static struct web_conf wc;
 	struct web *w;
+
+	web_crypt_init(pkweb);
 
 	log_setproc("web");
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -573,7 +582,8 @@ main(int argc, char **argv)
 	struct portal_listeners pl;
 	struct conf c;
 	struct daemon_child children[3];
-	struct pkeyd_client *pk = NULL;
+	struct pkeyd_client *pk = NULL, *pkweb = NULL;
+	char *storage_pw = NULL;
 	pid_t pkeyd_pid = -1;
 	size_t n = 0;
 	struct store *s;
@@ -611,18 +621,28 @@ main(int argc, char **argv)
 	}
 
 	/* The key holder starts first, before anything has threads. */
-	if (conf_setting(&c, "tunnel") != NULL) {
+	storage_pw = portal_storage_password();
+	if (conf_setting(&c, "tunnel") != NULL || portal_storage_on(&c)) {
 		struct pkeyd_conf pc;
 
-		if (pkeyd_check(conf_str(&c, "tunnel.key"), conf_str(&c,
-		    "tunnel.cert"), &err) == -1)
-			fatalx("tunnel.key: %s", err);
 		memset(&pc, 0, sizeof(pc));
-		pc.tunnel_key = conf_str(&c, "tunnel.key");
-		pc.tunnel_cert = conf_str(&c, "tunnel.cert");
+		if (conf_setting(&c, "tunnel") != NULL) {
+			if (pkeyd_check(conf_str(&c, "tunnel.key"),
+			    conf_str(&c, "tunnel.cert"), &err) == -1)
+				fatalx("tunnel.key: %s", err);
+			pc.tunnel_key = conf_str(&c, "tunnel.key");
+			pc.tunnel_cert = conf_str(&c, "tunnel.cert");
+		}
+		if (portal_storage_on(&c))
+			portal_storage_pkeyd_conf(&c, &pc, storage_pw);
 		pc.user = conf_str(&c, "user");
-		if ((pkeyd_pid = pkeyd_spawn(&pc, &pk)) == -1)
+		if ((pkeyd_pid = pkeyd_spawn2(&pc, &pk, &pkweb)) == -1)
 			fatalx("cannot start the key holder");
+		free(pc.storage_keys);
+	}
+	if (storage_pw != NULL) {
+		OPENSSL_cleanse(storage_pw, strlen(storage_pw));
+		xfree(&storage_pw);
 	}
 	if (portal_legacy_props(&c, &err) == -1)
 		fatalx("%s", err);
@@ -631,19 +651,20 @@ main(int argc, char **argv)
 	if ((ingest_pid = daemon_fork()) == 0) {
 		if (web_fd != -1)
 			close(web_fd);
+		pkeyd_client_free(&pkweb);	/* the storage keys: web only */
 		portal_ingest_worker(&c, &pl, pk);
 	}
 	children[n].pid = ingest_pid;
 	children[n++].name = "ingest";
-	if (pk != NULL) {
+	if (pkeyd_pid != -1) {
 		children[n].pid = pkeyd_pid;
 		children[n++].name = "pkeyd";
 	}
 	if (web_fd != -1) {
 		if ((web_pid = daemon_fork()) == 0) {
-			/* The web worker gets no channel to the key holder. */
+			/* The web worker reaches the storage keys only. */
 			pkeyd_client_free(&pk);
-			portal_web_worker(&c, &pl, web_fd);
+			portal_web_worker(&c, &pl, web_fd, pkweb);
 		}
 		close(web_fd);
 		children[n].pid = web_pid;
@@ -652,6 +673,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < pl.n; i++)
 		close(pl.fd[i]);
 	pkeyd_client_free(&pk);
+	pkeyd_client_free(&pkweb);
 	log_setproc("parent");
 
 	/* Any worker's death is fatal (fail closed). */

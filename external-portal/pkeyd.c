@@ -122,6 +122,8 @@ pkeyd_load(void *arg)
 	char *err = NULL;
 	X509 *x;
 
+	if (pc->storage_certs != NULL)
+		pkeyd_storage_load(pc);
 	if (pc->tunnel_key == NULL)
 		return;
 	if ((x = pkeyd_read_cert(pc->tunnel_cert, &err)) == NULL ||
@@ -175,23 +177,57 @@ pkeyd_dispatch(struct keyholder_chan *ch, uint32_t type,
 pid_t
 pkeyd_spawn(const struct pkeyd_conf *pc, struct pkeyd_client **c)
 {
-	struct keyholder_chan ch[KEYHOLDER_MAX_WORKERS];
-	int fds[KEYHOLDER_MAX_WORKERS], n, i;
+	return pkeyd_spawn2(pc, c, NULL);
+}
+
+pid_t
+pkeyd_spawn2(const struct pkeyd_conf *pc, struct pkeyd_client **c,
+    struct pkeyd_client **web)
+{
+	static struct keyholder_chan ch[2 * KEYHOLDER_MAX_WORKERS];
+	int fds[2 * KEYHOLDER_MAX_WORKERS], n, i, nin = 0, nweb = 0;
 	pid_t pid;
 
 	n = keyholder_workers(0);
-	for (i = 0; i < n; i++) {
-		ch[i].fd = -1;
-		ch[i].name = "unwrap";
-		ch[i].max_req = PKEYD_MAX_REQ;
-		ch[i].dispatch = pkeyd_dispatch;
-	}
-	if ((pid = keyholder_spawn("pkeyd", ch, (size_t)n, pc->user,
-	    pkeyd_load, (void *)pc, fds)) == -1)
+	if (pc->tunnel_key != NULL)
+		for (i = 0; i < n; i++, nin++) {
+			ch[nin].fd = -1;
+			ch[nin].name = "unwrap";
+			ch[nin].max_req = PKEYD_MAX_REQ;
+			ch[nin].dispatch = pkeyd_dispatch;
+		}
+	if (pc->storage_certs != NULL && web != NULL)
+		for (i = 0; i < n; i++, nweb++) {
+			ch[nin + nweb].fd = -1;
+			ch[nin + nweb].name = "storage";
+			ch[nin + nweb].max_req = PKEYD_STORAGE_MAX_REQ;
+			ch[nin + nweb].dispatch = pkeyd_storage_dispatch;
+		}
+	if (nin + nweb == 0)
+		fatalx("pkeyd: no keys to hold");
+	if ((pid = keyholder_spawn("pkeyd", ch, (size_t)(nin + nweb),
+	    pc->user, pkeyd_load, (void *)pc, fds)) == -1)
 		return -1;
-	*c = xcalloc(1, sizeof(**c));
-	(*c)->kh = keyholder_client_new(fds, (size_t)n);
+	*c = NULL;
+	if (nin > 0) {
+		*c = xcalloc(1, sizeof(**c));
+		(*c)->kh = keyholder_client_new(fds, (size_t)nin);
+	}
+	if (web != NULL) {
+		*web = NULL;
+		if (nweb > 0) {
+			*web = xcalloc(1, sizeof(**web));
+			(*web)->kh = keyholder_client_new(fds + nin,
+			    (size_t)nweb);
+		}
+	}
 	return pid;
+}
+
+struct keyholder_client *
+pkeyd_kh(struct pkeyd_client *c)
+{
+	return c->kh;
 }
 
 void

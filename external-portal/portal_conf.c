@@ -94,5 +94,17 @@ const struct conf_key portal_conf_schema[] = {
 	{ "web.logo_url", CONF_STRING, 0, 0, 1024, NULL },
 	{ "web.colour", CONF_STRING, 0, 0, 7, "#1f4e79" },
 
+	/* Encrypted storage: sealed message files, keys held by pkeyd. */
+	{ "storage_encryption", CONF_GROUP, 0, 0, 0, NULL },
+	{ "storage_encryption.enabled", CONF_BOOL, 0, 0, 0, "false" },
+	{ "storage_encryption.certificates", CONF_STRING, 1, 0, PATH_MAX,
+	    NULL },
+	{ "storage_encryption.private_key", CONF_STRLIST, 1, 0, 0, NULL },
+	{ "storage_encryption.unlock", CONF_STRING, 0, 0, 16, "environment" },
+	{ "storage_encryption.control_socket", CONF_STRING, 0, 0, 100,
+	    "/run/postern/portal-storage.sock" },
+	{ "storage_encryption.ask_dir", CONF_STRING, 0, 0, 80,
+	    "/run/systemd/ask-password" },
+
 	{ NULL, 0, 0, 0, 0, NULL },
 };

@@ -47,6 +47,8 @@ struct keyholder_client {
 };
 
 static size_t	keyholder_secure;
+static void	(*keyholder_start_fn)(void *);
+static void	*keyholder_start_arg;
 
 /* ---- framing, both sides ---- */
 
@@ -337,10 +339,19 @@ keyholder_spawn(const char *proc, struct keyholder_chan *chans, size_t n,
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("%s: PR_SET_NO_NEW_PRIVS", proc);
 	keyholder_no_network();
+	if (keyholder_start_fn != NULL)
+		keyholder_start_fn(keyholder_start_arg);
 	for (i = 1; i < n; i++)
 		if (pthread_create(&thr, NULL, keyholder_serve, &chans[i]) != 0)
 			fatalx("%s: pthread_create", proc);
 	keyholder_serve(&chans[0]);
+}
+
+void
+keyholder_set_start(void (*fn)(void *), void *arg)
+{
+	keyholder_start_fn = fn;
+	keyholder_start_arg = arg;
 }
 
 /* ---- the client's side ---- */

@@ -93,6 +93,12 @@ int	keyholder_workers(int configured);
 pid_t	keyholder_spawn(const char *proc, struct keyholder_chan *chans,
 	    size_t n, const char *user, void (*load)(void *), void *arg,
 	    int *parent_fds);
+/*
+ * In the child, from load(): fn(arg) runs once privileges are dropped and
+ * the network is closed, before the channels are served (a key holder's
+ * own threads start there, under the same restrictions).
+ */
+void	keyholder_set_start(void (*fn)(void *), void *arg);
 /* The number of bytes of locked key memory (0: none could be locked). */
 size_t	keyholder_locked(void);
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <gmime/gmime.h>
 #include <openssl/cms.h>
@@ -39,6 +40,7 @@
 #include "props.h"
 #include "splitmode.h"
 #include "store/store.h"
+#include "store/store_crypt.h"
 #include "xmalloc.h"
 
 #define INGEST_SPEC_MAX	1024
@@ -289,8 +291,9 @@ ingest_route_name(enum ingest_route r)
 /* One recipient of a message already written to tmp. */
 static void
 ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
-    const struct header *h, struct store_tmp *tmp, struct store_msg *meta,
-    const char *webmail, const char *otp, int standalone, int *woke)
+    const struct header *h, struct store_tmp *tmp, struct store_tmp *sealed,
+    struct store_msg *meta, const char *webmail, const char *otp,
+    int standalone, int *woke)
 {
 	struct ingest_triggers t;
 	struct props *p;
@@ -337,7 +340,9 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	meta->state = route == INGEST_ROUTE_PDF ? STORE_MSG_PDF_PENDING :
 	    STORE_MSG_WEBMAIL;
 	/* A pending account: one invitation, then reminders spaced out. */
-	rc = store_deliver_remind(in->store, tmp, meta, owner,
+	/* PDF-OTP copies stay plain until rendered (ingest has no key). */
+	rc = store_deliver_remind(in->store, route == INGEST_ROUTE_WEBMAIL &&
+	    sealed->path != NULL ? sealed : tmp, meta, owner,
 	    quota > 0 ? quota : 0, route == INGEST_ROUTE_WEBMAIL,
 	    remind >= 0 ? remind * 3600 : STORE_REMIND_DEFAULT, &id);
 	if (rc == STORE_EQUOTA) {
@@ -369,7 +374,7 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	struct ingest *in = arg;
 	struct props *p;
 	struct header h;
-	struct store_tmp tmp = { NULL, NULL };
+	struct store_tmp tmp = { NULL, NULL }, sealed = { NULL, NULL };
 	struct store_msg meta;
 	char wname[INGEST_SPEC_MAX], oname[INGEST_SPEC_MAX];
 	char val[INGEST_SPEC_MAX];
@@ -435,15 +440,19 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	meta.folder = STORE_FOLDER_INBOX;
 	meta.mail_from = txn->mail_from;
 	ingest_meta(&h, &meta);
+	/* Sealed: the web parses the decrypted stream (store_crypt.h). */
+	if (in->crypt != NULL && store_crypt_seal_copy(in->crypt, in->store,
+	    &tmp, &sealed) == -1)
+		goto out;
 	/* Where each attachment lies: the web serves it without a parse. */
-	if (ingest_multipart(&h) && fflush(tmp.fp) == 0 &&
+	if (in->crypt == NULL && ingest_multipart(&h) && fflush(tmp.fp) == 0 &&
 	    ingest_parts_scan(tmp.path, &parts, &nparts) == 0) {
 		meta.parts = parts;
 		meta.nparts = nparts;
 	}
 	for (size_t i = 0; i < txn->nrcpts; i++)
-		ingest_deliver(in, txn, &txn->rcpts[i], &h, &tmp, &meta,
-		    webmail, otp, standalone == 1, &woke);
+		ingest_deliver(in, txn, &txn->rcpts[i], &h, &tmp, &sealed,
+		    &meta, webmail, otp, standalone == 1, &woke);
 	if ((woke & 1) && in->outbox != NULL)
 		outbox_wake(in->outbox);
 	if (woke & 2)
@@ -452,9 +461,13 @@ out:
 	ingest_parts_free(parts, nparts);
 	if (tmp.path != NULL)
 		store_tmp_discard(&tmp);
+	if (sealed.path != NULL)
+		store_tmp_discard(&sealed);
 	header_free(&h);
 	fclose(f);
 	/* The spool's inode becomes a later message's file (store.h). */
+	if (in->crypt != NULL && truncate(txn->spool_path, 0) == -1)
+		log_debug("id=%s truncate the spool file", txn->id);
 	(void)store_tmp_recycle(in->store, txn->spool_path);
 	free(webmail);
 	free(otp);

@@ -21,6 +21,7 @@ struct netaddr_list;
 struct outbox;
 struct props;
 struct store;
+struct store_crypt;
 
 struct pdfotp;
 
@@ -37,6 +38,8 @@ struct ingest {
 	/* The add-on tunnel (tunnel_in.c). */
 	X509			*tunnel_own_cert; /* the portal's; NULL: none */
 	EVP_PKEY		*tunnel_pkey;	/* decrypts through pkeyd */
+	/* Encrypted storage: the certificates to seal to; NULL: off. */
+	struct store_crypt	*crypt;
 };
 
 extern const struct smtp_server_ops ingest_ops;

@@ -40,6 +40,7 @@
 #include "pkeyd.h"
 #include "props.h"
 #include "store/store.h"
+#include "store/store_crypt.h"
 #include "tunnel.h"
 #include "xmalloc.h"
 
@@ -535,6 +536,10 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	meta.folder = STORE_FOLDER_INBOX;
 	meta.mail_from = txn->mail_from;
 	ingest_meta(&h, &meta);
+	/* PDF-OTP copies stay plain until rendered (ingest has no key). */
+	if (in->crypt != NULL && m.route == TUNNEL_ROUTE_WEBMAIL &&
+	    store_crypt_seal(in->crypt, in->store, &msg) == -1)
+		goto out;
 
 	/* Recipients stored by an earlier try of this id are skipped. */
 	for (size_t i = 0; i < m.nrcpts; i++) {

@@ -43,6 +43,7 @@
 #include "web/web_mail.h"
 #include "web/web_pages.h"
 #include "web/web_routes.h"
+#include "web/web_crypt.h"
 #include "web/web_session.h"
 #include "workq.h"
 #include "xmalloc.h"
@@ -340,6 +341,11 @@ web_work(void *arg)
 	}
 	if (rt == NULL) {
 		web_page_error(r, r->method == WEB_OTHER ? 405 : 404);
+		return;
+	}
+	/* Encrypted storage still locked: every page but the style sheet. */
+	if (strncmp(rt->path, "/static/", 8) != 0 && web_crypt_locked()) {
+		web_crypt_page_locked(r);
 		return;
 	}
 	memset(&lim, 0, sizeof(lim));

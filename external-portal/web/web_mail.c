@@ -30,6 +30,7 @@
 #include "web/web_compose.h"
 #include "web/web_mail.h"
 #include "web/web_mail_cache.h"
+#include "web/web_crypt.h"
 #include "web/web_pages.h"
 #include "web/web_part.h"
 #include "web/web_routes.h"
@@ -234,10 +235,11 @@ static int
 web_mail_parse(struct web_mail *m)
 {
 	GMimeStream *st;
+	int64_t size;
 	int rc;
 
-	if ((st = g_mime_stream_fs_open(m->meta.path, O_RDONLY, 0, NULL)) ==
-	    NULL) {
+	/* Sealed files decrypt as they are read (web_crypt.h). */
+	if ((st = web_crypt_open(m->meta.path, &size)) == NULL) {
 		log_warnx("web: cannot open message %lld of %s",
 		    (long long)m->meta.id, m->meta.owner);
 		return -1;
@@ -1184,13 +1186,13 @@ web_mail_eml(struct web_req *r)
 {
 	struct web_mail_stream *ms;
 	struct web_mail m;
+	GMimeStream *src;
+	int64_t size;
 	char *name, *cd;
-	int fd;
 
 	if (web_mail_load(r, &m, 0) == -1)
 		return;
-	if ((fd = open(m.meta.path, O_RDONLY | O_CLOEXEC)) == -1) {
-		log_warn("web: %s", m.meta.path);
+	if ((src = web_crypt_open(m.meta.path, &size)) == NULL) {
 		web_mail_free(&m);
 		web_page_tempfail(r);
 		return;
@@ -1203,8 +1205,8 @@ web_mail_eml(struct web_req *r)
 	free(cd);
 	free(name);
 	ms = web_mail_stream_new(&m);
-	ms->fd = fd;
-	/* The size the store recorded; a different file is cut short. */
-	ms->s.length = ms->m.meta.size;
+	ms->src = src;
+	/* The plaintext size (the store records the file's). */
+	ms->s.length = size;
 	r->stream = &ms->s;
 }
