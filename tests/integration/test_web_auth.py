@@ -352,7 +352,9 @@ def test_forgot_costs_the_same_for_unknown_addresses(tmp_path, notify_sink):  # 
         assert abs(ratios[-1] - 1) <= 0.10, ratios
         # The known address did get its links.
         p.d.wait_for(r"new reset link for ext@example.org queued")
-        assert not any("link for nobody@example.org" in line
+        # ...and the unknown one none (a full queue may drop requests of
+        # either with a warning, which says nothing about the address).
+        assert not any("link for nobody@example.org queued" in line
                        for line in list(p.d.lines))
     finally:
         p.stop()
