@@ -588,7 +588,7 @@ main(int argc, char **argv)
 	size_t n = 0;
 	struct store *s;
 	char *err = NULL;
-	int check, status;
+	int check, status, storage_keys;
 	pid_t ingest_pid, web_pid;
 	int web_fd = -1;
 
@@ -609,6 +609,8 @@ main(int argc, char **argv)
 	    conf_str(&c, "store_dir"), 1, &err)) == NULL)
 		fatalx("store: %s", err);
 	store_close(s);
+	/* No worker runs yet: every spool file is a dead transaction. */
+	(void)portal_storage_sweep_spool(conf_str(&c, "spool_dir"));
 
 	memset(&pl, 0, sizeof(pl));
 	portal_listen(&c, &pl);
@@ -622,7 +624,17 @@ main(int argc, char **argv)
 
 	/* The key holder starts first, before anything has threads. */
 	storage_pw = portal_storage_password();
-	if (conf_setting(&c, "tunnel") != NULL || portal_storage_on(&c)) {
+	/*
+	 * The storage keys serve the web worker alone: a portal without a
+	 * web group seals with the certificates and holds no storage key
+	 * (pkeyd would see its only storage channel closed and exit).
+	 */
+	storage_keys = portal_storage_on(&c) &&
+	    conf_setting(&c, "web") != NULL;
+	if (portal_storage_on(&c) && !storage_keys)
+		log_info("storage: no web group, so no key holder for the "
+		    "storage keys; ingest seals with the certificates");
+	if (conf_setting(&c, "tunnel") != NULL || storage_keys) {
 		struct pkeyd_conf pc;
 
 		memset(&pc, 0, sizeof(pc));
@@ -633,7 +645,7 @@ main(int argc, char **argv)
 			pc.tunnel_key = conf_str(&c, "tunnel.key");
 			pc.tunnel_cert = conf_str(&c, "tunnel.cert");
 		}
-		if (portal_storage_on(&c))
+		if (storage_keys)
 			portal_storage_pkeyd_conf(&c, &pc, storage_pw);
 		pc.user = conf_str(&c, "user");
 		if ((pkeyd_pid = pkeyd_spawn2(&pc, &pk, &pkweb)) == -1)

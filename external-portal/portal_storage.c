@@ -4,9 +4,12 @@
  * password taken from the environment (and wiped from it before any
  * worker is forked), and the checks of --check.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -110,4 +113,47 @@ portal_storage_check(const struct conf *c)
 	}
 	free(pc.storage_keys);
 	return rc;
+}
+
+/* An SMTP transaction's spool file: hex digits, then ".spool". */
+static int
+portal_storage_is_spool(const char *name)
+{
+	size_t n = strlen(name), i;
+
+	if (n <= 6 || strcmp(name + n - 6, ".spool") != 0)
+		return 0;
+	for (i = 0; i < n - 6; i++)
+		if (strchr("0123456789abcdef", name[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+int
+portal_storage_sweep_spool(const char *spool_dir)
+{
+	struct dirent *de;
+	DIR *d;
+	char *path;
+	int n = 0;
+
+	if ((d = opendir(spool_dir)) == NULL) {
+		log_warn("spool: %s", spool_dir);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!portal_storage_is_spool(de->d_name))
+			continue;
+		xasprintf(&path, "%s/%s", spool_dir, de->d_name);
+		if (unlink(path) == 0)
+			n++;
+		else if (errno != ENOENT)
+			log_warn("spool: unlink %s", path);
+		free(path);
+	}
+	closedir(d);
+	if (n > 0)
+		log_info("spool: removed %d unacknowledged transaction files "
+		    "a crash left", n);
+	return n;
 }

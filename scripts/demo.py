@@ -62,12 +62,12 @@ class SinkHandler:
 
 
 class Proc:
-    def __init__(self, name, argv):
+    def __init__(self, name, argv, env=None):
         self.name = name
         self.ready = threading.Event()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         self.log = open(f"{STATE}/{name}.log", "ab")
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -163,6 +163,60 @@ def addon_setup():
     return conf
 
 
+STORAGE_PASSWORD = "demo storage password"
+ESCROW_KEY = "demo-state/escrow.key"
+
+
+def demo_keypair(key, cert, cn, password):
+    """A self-signed RSA pair; the key is encrypted PKCS#8 with password
+    (None: in clear, as an escrow key kept offline would be)."""
+    if os.path.exists(key) and os.path.exists(cert):
+        return
+    args = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days",
+            "3650", "-subj", f"/CN={cn}", "-keyout", key, "-out", cert]
+    args += ["-passout", f"pass:{password}"] if password else ["-noenc"]
+    subprocess.run(args, check=True, capture_output=True)
+    os.chmod(key, 0o600)
+
+
+def storage_setup(conf):
+    """Encrypted storage: the portal's storage key pair and an escrow pair,
+    webmail-encryption.pem with both certificates, and a copy of conf with
+    the storage_encryption group (unlock from the environment). Returns
+    that copy's path and the environment the portal runs with."""
+    step("encrypted storage: storage and escrow key pairs, "
+         "demo-state/webmail-encryption.pem")
+    demo_keypair(f"{STATE}/portal/storage.key", f"{STATE}/portal/storage.pem",
+                 "demo portal storage", STORAGE_PASSWORD)
+    demo_keypair(f"{STATE}/escrow.key", f"{STATE}/escrow.pem",
+                 "demo storage escrow", None)
+    with open(f"{STATE}/webmail-encryption.pem", "w") as f:
+        for c in (f"{STATE}/portal/storage.pem", f"{STATE}/escrow.pem"):
+            with open(c) as g:
+                f.write(g.read())
+    out = conf[:-len(".conf")] + "-storage.conf"
+    if conf.startswith("config/"):
+        out = f"{STATE}/portal/" + os.path.basename(out)
+    with open(conf) as f, open(out, "w") as g:
+        g.write(f.read() + '\nstorage_encryption = {\n\tenabled = true;\n'
+                '\tcertificates = "demo-state/webmail-encryption.pem";\n'
+                '\tprivate_key = [ "demo-state/portal/storage.key" ];\n'
+                '\tunlock = "environment";\n'
+                '\tcontrol_socket = "demo-state/portal/storage.sock";\n};\n')
+    env = dict(os.environ, POSTERN_STORAGE_PASSWORD=STORAGE_PASSWORD)
+    step(f'encrypted storage on: unlock = "environment", password '
+         f'"{STORAGE_PASSWORD}" in POSTERN_STORAGE_PASSWORD')
+    return out, env
+
+
+def newest_message():
+    """The message file stored last (demo-state/portal/messages/m-...)."""
+    d = f"{STATE}/portal/messages"
+    files = [os.path.join(d, f) for f in os.listdir(d)
+             if f.startswith("m-")]
+    return max(files, key=os.path.getmtime) if files else None
+
+
 def main():
     for d in ("pki", "gw/spool", "gw/keys", "portal/spool", "portal/messages",
               "sink"):
@@ -207,6 +261,10 @@ def main():
     if mode == "addon" and have_portal:
         portal_conf = addon_setup()
 
+    portal_env = None
+    if have_portal:
+        portal_conf, portal_env = storage_setup(portal_conf)
+
     handler = SinkHandler()
     step(f"sink for the outside world on 127.0.0.1:{SINK_PORT}")
     sink = Controller(handler, hostname="127.0.0.1", port=SINK_PORT,
@@ -226,7 +284,8 @@ def main():
                 "revert-rewrite-recipient", "--value", "true")
             step("starting external-portal")
             procs.append(Proc("external-portal", [
-                f"{BUILD}/external-portal", "-c", portal_conf]))
+                f"{BUILD}/external-portal", "-c", portal_conf],
+                env=portal_env))
             procs[-1].wait_ready()
         step("starting internal-gw")
         procs.append(Proc("internal-gw", [f"{BUILD}/internal-gw", "-c",
@@ -258,6 +317,12 @@ def main():
                  "CA: demo-state/pki/ca-bundle.pem)")
             if link:
                 step(f"sign-up link from the notification: {link}")
+            sealed = newest_message()
+            if sealed:
+                step("stored sealed (CMS); recovery with the escrow key: "
+                     f"openssl cms -decrypt -inform DER -in "
+                     f"{os.path.relpath(sealed)} -inkey {ESCROW_KEY} "
+                     f"-out message.eml")
         if have_portal:
             demo_pdf(handler)
         print("\nThe pair is running; Ctrl-C stops it. Logs: demo-state/*.log",

@@ -151,6 +151,28 @@ def test_demo_runs_and_second_run_reuses_state(tree):
             page = r.read().decode()
         assert r.status == 200
         assert 'type="password"' in page and "csrf" in page, page
+        # Encrypted storage is on: the stored file is CMS EnvelopedData,
+        # and the recovery command the demo prints opens it with the
+        # escrow key from demo-state/.
+        demo.saw(r'^==> encrypted storage on: unlock = "environment"')
+        for f in ("webmail-encryption.pem", "escrow.key"):
+            assert os.path.exists(tree / "demo-state" / f), f
+        with open(tree / "demo-state" / "webmail-encryption.pem") as f:
+            assert f.read().count("BEGIN CERTIFICATE") == 2
+        cmd = demo.saw(r"^==> stored sealed \(CMS\); recovery with the "
+                       r"escrow key: (openssl cms -decrypt .*)$").group(1)
+        argv = cmd.split()
+        sealed = tree / argv[argv.index("-in") + 1]
+        with open(sealed, "rb") as f:
+            assert b"Hello Robin" not in f.read()
+        info = subprocess.run(["openssl", "cms", "-cmsout", "-print",
+                               "-inform", "DER", "-in", str(sealed)],
+                              capture_output=True, text=True, check=True)
+        assert "pkcs7-envelopedData" in info.stdout
+        r = subprocess.run(argv[:argv.index("-out")], cwd=tree,
+                           capture_output=True)
+        assert r.returncode == 0, r.stderr
+        assert b"Hello Robin" in r.stdout
         assert demo.interrupt() == 0
     finally:
         demo.kill()
