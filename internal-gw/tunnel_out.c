@@ -303,6 +303,8 @@ struct tunnel_out_b64 {
 
 static const char tunnel_out_abc[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* Every 12 bits as their two base64 characters (tunnel_out_init). */
+static char tunnel_out_pairs[4096][2];
 
 static int
 tunnel_out_b64_drain(struct tunnel_out_b64 *c)
@@ -328,10 +330,9 @@ tunnel_out_b64_line(struct tunnel_out_b64 *c, const unsigned char *p,
 	for (i = 0; i + 3 <= n; i += 3) {
 		v = (unsigned int)p[i] << 16 | (unsigned int)p[i + 1] << 8 |
 		    p[i + 2];
-		*o++ = tunnel_out_abc[v >> 18];
-		*o++ = tunnel_out_abc[(v >> 12) & 63];
-		*o++ = tunnel_out_abc[(v >> 6) & 63];
-		*o++ = tunnel_out_abc[v & 63];
+		memcpy(o, tunnel_out_pairs[v >> 12], 2);
+		memcpy(o + 2, tunnel_out_pairs[v & 4095], 2);
+		o += 4;
 	}
 	if (i < n) {
 		v = (unsigned int)p[i] << 16;
@@ -404,6 +405,10 @@ tunnel_out_init(void)
 	    !BIO_meth_set_write(tunnel_out_b64_meth, tunnel_out_b64_write) ||
 	    !BIO_meth_set_ctrl(tunnel_out_b64_meth, tunnel_out_b64_ctrl))
 		fatalx("tunnel_out: BIO_meth_new");
+	for (int i = 0; i < 4096; i++) {
+		tunnel_out_pairs[i][0] = tunnel_out_abc[i >> 6];
+		tunnel_out_pairs[i][1] = tunnel_out_abc[i & 63];
+	}
 	if ((tunnel_out_aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC",
 	    NULL)) == NULL ||
 	    (tunnel_out_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
