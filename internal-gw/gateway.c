@@ -507,7 +507,7 @@ gw_portal_tunnel(struct gw_msg *m, struct gw_variant *v, int pdf)
 	sqlite3 *db = gateway_db(m->gw);
 	X509 *cert;
 	FILE *fi, *fo;
-	int r;
+	int r, tfd;
 
 	if (db == NULL)
 		return -1;
@@ -520,12 +520,15 @@ gw_portal_tunnel(struct gw_msg *m, struct gw_variant *v, int pdf)
 		X509_free(cert);
 		return -1;
 	}
-	if ((fo = gw_tmpfile(m, "tunnel", v->path, sizeof(v->path))) == NULL) {
+	/* In memory up to GW_MEM_TMP of input, as a signature is. */
+	if ((fo = gw_memfile(m, fi, "tunnel", v->path, sizeof(v->path),
+	    &tfd)) == NULL) {
 		fclose(fi);
 		X509_free(cert);
 		return -1;
 	}
 	v->owned = 1;
+	v->memfd = tfd + 1;
 	/* The id follows the ledger key: a retry gets the same one. */
 	r = tunnel_out_build(m->gw->keyd, &v->tunnel, cert, pdf ?
 	    TUNNEL_ROUTE_PDF : TUNNEL_ROUTE_WEBMAIL,

@@ -35,6 +35,13 @@
 
 static const char tunnel_out_rfc822[] = "Content-Type: message/rfc822\r\n\r\n";
 
+static BIO_METHOD *tunnel_out_b64_meth;
+static const EVP_CIPHER *tunnel_out_aes;
+static const EVP_MD *tunnel_out_sha256;
+static pthread_once_t tunnel_out_once = PTHREAD_ONCE_INIT;
+
+static void tunnel_out_init(void);
+
 int
 tunnel_out_settings(struct props *p, struct tunnel_out *t)
 {
@@ -66,18 +73,94 @@ tunnel_out_free(struct tunnel_out *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/*
+ * The certificates tunnel_out_cert parsed, per thread, by fingerprint: the
+ * query still runs for every message, so an import or a removal shows at
+ * once, but a certificate's PEM is read and parsed only the first time.
+ */
+#define TUNNEL_OUT_CERTS	4
+
+struct tunnel_out_cached {
+	char	 fpr[96];	/* certs.fingerprint; "" when free */
+	X509	*x;
+	int	 ku_ok;		/* may encipher keys */
+};
+
+struct tunnel_out_tls {
+	struct tunnel_out_cached c[TUNNEL_OUT_CERTS];
+	unsigned int		 next;	/* the slot to reuse */
+};
+
+static pthread_key_t	tunnel_out_tls_key;
+static pthread_once_t	tunnel_out_tls_once = PTHREAD_ONCE_INIT;
+
+static void
+tunnel_out_tls_free(void *arg)
+{
+	struct tunnel_out_tls *t = arg;
+
+	for (int i = 0; i < TUNNEL_OUT_CERTS; i++)
+		X509_free(t->c[i].x);
+	free(t);
+}
+
+static void
+tunnel_out_tls_init(void)
+{
+	if (pthread_key_create(&tunnel_out_tls_key, tunnel_out_tls_free) != 0)
+		fatalx("tunnel_out: pthread_key_create");
+}
+
+/* The parsed certificate of one certs row, from the cache or the PEM. */
+static struct tunnel_out_cached *
+tunnel_out_parse(sqlite3_stmt *st)
+{
+	struct tunnel_out_tls *t;
+	struct tunnel_out_cached *c;
+	const char *fpr = (const char *)sqlite3_column_text(st, 0);
+	uint32_t ku;
+	X509 *x;
+	BIO *b;
+
+	pthread_once(&tunnel_out_tls_once, tunnel_out_tls_init);
+	if ((t = pthread_getspecific(tunnel_out_tls_key)) == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		if (pthread_setspecific(tunnel_out_tls_key, t) != 0)
+			fatalx("tunnel_out: pthread_setspecific");
+	}
+	if (fpr == NULL || strlen(fpr) >= sizeof(t->c[0].fpr))
+		fpr = "";
+	for (int i = 0; *fpr != '\0' && i < TUNNEL_OUT_CERTS; i++)
+		if (strcmp(t->c[i].fpr, fpr) == 0)
+			return &t->c[i];
+	if ((b = BIO_new_mem_buf(sqlite3_column_blob(st, 1),
+	    sqlite3_column_bytes(st, 1))) == NULL)
+		fatalx("tunnel_out: BIO_new_mem_buf");
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x == NULL)
+		return NULL;
+	c = &t->c[t->next++ % TUNNEL_OUT_CERTS];
+	X509_free(c->x);
+	c->x = x;
+	ku = X509_get_key_usage(x);
+	c->ku_ok = ku == UINT32_MAX || (ku & KU_KEY_ENCIPHERMENT);
+	snprintf(c->fpr, sizeof(c->fpr), "%s", fpr);
+	return c;
+}
+
 X509 *
 tunnel_out_cert(sqlite3 *db, const char *recipient, char *err, size_t errlen)
 {
+	struct tunnel_out_cached *c;
 	sqlite3_stmt *st;
-	X509 *x, *found = NULL;
-	uint32_t ku;
-	BIO *b;
+	X509 *found = NULL;
 	int rc;
 
 	snprintf(err, errlen, "no webmail recipient certificate for <%s> "
 	    "(import the portal's tunnel certificate)", recipient);
-	if ((st = db_prepare(db, "SELECT pem FROM certs WHERE has_key = 0 AND"
+	if ((st = db_prepare_cached(db, "SELECT fingerprint, pem FROM certs"
+	    " WHERE has_key = 0 AND"
 	    " instr(',' || emails || ',', ',' || lower(?1) || ',') > 0"
 	    " ORDER BY not_after DESC")) == NULL ||
 	    db_bind(st, "t", recipient) == -1) {
@@ -87,20 +170,15 @@ tunnel_out_cert(sqlite3 *db, const char *recipient, char *err, size_t errlen)
 		return NULL;
 	}
 	while (found == NULL && (rc = db_step(st)) == DB_ROW) {
-		if ((b = BIO_new_mem_buf(sqlite3_column_blob(st, 0),
-		    sqlite3_column_bytes(st, 0))) == NULL)
-			fatalx("tunnel_out: BIO_new_mem_buf");
-		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-		BIO_free(b);
-		if (x == NULL)
+		if ((c = tunnel_out_parse(st)) == NULL)
 			continue;
-		ku = X509_get_key_usage(x);
-		if (X509_cmp_current_time(X509_get0_notBefore(x)) < 0 &&
-		    X509_cmp_current_time(X509_get0_notAfter(x)) > 0 &&
-		    (ku == UINT32_MAX || (ku & KU_KEY_ENCIPHERMENT)))
-			found = x;
-		else
-			X509_free(x);
+		if (c->ku_ok &&
+		    X509_cmp_current_time(X509_get0_notBefore(c->x)) < 0 &&
+		    X509_cmp_current_time(X509_get0_notAfter(c->x)) > 0) {
+			if (!X509_up_ref(c->x))
+				fatalx("tunnel_out: X509_up_ref");
+			found = c->x;
+		}
 	}
 	db_finalize(st);
 	ERR_clear_error();
@@ -116,8 +194,9 @@ tunnel_out_digest(FILE *in, long long *size, char hex[65])
 	size_t n;
 
 	*size = 0;
+	pthread_once(&tunnel_out_once, tunnel_out_init);
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+	    !EVP_DigestInit_ex(ctx, tunnel_out_sha256, NULL))
 		fatalx("tunnel_out: EVP_DigestInit_ex");
 	while ((n = fread(buf, 1, TUNNEL_OUT_CHUNK, in)) > 0) {
 		if (!EVP_DigestUpdate(ctx, buf, n))
@@ -205,63 +284,135 @@ out:
 }
 
 /*
- * A sink BIO over a FILE that ends every line in CRLF: OpenSSL's base64
- * filter ends its lines in a bare LF, SMTP needs CRLF.
+ * The sink of the encrypting stream: base64 in lines of 76 characters,
+ * each ended by CRLF, straight into a FILE (a table encoder: OpenSSL's
+ * base64 filter costs more and ends its lines in a bare LF). Bytes that
+ * do not fill a line wait in in[]; a flush writes them out, padded, so it
+ * comes once, at the end.
  */
-struct tunnel_out_crlf {
-	FILE	*f;
-	int	 cr;		/* the last byte written was CR */
+#define TUNNEL_OUT_LINE		57	/* bytes per 76-character line */
+#define TUNNEL_OUT_LINES	64	/* lines per fwrite */
+
+struct tunnel_out_b64 {
+	FILE		*f;
+	unsigned char	 in[TUNNEL_OUT_LINE];
+	size_t		 nin;
+	char		 out[TUNNEL_OUT_LINES * 78];
+	size_t		 nout;
 };
 
+static const char tunnel_out_abc[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* Every 12 bits as their two base64 characters (tunnel_out_init). */
+static char tunnel_out_pairs[4096][2];
+
 static int
-tunnel_out_crlf_write(BIO *b, const char *p, int len)
+tunnel_out_b64_drain(struct tunnel_out_b64 *c)
 {
-	struct tunnel_out_crlf *c = BIO_get_data(b);
+	if (c->nout > 0 && fwrite(c->out, 1, c->nout, c->f) != c->nout)
+		return -1;
+	c->nout = 0;
+	return 0;
+}
 
-	const char *q = p, *end = p + len, *nl;
-	size_t n;
+/* One line of n (1..57) bytes of p. */
+static int
+tunnel_out_b64_line(struct tunnel_out_b64 *c, const unsigned char *p,
+    size_t n)
+{
+	char *o;
+	size_t i;
+	unsigned int v;
 
-	while (q < end) {
-		nl = memchr(q, '\n', end - q);
-		n = (nl != NULL ? nl : end) - q;
-		if (n > 0 && fwrite(q, 1, n, c->f) != n)
-			return -1;
-		if (n > 0)
-			c->cr = q[n - 1] == '\r';
-		if (nl == NULL)
-			break;
-		if ((!c->cr && putc('\r', c->f) == EOF) ||
-		    putc('\n', c->f) == EOF)
-			return -1;
-		c->cr = 0;
-		q = nl + 1;
+	if (c->nout + 78 > sizeof(c->out) && tunnel_out_b64_drain(c) == -1)
+		return -1;
+	o = c->out + c->nout;
+	for (i = 0; i + 3 <= n; i += 3) {
+		v = (unsigned int)p[i] << 16 | (unsigned int)p[i + 1] << 8 |
+		    p[i + 2];
+		memcpy(o, tunnel_out_pairs[v >> 12], 2);
+		memcpy(o + 2, tunnel_out_pairs[v & 4095], 2);
+		o += 4;
 	}
+	if (i < n) {
+		v = (unsigned int)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned int)p[i + 1] << 8;
+		*o++ = tunnel_out_abc[v >> 18];
+		*o++ = tunnel_out_abc[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tunnel_out_abc[(v >> 6) & 63] : '=';
+		*o++ = '=';
+	}
+	*o++ = '\r';
+	*o++ = '\n';
+	c->nout = (size_t)(o - c->out);
+	return 0;
+}
+
+static int
+tunnel_out_b64_write(BIO *b, const char *p, int len)
+{
+	struct tunnel_out_b64 *c = BIO_get_data(b);
+	const unsigned char *q = (const unsigned char *)p;
+	size_t n = len > 0 ? (size_t)len : 0, k;
+
+	if (c->nin > 0) {
+		k = TUNNEL_OUT_LINE - c->nin;
+		if (k > n)
+			k = n;
+		memcpy(c->in + c->nin, q, k);
+		c->nin += k;
+		q += k;
+		n -= k;
+		if (c->nin < TUNNEL_OUT_LINE)
+			return len;
+		if (tunnel_out_b64_line(c, c->in, TUNNEL_OUT_LINE) == -1)
+			return -1;
+		c->nin = 0;
+	}
+	for (; n >= TUNNEL_OUT_LINE; q += TUNNEL_OUT_LINE,
+	    n -= TUNNEL_OUT_LINE)
+		if (tunnel_out_b64_line(c, q, TUNNEL_OUT_LINE) == -1)
+			return -1;
+	memcpy(c->in, q, n);
+	c->nin = n;
 	return len;
 }
 
 static long
-tunnel_out_crlf_ctrl(BIO *b, int cmd, long num, void *ptr)
+tunnel_out_b64_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	struct tunnel_out_crlf *c = BIO_get_data(b);
+	struct tunnel_out_b64 *c = BIO_get_data(b);
 
 	(void)num;
 	(void)ptr;
-	if (cmd == BIO_CTRL_FLUSH)
-		return fflush(c->f) == EOF ? 0 : 1;
-	return 0;
+	if (cmd != BIO_CTRL_FLUSH)
+		return 0;
+	if (c->nin > 0 && tunnel_out_b64_line(c, c->in, c->nin) == -1)
+		return 0;
+	c->nin = 0;
+	if (tunnel_out_b64_drain(c) == -1 || fflush(c->f) == EOF)
+		return 0;
+	return 1;
 }
 
-static BIO_METHOD *tunnel_out_crlf_meth;
-static pthread_once_t tunnel_out_crlf_once = PTHREAD_ONCE_INIT;
-
+/* Once: the sink's method and the algorithms, fetched once for all. */
 static void
-tunnel_out_crlf_init(void)
+tunnel_out_init(void)
 {
-	if ((tunnel_out_crlf_meth = BIO_meth_new(BIO_get_new_index() |
-	    BIO_TYPE_SOURCE_SINK, "postern crlf")) == NULL ||
-	    !BIO_meth_set_write(tunnel_out_crlf_meth, tunnel_out_crlf_write) ||
-	    !BIO_meth_set_ctrl(tunnel_out_crlf_meth, tunnel_out_crlf_ctrl))
+	if ((tunnel_out_b64_meth = BIO_meth_new(BIO_get_new_index() |
+	    BIO_TYPE_SOURCE_SINK, "postern base64")) == NULL ||
+	    !BIO_meth_set_write(tunnel_out_b64_meth, tunnel_out_b64_write) ||
+	    !BIO_meth_set_ctrl(tunnel_out_b64_meth, tunnel_out_b64_ctrl))
 		fatalx("tunnel_out: BIO_meth_new");
+	for (int i = 0; i < 4096; i++) {
+		tunnel_out_pairs[i][0] = tunnel_out_abc[i >> 6];
+		tunnel_out_pairs[i][1] = tunnel_out_abc[i & 63];
+	}
+	if ((tunnel_out_aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC",
+	    NULL)) == NULL ||
+	    (tunnel_out_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		fatalx("tunnel_out: EVP_CIPHER_fetch");
 }
 
 /*
@@ -278,8 +429,8 @@ tunnel_out_encrypt(const struct tunnel_out *t, const char *id, X509 *cert,
 	unsigned int flags = CMS_BINARY | CMS_STREAM | CMS_PARTIAL;
 	STACK_OF(X509) *sk;
 	CMS_ContentInfo *cms = NULL;
-	struct tunnel_out_crlf crlf = { out, 0 };
-	BIO *b64, *bout, *cb = NULL, *next;
+	struct tunnel_out_b64 sink;
+	BIO *b64, *cb = NULL, *next;
 	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -298,15 +449,15 @@ tunnel_out_encrypt(const struct tunnel_out *t, const char *id, X509 *cert,
 		snprintf(err, errlen, "write: %s", strerror(errno));
 		return -1;
 	}
-	pthread_once(&tunnel_out_crlf_once, tunnel_out_crlf_init);
+	pthread_once(&tunnel_out_once, tunnel_out_init);
+	sink.f = out;
+	sink.nin = sink.nout = 0;
 	if ((sk = sk_X509_new_null()) == NULL || !sk_X509_push(sk, cert) ||
-	    (b64 = BIO_new(BIO_f_base64())) == NULL ||
-	    (bout = BIO_new(tunnel_out_crlf_meth)) == NULL)
+	    (b64 = BIO_new(tunnel_out_b64_meth)) == NULL)
 		fatalx("tunnel_out: out of memory");
-	BIO_set_data(bout, &crlf);
-	BIO_set_init(bout, 1);
-	BIO_push(b64, bout);
-	if ((cms = CMS_encrypt(sk, NULL, EVP_aes_256_cbc(), flags)) == NULL ||
+	BIO_set_data(b64, &sink);
+	BIO_set_init(b64, 1);
+	if ((cms = CMS_encrypt(sk, NULL, tunnel_out_aes, flags)) == NULL ||
 	    (cb = BIO_new_CMS(b64, cms)) == NULL) {
 		snprintf(err, errlen, "encryption failed: %s",
 		    ERR_reason_error_string(ERR_peek_last_error()));
@@ -339,7 +490,7 @@ out:
 	}
 	ERR_clear_error();
 	CMS_ContentInfo_free(cms);
-	BIO_free_all(b64);
+	BIO_free(b64);
 	sk_X509_free(sk);
 	return rv;
 }
@@ -375,8 +526,8 @@ tunnel_out_build(struct keyd_client *kc, const struct tunnel_out *t,
 		    nrcpts);
 		return -1;
 	}
-	if (!EVP_Digest(manifest, strlen(manifest), md, NULL, EVP_sha256(),
-	    NULL))
+	if (!EVP_Digest(manifest, strlen(manifest), md, NULL,
+	    tunnel_out_sha256, NULL))
 		fatalx("tunnel_out: EVP_Digest");
 	if (keyd_sign_digest(kc, t->sender, KEYD_PURPOSE_TUNNEL, msgid, md,
 	    &der, &derlen, err, errlen) == -1)
