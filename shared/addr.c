@@ -330,39 +330,44 @@ addr_fold_utf8(const char *s, size_t n, char *out, size_t outlen)
 	return rc;
 }
 
-int
-addr_fold_domain(const char *domain, char *out, size_t outlen)
+/* The domain folded; with decode, A-labels decoded to U-labels first. */
+static int
+addr_fold_domain_as(const char *domain, int decode, char *out, size_t outlen)
 {
-	gchar *u = NULL;
-	const char *why;
+	gchar *u;
 	int rc;
 
 	if (*domain == '\0')
 		return -1;
-	if (*domain == '[')
+	if (*domain == '[' || !decode || strcasestr(domain, "xn--") == NULL ||
+	    (u = g_hostname_to_unicode(domain)) == NULL)
 		return addr_fold_utf8(domain, strlen(domain), out, outlen);
-	/*
-	 * A-labels (xn--) decode to U-labels; other text stays as it is. A
-	 * decoding that is not itself a valid domain (an A-label whose
-	 * Unicode form ends in a hyphen, say) keeps the A-label: folding must
-	 * never turn a valid address into an invalid one.
-	 */
-	if (strcasestr(domain, "xn--") != NULL &&
-	    (u = g_hostname_to_unicode(domain)) != NULL &&
-	    addr_parse_domain(u, 1, &why) != 0) {
-		g_free(u);
-		u = NULL;
-	}
-	rc = addr_fold_utf8(u ? u : domain, strlen(u ? u : domain), out,
-	    outlen);
+	rc = addr_fold_utf8(u, strlen(u), out, outlen);
 	g_free(u);
 	return rc;
 }
 
 int
+addr_fold_domain(const char *domain, char *out, size_t outlen)
+{
+	const char *why;
+
+	/*
+	 * A-labels (xn--) decode to U-labels. A decoding whose folded form
+	 * is not a valid domain (a Unicode label ending in a hyphen, or one
+	 * grown past 63 octets) keeps the A-label.
+	 */
+	if (addr_fold_domain_as(domain, 1, out, outlen) == 0 &&
+	    addr_parse_domain(out, 1, &why) == 0)
+		return 0;
+	return addr_fold_domain_as(domain, 0, out, outlen);
+}
+
+int
 addr_fold(const char *addr, char *out, size_t outlen)
 {
-	const char *at = strrchr(addr, '@');
+	const char *at = strrchr(addr, '@'), *why;
+	struct addr a;
 	size_t n;
 
 	if (at == NULL || at == addr)
@@ -374,5 +379,12 @@ addr_fold(const char *addr, char *out, size_t outlen)
 	if (n + 1 >= outlen)
 		return -1;
 	out[n++] = '@';
-	return addr_fold_domain(at + 1, out + n, outlen - n);
+	/*
+	 * Folding must never turn a valid address into an invalid one: when
+	 * the U-label form makes the address too long, the A-label stays.
+	 */
+	if (addr_fold_domain(at + 1, out + n, outlen - n) == 0 &&
+	    addr_parse(out, 1, &a, &why) == 0)
+		return 0;
+	return addr_fold_domain_as(at + 1, 0, out + n, outlen - n);
 }

@@ -128,6 +128,8 @@ test_fold(void **state)
 	{ "bob@[192.0.2.1]", "bob@[192.0.2.1]" },
 	/* Its Unicode form would end in a hyphen: the A-label stays. */
 	{ "Or@EY.xn------top.ad", "or@ey.xn------top.ad" },
+	/* Its folded Unicode label would pass 63 octets: the A-label stays. */
+	{ "mp@xn--rePP-PPPPPPPPPPPPPPePPPP", "mp@xn--repp-ppppppppppppppepppp" },
 	};
 	char out[ADDR_MAX];
 
