@@ -62,5 +62,7 @@ int	cli_stats(struct cli *, int argc, char **argv);
 int	cli_cleanup(struct cli *, int argc, char **argv);
 int	cli_tunnel(struct cli *, int argc, char **argv);
 int	cli_storage(struct cli *, int argc, char **argv);
+/* storage encrypt-existing (cli_storage_seal.c) */
+int	cli_storage_encrypt_existing(struct cli *);
 
 #endif

@@ -48,7 +48,8 @@ static const struct cli_group cli_groups[] = {
 	    "(external-portal)" },
 	{ "tunnel", cli_tunnel, 1, "keygen --role gateway|portal; "
 	    "legacy-clear (add-on tunnel)" },
-	{ "storage", cli_storage, 1, "status|unlock [--password-file F|-] "
+	{ "storage", cli_storage, 1, "status|unlock [--password-file F|-]|"
+	    "encrypt-existing "
 	    "(external-portal encrypted storage)" },
 	{ NULL, NULL, 0, NULL },
 };

@@ -2,7 +2,8 @@
  * postern-cli storage: the encrypted storage of external-portal.
  *   status                         locked or unlocked
  *   unlock [--password-file F|-]   gives the key holder the password
- * Both talk to the key holder's root-only control socket
+ *   encrypt-existing               seals the plain messages (cli_storage_seal.c)
+ * The first two talk to the key holder's root-only control socket
  * (storage_encryption.control_socket).
  */
 #include <sys/socket.h>
@@ -22,7 +23,8 @@
 
 #define CLI_STORAGE_USAGE \
 	"usage: postern-cli storage status\n" \
-	"       postern-cli storage unlock [--password-file FILE|-]\n"
+	"       postern-cli storage unlock [--password-file FILE|-]\n" \
+	"       postern-cli storage encrypt-existing\n"
 #define CLI_STORAGE_SOCKET	"/run/postern/portal-storage.sock"
 #define CLI_STORAGE_PASS_MAX	1024
 
@@ -157,6 +159,12 @@ cli_storage(struct cli *c, int argc, char **argv)
 			return cli_err("%s", ans);
 		printf("unlocked\n");
 		return CLI_OK;
+	}
+	if (strcmp(verb, "encrypt-existing") == 0) {
+		if (file != NULL)
+			return cli_usage(CLI_STORAGE_USAGE, "encrypt-existing "
+			    "needs no password");
+		return cli_storage_encrypt_existing(c);
 	}
 	return cli_usage(CLI_STORAGE_USAGE, "unknown verb %s", verb);
 }
