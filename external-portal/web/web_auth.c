@@ -1241,27 +1241,36 @@ web_auth_totp_enable(struct web_req *r)
 	web_auth_recovery_page(r);
 }
 
-void
-web_auth_totp_disable(struct web_req *r)
+/*
+ * Turning 2FA off and new recovery codes ask for the password and a code
+ * (both exist only with 2FA on). 1 when given; 0 when the page already
+ * says why not.
+ */
+static int
+web_auth_settings_reauth(struct web_req *r)
 {
 	struct store_user u;
 	int rc;
 
 	if (store_user_get(r->store, r->email, &u) != 0) {
 		web_page_tempfail(r);
-		return;
+		return 0;
 	}
 	rc = u.totp_enabled ? web_auth_reauth(r, &u) : 0;
 	store_user_free(&u);
-	if (rc == -1) {
+	if (rc == -1)
 		web_page_tempfail(r);
-		return;
-	}
-	if (rc == 0) {
+	else if (rc == 0)
 		web_auth_settings_page(r, NULL,
 		    web_text_get("settings.wrong_password_or_code"));
+	return rc == 1;
+}
+
+void
+web_auth_totp_disable(struct web_req *r)
+{
+	if (!web_auth_settings_reauth(r))
 		return;
-	}
 	if (store_user_set_totp(r->store, r->email, NULL, 0) == -1 ||
 	    web_session_recovery_clear(r->sessions, r->email) == -1) {
 		web_page_tempfail(r);
@@ -1274,25 +1283,8 @@ web_auth_totp_disable(struct web_req *r)
 void
 web_auth_recovery(struct web_req *r)
 {
-	struct store_user u;
-	int rc;
-
-	if (store_user_get(r->store, r->email, &u) != 0) {
-		web_page_tempfail(r);
+	if (!web_auth_settings_reauth(r))
 		return;
-	}
-	/* Recovery codes only exist with 2FA on. */
-	rc = u.totp_enabled ? web_auth_reauth(r, &u) : 0;
-	store_user_free(&u);
-	if (rc == -1) {
-		web_page_tempfail(r);
-		return;
-	}
-	if (rc == 0) {
-		web_auth_settings_page(r, NULL,
-		    web_text_get("settings.wrong_password_or_code"));
-		return;
-	}
 	log_info("web: %s made new recovery codes", r->email);
 	web_auth_recovery_page(r);
 }
