@@ -165,7 +165,7 @@ const struct props_def props_defs[] = {
 	{ .name = "tunnel-max-age", .type = PROPS_INT, .def = "600",
 	  .min = 10, .max = 86400, .scopes = G, .nodes = PORTAL,
 	  .doc = "seconds a tunnel message's timestamp may lie in the past "
-	  "or future; seen tunnel ids are kept this long" },
+	  "or future; seen tunnel ids are kept twice as long" },
 	{ .name = "totp-max-attempts", .type = PROPS_INT, .def = "5",
 	  .min = 1, .max = 100, .scopes = UDG, .nodes = PORTAL,
 	  .doc = "wrong two-step codes before the half-signed session ends "
