@@ -155,7 +155,8 @@ db_pg_word(const char *s, size_t i, const char *w)
 
 /*
  * The module's SQL for PostgreSQL: parameters numbered ($N; *nparam the
- * highest), and with schema set, SQLite's schema words. Quoted strings
+ * highest), SQLite's instr() as strpos() (same result: 1-based position,
+ * 0 when absent), and with schema set, SQLite's schema words. Quoted strings
  * ('...'), names ("...") and dollar-quoted bodies ($$...$$) pass as they
  * are.
  */
@@ -213,6 +214,11 @@ db_pg_translate(const char *sql, int schema, int *nparam)
 				i++;
 			if (sql[i] == ';')
 				i++;
+			continue;
+		}
+		if (db_pg_word(sql, i, "instr") && sql[i + 5] == '(') {
+			db_pg_put(&out, &len, &cap, "strpos", 6);
+			i += 5;
 			continue;
 		}
 		if (schema) {
