@@ -68,8 +68,19 @@ db_pg_open(const char *url, char **err)
 	struct db *db;
 	PGconn *c;
 
+	/*
+	 * Bounds of our own come first, so the URI's values win: a server
+	 * that does not answer costs 10 s at most, and a dead peer of an
+	 * open connection is noticed within about a minute (keepalives),
+	 * so a failover is followed rather than waited out.
+	 */
+	static const char *const keys[] = { "connect_timeout", "keepalives",
+	    "keepalives_idle", "keepalives_interval", "keepalives_count",
+	    "dbname", NULL };
+	const char *vals[] = { "10", "1", "30", "10", "3", url, NULL };
+
 	*err = NULL;
-	c = PQconnectdb(url);
+	c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		struct db tmp = { 0 };
 
