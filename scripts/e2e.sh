@@ -4,9 +4,8 @@
 # network boundaries (LAN, DMZ and Internet namespaces, the Ansible
 # playbook, Postfix and both daemons) and the postern_postgresql role run
 # for real (a primary and a replica in namespaces) need root and network
-# namespaces;
-# without them the run FAILS, unless E2E_ALLOW_SKIP=1 says that skipping
-# the scenario is acceptable here. Bounded: each pytest run is killed
+# namespaces; without them the run FAILS, unless E2E_ALLOW_SKIP=1 says
+# that skipping them is acceptable here. Bounded: each pytest run is killed
 # after E2E_TIMEOUT seconds.
 set -eu
 
