@@ -222,15 +222,17 @@ TUNNEL = os.environ.get("POSTERN_E2E_TUNNEL", "1") == "1"
 WEB = os.environ.get("POSTERN_E2E_WEB", "1") == "1"
 
 
-def playbook(inventory, *extra, hosts=("gw.lan.test", "portal.dmz.test")):
+def playbook(inventory, *extra, hosts=("gw.lan.test", "portal.dmz.test"),
+             ns=None):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible",
                                                        "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_PIPELINING="1",
                ANSIBLE_LOCAL_TEMP=os.path.join(os.path.dirname(inventory),
                                                "ansible-tmp"))
-    rc, out = run(["ansible-playbook", "-i", inventory, *extra,
-                   os.path.join(ROOT, "ansible", "site.yml")],
+    argv = ["ansible-playbook", "-i", inventory, *extra,
+            os.path.join(ROOT, "ansible", "site.yml")]
+    rc, out = run(nsexec(ns, *argv) if ns else argv,
                   check=False, timeout=300, env=env,
                   cwd=os.path.join(ROOT, "ansible"))
     assert rc == 0, out
@@ -584,7 +586,8 @@ def pg_portals(dmz_postgres, services):
     path = os.path.join(work, "inventory-pg.json")
     with open(path, "w") as f:
         json.dump(inv, f, indent=1)
-    first, out = playbook(path, hosts=PG_HOSTS)
+    # in the DMZ: postern-cli (properties) reaches the database there
+    first, out = playbook(path, hosts=PG_HOSTS, ns="dmz")
     assert all(c > 0 for c in first.values()), out
     procs = {}
     try:
