@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 B=${POSTERN_BUILD:-$(pwd)/build}
-E2E_TIMEOUT=${E2E_TIMEOUT:-600}
+E2E_TIMEOUT=${E2E_TIMEOUT:-1200}
 export POSTERN_BUILD="$B"
 
 e2e_pytest() {
