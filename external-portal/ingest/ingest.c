@@ -496,6 +496,18 @@ out:
 	OPENSSL_cleanse(cek, sizeof(cek));
 	free(meta.sealed_meta);
 	ingest_parts_free(parts, nparts);
+	/*
+	 * Sealed, the plain copy is a second temp file per message: emptied,
+	 * it joins the pool too (see store_tmp_recycle), so the ingest frees
+	 * no inode per message here either.
+	 */
+	if (tmp.path != NULL && in->crypt != NULL &&
+	    ftruncate(fileno(tmp.fp), 0) == 0) {
+		fclose(tmp.fp);
+		tmp.fp = NULL;
+		if (store_tmp_recycle(in->store, tmp.path) == 0)
+			xfree(&tmp.path);
+	}
 	if (tmp.path != NULL)
 		store_tmp_discard(&tmp);
 	if (sealed.path != NULL)
