@@ -53,7 +53,7 @@ def test_hundred_megabytes_sealed_in_flat_memory(tmp_path, notify_sink,
     # and stays resident: that is the sanitizer's peak, not ours.
     if "ASAN_OPTIONS" in os.environ:
         monkeypatch.setenv("ASAN_OPTIONS", os.environ["ASAN_OPTIONS"] +
-                           ":quarantine_size_mb=8")
+                           ":quarantine_size_mb=1")
     p = Portal(tmp, notify_sink, extra=_setup(tmp))
     p.stop()
     conf = open(p.conf).read().replace(
