@@ -73,6 +73,13 @@ struct store_msg {
 	int			 unread;
 	char			*path;		/* absolute */
 	int64_t			 created;
+	/*
+	 * Encrypted storage: hdr_from and subject sealed with the file's
+	 * CEK (store_crypt_meta_seal), the two columns then NULL; NULL
+	 * when they are in clear.
+	 */
+	unsigned char		*sealed_meta;
+	size_t			 sealed_metalen;
 	/* Delivery only: the MIME parts to record (store_part.c), or NULL. */
 	const struct store_part	*parts;
 	int			 nparts;

@@ -717,6 +717,10 @@ def report(a, t_total, load0):
         add(f"| memory, {a.big_mib} MiB message | n/a | | |")
     if "pgp" in a.only.split(","):
         add(bench_pgp.report_row(F, fmt, ratio, rtxt))
+    if "storage" in a.only.split(","):
+        import bench_storage
+        for row in bench_storage.report_rows(a, F, fmt, ratio, rtxt):
+            add(row)
     for line in lines:
         print(line)
 
@@ -779,7 +783,8 @@ def main():
     ap.add_argument("--inbox", type=int, default=10000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=100)
-    ap.add_argument("--only", default="smtp,portal,memory,inbound,pdf,pgp")
+    ap.add_argument("--only",
+                    default="smtp,portal,memory,inbound,pdf,pgp,storage")
     a = ap.parse_args()
     os.environ["POSTERN_BUILD"] = a.build
     B.become_subreaper()
@@ -810,6 +815,11 @@ def main():
                 say(f"inbound: not measured: {e}")
         if "pgp" in only:
             bench_pgp.phase_pgp(a, work, F, B, Gateway, cli, say)
+            B.stop_all()
+        if "storage" in only:
+            import bench_storage
+            bench_storage.phase_storage(a, work, F, Portal, signup, login,
+                                        bin_path, say, mail)
             B.stop_all()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
