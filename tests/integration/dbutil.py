@@ -153,8 +153,10 @@ class PgServer:
 
 
 _server = None
-# Databases made since the last drop_made(): (server, name).
+# The databases made, oldest first: (key, name).
 _made = []
+# key (the SQLite path the call stands for) -> PostgreSQL URI.
+_urls = {}
 
 
 def pg_server():
@@ -188,20 +190,27 @@ def stop_server():
 def db_url(tmpdir, name):
     """What follows "database =" in a node config: with SQLite the file
     <tmpdir>/<name>.db, with PostgreSQL the URI of a database made for
-    this call. Nodes that share a database are given the same value."""
+    it. Like the file, the database is the same for the same tmpdir and
+    name (a node restarted on its old config finds its data), and empty
+    for a new one. Nodes that share a database are given the same value."""
+    path = os.path.join(str(tmpdir), f"{name}.db")
     if not PG:
-        return os.path.join(str(tmpdir), f"{name}.db")
-    s = pg_server()
-    db = s.create_db(name)
-    _made.append(db)
-    return s.url(db)
+        return path
+    key = os.path.realpath(path)
+    if key not in _urls:
+        s = pg_server()
+        db = s.create_db(name)
+        _made.append((key, db))
+        _urls[key] = s.url(db)
+    return _urls[key]
 
 
 def drop_made(keep=0):
     """Drops the databases made after the first keep of them (they belong
     to longer-lived fixtures). Connections left to them are ended."""
     while len(_made) > keep:
-        db = _made.pop()
+        key, db = _made.pop()
+        del _urls[key]
         if _server is not None and _server.running:
             _server.drop_db(db)
 
