@@ -12,7 +12,7 @@ import pytest
 
 from conftest import (Daemon, bin_path, check_sanitizer, free_port,
                       needs_root, unmet)
-from dbutil import db_connect, db_url, sqlite_only
+from dbutil import PG, db_connect, db_url, sqlite_only
 
 RELAY = "relay-to-webmail.private"
 WEBMAIL = b"X-Keep-CipherMail-To-Webmail: True\r\n"
@@ -317,7 +317,10 @@ def test_kill9_loses_no_acknowledged_message(tmp_path):
         t.join()
     p.start()
     p.daemon.wait_for(r"store: recovery")
-    assert p.rows("PRAGMA integrity_check") == [("ok",)]
+    if not PG:
+        # (PostgreSQL recovers from its WAL; a crash of a client cannot
+        # damage the server's files.)
+        assert p.rows("PRAGMA integrity_check") == [("ok",)]
     rows = p.messages("bob@example.org")
     subjects = {r[2] for r in rows}
     missing = [s for s in acked if s not in subjects]
