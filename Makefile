@@ -10,7 +10,7 @@ CC       ?= cc
 
 PKGS = openssl libevent libevent_openssl libevent_pthreads sqlite3 libconfig \
        gmime-3.0 libargon2 gumbo libqrencode cairo pangocairo libqpdf liboath \
-       libytnef librnp
+       libytnef librnp libpq
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
        -Wno-deprecated-declarations

@@ -7,7 +7,7 @@
 #ifndef POSTERN_CLI_H
 #define POSTERN_CLI_H
 
-struct sqlite3;
+struct db;
 struct props;
 
 #define CLI_OK		0
@@ -21,7 +21,7 @@ struct cli {
 	const char	*conf_path;	/* -c, $POSTERN_CONF or the default */
 	int		 node;		/* CLI_NODE_*, from the config's `node` */
 	char		*dbpath;	/* the config's `database` */
-	struct sqlite3	*db;		/* opened by cli_open() */
+	struct db	*db;		/* opened by cli_open() */
 	struct props	*props;		/* on db, restricted to this node */
 	struct config_t	*cfg;		/* the whole config file (libconfig) */
 };

@@ -28,7 +28,7 @@ static const char cli_policy_usage_text[] =
     "[--subject TEXT] [--header \"Name: value\"]...\n";
 
 struct cli_policy_certs {
-	struct sqlite3	*db;
+	struct db	*db;
 	X509_STORE	*trust;
 };
 

@@ -34,7 +34,6 @@
 
 #include <libconfig.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include "cli.h"
 #include "db.h"
@@ -164,7 +163,7 @@ fail:
 static int
 cli_seal_list(struct cli *c, int64_t **ids, char ***names, size_t *n)
 {
-	struct sqlite3_stmt *st;
+	struct db_stmt *st;
 	size_t cap = 0;
 	int rc;
 
@@ -180,9 +179,9 @@ cli_seal_list(struct cli *c, int64_t **ids, char ***names, size_t *n)
 			*ids = xreallocarray(*ids, cap, sizeof(**ids));
 			*names = xreallocarray(*names, cap, sizeof(**names));
 		}
-		(*ids)[*n] = sqlite3_column_int64(st, 0);
+		(*ids)[*n] = db_col_int(st, 0);
 		(*names)[*n] = xstrdup((const char *)
-		    sqlite3_column_text(st, 1));
+		    db_col_text(st, 1));
 		(*n)++;
 	}
 	db_finalize(st);

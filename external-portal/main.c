@@ -25,7 +25,6 @@
 #include <gmime/gmime.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <sqlite3.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -199,8 +198,8 @@ portal_listeners_check(const struct conf *c, char **err)
 static int
 portal_legacy_props(const struct conf *c, char **err)
 {
-	struct sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = 0;
 
 	*err = NULL;
@@ -226,7 +225,7 @@ static int
 portal_check(const struct conf *c)
 {
 	struct store *s;
-	struct sqlite3 *db;
+	struct db *db;
 	struct netaddr_list *nl;
 	enum smtp_client_tls lvl;
 	const char **l;
@@ -239,13 +238,14 @@ portal_check(const struct conf *c)
 #define PORTAL_BAD(...) do { fprintf(stderr, __VA_ARGS__); \
     fputc('\n', stderr); xfree(&err); bad = 1; } while (0)
 	if ((db = db_open(conf_str(c, "database"), &err)) == NULL)
-		PORTAL_BAD("database %s: %s", conf_str(c, "database"), err);
+		PORTAL_BAD("database %s: %s", db_redact(conf_str(c,
+		    "database")), err);
 	else {
 		struct props *p = props_wrap(db);
 
 		if (p == NULL)
 			PORTAL_BAD("database %s: cannot create the property "
-			    "tables", conf_str(c, "database"));
+			    "tables", db_redact(conf_str(c, "database")));
 		props_close(p);
 		db_close(db);
 	}

@@ -62,18 +62,20 @@ certstore_ossl_err(const char *what)
 }
 
 static char *
-certstore_sql_err(sqlite3 *db, const char *what)
+certstore_sql_err(struct db *db, const char *what)
 {
 	char *s;
 
-	xasprintf(&s, "%s: %s", what, sqlite3_errmsg(db));
+	xasprintf(&s, "%s: %s", what, db_errmsg(db));
 	return s;
 }
 
 int
-certstore_init(sqlite3 *db, char **err)
+certstore_init(struct db *db, char **err)
 {
-	if (db_exec(db, certstore_schema, err) == -1)
+	static const char *const steps[] = { certstore_schema };
+
+	if (db_migrate(db, "gw-certstore", steps, 1, err) == -1)
 		return -1;
 	return crl_init(db, err);
 }
@@ -204,7 +206,7 @@ certstore_time(const ASN1_TIME *t)
 }
 
 static int
-certstore_put_cert(sqlite3 *db, X509 *x, int has_key, char **err)
+certstore_put_cert(struct db *db, X509 *x, int has_key, char **err)
 {
 	char fpr[CERTSTORE_FPR_LEN + 1], *subject, *issuer, *emails = NULL;
 	char **v, *pem;
@@ -430,7 +432,7 @@ certstore_parse(const unsigned char *buf, size_t len, const char *password,
 }
 
 int
-certstore_import(sqlite3 *db, const char *keys_dir, const char *path,
+certstore_import(struct db *db, const char *keys_dir, const char *path,
     const char *password, char **err)
 {
 	STACK_OF(X509) *certs = NULL;
@@ -484,10 +486,10 @@ out:
 }
 
 int
-certstore_list(sqlite3 *db, struct certstore_entry **out, char **err)
+certstore_list(struct db *db, struct certstore_entry **out, char **err)
 {
 	struct certstore_entry *v = NULL, *e;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	size_t n = 0;
 	int rc;
 
@@ -502,13 +504,13 @@ certstore_list(sqlite3 *db, struct certstore_entry **out, char **err)
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		e = &v[n++];
 		snprintf(e->fingerprint, sizeof(e->fingerprint), "%s",
-		    (const char *)sqlite3_column_text(st, 0));
-		e->subject = xstrdup((const char *)sqlite3_column_text(st, 1));
-		e->issuer = xstrdup((const char *)sqlite3_column_text(st, 2));
-		e->emails = xstrdup((const char *)sqlite3_column_text(st, 3));
-		e->not_before = (time_t)sqlite3_column_int64(st, 4);
-		e->not_after = (time_t)sqlite3_column_int64(st, 5);
-		e->has_key = sqlite3_column_int(st, 6);
+		    (const char *)db_col_text(st, 0));
+		e->subject = xstrdup((const char *)db_col_text(st, 1));
+		e->issuer = xstrdup((const char *)db_col_text(st, 2));
+		e->emails = xstrdup((const char *)db_col_text(st, 3));
+		e->not_before = (time_t)db_col_int(st, 4);
+		e->not_after = (time_t)db_col_int(st, 5);
+		e->has_key = db_col_int(st, 6);
 	}
 	if (rc != DB_DONE) {
 		*err = certstore_sql_err(db, "certstore: list");
@@ -538,10 +540,10 @@ certstore_list_free(struct certstore_entry **vp, size_t n)
 }
 
 int
-certstore_remove(sqlite3 *db, const char *keys_dir, const char *what,
+certstore_remove(struct db *db, const char *keys_dir, const char *what,
     char **err)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char key[CERTSTORE_FPR_LEN + 1], *path, **fprs = NULL;
 	const char *sel;
 	size_t nf = 0, i, k = 0;
@@ -580,7 +582,7 @@ certstore_remove(sqlite3 *db, const char *keys_dir, const char *what,
 	}
 	while ((rc = db_step(st)) == DB_ROW) {
 		fprs = xreallocarray(fprs, nf + 1, sizeof(*fprs));
-		fprs[nf++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+		fprs[nf++] = xstrdup((const char *)db_col_text(st, 0));
 	}
 	if (rc != DB_DONE) {
 		*err = certstore_sql_err(db, "certstore: remove");
@@ -638,9 +640,9 @@ certstore_trust_load(const char *path, char **err)
 
 /* Certificates from the table whose subject is name (chain candidates). */
 int
-certstore_by_subject(sqlite3 *db, const char *name, STACK_OF(X509) *out)
+certstore_by_subject(struct db *db, const char *name, STACK_OF(X509) *out)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	const void *pem;
 	X509 *x;
 	BIO *b;
@@ -654,8 +656,8 @@ certstore_by_subject(sqlite3 *db, const char *name, STACK_OF(X509) *out)
 		return -1;
 	}
 	while ((rc = db_step(st)) == DB_ROW) {
-		pem = sqlite3_column_blob(st, 0);
-		if ((b = BIO_new_mem_buf(pem, sqlite3_column_bytes(st, 0))) ==
+		pem = db_col_blob(st, 0);
+		if ((b = BIO_new_mem_buf(pem, db_col_bytes(st, 0))) ==
 		    NULL)
 			fatalx("certstore: BIO_new_mem_buf");
 		if ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
@@ -700,7 +702,7 @@ certstore_san_names(X509 *x, const char *addr)
 
 /* The policy of certstore.h for one candidate recipient certificate. */
 static int
-certstore_usable(sqlite3 *db, X509_STORE *trust, X509 *x, const char *addr)
+certstore_usable(struct db *db, X509_STORE *trust, X509 *x, const char *addr)
 {
 	STACK_OF(X509) *untrusted;
 	X509_STORE_CTX *ctx;
@@ -755,10 +757,10 @@ certstore_usable(sqlite3 *db, X509_STORE *trust, X509 *x, const char *addr)
 }
 
 int
-certstore_find_recipient(sqlite3 *db, X509_STORE *trust, const char *addr,
+certstore_find_recipient(struct db *db, X509_STORE *trust, const char *addr,
     X509 ***certs, size_t *n)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	X509 **v = NULL, *x;
 	BIO *b;
 	size_t cnt = 0;
@@ -775,8 +777,8 @@ certstore_find_recipient(sqlite3 *db, X509_STORE *trust, const char *addr,
 		return -1;
 	}
 	while ((rc = db_step(st)) == DB_ROW) {
-		if ((b = BIO_new_mem_buf(sqlite3_column_blob(st, 0),
-		    sqlite3_column_bytes(st, 0))) == NULL)
+		if ((b = BIO_new_mem_buf(db_col_blob(st, 0),
+		    db_col_bytes(st, 0))) == NULL)
 			fatalx("certstore: BIO_new_mem_buf");
 		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
 		BIO_free(b);
@@ -813,7 +815,7 @@ certstore_certs_free(X509 ***vp, size_t n)
 }
 
 int
-certstore_has_valid(sqlite3 *db, X509_STORE *trust, const char *addr)
+certstore_has_valid(struct db *db, X509_STORE *trust, const char *addr)
 {
 	X509 **v;
 	size_t n;
@@ -826,7 +828,7 @@ certstore_has_valid(sqlite3 *db, X509_STORE *trust, const char *addr)
 }
 
 int
-certstore_add(sqlite3 *db, X509 *x, const char *source, char **err)
+certstore_add(struct db *db, X509 *x, const char *source, char **err)
 {
 	char fpr[CERTSTORE_FPR_LEN + 1];
 
@@ -835,8 +837,9 @@ certstore_add(sqlite3 *db, X509 *x, const char *source, char **err)
 		return -1;
 	certstore_fingerprint(x, fpr);
 	if (db_run(db, "INSERT INTO cert_origin (fingerprint, source, added)"
-	    " VALUES (?1, ?2, strftime('%s','now'))"
-	    " ON CONFLICT(fingerprint) DO NOTHING", "tt", fpr, source) == -1) {
+	    " VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT(fingerprint) DO NOTHING", "tti", fpr, source,
+	    (int64_t)time(NULL)) == -1) {
 		*err = certstore_sql_err(db, "certstore: origin");
 		return -1;
 	}
@@ -844,17 +847,17 @@ certstore_add(sqlite3 *db, X509 *x, const char *source, char **err)
 }
 
 char *
-certstore_origin(sqlite3 *db, X509 *x)
+certstore_origin(struct db *db, X509 *x)
 {
 	char fpr[CERTSTORE_FPR_LEN + 1], *s = NULL;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 
 	certstore_fingerprint(x, fpr);
 	if ((st = db_prepare(db, "SELECT source FROM cert_origin"
 	    " WHERE fingerprint = ?1")) == NULL)
 		return NULL;
 	if (db_bind(st, "t", fpr) == 0 && db_step(st) == DB_ROW)
-		s = xstrdup((const char *)sqlite3_column_text(st, 0));
+		s = xstrdup((const char *)db_col_text(st, 0));
 	db_finalize(st);
 	return s;
 }

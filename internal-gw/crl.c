@@ -38,9 +38,11 @@ static const char crl_schema[] =
     " PRIMARY KEY (issuer, serial));";
 
 int
-crl_init(sqlite3 *db, char **err)
+crl_init(struct db *db, char **err)
 {
-	return db_exec(db, crl_schema, err);
+	static const char *const steps[] = { crl_schema };
+
+	return db_migrate(db, "gw-crl", steps, 1, err);
 }
 
 static time_t
@@ -92,7 +94,7 @@ crl_read(const char *path, char **err)
 
 /* 1 when some certificate named like the CRL's issuer signed it. */
 static int
-crl_signed(sqlite3 *db, X509_STORE *trust, X509_CRL *crl, const char *issuer)
+crl_signed(struct db *db, X509_STORE *trust, X509_CRL *crl, const char *issuer)
 {
 	STACK_OF(X509) *cands = sk_X509_new_null();
 	STACK_OF(X509_OBJECT) *objs;
@@ -121,11 +123,11 @@ crl_signed(sqlite3 *db, X509_STORE *trust, X509_CRL *crl, const char *issuer)
 }
 
 int
-crl_import(sqlite3 *db, X509_STORE *trust, const char *path, char **err)
+crl_import(struct db *db, X509_STORE *trust, const char *path, char **err)
 {
 	STACK_OF(X509_REVOKED) *rev;
 	X509_CRL *crl;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	char *issuer = NULL, *serial;
 	time_t this_update, next_update, have = 0;
 	int n = -1, i;
@@ -144,11 +146,11 @@ crl_import(sqlite3 *db, X509_STORE *trust, const char *path, char **err)
 	if ((st = db_prepare(db, "SELECT this_update FROM crls WHERE"
 	    " issuer = ?1")) == NULL || db_bind(st, "t", issuer) == -1) {
 		db_finalize(st);
-		xasprintf(err, "database: %s", sqlite3_errmsg(db));
+		xasprintf(err, "database: %s", db_errmsg(db));
 		goto out;
 	}
 	if (db_step(st) == DB_ROW)
-		have = (time_t)sqlite3_column_int64(st, 0);
+		have = (time_t)db_col_int(st, 0);
 	db_finalize(st);
 	if (have > this_update) {
 		xasprintf(err, "%s: older than the CRL already imported for "
@@ -164,8 +166,8 @@ crl_import(sqlite3 *db, X509_STORE *trust, const char *path, char **err)
 	for (i = 0; i < sk_X509_REVOKED_num(rev); i++) {
 		serial = crl_serial(X509_REVOKED_get0_serialNumber(
 		    sk_X509_REVOKED_value(rev, i)));
-		if (db_run(db, "INSERT OR IGNORE INTO crl_revoked (issuer,"
-		    " serial) VALUES (?1, ?2)", "tt", issuer, serial) == -1) {
+		if (db_run(db, "INSERT INTO crl_revoked (issuer,"
+		    " serial) VALUES (?1, ?2) ON CONFLICT DO NOTHING", "tt", issuer, serial) == -1) {
 			free(serial);
 			goto rollback;
 		}
@@ -183,7 +185,7 @@ crl_import(sqlite3 *db, X509_STORE *trust, const char *path, char **err)
 rollback:
 	db_rollback(db);
 dberr:
-	xasprintf(err, "database: %s", sqlite3_errmsg(db));
+	xasprintf(err, "database: %s", db_errmsg(db));
 out:
 	free(issuer);
 	X509_CRL_free(crl);
@@ -191,9 +193,9 @@ out:
 }
 
 int
-crl_is_revoked(sqlite3 *db, X509 *x)
+crl_is_revoked(struct db *db, X509 *x)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	char *issuer = certstore_name(X509_get_issuer_name(x));
 	char *serial = crl_serial(X509_get0_serialNumber(x));
 	int rc = -1;
@@ -219,10 +221,10 @@ crl_is_revoked(sqlite3 *db, X509 *x)
 }
 
 int
-crl_list(sqlite3 *db, struct crl_entry **out)
+crl_list(struct db *db, struct crl_entry **out)
 {
 	struct crl_entry *v = NULL;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	size_t n = 0;
 	int rc;
 
@@ -232,10 +234,10 @@ crl_list(sqlite3 *db, struct crl_entry **out)
 		return -1;
 	while ((rc = db_step(st)) == DB_ROW) {
 		v = xreallocarray(v, n + 1, sizeof(*v));
-		v[n].issuer = xstrdup((const char *)sqlite3_column_text(st, 0));
-		v[n].this_update = (time_t)sqlite3_column_int64(st, 1);
-		v[n].next_update = (time_t)sqlite3_column_int64(st, 2);
-		v[n].nrevoked = (long)sqlite3_column_int64(st, 3);
+		v[n].issuer = xstrdup((const char *)db_col_text(st, 0));
+		v[n].this_update = (time_t)db_col_int(st, 1);
+		v[n].next_update = (time_t)db_col_int(st, 2);
+		v[n].nrevoked = (long)db_col_int(st, 3);
 		n++;
 	}
 	db_finalize(st);
@@ -272,10 +274,10 @@ crl_push_uri(char ***v, size_t *n, const char *s, size_t len)
 }
 
 int
-crl_distribution_points(sqlite3 *db, char ***out)
+crl_distribution_points(struct db *db, char ***out)
 {
 	STACK_OF(DIST_POINT) *dps;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	char **v = xcalloc(1, sizeof(*v));
 	size_t n = 0;
 	X509 *x;
@@ -289,8 +291,8 @@ crl_distribution_points(sqlite3 *db, char ***out)
 		return -1;
 	}
 	while ((rc = db_step(st)) == DB_ROW) {
-		if ((b = BIO_new_mem_buf(sqlite3_column_blob(st, 0),
-		    sqlite3_column_bytes(st, 0))) == NULL)
+		if ((b = BIO_new_mem_buf(db_col_blob(st, 0),
+		    db_col_bytes(st, 0))) == NULL)
 			fatalx("crl: BIO_new_mem_buf");
 		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
 		BIO_free(b);

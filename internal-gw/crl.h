@@ -10,21 +10,22 @@
 #ifndef POSTERN_CRL_H
 #define POSTERN_CRL_H
 
+struct db;
+
 #include <stddef.h>
 
 #include <openssl/x509.h>
-#include <sqlite3.h>
 
 /* Creates the tables when missing. Returns 0, or -1 with *err. */
-int	crl_init(sqlite3 *, char **err);
+int	crl_init(struct db *, char **err);
 /*
  * Imports the CRL in path (PEM or DER). Refused (-1 with *err) when its
  * issuer is unknown, its signature does not verify or it is older than
  * the one stored. Returns the number of revoked serials it lists.
  */
-int	crl_import(sqlite3 *, X509_STORE *trust, const char *path, char **err);
+int	crl_import(struct db *, X509_STORE *trust, const char *path, char **err);
 /* 1 when x is revoked by an imported CRL, 0 when not, -1 on error. */
-int	crl_is_revoked(sqlite3 *, X509 *x);
+int	crl_is_revoked(struct db *, X509 *x);
 
 struct crl_entry {
 	char	*issuer;
@@ -33,13 +34,13 @@ struct crl_entry {
 	long	 nrevoked;
 };
 /* The imported CRLs; returns the count (*out to free) or -1. */
-int	crl_list(sqlite3 *, struct crl_entry **out);
+int	crl_list(struct db *, struct crl_entry **out);
 void	crl_list_free(struct crl_entry **, size_t);
 /*
  * The distinct distribution point URIs of the certificates in the store,
  * NULL-terminated in *out (free with certstore_emails_free); the count or
  * -1.
  */
-int	crl_distribution_points(sqlite3 *, char ***out);
+int	crl_distribution_points(struct db *, char ***out);
 
 #endif

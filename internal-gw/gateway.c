@@ -28,7 +28,6 @@
 
 #include <gmime/gmime.h>
 #include <openssl/x509.h>
-#include <sqlite3.h>
 
 #include "addr.h"
 #include "certstore.h"
@@ -105,7 +104,7 @@ struct gw_msg {
  * property reader; the key closes the reader when the thread exits (the
  * connection has its own, in db.c).
  */
-static __thread sqlite3		*gw_db;
+static __thread struct db		*gw_db;
 static __thread struct props	*gw_props;
 static pthread_key_t		 gw_props_key;
 static pthread_once_t		 gw_props_once = PTHREAD_ONCE_INIT;
@@ -123,10 +122,10 @@ gw_props_key_init(void)
 		fatalx("gateway: pthread_key_create");
 }
 
-sqlite3 *
+struct db *
 gateway_db(struct gateway *gw)
 {
-	sqlite3 *db;
+	struct db *db;
 	char *err = NULL;
 
 	if ((db = db_thread(gw->dbpath)) == NULL)
@@ -134,7 +133,8 @@ gateway_db(struct gateway *gw)
 	if (db != gw_db) {
 		if (certstore_init(db, &err) == -1 ||
 		    pgp_keys_init(db, &err) == -1) {
-			log_warnx("database %s: %s", gw->dbpath, err);
+			log_warnx("database %s: %s", db_redact(gw->dbpath),
+			    err);
 			free(err);
 			return NULL;
 		}
@@ -330,7 +330,7 @@ static int
 gw_has_cert(void *arg, const char *rcpt)
 {
 	struct gateway *gw = arg;
-	sqlite3 *db = gateway_db(gw);
+	struct db *db = gateway_db(gw);
 
 	if (db == NULL)
 		return -1;
@@ -343,7 +343,7 @@ gw_has_cert(void *arg, const char *rcpt)
 static int
 gw_has_pgp(void *arg, const char *rcpt)
 {
-	sqlite3 *db = gateway_db(arg);
+	struct db *db = gateway_db(arg);
 
 	return db == NULL ? -1 : pgp_has_key(db, rcpt);
 }
@@ -457,7 +457,7 @@ gw_encrypt(struct gw_msg *m, struct gw_variant *v, const char *in, char *out,
 	char err[256];
 	FILE *fi, *fo;
 	int r = -1;
-	sqlite3 *db = gateway_db(m->gw);
+	struct db *db = gateway_db(m->gw);
 
 	if (db == NULL)
 		return -1;
@@ -504,7 +504,7 @@ static int
 gw_portal_tunnel(struct gw_msg *m, struct gw_variant *v, int pdf)
 {
 	char err[256], id[TUNNEL_ID_LEN + 1];
-	sqlite3 *db = gateway_db(m->gw);
+	struct db *db = gateway_db(m->gw);
 	X509 *cert;
 	FILE *fi, *fo;
 	int r, tfd;
@@ -555,7 +555,7 @@ static int gw_can_sign_pgp(struct gw_msg *, struct gw_variant *);
 static int
 gw_pgp_in(struct gw_msg *m, struct gw_variant *v)
 {
-	sqlite3 *db = gateway_db(m->gw);
+	struct db *db = gateway_db(m->gw);
 	FILE *fi, *fo;
 	int r;
 
@@ -589,7 +589,7 @@ gw_pgp(struct gw_msg *m, struct gw_variant *v, int sign)
 {
 	char err[256], tmp[PATH_MAX];
 	const char *in = m->untagged;
-	sqlite3 *db = gateway_db(m->gw);
+	struct db *db = gateway_db(m->gw);
 	FILE *fi, *fo;
 	int r;
 

@@ -12,7 +12,7 @@
 struct keyd_client;
 struct relay;
 struct smtp_txn;
-struct sqlite3;
+struct db;
 struct props;
 
 struct gateway {
@@ -37,6 +37,6 @@ void	gateway_message(void *arg, struct smtp_txn *);
 
 /* The calling thread's database handles (opened on first use). */
 struct props	*gateway_props(struct gateway *);
-struct sqlite3	*gateway_db(struct gateway *);
+struct db	*gateway_db(struct gateway *);
 
 #endif

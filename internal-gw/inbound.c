@@ -428,7 +428,7 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 	size_t siglen;
 	const char *who;
 	FILE *f, *der = NULL, *plain = NULL;
-	sqlite3 *db = gateway_db(ib->gw);
+	struct db *db = gateway_db(ib->gw);
 	enum inbound_kind k;
 	int r, bad, more = 0;
 	long long maxri;
@@ -674,7 +674,7 @@ static void
 inbound_harvest(struct inbound *ib)
 {
 	char fpr[CERTSTORE_FPR_LEN + 1], *src, *err = NULL;
-	sqlite3 *db;
+	struct db *db;
 	int on;
 
 	if (!ib->signed_ || ib->sig.status != SMIME_IN_VALID ||

@@ -22,7 +22,6 @@
 #include <event2/thread.h>
 #include <gmime/gmime.h>
 #include <openssl/ssl.h>
-#include <sqlite3.h>
 
 #include "certstore.h"
 #include "config.h"
@@ -112,8 +111,8 @@ gw_relay_new(const struct conf *c, EVP_PKEY *client_key, char **err)
 static int
 gw_legacy_tunnel(const struct conf *c, char **err)
 {
-	struct sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = 0;
 
 	*err = NULL;
@@ -149,7 +148,7 @@ gw_check(const struct conf *c)
 	const char *s;
 	char *err = NULL;
 	int bad = 0;
-	struct sqlite3 *db;
+	struct db *db;
 	X509_STORE *trust;
 	SSL_CTX *ctx;
 	struct relay *r;
@@ -157,7 +156,8 @@ gw_check(const struct conf *c)
 	size_t n;
 
 	if ((db = db_open(conf_str(c, "database"), &err)) == NULL) {
-		fprintf(stderr, "database %s: %s\n", conf_str(c, "database"),
+		fprintf(stderr, "database %s: %s\n",
+		    db_redact(conf_str(c, "database")),
 		    err);
 		xfree(&err);
 		bad = 1;
@@ -165,7 +165,7 @@ gw_check(const struct conf *c)
 		struct props *p = props_wrap(db);
 
 		props_close(p);
-		sqlite3_close(db);
+		db_close(db);
 	}
 	if (gw_legacy_tunnel(c, &err) == -1) {
 		fprintf(stderr, "%s\n", err);

@@ -23,7 +23,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include "db.h"
 #include "gateway.h"
@@ -38,36 +37,41 @@
 
 #define PDFMODE_KEY_LEN	32
 
+static const char *const pdfmode_steps[] = {
+	"CREATE TABLE IF NOT EXISTS gw_pdf_key (id INTEGER PRIMARY KEY "
+	"CHECK (id = 1), k BLOB NOT NULL)",
+};
+
 /* The derivation secret: stored once, fresh on first use. 0 or -1. */
 static int
 pdfmode_secret(struct gateway *gw, unsigned char key[PDFMODE_KEY_LEN])
 {
 	unsigned char fresh[PDFMODE_KEY_LEN];
-	sqlite3 *db = gateway_db(gw);
-	sqlite3_stmt *st;
+	struct db *db = gateway_db(gw);
+	struct db_stmt *st;
 	char *err = NULL;
 	int rc = -1;
 
 	if (db == NULL)
 		return -1;
-	if (db_exec(db, "CREATE TABLE IF NOT EXISTS gw_pdf_key (id INTEGER "
-	    "PRIMARY KEY CHECK (id = 1), k BLOB NOT NULL)", &err) == -1) {
+	if (db_migrate(db, "gw-pdf-key", pdfmode_steps, 1, &err) == -1) {
 		log_warnx("pdfmode: %s", err ? err : "database error");
 		free(err);
 		return -1;
 	}
 	if (RAND_bytes(fresh, sizeof(fresh)) != 1)
 		return -1;
-	if (db_run(db, "INSERT OR IGNORE INTO gw_pdf_key (id, k) VALUES (1, ?)",
+	if (db_run(db, "INSERT INTO gw_pdf_key (id, k) VALUES (1, ?) "
+	    "ON CONFLICT DO NOTHING",
 	    "b", fresh, (size_t)sizeof(fresh)) == -1)
 		return -1;
 	OPENSSL_cleanse(fresh, sizeof(fresh));
 	if ((st = db_prepare(db, "SELECT k FROM gw_pdf_key WHERE id = 1")) ==
 	    NULL)
 		return -1;
-	if (db_step(st) == DB_ROW && sqlite3_column_bytes(st, 0) ==
+	if (db_step(st) == DB_ROW && db_col_bytes(st, 0) ==
 	    PDFMODE_KEY_LEN) {
-		memcpy(key, sqlite3_column_blob(st, 0), PDFMODE_KEY_LEN);
+		memcpy(key, db_col_blob(st, 0), PDFMODE_KEY_LEN);
 		rc = 0;
 	}
 	db_finalize(st);

@@ -183,7 +183,7 @@ pgp_import_blobs(rnp_ffi_t ffi, unsigned char **blobs, size_t *lens, int n)
  * Its stored keys are imported into ffi, where the encryption follows.
  */
 static char *
-pgp_recipient(sqlite3 *db, const char *addr, rnp_ffi_t ffi, int *dberr)
+pgp_recipient(struct db *db, const char *addr, rnp_ffi_t ffi, int *dberr)
 {
 	unsigned char **blobs;
 	size_t *lens;
@@ -221,7 +221,7 @@ static __thread struct pgp_cache_ent	pgp_cache[PGP_CACHE_SLOTS];
 static __thread unsigned		pgp_cache_next;
 
 int
-pgp_has_key(sqlite3 *db, const char *addr)
+pgp_has_key(struct db *db, const char *addr)
 {
 	unsigned char **blobs, md[32];
 	size_t *lens;
@@ -346,7 +346,7 @@ pgp_is_content_field(const char *name)
 }
 
 int
-pgp_encrypt(sqlite3 *db, const char *const *rcpts, size_t nrcpts, FILE *in,
+pgp_encrypt(struct db *db, const char *const *rcpts, size_t nrcpts, FILE *in,
     FILE *out, char *err, size_t errlen)
 {
 	struct header hdr;

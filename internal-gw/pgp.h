@@ -11,11 +11,12 @@
 #ifndef POSTERN_PGP_H
 #define POSTERN_PGP_H
 
+struct db;
+
 #include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 
-#include <sqlite3.h>
 
 #define PGP_FPR_LEN		40	/* v4 fingerprint, uppercase hex */
 #define PGP_MAX_KEYFILE		(1024 * 1024)	/* an imported file */
@@ -32,7 +33,7 @@ struct pgp_key_entry {
 };
 
 /* Creates the pgp_keys table when missing. 0, or -1 with *err. */
-int	pgp_keys_init(sqlite3 *, char **err);
+int	pgp_keys_init(struct db *, char **err);
 
 /*
  * Imports the keys in path (binary or ASCII armour, at most
@@ -42,23 +43,23 @@ int	pgp_keys_init(sqlite3 *, char **err);
  * for the key holder. Returns the number of keys imported, or -1 with
  * *err (caller frees).
  */
-int	pgp_keys_import(sqlite3 *, const char *keys_dir, const char *path,
+int	pgp_keys_import(struct db *, const char *keys_dir, const char *path,
 	    const char *password, char **err);
 /*
  * Imports public key material from memory (an Autocrypt keydata or a key
  * attachment); never secret keys. Returns the number imported, or -1.
  */
-int	pgp_keys_import_public(sqlite3 *, const unsigned char *data,
+int	pgp_keys_import_public(struct db *, const unsigned char *data,
 	    size_t len, char **err);
 /* All keys, ordered by primary user ID; the count, or -1 with *err. */
-int	pgp_keys_list(sqlite3 *, struct pgp_key_entry **out, char **err);
+int	pgp_keys_list(struct db *, struct pgp_key_entry **out, char **err);
 void	pgp_keys_list_free(struct pgp_key_entry **, size_t n);
 /*
  * Removes the key with this fingerprint, or every key naming this address
  * when the argument contains '@', and their secret key files. Returns the
  * number removed, or -1 with *err.
  */
-int	pgp_keys_remove(sqlite3 *, const char *keys_dir,
+int	pgp_keys_remove(struct db *, const char *keys_dir,
 	    const char *fingerprint_or_email, char **err);
 
 /*
@@ -66,7 +67,7 @@ int	pgp_keys_remove(sqlite3 *, const char *keys_dir,
  * keys) and *lens, count returned; 0 for none, -1 (logged) when the
  * database failed. Free with pgp_keys_blobs_free.
  */
-int	pgp_keys_find(sqlite3 *, const char *addr, unsigned char ***blobs,
+int	pgp_keys_find(struct db *, const char *addr, unsigned char ***blobs,
 	    size_t **lens);
 void	pgp_keys_blobs_free(unsigned char ***, size_t **, int n);
 
@@ -81,7 +82,7 @@ struct rnp_ffi_st;
 int	pgp_keys_usable_in(struct rnp_ffi_st *ffi, const char *addr);
 
 /* 1 when addr has a key with a usable encryption subkey, 0, or -1. */
-int	pgp_has_key(sqlite3 *, const char *addr);
+int	pgp_has_key(struct db *, const char *addr);
 
 /*
  * Reads a message from in and writes it to out as PGP/MIME
@@ -90,7 +91,7 @@ int	pgp_has_key(sqlite3 *, const char *addr);
  * the body become the encrypted entity, byte for byte, so a signed entity
  * stays verifiable. Returns 0, or -1 with a reason in err.
  */
-int	pgp_encrypt(sqlite3 *, const char *const *rcpts, size_t nrcpts,
+int	pgp_encrypt(struct db *, const char *const *rcpts, size_t nrcpts,
 	    FILE *in, FILE *out, char *err, size_t errlen);
 
 /*

@@ -219,9 +219,9 @@ pgp_dec_sigs(struct pgp_in_ctx *ctx, rnp_ffi_t ffi, rnp_op_verify_t op,
  * keyd holds, from the public halves in the key store: *ids, count.
  */
 static size_t
-pgp_dec_our_keyids(sqlite3 *db, unsigned char **ids)
+pgp_dec_our_keyids(struct db *db, unsigned char **ids)
 {
-	struct sqlite3_stmt *st;
+	struct db_stmt *st;
 	rnp_ffi_t ffi;
 	rnp_identifier_iterator_t it = NULL;
 	rnp_input_t in;
@@ -235,8 +235,8 @@ pgp_dec_our_keyids(sqlite3 *db, unsigned char **ids)
 	if (rnp_ffi_create(&ffi, "GPG", "GPG") != RNP_SUCCESS)
 		fatalx("pgp: rnp_ffi_create");
 	while (db_step(st) == DB_ROW)
-		if (rnp_input_from_memory(&in, sqlite3_column_blob(st, 0),
-		    (size_t)sqlite3_column_bytes(st, 0), true) ==
+		if (rnp_input_from_memory(&in, db_col_blob(st, 0),
+		    (size_t)db_col_bytes(st, 0), true) ==
 		    RNP_SUCCESS) {
 			(void)rnp_import_keys(ffi, in,
 			    RNP_LOAD_SAVE_PUBLIC_KEYS, NULL);

@@ -607,7 +607,7 @@ pgp_in_scan(FILE *in)
 }
 
 int
-pgp_in_message(sqlite3 *db, struct keyd_client *keyd, const char *msgid,
+pgp_in_message(struct db *db, struct keyd_client *keyd, const char *msgid,
     int auto_import, FILE *in, FILE *out)
 {
 	struct pgp_in_ctx ctx;

@@ -13,10 +13,11 @@
 #ifndef POSTERN_PGP_IN_H
 #define POSTERN_PGP_IN_H
 
+struct db;
+
 #include <stddef.h>
 #include <stdio.h>
 
-#include <sqlite3.h>
 
 #define PGP_IN_MAX_DATA		(32 * 1024 * 1024)	/* armoured input */
 #define PGP_IN_MAX_OUT		(64 * 1024 * 1024)	/* decrypted output */
@@ -41,7 +42,7 @@ struct pgp_sig_result {
 };
 
 struct pgp_in_ctx {
-	sqlite3			*db;
+	struct db			*db;
 	struct keyd_client	*keyd;		/* NULL: nothing decrypts */
 	const char		*msgid;
 	char			 from[320];	/* folded From: address or "" */
@@ -86,7 +87,7 @@ void	pgp_autocrypt_import(struct pgp_in_ctx *, const struct header *);
  * out, 0 when it was not (out untouched: deliver in as it is), -1 on a
  * local failure (the caller answers 4xx). auto_import: auto-import-keys.
  */
-int	pgp_in_message(sqlite3 *, struct keyd_client *, const char *msgid,
+int	pgp_in_message(struct db *, struct keyd_client *, const char *msgid,
 	    int auto_import, FILE *in, FILE *out);
 
 #endif

@@ -36,9 +36,11 @@ static const char pgp_keys_schema[] =
     " data BLOB NOT NULL);";
 
 int
-pgp_keys_init(sqlite3 *db, char **err)
+pgp_keys_init(struct db *db, char **err)
 {
-	return db_exec(db, pgp_keys_schema, err);
+	static const char *const steps[] = { pgp_keys_schema };
+
+	return db_migrate(db, "gw-pgp-keys", steps, 1, err);
 }
 
 /* The address in a user ID: "Name <a@b>" or "a@b", folded; -1 when none. */
@@ -182,7 +184,7 @@ pgp_keys_unprotect(rnp_key_handle_t key, const char *password)
 
 /* Stores one primary key (and with keys_dir, its secret part). */
 static int
-pgp_keys_store(sqlite3 *db, const char *keys_dir, rnp_key_handle_t key,
+pgp_keys_store(struct db *db, const char *keys_dir, rnp_key_handle_t key,
     const char *password, char **err)
 {
 	unsigned char *pub = NULL, *sec = NULL;
@@ -250,7 +252,7 @@ out:
 
 /* Imports data into a fresh ffi and stores every primary key in it. */
 static int
-pgp_keys_import_mem(sqlite3 *db, const char *keys_dir,
+pgp_keys_import_mem(struct db *db, const char *keys_dir,
     const unsigned char *data, size_t len, const char *password, char **err)
 {
 	rnp_ffi_t ffi = NULL;
@@ -325,7 +327,7 @@ out:
 }
 
 int
-pgp_keys_import(sqlite3 *db, const char *keys_dir, const char *path,
+pgp_keys_import(struct db *db, const char *keys_dir, const char *path,
     const char *password, char **err)
 {
 	unsigned char *data;
@@ -358,16 +360,16 @@ pgp_keys_import(sqlite3 *db, const char *keys_dir, const char *path,
 }
 
 int
-pgp_keys_import_public(sqlite3 *db, const unsigned char *data, size_t len,
+pgp_keys_import_public(struct db *db, const unsigned char *data, size_t len,
     char **err)
 {
 	return pgp_keys_import_mem(db, NULL, data, len, NULL, err);
 }
 
 int
-pgp_keys_list(sqlite3 *db, struct pgp_key_entry **out, char **err)
+pgp_keys_list(struct db *db, struct pgp_key_entry **out, char **err)
 {
-	struct sqlite3_stmt *st;
+	struct db_stmt *st;
 	struct pgp_key_entry *v = NULL;
 	int n = 0, rc;
 
@@ -383,11 +385,11 @@ pgp_keys_list(sqlite3 *db, struct pgp_key_entry **out, char **err)
 		v = xreallocarray(v, n + 1, sizeof(*v));
 		e = &v[n++];
 		snprintf(e->fingerprint, sizeof(e->fingerprint), "%s",
-		    (const char *)sqlite3_column_text(st, 0));
-		e->uid = xstrdup((const char *)sqlite3_column_text(st, 1));
-		e->emails = xstrdup((const char *)sqlite3_column_text(st, 2));
-		e->created = (time_t)sqlite3_column_int64(st, 3);
-		e->has_secret = sqlite3_column_int(st, 4);
+		    (const char *)db_col_text(st, 0));
+		e->uid = xstrdup((const char *)db_col_text(st, 1));
+		e->emails = xstrdup((const char *)db_col_text(st, 2));
+		e->created = (time_t)db_col_int(st, 3);
+		e->has_secret = db_col_int(st, 4);
 	}
 	db_finalize(st);
 	if (rc == -1) {
@@ -413,7 +415,7 @@ pgp_keys_list_free(struct pgp_key_entry **v, size_t n)
 }
 
 int
-pgp_keys_remove(sqlite3 *db, const char *keys_dir, const char *what,
+pgp_keys_remove(struct db *db, const char *keys_dir, const char *what,
     char **err)
 {
 	struct pgp_key_entry *v;
@@ -457,10 +459,10 @@ pgp_keys_remove(sqlite3 *db, const char *keys_dir, const char *what,
 }
 
 int
-pgp_keys_find(sqlite3 *db, const char *addr, unsigned char ***blobs,
+pgp_keys_find(struct db *db, const char *addr, unsigned char ***blobs,
     size_t **lens)
 {
-	struct sqlite3_stmt *st;
+	struct db_stmt *st;
 	char folded[ADDR_MAX];
 	int n = 0, rc;
 
@@ -477,12 +479,12 @@ pgp_keys_find(sqlite3 *db, const char *addr, unsigned char ***blobs,
 		return -1;
 	}
 	while ((rc = db_step(st)) == DB_ROW) {
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		size_t len = (size_t)db_col_bytes(st, 0);
 
 		*blobs = xreallocarray(*blobs, n + 1, sizeof(**blobs));
 		*lens = xreallocarray(*lens, n + 1, sizeof(**lens));
 		(*blobs)[n] = xmalloc(len ? len : 1);
-		memcpy((*blobs)[n], sqlite3_column_blob(st, 0), len);
+		memcpy((*blobs)[n], db_col_blob(st, 0), len);
 		(*lens)[n++] = len;
 	}
 	db_finalize(st);

@@ -60,6 +60,8 @@ static const char relay_schema[] =
     "CREATE INDEX IF NOT EXISTS relay_ledger_created"
     " ON relay_ledger (created);";
 
+static const char *const relay_steps[] = { relay_schema };
+
 static char *
 relay_strdup(const char *s)
 {
@@ -71,7 +73,7 @@ relay_new(const struct relay_conf *rc, char **err)
 {
 	struct transport_nexthop nh;
 	struct relay *r;
-	struct sqlite3 *db;
+	struct db *db;
 	const char *why;
 	char *e = NULL;
 	size_t i;
@@ -119,12 +121,13 @@ relay_new(const struct relay_conf *rc, char **err)
 	}
 	r->dbpath = xstrdup(rc->dbpath);
 	if ((db = db_open(r->dbpath, &e)) == NULL) {
-		xasprintf(err, "%s: %s", r->dbpath, e);
+		xasprintf(err, "%s: %s", db_redact(r->dbpath), e);
 		free(e);
 		goto fail;
 	}
-	if (db_exec(db, relay_schema, &e) == -1) {
-		xasprintf(err, "%s: relay_ledger: %s", r->dbpath, e);
+	if (db_migrate(db, "gw-relay-ledger", relay_steps, 1, &e) == -1) {
+		xasprintf(err, "%s: relay_ledger: %s", db_redact(r->dbpath),
+		    e);
 		free(e);
 		db_close(db);
 		goto fail;
@@ -212,18 +215,20 @@ relay_msgkey(const char *from, const char *path, char out[65])
  * is lost. The gateway's other writes on this thread are ledger writes
  * only (properties and certificates are written by postern-cli).
  */
-static struct sqlite3 *
+static struct db *
 relay_db(struct relay *r)
 {
-	static __thread struct sqlite3 *ready;
-	struct sqlite3 *db;
+	static __thread struct db *ready;
+	struct db *db;
 	char *e = NULL;
 
 	if ((db = db_thread(r->dbpath)) == NULL)
 		return NULL;
 	if (db != ready) {
-		if (db_exec(db, "PRAGMA synchronous=NORMAL", &e) == -1) {
-			log_warnx("relay ledger: %s: %s", r->dbpath, e);
+		if (db_kind(db) == DB_SQLITE &&
+		    db_exec(db, "PRAGMA synchronous=NORMAL", &e) == -1) {
+			log_warnx("relay ledger: %s: %s",
+			    db_redact(r->dbpath), e);
 			free(e);
 			return NULL;
 		}
@@ -234,10 +239,10 @@ relay_db(struct relay *r)
 
 /* 1 when delivered and younger than the TTL, 0 when not, -1 (logged). */
 static int
-relay_db_delivered(struct relay *r, struct sqlite3 *db, const char *msgkey,
+relay_db_delivered(struct relay *r, struct db *db, const char *msgkey,
     const char *kind, const char *nexthop, const char *rcpt, time_t now)
 {
-	struct sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rv;
 
 	if ((st = db_prepare(db, "SELECT 1 FROM relay_ledger WHERE "
@@ -254,17 +259,19 @@ relay_db_delivered(struct relay *r, struct sqlite3 *db, const char *msgkey,
 }
 
 static int
-relay_db_record(struct sqlite3 *db, const char *msgkey, const char *kind,
+relay_db_record(struct db *db, const char *msgkey, const char *kind,
     const char *nexthop, const char *rcpt, time_t when)
 {
-	return db_run(db, "INSERT OR REPLACE INTO relay_ledger "
-	    "(msgkey, kind, nexthop, rcpt, created) VALUES (?1,?2,?3,?4,?5)",
+	return db_run(db, "INSERT INTO relay_ledger "
+	    "(msgkey, kind, nexthop, rcpt, created) VALUES (?1,?2,?3,?4,?5) "
+	    "ON CONFLICT (msgkey, kind, nexthop, rcpt) DO UPDATE SET "
+	    "created = excluded.created",
 	    "tttti", msgkey, kind, nexthop, rcpt, (int64_t)when) == -1 ?
 	    -1 : 0;
 }
 
 static int
-relay_db_purge(struct relay *r, struct sqlite3 *db, time_t now)
+relay_db_purge(struct relay *r, struct db *db, time_t now)
 {
 	return db_run(db, "DELETE FROM relay_ledger WHERE created <= ?1", "i",
 	    (int64_t)now - r->ttl) == -1 ? -1 : 0;
@@ -272,7 +279,7 @@ relay_db_purge(struct relay *r, struct sqlite3 *db, time_t now)
 
 /* Expired rows go at most once a minute, by whichever thread is first. */
 static void
-relay_purge_due(struct relay *r, struct sqlite3 *db, time_t now)
+relay_purge_due(struct relay *r, struct db *db, time_t now)
 {
 	long long last = __atomic_load_n(&r->last_purge, __ATOMIC_RELAXED);
 
@@ -287,7 +294,7 @@ int
 relay_ledger_delivered(struct relay *r, const char *msgkey, const char *kind,
     const char *nexthop, const char *rcpt, time_t now)
 {
-	struct sqlite3 *db;
+	struct db *db;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
@@ -298,7 +305,7 @@ int
 relay_ledger_record(struct relay *r, const char *msgkey, const char *kind,
     const char *nexthop, const char *rcpt, time_t when)
 {
-	struct sqlite3 *db;
+	struct db *db;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
@@ -308,7 +315,7 @@ relay_ledger_record(struct relay *r, const char *msgkey, const char *kind,
 int
 relay_ledger_purge(struct relay *r, time_t now)
 {
-	struct sqlite3 *db;
+	struct db *db;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
@@ -318,8 +325,8 @@ relay_ledger_purge(struct relay *r, time_t now)
 int
 relay_ledger_known(struct relay *r, const char *msgkey)
 {
-	struct sqlite3 *db;
-	struct sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rv;
 
 	if ((db = relay_db(r)) == NULL)
@@ -346,7 +353,7 @@ relay_hold_clear(struct relay_hold *h)
 int
 relay_ledger_forget(struct relay *r, const char *msgkey, const char *rcpt)
 {
-	struct sqlite3 *db;
+	struct db *db;
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
@@ -384,7 +391,7 @@ relay_target(struct relay *r, const struct transport_nexthop *nh,
 
 /* One next hop: skips recipients the ledger knows, sends to the rest. */
 static void
-relay_group(struct relay *r, struct sqlite3 *db, const char *msgkey,
+relay_group(struct relay *r, struct db *db, const char *msgkey,
     const struct relay_variant *v, const struct transport_nexthop *nh,
     const size_t *idx, size_t n, int *codes, char (*replies)[512], int hold)
 {
@@ -480,7 +487,7 @@ relay_send(struct relay *r, const char *msgkey,
     const struct relay_variant *v, int *codes, char (*replies)[512])
 {
 	struct transport_nexthop *hops;
-	struct sqlite3 *db;
+	struct db *db;
 	char dom[256];
 	size_t i, j, n, *idx;
 	char *routed;

@@ -311,7 +311,7 @@ smime_in_signer_addr(X509 *x, const char *from, struct smime_in_sig *res)
 /* Chain, validity, key usage and revocation of the signer x. */
 static int
 smime_in_chain(X509 *x, STACK_OF(X509) *untrusted, X509_STORE *trust,
-    sqlite3 *db, struct smime_in_sig *res)
+    struct db *db, struct smime_in_sig *res)
 {
 	X509_STORE_CTX *ctx;
 	STACK_OF(X509) *chain;
@@ -361,7 +361,7 @@ out:
 
 int
 smime_in_verify(const unsigned char *sig, size_t siglen, FILE *content,
-    FILE *derf, FILE *out, X509_STORE *trust, sqlite3 *db, const char *from,
+    FILE *derf, FILE *out, X509_STORE *trust, struct db *db, const char *from,
     struct smime_in_sig *res)
 {
 	CMS_ContentInfo *cms = NULL;

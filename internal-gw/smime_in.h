@@ -7,12 +7,13 @@
 #ifndef POSTERN_SMIME_IN_H
 #define POSTERN_SMIME_IN_H
 
+struct db;
+
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
 
 #include <openssl/x509.h>
-#include <sqlite3.h>
 
 #include "addr.h"
 #include "keyd.h"
@@ -57,7 +58,7 @@ struct smime_in_sig {
  * database failed.
  */
 int	smime_in_verify(const unsigned char *sig, size_t siglen, FILE *content,
-	    FILE *der, FILE *out, X509_STORE *trust, sqlite3 *db,
+	    FILE *der, FILE *out, X509_STORE *trust, struct db *db,
 	    const char *from, struct smime_in_sig *res);
 void	smime_in_sig_free(struct smime_in_sig *);
 /*

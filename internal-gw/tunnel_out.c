@@ -113,11 +113,11 @@ tunnel_out_tls_init(void)
 
 /* The parsed certificate of one certs row, from the cache or the PEM. */
 static struct tunnel_out_cached *
-tunnel_out_parse(sqlite3_stmt *st)
+tunnel_out_parse(struct db_stmt *st)
 {
 	struct tunnel_out_tls *t;
 	struct tunnel_out_cached *c;
-	const char *fpr = (const char *)sqlite3_column_text(st, 0);
+	const char *fpr = (const char *)db_col_text(st, 0);
 	uint32_t ku;
 	X509 *x;
 	BIO *b;
@@ -133,8 +133,8 @@ tunnel_out_parse(sqlite3_stmt *st)
 	for (int i = 0; *fpr != '\0' && i < TUNNEL_OUT_CERTS; i++)
 		if (strcmp(t->c[i].fpr, fpr) == 0)
 			return &t->c[i];
-	if ((b = BIO_new_mem_buf(sqlite3_column_blob(st, 1),
-	    sqlite3_column_bytes(st, 1))) == NULL)
+	if ((b = BIO_new_mem_buf(db_col_blob(st, 1),
+	    db_col_bytes(st, 1))) == NULL)
 		fatalx("tunnel_out: BIO_new_mem_buf");
 	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	BIO_free(b);
@@ -150,10 +150,10 @@ tunnel_out_parse(sqlite3_stmt *st)
 }
 
 X509 *
-tunnel_out_cert(sqlite3 *db, const char *recipient, char *err, size_t errlen)
+tunnel_out_cert(struct db *db, const char *recipient, char *err, size_t errlen)
 {
 	struct tunnel_out_cached *c;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	X509 *found = NULL;
 	int rc;
 
@@ -550,7 +550,7 @@ tunnel_out_signer(const char *dbpath)
 	char *err = NULL, *s = NULL;
 
 	if ((p = props_open(dbpath, &err)) == NULL) {
-		log_warnx("database %s: %s", dbpath, err);
+		log_warnx("database %s: %s", db_redact(dbpath), err);
 		free(err);
 		return NULL;
 	}

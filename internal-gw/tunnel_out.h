@@ -8,11 +8,12 @@
 #ifndef POSTERN_TUNNEL_OUT_H
 #define POSTERN_TUNNEL_OUT_H
 
+struct db;
+
 #include <stddef.h>
 #include <stdio.h>
 
 #include <openssl/x509.h>
-#include <sqlite3.h>
 
 #include "tunnel.h"
 
@@ -37,7 +38,7 @@ void	tunnel_out_free(struct tunnel_out *);
  * without a key that names recipient, valid now, allowed to encipher keys;
  * the newest such. NULL when there is none (err says why).
  */
-X509	*tunnel_out_cert(sqlite3 *, const char *recipient, char *err,
+X509	*tunnel_out_cert(struct db *, const char *recipient, char *err,
 	    size_t errlen);
 
 /*

@@ -1,31 +1,42 @@
-/* The node's SQLite database: open with the durability settings; see db.h. */
+/*
+ * The node's database, SQLite or PostgreSQL behind one interface; see
+ * db.h. This file holds the common part and SQLite; db_pg.c PostgreSQL.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
-#include "db.h"
+#include "db_int.h"
 #include "log.h"
 #include "xmalloc.h"
 
 #define DB_BUSY_TIMEOUT_MS	5000
 #define DB_CACHE_MAX		32	/* compiled statements kept per thread */
 
-static struct sqlite3 *db_open_flags(const char *, int, char **);
+static struct db *db_open_flags(const char *, int, char **);
 
-struct sqlite3 *
+int
+db_is_url(const char *s)
+{
+	return s != NULL && (strncmp(s, "postgresql://", 13) == 0 ||
+	    strncmp(s, "postgres://", 11) == 0);
+}
+
+struct db *
 db_open(const char *path, char **err)
 {
 	return db_open_flags(path, SQLITE_OPEN_FULLMUTEX, err);
 }
 
 /* mutex: SQLITE_OPEN_FULLMUTEX, or NOMUTEX for a thread's own. */
-static struct sqlite3 *
+static struct db *
 db_open_flags(const char *path, int mutex, char **err)
 {
 	static const char *const pragmas[] = {
@@ -33,15 +44,18 @@ db_open_flags(const char *path, int mutex, char **err)
 		"PRAGMA synchronous=FULL",
 		"PRAGMA foreign_keys=ON",
 	};
-	sqlite3 *db = NULL;
+	struct db *d;
+	sqlite3 *lite = NULL;
 	size_t i;
 	int fd, rc;
 
 	*err = NULL;
 	if (path == NULL || *path == '\0') {
-		*err = xstrdup("no database path configured");
+		*err = xstrdup("no database configured");
 		return NULL;
 	}
+	if (db_is_url(path))
+		return db_pg_open(path, err);
 	/*
 	 * Create the file ourselves so it is 0600 whatever the umask; SQLite
 	 * gives the -wal and -shm files the mode of the database. Only when
@@ -59,35 +73,40 @@ db_open_flags(const char *path, int mutex, char **err)
 			close(fd);
 	}
 
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | mutex, NULL);
+	rc = sqlite3_open_v2(path, &lite, SQLITE_OPEN_READWRITE | mutex, NULL);
 	if (rc != SQLITE_OK) {
-		xasprintf(err, "%s: %s", path, db ? sqlite3_errmsg(db) :
+		xasprintf(err, "%s: %s", path, lite ? sqlite3_errmsg(lite) :
 		    sqlite3_errstr(rc));
-		sqlite3_close(db);
+		sqlite3_close(lite);
 		return NULL;
 	}
-	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(lite, DB_BUSY_TIMEOUT_MS);
+	d = xcalloc(1, sizeof(*d));
+	d->kind = DB_SQLITE;
+	d->lite = lite;
 	for (i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
 		char *e = NULL;
 
-		if (db_exec(db, pragmas[i], &e) == -1) {
+		if (db_exec(d, pragmas[i], &e) == -1) {
 			xasprintf(err, "%s: %s", path, e);
 			free(e);
-			sqlite3_close(db);
+			db_close(d);
 			return NULL;
 		}
 	}
-	return db;
+	return d;
 }
 
 int
-db_exec(struct sqlite3 *db, const char *sql, char **err)
+db_exec(struct db *db, const char *sql, char **err)
 {
 	char *msg = NULL;
 
 	*err = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		*err = xstrdup(msg ? msg : sqlite3_errmsg(db));
+	if (db->kind == DB_PG)
+		return db_pg_exec(db, sql, err);
+	if (sqlite3_exec(db->lite, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		*err = xstrdup(msg ? msg : sqlite3_errmsg(db->lite));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -95,10 +114,36 @@ db_exec(struct sqlite3 *db, const char *sql, char **err)
 }
 
 void
-db_close(struct sqlite3 *db)
+db_close(struct db *db)
 {
-	if (db != NULL)
-		sqlite3_close_v2(db);
+	if (db == NULL)
+		return;
+	if (db->kind == DB_PG)
+		db_pg_close(db);
+	else
+		sqlite3_close_v2(db->lite);
+	free(db->err);
+	free(db);
+}
+
+enum db_kind
+db_kind(struct db *db)
+{
+	return db->kind;
+}
+
+const char *
+db_errmsg(struct db *db)
+{
+	if (db->kind == DB_PG)
+		return db->err ? db->err : "no error";
+	return sqlite3_errmsg(db->lite);
+}
+
+struct sqlite3 *
+db_sqlite(struct db *db)
+{
+	return db->kind == DB_SQLITE ? db->lite : NULL;
 }
 
 /*
@@ -108,24 +153,29 @@ db_close(struct sqlite3 *db)
  */
 struct db_cached {
 	const char	*sql;
-	sqlite3_stmt	*st;
+	char		*copy;
+	struct db_stmt	*st;
 	int		 busy;		/* handed out, not yet finalized */
 	uint64_t	 used;		/* for replacing the oldest */
 };
 
 struct db_tls {
 	char		*path;
-	sqlite3		*db;
+	struct db	*db;
 	struct db_cached cache[DB_CACHE_MAX];
 	int		 ncache;
 	uint64_t	 tick;
 };
 
+static void	db_stmt_free(struct db_stmt *);
+
 static void
 db_cache_clear(struct db_tls *t)
 {
-	for (int i = 0; i < t->ncache; i++)
-		sqlite3_finalize(t->cache[i].st);
+	for (int i = 0; i < t->ncache; i++) {
+		db_stmt_free(t->cache[i].st);
+		free(t->cache[i].copy);
+	}
 	memset(t->cache, 0, sizeof(t->cache));
 	t->ncache = 0;
 }
@@ -151,7 +201,7 @@ db_tls_init(void)
 		fatalx("db: pthread_key_create");
 }
 
-struct sqlite3 *
+struct db *
 db_thread(const char *path)
 {
 	struct db_tls *t;
@@ -163,8 +213,17 @@ db_thread(const char *path)
 		if (pthread_setspecific(db_tls_key, t) != 0)
 			fatalx("db: pthread_setspecific");
 	}
-	if (t->db != NULL && strcmp(t->path, path) == 0)
+	if (t->db != NULL && strcmp(t->path, path) == 0) {
+		/*
+		 * A PostgreSQL connection that broke is reset in place (the
+		 * same struct db, so holders of the pointer keep it): a
+		 * restarted server or a failover is survived without a
+		 * restart of ours.
+		 */
+		if (t->db->kind == DB_PG && !db_pg_ok(t->db))
+			return NULL;
 		return t->db;
+	}
 	db_cache_clear(t);
 	db_close(t->db);
 	free(t->path);
@@ -199,44 +258,67 @@ db_thread_close(void)
 	t->path = NULL;
 }
 
-struct sqlite3_stmt *
-db_prepare(struct sqlite3 *db, const char *sql)
+struct db_stmt *
+db_prepare(struct db *db, const char *sql)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st;
+	sqlite3_stmt *lite = NULL;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("database: prepare: %s", sqlite3_errmsg(db));
-		sqlite3_finalize(st);
+	if (db->kind == DB_PG)
+		return db_pg_prepare(db, sql);
+	if (sqlite3_prepare_v2(db->lite, sql, -1, &lite, NULL) != SQLITE_OK) {
+		log_warnx("database: prepare: %s", sqlite3_errmsg(db->lite));
+		sqlite3_finalize(lite);
 		return NULL;
 	}
+	st = xcalloc(1, sizeof(*st));
+	st->db = db;
+	st->kind = DB_SQLITE;
+	st->lite = (struct sqlite3_stmt *)lite;
 	return st;
 }
 
-static int
-db_vbind(sqlite3_stmt *st, const char *fmt, va_list ap)
+static void
+db_stmt_free(struct db_stmt *st)
 {
+	if (st == NULL)
+		return;
+	if (st->kind == DB_PG) {
+		db_pg_free(st);
+		return;
+	}
+	sqlite3_finalize((sqlite3_stmt *)st->lite);
+	free(st);
+}
+
+static int
+db_vbind(struct db_stmt *st, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *ls = (sqlite3_stmt *)st->lite;
 	const char *s;
 	const void *p;
 	size_t n;
 	int i, rc = SQLITE_OK;
 
+	if (st->kind == DB_PG)
+		return db_pg_vbind(st, fmt, ap);
 	for (i = 1; fmt != NULL && *fmt != '\0' && rc == SQLITE_OK; fmt++, i++) {
 		switch (*fmt) {
 		case 't':
 			s = va_arg(ap, const char *);
-			rc = s == NULL ? sqlite3_bind_null(st, i) :
-			    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+			rc = s == NULL ? sqlite3_bind_null(ls, i) :
+			    sqlite3_bind_text(ls, i, s, -1, SQLITE_TRANSIENT);
 			break;
 		case 'i':
-			rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+			rc = sqlite3_bind_int64(ls, i, va_arg(ap, int64_t));
 			break;
 		case 'b':
 			p = va_arg(ap, const void *);
 			n = va_arg(ap, size_t);
-			rc = sqlite3_bind_blob64(st, i, p, n, SQLITE_TRANSIENT);
+			rc = sqlite3_bind_blob64(ls, i, p, n, SQLITE_TRANSIENT);
 			break;
 		case 'n':
-			rc = sqlite3_bind_null(st, i);
+			rc = sqlite3_bind_null(ls, i);
 			break;
 		default:
 			fatalx("db_bind: bad format letter '%c'", *fmt);
@@ -244,14 +326,14 @@ db_vbind(sqlite3_stmt *st, const char *fmt, va_list ap)
 	}
 	if (rc != SQLITE_OK) {
 		log_warnx("database: bind %d: %s", i - 1,
-		    sqlite3_errmsg(sqlite3_db_handle(st)));
+		    sqlite3_errmsg(st->db->lite));
 		return -1;
 	}
 	return 0;
 }
 
 int
-db_bind(struct sqlite3_stmt *st, const char *fmt, ...)
+db_bind(struct db_stmt *st, const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -263,33 +345,98 @@ db_bind(struct sqlite3_stmt *st, const char *fmt, ...)
 }
 
 int
-db_step(struct sqlite3_stmt *st)
+db_step(struct db_stmt *st)
 {
-	switch (sqlite3_step(st)) {
+	if (st->kind == DB_PG)
+		return db_pg_step(st);
+	switch (sqlite3_step((sqlite3_stmt *)st->lite)) {
 	case SQLITE_ROW:
 		return DB_ROW;
 	case SQLITE_DONE:
 		return DB_DONE;
 	default:
-		log_warnx("database: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
+		log_warnx("database: %s", sqlite3_errmsg(st->db->lite));
 		return -1;
 	}
 }
 
-struct sqlite3_stmt *
-db_prepare_cached(struct sqlite3 *db, const char *sql)
+void
+db_reset(struct db_stmt *st)
+{
+	if (st == NULL)
+		return;
+	if (st->kind == DB_PG)
+		db_pg_reset(st);
+	else
+		sqlite3_reset((sqlite3_stmt *)st->lite);
+}
+
+const char *
+db_col_text(struct db_stmt *st, int i)
+{
+	if (st->kind == DB_PG)
+		return db_pg_text(st, i);
+	return (const char *)sqlite3_column_text((sqlite3_stmt *)st->lite, i);
+}
+
+int64_t
+db_col_int(struct db_stmt *st, int i)
+{
+	const char *v;
+
+	if (st->kind == DB_SQLITE)
+		return sqlite3_column_int64((sqlite3_stmt *)st->lite, i);
+	if ((v = db_pg_text(st, i)) == NULL)
+		return 0;
+	if (*v == 't')		/* a boolean */
+		return 1;
+	return strtoll(v, NULL, 10);
+}
+
+const void *
+db_col_blob(struct db_stmt *st, int i)
+{
+	int n;
+
+	if (st->kind == DB_PG)
+		return db_pg_blob(st, i, &n);
+	return sqlite3_column_blob((sqlite3_stmt *)st->lite, i);
+}
+
+int
+db_col_bytes(struct db_stmt *st, int i)
+{
+	int n = 0;
+
+	if (st->kind == DB_PG) {
+		(void)db_pg_blob(st, i, &n);
+		return n;
+	}
+	return sqlite3_column_bytes((sqlite3_stmt *)st->lite, i);
+}
+
+int
+db_col_null(struct db_stmt *st, int i)
+{
+	if (st->kind == DB_PG)
+		return db_pg_null(st, i);
+	return sqlite3_column_type((sqlite3_stmt *)st->lite, i) ==
+	    SQLITE_NULL;
+}
+
+struct db_stmt *
+db_prepare_cached(struct db *db, const char *sql)
 {
 	struct db_tls *t;
 	struct db_cached *c, *old = NULL;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 
 	pthread_once(&db_tls_once, db_tls_init);
 	if ((t = pthread_getspecific(db_tls_key)) == NULL || t->db != db)
 		return db_prepare(db, sql);
 	for (int i = 0; i < t->ncache; i++) {
 		c = &t->cache[i];
-		if (c->sql == sql && !c->busy &&
-		    strcmp(sqlite3_sql(c->st), sql) == 0) {
+		if (c->sql == sql && !c->busy && strcmp(c->copy, sql) == 0) {
 			c->busy = 1;
 			c->used = ++t->tick;
 			return c->st;
@@ -301,11 +448,13 @@ db_prepare_cached(struct sqlite3 *db, const char *sql)
 		return NULL;
 	if (t->ncache < DB_CACHE_MAX)
 		c = &t->cache[t->ncache++];
-	else if ((c = old) != NULL)
-		sqlite3_finalize(c->st);
-	else
+	else if ((c = old) != NULL) {
+		db_stmt_free(c->st);
+		free(c->copy);
+	} else
 		return st;	/* all in use: an ordinary statement */
 	c->sql = sql;
+	c->copy = xstrdup(sql);
 	c->st = st;
 	c->busy = 1;
 	c->used = ++t->tick;
@@ -313,7 +462,7 @@ db_prepare_cached(struct sqlite3 *db, const char *sql)
 }
 
 void
-db_finalize(struct sqlite3_stmt *st)
+db_finalize(struct db_stmt *st)
 {
 	struct db_tls *t;
 
@@ -324,18 +473,20 @@ db_finalize(struct sqlite3_stmt *st)
 		for (int i = 0; i < t->ncache; i++)
 			if (t->cache[i].st == st && t->cache[i].busy) {
 				/* Ends its read transaction; kept compiled. */
-				sqlite3_reset(st);
-				sqlite3_clear_bindings(st);
+				db_reset(st);
+				if (st->kind == DB_SQLITE)
+					sqlite3_clear_bindings(
+					    (sqlite3_stmt *)st->lite);
 				t->cache[i].busy = 0;
 				return;
 			}
-	sqlite3_finalize(st);
+	db_stmt_free(st);
 }
 
 int
-db_run(struct sqlite3 *db, const char *sql, const char *fmt, ...)
+db_run(struct db *db, const char *sql, const char *fmt, ...)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	va_list ap;
 	int rc;
 
@@ -348,14 +499,15 @@ db_run(struct sqlite3 *db, const char *sql, const char *fmt, ...)
 		while ((rc = db_step(st)) == DB_ROW)
 			;
 		if (rc == DB_DONE)
-			rc = sqlite3_changes(db);
+			rc = db->kind == DB_PG ? db->changes :
+			    sqlite3_changes(db->lite);
 	}
-	sqlite3_finalize(st);
+	db_stmt_free(st);
 	return rc;
 }
 
 static int
-db_txn(struct sqlite3 *db, const char *sql)
+db_txn(struct db *db, const char *sql)
 {
 	char *err = NULL;
 
@@ -367,21 +519,212 @@ db_txn(struct sqlite3 *db, const char *sql)
 	return 0;
 }
 
+/* The advisory lock key of write transactions (two int4: class, key). */
+#define DB_LOCK_WRITE	"1, 0"
+
 int
-db_begin(struct sqlite3 *db)
+db_begin(struct db *db)
 {
-	return db_txn(db, "BEGIN IMMEDIATE");
+	if (db->kind == DB_SQLITE)
+		return db_txn(db, "BEGIN IMMEDIATE");
+	if (db_txn(db, "BEGIN") == -1)
+		return -1;
+	db->intxn = 1;
+	if (db_txn(db, "SELECT pg_advisory_xact_lock(" DB_LOCK_WRITE ")") ==
+	    -1) {
+		db_rollback(db);
+		return -1;
+	}
+	return 0;
 }
 
 int
-db_commit(struct sqlite3 *db)
+db_commit(struct db *db)
 {
-	return db_txn(db, "COMMIT");
+	int rc = db_txn(db, "COMMIT");
+
+	if (db->kind == DB_PG && rc == 0)
+		db->intxn = 0;
+	return rc;
 }
 
 void
-db_rollback(struct sqlite3 *db)
+db_rollback(struct db *db)
 {
-	if (sqlite3_get_autocommit(db) == 0)
+	if (db->kind == DB_PG) {
+		if (db_pg_intxn(db))
+			(void)db_txn(db, "ROLLBACK");
+		db->intxn = 0;
+	} else if (sqlite3_get_autocommit(db->lite) == 0)
 		(void)db_txn(db, "ROLLBACK");
+}
+
+int64_t
+db_data_version(struct db *db)
+{
+	struct db_stmt *st;
+	int64_t v = -1;
+
+	st = db_prepare_cached(db, db->kind == DB_SQLITE ?
+	    "PRAGMA data_version" : "SELECT n FROM postern_changes");
+	if (st == NULL)
+		return -1;
+	if (db_step(st) == DB_ROW)
+		v = db_col_int(st, 0);
+	db_finalize(st);
+	return v;
+}
+
+int
+db_bump_changes(struct db *db)
+{
+	if (db->kind == DB_SQLITE)
+		return 0;
+	return db_run(db, "UPDATE postern_changes SET n = n + 1", NULL) ==
+	    -1 ? -1 : 0;
+}
+
+int
+db_try_lock(struct db *db, int64_t key)
+{
+	struct db_stmt *st;
+	int rc = -1;
+
+	if (db->kind == DB_SQLITE)
+		return 1;
+	if ((st = db_prepare(db, "SELECT pg_try_advisory_lock(2, "
+	    "CAST(? AS integer))")) == NULL)
+		return -1;
+	if (db_bind(st, "i", key) == 0 && db_step(st) == DB_ROW)
+		rc = db_col_int(st, 0) ? 1 : 0;
+	db_finalize(st);
+	return rc;
+}
+
+void
+db_unlock(struct db *db, int64_t key)
+{
+	if (db->kind == DB_PG)
+		(void)db_run(db, "SELECT pg_advisory_unlock(2, CAST(? AS "
+		    "integer))", "i", key);
+}
+
+static int64_t
+db_schema_version(struct db *db, const char *component)
+{
+	struct db_stmt *st;
+	int64_t v = -1;
+	int rc;
+
+	if ((st = db_prepare(db, "SELECT version FROM postern_schema WHERE "
+	    "component = ?")) == NULL)
+		return -1;
+	if (db_bind(st, "t", component) == 0) {
+		if ((rc = db_step(st)) == DB_ROW)
+			v = db_col_int(st, 0);
+		else if (rc == DB_DONE)
+			v = 0;
+	}
+	db_finalize(st);
+	return v;
+}
+
+int
+db_migrate(struct db *db, const char *component, const char *const *steps,
+    int n, char **err)
+{
+	int64_t v;
+	char *e = NULL;
+
+	*err = NULL;
+	if (db_exec(db, "CREATE TABLE IF NOT EXISTS postern_schema ("
+	    " component TEXT PRIMARY KEY, version INTEGER NOT NULL)", &e) ==
+	    -1) {
+		xasprintf(err, "schema table: %s", e);
+		free(e);
+		return -1;
+	}
+	for (;;) {
+		/* Read again in the transaction: another node may migrate. */
+		if (db_begin(db) == -1 ||
+		    (v = db_schema_version(db, component)) == -1) {
+			db_rollback(db);
+			xasprintf(err, "%s schema version: %s", component,
+			    db_errmsg(db));
+			return -1;
+		}
+		if (v > n) {
+			db_rollback(db);
+			xasprintf(err, "the database holds version %lld of the "
+			    "%s schema; this build knows up to %d: refusing to "
+			    "run on it (install the newer release)",
+			    (long long)v, component, n);
+			return -1;
+		}
+		if (v == n) {
+			db_rollback(db);
+			return 0;
+		}
+		if (db_exec(db, steps[v], &e) == -1 ||
+		    db_run(db, "INSERT INTO postern_schema (component, version)"
+		    " VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET "
+		    "version = excluded.version", "ti", component, v + 1) ==
+		    -1 || db_commit(db) == -1) {
+			xasprintf(err, "%s schema, step to version %lld: %s",
+			    component, (long long)v + 1, e ? e :
+			    db_errmsg(db));
+			free(e);
+			db_rollback(db);
+			return -1;
+		}
+	}
+}
+
+int
+db_has_column(struct db *db, const char *table, const char *column)
+{
+	struct db_stmt *st;
+	int rc = -1;
+
+	if ((st = db_prepare(db, db->kind == DB_SQLITE ?
+	    "SELECT 1 FROM pragma_table_info(?) WHERE name = ?" :
+	    "SELECT 1 FROM information_schema.columns WHERE table_schema = "
+	    "current_schema() AND table_name = ? AND column_name = ?")) ==
+	    NULL)
+		return -1;
+	if (db_bind(st, "tt", table, column) == 0)
+		rc = db_step(st);
+	db_finalize(st);
+	return rc;
+}
+
+const char *
+db_redact(const char *path)
+{
+	static __thread char buf[1024];
+	const char *p, *at, *colon, *q;
+	size_t n;
+
+	snprintf(buf, sizeof(buf), "%s", path ? path : "");
+	if (!db_is_url(buf))
+		return buf;
+	/* scheme://user:password@host... */
+	p = strstr(buf, "://") + 3;
+	at = strchr(p, '@');
+	colon = strchr(p, ':');
+	if (at != NULL && colon != NULL && colon < at) {
+		n = (size_t)(colon - buf) + 1;
+		snprintf(buf + n, sizeof(buf) - n, "****%s",
+		    path + (at - buf));
+	}
+	/* ...?password=secret&... */
+	if ((q = strstr(buf, "password=")) != NULL) {
+		char rest[1024];
+		const char *amp = strchr(q, '&');
+
+		snprintf(rest, sizeof(rest), "%s", amp ? amp : "");
+		n = (size_t)(q - buf) + 9;
+		snprintf(buf + n, sizeof(buf) - n, "****%s", rest);
+	}
+	return buf;
 }

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <sqlite3.h>
 
 #include "addr.h"
 #include "db.h"
@@ -41,11 +40,11 @@ struct props_centry {
 #define PROPS_CACHE_MAX		256	/* entries; flushed whole when full */
 
 struct props {
-	sqlite3		*db;
+	struct db		*db;
 	int		 owned;
 	int		 node;
-	sqlite3_stmt	*lookup;	/* cached: read on every message */
-	sqlite3_stmt	*dversion;	/* PRAGMA data_version */
+	struct db_stmt	*lookup;	/* cached: read on every message */
+	struct db_stmt	*dversion;	/* PRAGMA data_version */
 	int		 cache_on;	/* props_cache_begin succeeded */
 	long long	 cache_dv;	/* data_version the cache is of */
 	struct props_centry *cache;
@@ -417,12 +416,41 @@ props_check_value(const struct props_def *def, const char *value,
 	return 0;
 }
 
+/*
+ * PostgreSQL has no data_version: every write to a property table bumps
+ * postern_changes (statement triggers, whoever writes), which
+ * db_data_version() reads.
+ */
+static const char props_changes_pg[] =
+    "CREATE TABLE IF NOT EXISTS postern_changes (n BIGINT NOT NULL);"
+    "INSERT INTO postern_changes (n) SELECT 0 WHERE NOT EXISTS"
+    " (SELECT 1 FROM postern_changes);"
+    "CREATE OR REPLACE FUNCTION postern_bump() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN UPDATE postern_changes SET n = n + 1;"
+    " RETURN NULL; END $$;"
+    "CREATE OR REPLACE TRIGGER props_global_bump AFTER INSERT OR UPDATE"
+    " OR DELETE ON props_global FOR EACH STATEMENT"
+    " EXECUTE FUNCTION postern_bump();"
+    "CREATE OR REPLACE TRIGGER props_domain_bump AFTER INSERT OR UPDATE"
+    " OR DELETE ON props_domain FOR EACH STATEMENT"
+    " EXECUTE FUNCTION postern_bump();"
+    "CREATE OR REPLACE TRIGGER props_user_bump AFTER INSERT OR UPDATE"
+    " OR DELETE ON props_user FOR EACH STATEMENT"
+    " EXECUTE FUNCTION postern_bump();"
+    "CREATE OR REPLACE TRIGGER props_domains_bump AFTER INSERT OR UPDATE"
+    " OR DELETE ON props_domains FOR EACH STATEMENT"
+    " EXECUTE FUNCTION postern_bump();";
+
 static int
 props_init(struct props *p)
 {
 	char *err = NULL;
 
-	if (db_exec(p->db, props_schema, &err) == -1) {
+	/* Step 2: the change counter, PostgreSQL only. */
+	const char *const steps[] = { props_schema,
+	    db_kind(p->db) == DB_PG ? props_changes_pg : "" };
+
+	if (db_migrate(p->db, "props", steps, 2, &err) == -1) {
 		log_warnx("props: creating tables: %s", err);
 		free(err);
 		return -1;
@@ -431,7 +459,7 @@ props_init(struct props *p)
 }
 
 struct props *
-props_wrap(struct sqlite3 *db)
+props_wrap(struct db *db)
 {
 	struct props *p = xcalloc(1, sizeof(*p));
 
@@ -446,14 +474,14 @@ props_wrap(struct sqlite3 *db)
 struct props *
 props_open(const char *dbpath, char **err)
 {
-	struct sqlite3 *db;
+	struct db *db;
 	struct props *p;
 
 	if ((db = db_open(dbpath, err)) == NULL)
 		return NULL;
 	if ((p = props_wrap(db)) == NULL) {
 		xasprintf(err, "%s: cannot create the property tables: %s",
-		    dbpath, sqlite3_errmsg(db));
+		    db_redact(dbpath), db_errmsg(db));
 		db_close(db);
 		return NULL;
 	}
@@ -493,12 +521,12 @@ props_cache_begin(struct props *p)
 		return -1;
 	}
 	if (db_step(p->dversion) != DB_ROW) {
-		sqlite3_reset(p->dversion);
+		db_reset(p->dversion);
 		props_cache_flush(p);
 		return -1;
 	}
-	dv = sqlite3_column_int64(p->dversion, 0);
-	sqlite3_reset(p->dversion);
+	dv = db_col_int(p->dversion, 0);
+	db_reset(p->dversion);
 	if (p->cache == NULL)
 		p->cache = xcalloc(PROPS_CACHE_MAX, sizeof(*p->cache));
 	if (dv != p->cache_dv)
@@ -563,15 +591,15 @@ props_close(struct props *p)
 		return;
 	props_cache_flush(p);
 	free(p->cache);
-	sqlite3_finalize(p->dversion);
-	sqlite3_finalize(p->lookup);
+	db_finalize(p->dversion);
+	db_finalize(p->lookup);
 	if (p->owned)
 		db_close(p->db);
 	free(p);
 }
 
 struct props_tls {
-	struct sqlite3	*db;
+	struct db	*db;
 	struct props	*p;
 };
 
@@ -598,7 +626,7 @@ struct props *
 props_thread(const char *dbpath, int node)
 {
 	struct props_tls *t;
-	struct sqlite3 *db;
+	struct db *db;
 
 	pthread_once(&props_tls_once, props_tls_init);
 	if ((db = db_thread(dbpath)) == NULL)
@@ -614,7 +642,7 @@ props_thread(const char *dbpath, int node)
 		t->db = NULL;
 		if ((t->p = props_wrap(db)) == NULL) {
 			log_warnx("props: %s: cannot create the property "
-			    "tables: %s", dbpath, sqlite3_errmsg(db));
+			    "tables: %s", db_redact(dbpath), db_errmsg(db));
 			return NULL;
 		}
 		t->db = db;
@@ -684,13 +712,13 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 		if (p->lookup == NULL &&
 		    (p->lookup = db_prepare(p->db, props_lookup_sql)) == NULL)
 			goto fail;
-		sqlite3_reset(p->lookup);
+		db_reset(p->lookup);
 		if (db_bind(p->lookup, "ttt", email, domain, name) == -1)
 			goto fail;
 		while ((rc = db_step(p->lookup)) == DB_ROW) {
-			enum props_scope lvl = sqlite3_column_int(p->lookup, 0);
+			enum props_scope lvl = db_col_int(p->lookup, 0);
 			const char *v = (const char *)
-			    sqlite3_column_text(p->lookup, 1);
+			    db_col_text(p->lookup, 1);
 
 			/* A level the property may not live at is not
 			 * consulted, whatever the table holds. */
@@ -702,14 +730,14 @@ props_get_at(struct props *p, enum props_scope scope, const char *key,
 				log_warnx("props: stored %s value refused: %s",
 				    props_scope_name(lvl), err);
 				free(err);
-				sqlite3_reset(p->lookup);
+				db_reset(p->lookup);
 				goto fail;
 			}
 			if (from != NULL)
 				*from = lvl;
 			break;
 		}
-		sqlite3_reset(p->lookup);
+		db_reset(p->lookup);
 		if (rc == -1)
 			goto fail;
 	}
@@ -866,8 +894,9 @@ props_set(struct props *p, enum props_scope scope, const char *key,
 		    col ? " AND " : "", col ? col : "", col ? " = ?" : "");
 	else
 		xasprintf(&sql, "INSERT INTO %s (name, value%s%s) VALUES "
-		    "(?, ?%s) ON CONFLICT DO UPDATE SET value = excluded.value",
-		    table, col ? ", " : "", col ? col : "", col ? ", ?" : "");
+		    "(?, ?%s) ON CONFLICT (%s%sname) DO UPDATE SET value = "
+		    "excluded.value", table, col ? ", " : "", col ? col : "",
+		    col ? ", ?" : "", col ? col : "", col ? ", " : "");
 	/* Bind in order: name, [value], [key]; the letters follow. */
 	if (norm != NULL && col != NULL)
 		rc = db_run(p->db, sql, "ttt", name, norm, nkey);
@@ -878,7 +907,7 @@ props_set(struct props *p, enum props_scope scope, const char *key,
 	else
 		rc = db_run(p->db, sql, "t", name);
 	if (rc == -1)
-		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		xasprintf(err, "database: %s", db_errmsg(p->db));
 	free(sql);
 	free(nkey);
 	free(norm);
@@ -891,7 +920,7 @@ props_list(struct props *p, enum props_scope scope, const char *key,
 {
 	const char *table, *col;
 	char *nkey = NULL, *sql = NULL, *err = NULL;
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int rc;
 
 	if (props_level(scope, key, &table, &col, &nkey, &err) == -1) {
@@ -909,8 +938,8 @@ props_list(struct props *p, enum props_scope scope, const char *key,
 	}
 	rc = col != NULL ? db_bind(st, "t", nkey) : 0;
 	while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
-		cb(arg, (const char *)sqlite3_column_text(st, 0),
-		    (const char *)sqlite3_column_text(st, 1));
+		cb(arg, (const char *)db_col_text(st, 0),
+		    (const char *)db_col_text(st, 1));
 		rc = 0;
 	}
 	db_finalize(st);
@@ -931,10 +960,10 @@ props_domain_add(struct props *p, const char *domain, char **err)
 		free(d);
 		return -1;
 	}
-	rc = db_run(p->db, "INSERT OR IGNORE INTO props_domains (domain) "
-	    "VALUES (?)", "t", d);
+	rc = db_run(p->db, "INSERT INTO props_domains (domain) "
+	    "VALUES (?) ON CONFLICT DO NOTHING", "t", d);
 	if (rc == -1)
-		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		xasprintf(err, "database: %s", db_errmsg(p->db));
 	free(d);
 	return rc == -1 ? -1 : rc == 0 ? 1 : 0;
 }
@@ -948,7 +977,7 @@ props_domain_remove(struct props *p, const char *domain, char **err)
 
 	*err = NULL;
 	if (db_begin(p->db) == -1) {
-		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		xasprintf(err, "database: %s", db_errmsg(p->db));
 		free(d);
 		return -1;
 	}
@@ -959,10 +988,10 @@ props_domain_remove(struct props *p, const char *domain, char **err)
 	    "domain = ?", "t", d) == -1)
 		n = -1;
 	if (n == -1)
-		xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+		xasprintf(err, "database: %s", db_errmsg(p->db));
 	if (n <= 0 || db_commit(p->db) == -1) {
 		if (n > 0)
-			xasprintf(err, "database: %s", sqlite3_errmsg(p->db));
+			xasprintf(err, "database: %s", db_errmsg(p->db));
 		db_rollback(p->db);
 		n = -1;
 	}
@@ -973,7 +1002,7 @@ props_domain_remove(struct props *p, const char *domain, char **err)
 int
 props_domain_exists(struct props *p, const char *domain)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	char *d;
 	int rc = -1;
 
@@ -994,14 +1023,14 @@ int
 props_domain_list(struct props *p, void (*cb)(void *, const char *),
     void *arg)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	if ((st = db_prepare(p->db, "SELECT domain FROM props_domains "
 	    "ORDER BY domain")) == NULL)
 		return -1;
 	while ((rc = db_step(st)) == DB_ROW)
-		cb(arg, (const char *)sqlite3_column_text(st, 0));
+		cb(arg, (const char *)db_col_text(st, 0));
 	db_finalize(st);
 	return rc == DB_DONE ? 0 : -1;
 }

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-struct sqlite3;
+struct db;
 
 enum props_type { PROPS_BOOL, PROPS_INT, PROPS_STRING, PROPS_ENUM,
     PROPS_REGEX };
@@ -64,7 +64,7 @@ struct props;
 /* Opens (creating the tables) the store at dbpath; NULL with *err set. */
 struct props	*props_open(const char *dbpath, char **err);
 /* Uses an already open handle (the caller keeps ownership). */
-struct props	*props_wrap(struct sqlite3 *);
+struct props	*props_wrap(struct db *);
 void		 props_close(struct props *);
 /*
  * This thread's property reader on its db_thread() connection to dbpath,

@@ -26,7 +26,6 @@
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
-#include <sqlite3.h>
 
 #include "addr.h"
 #include "cmsdec.h"
@@ -64,6 +63,10 @@ static const char tunnel_in_schema[] =
     "CREATE TABLE IF NOT EXISTS tunnel_claim ("
     " id TEXT PRIMARY KEY, ts INTEGER NOT NULL, done INTEGER NOT NULL,"
     " proc TEXT NOT NULL);";
+
+static const char *const tunnel_in_steps[] = { tunnel_in_schema };
+/* The thread's connection whose schema is known to be there. */
+static __thread struct db *tunnel_in_ready;
 
 static char		tunnel_in_proc[TUNNEL_ID_LEN + 1];
 static pthread_once_t	tunnel_in_proc_once = PTHREAD_ONCE_INIT;
@@ -318,9 +321,9 @@ tunnel_in_verify(struct ingest *in, const struct tunnel_parts *p)
 
 /* Claims (id, owner); 1 when already there, -1 on a database failure. */
 static int
-tunnel_in_seen(sqlite3 *db, const char *id, const char *owner, time_t now)
+tunnel_in_seen(struct db *db, const char *id, const char *owner, time_t now)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	if ((st = db_prepare(db, "SELECT 1 FROM tunnel_seen WHERE id = ?1 AND"
@@ -346,9 +349,9 @@ tunnel_in_seen(sqlite3 *db, const char *id, const char *owner, time_t now)
  * threads or processes can never both claim it.
  */
 static int
-tunnel_in_claim(sqlite3 *db, const char *id, time_t now)
+tunnel_in_claim(struct db *db, const char *id, time_t now)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	pthread_once(&tunnel_in_proc_once, tunnel_in_proc_init);
@@ -369,7 +372,7 @@ tunnel_in_claim(sqlite3 *db, const char *id, time_t now)
 
 /* Ends our claim: final (done) or given back for a retry. */
 static int
-tunnel_in_unclaim(sqlite3 *db, const char *id, int done)
+tunnel_in_unclaim(struct db *db, const char *id, int done)
 {
 	if (done)
 		return db_run(db, "UPDATE tunnel_claim SET done = 1 WHERE"
@@ -379,10 +382,10 @@ tunnel_in_unclaim(sqlite3 *db, const char *id, int done)
 }
 
 static int
-tunnel_in_mark(sqlite3 *db, const char *id, const char *owner, time_t now)
+tunnel_in_mark(struct db *db, const char *id, const char *owner, time_t now)
 {
-	return db_run(db, "INSERT OR IGNORE INTO tunnel_seen (id, owner, ts)"
-	    " VALUES (?1, ?2, ?3)", "tti", id, owner, (int64_t)now);
+	return db_run(db, "INSERT INTO tunnel_seen (id, owner, ts)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING", "tti", id, owner, (int64_t)now);
 }
 
 /* Stores the message for one listed recipient. 250, 4xx or 5xx. */
@@ -442,7 +445,7 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	const char *why = NULL;
 	long long window;
 	time_t now = time(NULL);
-	sqlite3 *db;
+	struct db *db;
 	int rc, woke = 0, claimed = 0, codes[3] = { 0, 0, 0 };
 
 	if (txn->nrcpts != 1)
@@ -459,11 +462,13 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	window = props_get_int(ingest_props(in), NULL, "tunnel-max-age");
 	if (window < 0 || (db = db_thread(in->dbpath)) == NULL)
 		return 1;
-	if (db_exec(db, tunnel_in_schema, &dberr) == -1) {
+	if (db != tunnel_in_ready && db_migrate(db, "portal-tunnel",
+	    tunnel_in_steps, 1, &dberr) == -1) {
 		log_warnx("id=%s tunnel_seen: %s", txn->id, dberr);
 		free(dberr);
 		return 1;
 	}
+	tunnel_in_ready = db;
 	if (in->tunnel_cert == NULL) {
 		log_warnx("id=%s tunnel mail: tunnel.gateway_cert is not set",
 		    txn->id);

@@ -127,8 +127,10 @@ outbox_finish(struct outbox *ob, struct store_outbox *o, int ok)
 	    o, ok);
 	store_outbox_done(ob->store, o->id);
 	if (outbox_is_file(o->kind) && o->path != NULL && *o->path != '\0' &&
-	    store_outbox_path_refs(ob->store, o->path) == 0)
+	    store_outbox_path_refs(ob->store, o->path) == 0) {
+		store_outbox_file_done(ob->store, o->path);
 		unlink(o->path);
+	}
 }
 
 static void
@@ -149,8 +151,16 @@ outbox_send(struct outbox *ob, struct store_outbox *o, int64_t now)
 		outbox_finish(ob, o, 0);
 		return;
 	}
-	if (outbox_is_file(o->kind))
-		path = xstrdup(o->path ? o->path : "");
+	if (outbox_is_file(o->kind) && o->path != NULL && *o->path != '\0') {
+		if ((path = store_outbox_fetch(ob->store, o->path,
+		    ob->conf.spool_dir)) == NULL) {
+			store_outbox_retry(ob->store, o->id, now +
+			    outbox_backoff(&ob->conf, o->attempts + 1),
+			    "the message file is missing");
+			return;
+		}
+	} else if (outbox_is_file(o->kind))
+		path = xstrdup("");
 	else if ((path = outbox_build(ob, o)) == NULL) {
 		store_outbox_retry(ob->store, o->id, now +
 		    outbox_backoff(&ob->conf, o->attempts + 1),

@@ -2,9 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "log.h"
 #include "props.h"
 #include "store/retention.h"
+#include "store/store_int.h"
 #include "xmalloc.h"
 
 struct retention_ctx {
@@ -52,12 +54,27 @@ retention_run(struct store *s, struct props *p, int64_t now, int dry_run,
 {
 	struct retention_users users = { NULL, 0 };
 	struct retention_ctx c = { s, dry_run, each, arg, res };
+	struct db *db;
 	long long days;
-	int rc = 0;
+	int rc = 0, locked;
 
 	memset(res, 0, sizeof(*res));
-	if (store_user_list(s, retention_user_cb, &users) == -1)
+	/*
+	 * Several portals on one database: one of them at a time (the
+	 * others find the lock taken and leave it to that one).
+	 */
+	if ((db = store_db(s)) == NULL ||
+	    (locked = db_try_lock(db, DB_LOCK_RETENTION)) == -1)
 		return -1;
+	if (locked == 0) {
+		log_info("retention: another portal is running it");
+		res->skipped = 1;
+		return 0;
+	}
+	if (store_user_list(s, retention_user_cb, &users) == -1) {
+		db_unlock(db, DB_LOCK_RETENTION);
+		return -1;
+	}
 	for (size_t i = 0; i < users.n; i++) {
 		days = props_get_int(p, users.v[i], "retention-days");
 		if (days > 0 && store_msg_older(s, users.v[i],
@@ -66,5 +83,7 @@ retention_run(struct store *s, struct props *p, int64_t now, int dry_run,
 		free(users.v[i]);
 	}
 	free(users.v);
+	if ((db = store_db(s)) != NULL)
+		db_unlock(db, DB_LOCK_RETENTION);
 	return rc;
 }

@@ -16,6 +16,7 @@ struct retention_result {
 	int64_t	messages;	/* removed (or, dry run, would be) */
 	int64_t	bytes;
 	int64_t	errors;
+	int	skipped;	/* another portal holds the retention lock */
 };
 
 /*

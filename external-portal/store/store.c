@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include "db.h"
 #include "log.h"
@@ -68,6 +68,12 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS web_keys ("
     " name TEXT PRIMARY KEY, value BLOB NOT NULL);"
     STORE_PART_SCHEMA;
+
+/* Version i + 1 of the store's schema is reached by step i. */
+static const char *const store_steps[] = {
+	store_schema,
+	STORE_BLOB_SCHEMA,
+};
 
 /*
  * Columns added after the first release, to databases that lack them.
@@ -123,6 +129,25 @@ static const char store_triggers[] =
     " (SELECT COALESCE(SUM(size), 0) FROM portal_messages WHERE"
     " owner = NEW.email) WHERE email = NEW.email; END;";
 
+/* The same counter on PostgreSQL. */
+static const char store_triggers_pg[] =
+    "CREATE OR REPLACE FUNCTION portal_usage() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN"
+    " IF TG_OP IN ('UPDATE', 'DELETE') THEN UPDATE portal_users SET"
+    " used_bytes = used_bytes - OLD.size WHERE email = OLD.owner; END IF;"
+    " IF TG_OP IN ('UPDATE', 'INSERT') THEN UPDATE portal_users SET"
+    " used_bytes = used_bytes + NEW.size WHERE email = NEW.owner; END IF;"
+    " RETURN NULL; END $$;"
+    "CREATE OR REPLACE TRIGGER portal_usage AFTER INSERT OR DELETE OR"
+    " UPDATE OF owner, size ON portal_messages FOR EACH ROW"
+    " EXECUTE FUNCTION portal_usage();"
+    "CREATE OR REPLACE FUNCTION portal_usage_user() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN UPDATE portal_users SET used_bytes ="
+    " (SELECT COALESCE(SUM(size), 0) FROM portal_messages WHERE"
+    " owner = NEW.email) WHERE email = NEW.email; RETURN NULL; END $$;"
+    "CREATE OR REPLACE TRIGGER portal_usage_user AFTER INSERT ON"
+    " portal_users FOR EACH ROW EXECUTE FUNCTION portal_usage_user();";
+
 const char *const store_folder_names[2] = { "inbox", "sent" };
 const char *const store_state_names[2] = { "webmail", "pdf-pending" };
 const char *const store_user_states[2] = { "pending", "active" };
@@ -147,24 +172,24 @@ store_key(const char *email, char *buf, size_t len)
 	return buf;
 }
 
-struct sqlite3 *
+struct db *
 store_db(struct store *s)
 {
 	return db_thread(s->dbpath);
 }
 
 char *
-store_col_dup(sqlite3_stmt *st, int i)
+store_col_dup(struct db_stmt *st, int i)
 {
-	const unsigned char *v = sqlite3_column_text(st, i);
+	const char *v = db_col_text(st, i);
 
 	return v ? xstrdup((const char *)v) : NULL;
 }
 
 void
-store_col_copy(sqlite3_stmt *st, int i, char *out, size_t outlen)
+store_col_copy(struct db_stmt *st, int i, char *out, size_t outlen)
 {
-	const unsigned char *v = sqlite3_column_text(st, i);
+	const char *v = db_col_text(st, i);
 
 	snprintf(out, outlen, "%s", v ? (const char *)v : "");
 }
@@ -178,8 +203,8 @@ store_set_coalesce(struct store *s, int64_t seconds)
 int64_t
 store_scalar(struct store *s, const char *sql, const char *key)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int64_t v = -1;
 
 	if ((db = store_db(s)) == NULL ||
@@ -187,7 +212,7 @@ store_scalar(struct store *s, const char *sql, const char *key)
 		return -1;
 	if ((key == NULL || db_bind(st, "t", key) == 0) &&
 	    db_step(st) == DB_ROW)
-		v = sqlite3_column_int64(st, 0);
+		v = db_col_int(st, 0);
 	db_finalize(st);
 	return v;
 }
@@ -229,9 +254,9 @@ store_fsync_dir(struct store *s)
 /* --- open and recovery ----------------------------------------------------- */
 
 static int
-store_has_row(sqlite3 *db, const char *name)
+store_has_row(struct db *db, const char *name)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int rc;
 
 	if ((st = db_prepare(db, "SELECT 1 FROM portal_messages WHERE "
@@ -244,11 +269,11 @@ store_has_row(sqlite3 *db, const char *name)
 }
 
 static int
-store_recover(struct store *s, sqlite3 *db)
+store_recover(struct store *s, struct db *db)
 {
 	DIR *d;
 	struct dirent *de;
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int dirty = 0, rc;
 
 	s->rec_files = s->rec_rows = 0;
@@ -280,6 +305,15 @@ store_recover(struct store *s, sqlite3 *db)
 	closedir(d);
 	if (dirty && store_fsync_dir(s) == -1)
 		return -1;
+	/*
+	 * With the bytes in the database the directory is a cache: a row
+	 * without a file here is another node's message, not a loss.
+	 */
+	if (store_blob_on(db)) {
+		log_info("store: recovery removed %d cached files without a "
+		    "row", s->rec_files);
+		return 0;
+	}
 
 	if (db_begin(db) == -1)
 		return -1;
@@ -289,13 +323,13 @@ store_recover(struct store *s, sqlite3 *db)
 		return -1;
 	}
 	while ((rc = db_step(st)) == DB_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *name = (const char *)db_col_text(st, 1);
 		struct stat sb;
 
 		if (name != NULL && fstatat(s->dirfd, name, &sb, 0) == 0)
 			continue;
 		if (db_run(db, "DELETE FROM portal_messages WHERE id = ?", "i",
-		    (int64_t)sqlite3_column_int64(st, 0)) == -1) {
+		    (int64_t)db_col_int(st, 0)) == -1) {
 			rc = -1;
 			break;
 		}
@@ -315,20 +349,15 @@ store_recover(struct store *s, sqlite3 *db)
 }
 
 static int
-store_migrate(sqlite3 *db, char **err)
+store_migrate(struct db *db, char **err)
 {
-	sqlite3_stmt *st;
 	char *sql;
 	int have, rc;
 
 	for (size_t i = 0; i < sizeof(store_columns) /
 	    sizeof(store_columns[0]); i++) {
-		if ((st = db_prepare(db, "SELECT 1 FROM pragma_table_info(?) "
-		    "WHERE name = ?")) == NULL)
-			return -1;
-		have = db_bind(st, "tt", store_columns[i].table,
-		    store_columns[i].column) == 0 ? db_step(st) : -1;
-		db_finalize(st);
+		have = db_has_column(db, store_columns[i].table,
+		    store_columns[i].column);
 		if (have == -1)
 			return -1;
 		if (have == DB_ROW)
@@ -339,7 +368,9 @@ store_migrate(sqlite3 *db, char **err)
 		    store_columns[i].decl);
 		rc = db_exec(db, sql, err);
 		free(sql);
+		/* A fill is for rows older than the column: SQLite only. */
 		if (rc == -1 || (store_columns[i].fill != NULL &&
+		    db_kind(db) == DB_SQLITE &&
 		    db_exec(db, store_columns[i].fill, err) == -1))
 			return -1;
 	}
@@ -350,7 +381,7 @@ struct store *
 store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
-	sqlite3 *db;
+	struct db *db;
 	char *e = NULL;
 
 	*err = NULL;
@@ -372,15 +403,23 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 		}
 	}
 	if ((db = store_db(s)) == NULL) {
-		xasprintf(err, "%s: cannot open the database", dbpath);
+		xasprintf(err, "%s: cannot open the database",
+		    db_redact(dbpath));
 		goto fail;
 	}
-	/* Columns, their first values and the triggers: all or nothing. */
-	if (db_exec(db, store_schema, &e) == -1 || db_begin(db) == -1 ||
+	/*
+	 * The versioned schema, then (for databases made before versions
+	 * were kept) the columns added since, their first values and the
+	 * triggers: all or nothing.
+	 */
+	if (db_migrate(db, "portal-store", store_steps, sizeof(store_steps) /
+	    sizeof(store_steps[0]), &e) == -1 || db_begin(db) == -1 ||
 	    store_migrate(db, &e) == -1 || store_pdf_schema(db, &e) == -1 ||
-	    db_exec(db, store_triggers, &e) == -1 || db_commit(db) == -1) {
+	    db_exec(db, db_kind(db) == DB_PG ? store_triggers_pg :
+	    store_triggers, &e) == -1 || db_commit(db) == -1) {
 		db_rollback(db);
-		xasprintf(err, "%s: cannot set up the store: %s", dbpath,
+		xasprintf(err, "%s: cannot set up the store: %s",
+		    db_redact(dbpath),
 		    e ? e : "database error");
 		free(e);
 		goto fail;
@@ -440,10 +479,9 @@ store_stats(struct store *s, struct store_stats *t)
 	      offsetof(struct store_stats, bytes) },
 	    { "SELECT COUNT(*) FROM portal_outbox",
 	      offsetof(struct store_stats, outbox) },
-	    { "SELECT COUNT(*) FROM portal_tokens WHERE used = 0 AND "
-	      "expires > strftime('%s', 'now')",
-	      offsetof(struct store_stats, tokens_live) },
 	};
+	struct db *db;
+	struct db_stmt *st;
 	int64_t v;
 
 	memset(t, 0, sizeof(*t));
@@ -452,5 +490,29 @@ store_stats(struct store *s, struct store_stats *t)
 			return -1;
 		*(int64_t *)((char *)t + q[i].off) = v;
 	}
-	return 0;
+	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
+	    "COUNT(*) FROM portal_tokens WHERE used = 0 AND expires > ?")) ==
+	    NULL)
+		return -1;
+	v = db_bind(st, "i", (int64_t)time(NULL)) == 0 ? db_step(st) : -1;
+	t->tokens_live = v == DB_ROW ? db_col_int(st, 0) : 0;
+	db_finalize(st);
+	return v == DB_ROW ? 0 : -1;
+}
+
+int64_t
+store_generation(void)
+{
+	uint64_t g;
+
+	if (RAND_bytes((unsigned char *)&g, sizeof(g)) != 1)
+		fatalx("store: RAND_bytes failed");
+	/* Positive and never 0 (the column's "not set"). */
+	return (int64_t)(g >> 1) | 1;
+}
+
+int
+store_available(struct store *s)
+{
+	return store_db(s) != NULL;
 }

@@ -128,6 +128,11 @@ struct store_tmp {
  */
 struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
 		    char **err);
+/*
+ * 1 when the calling thread can reach the database (a broken PostgreSQL
+ * connection is re-established here), 0 when not (logged).
+ */
+int		 store_available(struct store *);
 /* Also closes the calling thread's database connection (db.h). */
 void		 store_close(struct store *);
 /*
@@ -384,6 +389,18 @@ int		 store_outbox_next(struct store *, int64_t now,
 /* Earliest next_attempt of any row, or -1 if the outbox is empty. */
 int64_t		 store_outbox_wake_time(struct store *);
 int		 store_outbox_done(struct store *, int64_t id);
+/*
+ * An outbox file whose last row is done: its copy in the database goes
+ * (PostgreSQL; the caller unlinks the file). 0 or -1.
+ */
+int		 store_outbox_file_done(struct store *, const char *path);
+/*
+ * The outbox file path as a file of this node: path itself when it is
+ * here, else its copy from the database written into spool_dir. NULL
+ * when neither (logged). Caller frees.
+ */
+char		*store_outbox_fetch(struct store *, const char *path,
+		    const char *spool_dir);
 int		 store_outbox_retry(struct store *, int64_t id,
 		    int64_t next_attempt, const char *error);
 void		 store_outbox_free(struct store_outbox *);

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
 
 #include "db.h"
 #include "log.h"
@@ -42,10 +41,12 @@ store_group_destroy(struct store *s)
 
 /* One delivery inside the group's transaction: 0, STORE_EQUOTA, -1. */
 static int
-store_group_one(struct store *s, sqlite3 *db, struct store_group_item *it)
+store_group_one(struct store *s, struct db *db, struct store_group_item *it)
 {
 	const struct store_msg *m = it->meta;
+	struct db_stmt *st;
 	int64_t used;
+	int rc;
 
 	/* In the write transaction: earlier members of the group count. */
 	if (it->quota > 0) {
@@ -54,20 +55,27 @@ store_group_one(struct store *s, sqlite3 *db, struct store_group_item *it)
 		if (used + it->size > it->quota)
 			return STORE_EQUOTA;
 	}
-	if (db_run(db, "INSERT OR IGNORE INTO portal_users (email, domain, "
-	    "state, created, generation) VALUES (?, ?, 'pending', ?, "
-	    "random())", "tti", it->owner, it->domain, it->now) == -1)
+	if (db_run(db, "INSERT INTO portal_users (email, domain, state, "
+	    "created, generation) VALUES (?, ?, 'pending', ?, ?) "
+	    "ON CONFLICT DO NOTHING", "ttii", it->owner, it->domain, it->now,
+	    store_generation()) == -1)
 		return -1;
-	if (db_run(db, "INSERT INTO portal_messages (owner, domain, folder, "
-	    "state, mail_from, hdr_from, subject, date, size, "
+	if ((st = db_prepare(db, "INSERT INTO portal_messages (owner, "
+	    "domain, folder, state, mail_from, hdr_from, subject, date, size, "
 	    "has_attachments, unread, path, created) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", "tttttttiiiti",
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id")) == NULL)
+		return -1;
+	rc = db_bind(st, "tttttttiiiti",
 	    it->owner, it->domain, store_folder_names[m->folder],
 	    store_state_names[m->state], m->mail_from, m->hdr_from,
 	    m->subject, m->date ? m->date : it->now, it->size,
-	    (int64_t)m->has_attachments, it->name, it->now) == -1)
+	    (int64_t)m->has_attachments, it->name, it->now) == 0 ?
+	    db_step(st) : -1;
+	if (rc == DB_ROW)
+		it->id = db_col_int(st, 0);
+	db_finalize(st);
+	if (rc != DB_ROW || store_blob_put(s, db, it->name) == -1)
 		return -1;
-	it->id = sqlite3_last_insert_rowid(db);
 	if (m->parts != NULL && store_part_put(db, it->id, m->parts,
 	    m->nparts) == -1)
 		return -1;
@@ -89,7 +97,7 @@ static void
 store_group_commit(struct store *s, struct store_group_item *batch)
 {
 	struct store_group_item *it;
-	sqlite3 *db;
+	struct db *db;
 
 	/* Every file of the batch was linked before it was queued. */
 	if (store_fsync_dir(s) == -1 || (db = store_db(s)) == NULL ||

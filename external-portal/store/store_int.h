@@ -17,8 +17,8 @@
 
 #include "store/store.h"
 
-struct sqlite3;
-struct sqlite3_stmt;
+struct db;
+struct db_stmt;
 
 struct store {
 	char		*dbpath;
@@ -74,10 +74,12 @@ const char	*store_key(const char *email, char *buf, size_t len);
 #define STORE_KEY_MAX	(2 * ADDR_MAX + 2)
 
 /* This thread's connection to the store's database; NULL (logged). */
-struct sqlite3	*store_db(struct store *);
+struct db	*store_db(struct store *);
 /* Column i as a new string (NULL stays NULL), or copied into out. */
-char		*store_col_dup(struct sqlite3_stmt *, int i);
-void		 store_col_copy(struct sqlite3_stmt *, int i, char *out,
+/* A random stamp for a new account (see portal_users.generation). */
+int64_t		 store_generation(void);
+char		*store_col_dup(struct db_stmt *, int i);
+void		 store_col_copy(struct db_stmt *, int i, char *out,
 		    size_t outlen);
 /* The first column of a one-row query with an optional text key; -1. */
 int64_t		 store_scalar(struct store *, const char *sql,
@@ -108,7 +110,7 @@ void		 store_group_destroy(struct store *);
  */
 void		 store_group_run(struct store *, struct store_group_item *);
 /* In the delivery's transaction: the notification rows (store_msg.c). */
-int		 store_deliver_notify(struct sqlite3 *, const struct store_msg *,
+int		 store_deliver_notify(struct db *, const struct store_msg *,
 		    const char *owner, int64_t remind, int64_t coalesce,
 		    int64_t now);
 
@@ -120,7 +122,7 @@ int		 store_deliver_notify(struct sqlite3 *, const struct store_msg *,
 int		 store_msg_delete_rows(struct store *, const char *where,
 		    const char *owner, int64_t id, char ***names, size_t *n);
 /* The PDF-OTP table (store_pdf.c), created with the rest. 0 or -1. */
-int		 store_pdf_schema(struct sqlite3 *, char **err);
+int		 store_pdf_schema(struct db *, char **err);
 /* Unlinks the files of committed deletes, then frees the names. */
 void		 store_names_unlink(struct store *, char **names, size_t n);
 
@@ -133,11 +135,35 @@ void		 store_names_unlink(struct store *, char **names, size_t n);
 #define STORE_PART_SCHEMA \
     "CREATE TABLE IF NOT EXISTS portal_parts (" \
     " msg INTEGER NOT NULL REFERENCES portal_messages(id)" \
-    " ON DELETE CASCADE, part INTEGER NOT NULL, offset INTEGER NOT NULL," \
+    " ON DELETE CASCADE, part INTEGER NOT NULL, \"offset\" INTEGER NOT NULL," \
     " length INTEGER NOT NULL, encoding TEXT, ctype TEXT, filename TEXT," \
     " size INTEGER NOT NULL, PRIMARY KEY (msg, part)) WITHOUT ROWID;"
+/*
+ * Message bytes in the database (store_blob.c; PostgreSQL only, no-ops
+ * on SQLite). put: the store file name, inside the caller's transaction;
+ * delete: its chunks, likewise; fetch: makes sure the file is in the
+ * store directory (0, STORE_NOTFOUND or -1).
+ */
+#define STORE_BLOB_SCHEMA \
+    "CREATE TABLE IF NOT EXISTS portal_blobs (" \
+    " name TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL," \
+    " PRIMARY KEY (name, seq));"
+int		 store_blob_on(struct db *);
+int		 store_blob_put(struct store *, struct db *, const char *name);
+int		 store_blob_delete(struct db *, const char *name);
+int		 store_blob_fetch(struct store *, const char *name);
+/*
+ * Outbox files (absolute paths in a spool directory), kept under their
+ * base name: put in the transaction that adds the rows; fetch into path
+ * (this node's spool) when it is not there.
+ */
+const char	*store_blob_spool_key(const char *path);
+int		 store_blob_put_path(struct db *, const char *path);
+int		 store_blob_fetch_path(struct store *, const char *key,
+		    const char *path);
+
 /* In the delivery's transaction: the parts of message id; 0 or -1. */
-int		 store_part_put(struct sqlite3 *, int64_t id,
+int		 store_part_put(struct db *, int64_t id,
 		    const struct store_part *, int n);
 
 #endif

@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 
 #include "db.h"
 #include "log.h"
@@ -68,10 +67,10 @@ store_tmp_discard(struct store_tmp *t)
  * with its own link, none revoking another). 0, or -1.
  */
 int
-store_deliver_notify(sqlite3 *db, const struct store_msg *m,
+store_deliver_notify(struct db *db, const struct store_msg *m,
     const char *owner, int64_t remind, int64_t coalesce, int64_t now)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum store_user_state state = STORE_USER_PENDING;
 	int64_t last = 0, notified = 0;
 	int rc;
@@ -82,9 +81,9 @@ store_deliver_notify(sqlite3 *db, const struct store_msg *m,
 	if ((rc = db_bind(st, "t", owner)) == 0 &&
 	    (rc = db_step(st)) == DB_ROW) {
 		state = STORE_ENUM(store_user_states,
-		    (const char *)sqlite3_column_text(st, 0));
-		last = sqlite3_column_int64(st, 1);
-		notified = sqlite3_column_int64(st, 2);
+		    (const char *)db_col_text(st, 0));
+		last = db_col_int(st, 1);
+		notified = db_col_int(st, 2);
 	}
 	db_finalize(st);
 	if (rc == -1)
@@ -164,26 +163,26 @@ store_deliver(struct store *s, struct store_tmp *t, const struct store_msg *m,
 }
 
 static void
-store_msg_row(struct store *s, sqlite3_stmt *st, struct store_msg *m)
+store_msg_row(struct store *s, struct db_stmt *st, struct store_msg *m)
 {
-	const char *name = (const char *)sqlite3_column_text(st, 11);
+	const char *name = (const char *)db_col_text(st, 11);
 
 	memset(m, 0, sizeof(*m));
-	m->id = sqlite3_column_int64(st, 0);
+	m->id = db_col_int(st, 0);
 	store_col_copy(st, 1, m->owner, sizeof(m->owner));
 	m->folder = STORE_ENUM(store_folder_names,
-	    (const char *)sqlite3_column_text(st, 2));
+	    (const char *)db_col_text(st, 2));
 	m->state = STORE_ENUM(store_state_names,
-	    (const char *)sqlite3_column_text(st, 3));
+	    (const char *)db_col_text(st, 3));
 	m->mail_from = store_col_dup(st, 4);
 	m->hdr_from = store_col_dup(st, 5);
 	m->subject = store_col_dup(st, 6);
-	m->date = sqlite3_column_int64(st, 7);
-	m->size = sqlite3_column_int64(st, 8);
-	m->has_attachments = sqlite3_column_int(st, 9);
-	m->unread = sqlite3_column_int(st, 10);
+	m->date = db_col_int(st, 7);
+	m->size = db_col_int(st, 8);
+	m->has_attachments = db_col_int(st, 9);
+	m->unread = db_col_int(st, 10);
 	m->path = store_abspath(s, name ? name : "");
-	m->created = sqlite3_column_int64(st, 12);
+	m->created = db_col_int(st, 12);
 }
 
 void
@@ -200,8 +199,8 @@ store_msg_list(struct store *s, const char *owner, enum store_folder f,
     int64_t before, int limit, struct store_msg *out)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int n = 0, rc = -1;
 
 	owner = store_key(owner, key, sizeof(key));
@@ -225,8 +224,8 @@ int
 store_msg_get(struct store *s, const char *owner, int64_t id,
     struct store_msg *m)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare_cached(db,
@@ -238,6 +237,12 @@ store_msg_get(struct store *s, const char *owner, int64_t id,
 	    (rc = db_step(st)) == DB_ROW)
 		store_msg_row(s, st, m);
 	db_finalize(st);
+	/* Another node stored it: into this node's directory first. */
+	if (rc == DB_ROW && s->dir != NULL &&
+	    store_blob_fetch(s, strrchr(m->path, '/') + 1) == -1) {
+		store_msg_free(m);
+		return -1;
+	}
 	if (rc == DB_ROW)
 		return 0;
 	return rc == DB_DONE ? STORE_NOTFOUND : -1;
@@ -247,7 +252,7 @@ int
 store_msg_set_unread(struct store *s, const char *owner, int64_t id,
     int unread)
 {
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	if ((db = store_db(s)) == NULL)
@@ -261,7 +266,7 @@ int
 store_msg_set_state(struct store *s, const char *owner, int64_t id,
     enum store_msg_state state)
 {
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	if ((db = store_db(s)) == NULL)
@@ -276,8 +281,8 @@ int
 store_msg_delete_rows(struct store *s, const char *where, const char *owner,
     int64_t id, char ***names, size_t *n)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	char *sql;
 	int rc = -1;
 
@@ -299,6 +304,9 @@ store_msg_delete_rows(struct store *s, const char *where, const char *owner,
 			(*names)[(*n)++] = store_col_dup(st, 0);
 		}
 	db_finalize(st);
+	for (size_t i = 0; rc == DB_DONE && i < *n; i++)
+		if (store_blob_delete(db, (*names)[i]) == -1)
+			rc = -1;
 	return rc == DB_DONE ? 0 : -1;
 }
 
@@ -321,7 +329,7 @@ static int
 store_msg_delete_where(struct store *s, const char *where, const char *owner,
     int64_t id)
 {
-	sqlite3 *db;
+	struct db *db;
 	char **names = NULL;
 	size_t n = 0;
 
@@ -388,8 +396,8 @@ int
 store_msg_older(struct store *s, const char *owner, int64_t cutoff,
     int (*cb)(void *, const struct store_msg *), void *arg)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	struct store_msg *v = NULL;
 	size_t n = 0;
 	int rc = -1;
@@ -422,7 +430,7 @@ int
 store_msg_receipt_queue(struct store *s, const char *owner, int64_t id,
     const char *rcpt, const char *path)
 {
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
@@ -447,8 +455,8 @@ fail:
 int
 store_msg_receipt_sent(struct store *s, const char *owner, int64_t id)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1, v = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
@@ -458,7 +466,7 @@ store_msg_receipt_sent(struct store *s, const char *owner, int64_t id)
 	if (db_bind(st, "it", id, owner) == 0)
 		rc = db_step(st);
 	if (rc == DB_ROW)
-		v = sqlite3_column_int(st, 0) != 0;
+		v = db_col_int(st, 0) != 0;
 	else if (rc == DB_DONE)
 		v = 0;
 	db_finalize(st);
@@ -468,8 +476,8 @@ store_msg_receipt_sent(struct store *s, const char *owner, int64_t id)
 int
 store_msg_list_plan(struct store *s, char *out, size_t outlen)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	size_t off = 0;
 
 	if (outlen == 0)
@@ -479,7 +487,7 @@ store_msg_list_plan(struct store *s, char *out, size_t outlen)
 	    "EXPLAIN QUERY PLAN " STORE_SQL_LIST)) == NULL)
 		return -1;
 	while (db_step(st) == DB_ROW) {
-		const unsigned char *d = sqlite3_column_text(st, 3);
+		const char *d = db_col_text(st, 3);
 		int n = snprintf(out + off, outlen - off, "%s\n",
 		    d ? (const char *)d : "");
 

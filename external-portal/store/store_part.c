@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <gmime/gmime.h>
-#include <sqlite3.h>
 
 #include "buf.h"
 #include "db.h"
@@ -25,11 +24,11 @@
 #include "xmalloc.h"
 
 int
-store_part_put(struct sqlite3 *db, int64_t id, const struct store_part *p,
+store_part_put(struct db *db, int64_t id, const struct store_part *p,
     int n)
 {
 	for (int i = 0; i < n; i++)
-		if (db_run(db, "INSERT INTO portal_parts (msg, part, offset, "
+		if (db_run(db, "INSERT INTO portal_parts (msg, part, \"offset\", "
 		    "length, encoding, ctype, filename, size) VALUES "
 		    "(?, ?, ?, ?, ?, ?, ?, ?)", "iiiittti", id,
 		    (int64_t)p[i].part, p[i].offset, p[i].length, p[i].encoding,
@@ -43,8 +42,8 @@ store_part_get(struct store *s, const char *owner, int64_t id, int part,
     struct store_msg *m, struct store_part *p)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	const char *name;
 	int rc = -1;
 
@@ -57,27 +56,34 @@ store_part_get(struct store *s, const char *owner, int64_t id, int part,
 	 * is never served by the web.
 	 */
 	if ((db = store_db(s)) == NULL || (st = db_prepare_cached(db,
-	    "SELECT m.path, m.size, p.offset, p.length, p.encoding, p.ctype, "
+	    "SELECT m.path, m.size, p.\"offset\", p.length, p.encoding, p.ctype, "
 	    "p.filename, p.size FROM portal_parts p JOIN portal_messages m "
 	    "ON m.id = p.msg WHERE p.msg = ? AND p.part = ? AND "
 	    "m.owner = ? AND m.state = 'webmail'")) == NULL)
 		return -1;
 	if (db_bind(st, "iit", id, (int64_t)part, owner) == 0 &&
 	    (rc = db_step(st)) == DB_ROW) {
-		name = (const char *)sqlite3_column_text(st, 0);
+		name = (const char *)db_col_text(st, 0);
 		m->id = id;
 		snprintf(m->owner, sizeof(m->owner), "%s", owner);
 		m->path = store_abspath(s, name ? name : "");
-		m->size = sqlite3_column_int64(st, 1);
+		m->size = db_col_int(st, 1);
 		p->part = part;
-		p->offset = sqlite3_column_int64(st, 2);
-		p->length = sqlite3_column_int64(st, 3);
+		p->offset = db_col_int(st, 2);
+		p->length = db_col_int(st, 3);
 		p->encoding = store_col_dup(st, 4);
 		p->ctype = store_col_dup(st, 5);
 		p->filename = store_col_dup(st, 6);
-		p->size = sqlite3_column_int64(st, 7);
+		p->size = db_col_int(st, 7);
 	}
 	db_finalize(st);
+	if (rc == DB_ROW && store_blob_fetch(s, strrchr(m->path, '/') + 1) ==
+	    -1) {
+		free(m->path);
+		m->path = NULL;
+		store_part_free(p);
+		return -1;
+	}
 	if (rc == DB_ROW)
 		return 0;
 	return rc == DB_DONE ? STORE_NOTFOUND : -1;

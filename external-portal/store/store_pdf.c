@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include "db.h"
 #include "log.h"
@@ -24,21 +23,15 @@
 
 /* Columns added after the table's first version (the reply page). */
 static int
-store_pdf_migrate(struct sqlite3 *db, char **err)
+store_pdf_migrate(struct db *db, char **err)
 {
 	static const char *const cols[] = { "reply_to", "message_id",
 	    "refs" };
-	sqlite3_stmt *st;
 	char *sql;
 	int have, rc;
 
 	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-		if ((st = db_prepare(db, "SELECT 1 FROM pragma_table_info("
-		    "'portal_pdf') WHERE name = ?")) == NULL)
-			return -1;
-		have = db_bind(st, "t", cols[i]) == 0 ? db_step(st) : -1;
-		db_finalize(st);
-		if (have == -1)
+		if ((have = db_has_column(db, "portal_pdf", cols[i])) == -1)
 			return -1;
 		if (have == DB_ROW)
 			continue;
@@ -54,7 +47,7 @@ store_pdf_migrate(struct sqlite3 *db, char **err)
 }
 
 int
-store_pdf_schema(struct sqlite3 *db, char **err)
+store_pdf_schema(struct db *db, char **err)
 {
 	return db_exec(db,
 	    "CREATE TABLE IF NOT EXISTS portal_pdf ("
@@ -71,25 +64,27 @@ store_pdf_schema(struct sqlite3 *db, char **err)
 }
 
 static void
-store_pdf_row(struct store *s, sqlite3_stmt *st, struct store_pdf *p)
+store_pdf_row(struct store *s, struct db_stmt *st, struct store_pdf *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->id = sqlite3_column_int64(st, 0);
+	p->id = db_col_int(st, 0);
 	store_col_copy(st, 1, p->token, sizeof(p->token));
 	store_col_copy(st, 2, p->owner, sizeof(p->owner));
-	p->msg_id = sqlite3_column_int64(st, 3);
+	p->msg_id = db_col_int(st, 3);
 	p->state = store_col_dup(st, 4);
 	p->password = store_col_dup(st, 5);
 	p->mail_from = store_col_dup(st, 6);
 	p->hdr_from = store_col_dup(st, 7);
 	p->subject = store_col_dup(st, 8);
-	if (sqlite3_column_type(st, 9) != SQLITE_NULL && s->dir != NULL)
+	if (!db_col_null(st, 9) && s->dir != NULL)
+		(void)store_blob_fetch(s, db_col_text(st, 9));
+	if (!db_col_null(st, 9) && s->dir != NULL)
 		p->msg_path = store_abspath(s, (const char *)
-		    sqlite3_column_text(st, 9));
+		    db_col_text(st, 9));
 	p->pdf_mail = store_col_dup(st, 10);
-	p->date = sqlite3_column_int64(st, 11);
-	p->created = sqlite3_column_int64(st, 12);
-	p->attempts = (int)sqlite3_column_int64(st, 13);
+	p->date = db_col_int(st, 11);
+	p->created = db_col_int(st, 12);
+	p->attempts = (int)db_col_int(st, 13);
 	p->reply_to = store_col_dup(st, 14);
 	p->message_id = store_col_dup(st, 15);
 	p->refs = store_col_dup(st, 16);
@@ -116,8 +111,8 @@ store_pdf_adopt(struct store *s, int64_t now)
 {
 	unsigned char rnd[STORE_PDF_TOKEN_LEN / 2];
 	char token[STORE_PDF_TOKEN_LEN + 1];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int64_t *ids = NULL;
 	int n = 0, rc;
 
@@ -128,7 +123,7 @@ store_pdf_adopt(struct store *s, int64_t now)
 		return -1;
 	while ((rc = db_step(st)) == DB_ROW) {
 		ids = xreallocarray(ids, n + 1, sizeof(*ids));
-		ids[n++] = sqlite3_column_int64(st, 0);
+		ids[n++] = db_col_int(st, 0);
 	}
 	db_finalize(st);
 	for (int i = 0; i < n && rc != -1; i++) {
@@ -136,11 +131,11 @@ store_pdf_adopt(struct store *s, int64_t now)
 			fatalx("store: no randomness");
 		for (size_t j = 0; j < sizeof(rnd); j++)
 			snprintf(token + 2 * j, 3, "%02x", rnd[j]);
-		rc = db_run(db, "INSERT OR IGNORE INTO portal_pdf (token, "
+		rc = db_run(db, "INSERT INTO portal_pdf (token, "
 		    "owner, msg_id, state, mail_from, hdr_from, subject, date, "
 		    "created, next_attempt) SELECT ?, owner, id, 'render', "
 		    "mail_from, hdr_from, subject, date, ?, ? FROM "
-		    "portal_messages WHERE id = ?", "tiii", token, now, now,
+		    "portal_messages WHERE id = ? ON CONFLICT DO NOTHING", "tiii", token, now, now,
 		    ids[i]);
 	}
 	free(ids);
@@ -150,8 +145,8 @@ store_pdf_adopt(struct store *s, int64_t now)
 int
 store_pdf_next(struct store *s, int64_t now, struct store_pdf *p)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
@@ -168,7 +163,7 @@ int
 store_pdf_queue(struct store *s, const struct store_pdf *p,
     const char *password, const char *path)
 {
-	sqlite3 *db;
+	struct db *db;
 
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
@@ -187,7 +182,7 @@ store_pdf_queue(struct store *s, const struct store_pdf *p,
 int
 store_pdf_retry(struct store *s, int64_t id, int64_t next)
 {
-	sqlite3 *db;
+	struct db *db;
 
 	if ((db = store_db(s)) == NULL)
 		return -1;
@@ -199,7 +194,7 @@ int
 store_pdf_fail(struct store *s, int64_t id, const char *dsn,
     const char *rcpt)
 {
-	sqlite3 *db;
+	struct db *db;
 
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
 		return -1;
@@ -216,8 +211,8 @@ store_pdf_fail(struct store *s, int64_t id, const char *dsn,
 int
 store_pdf_by_mail(struct store *s, const char *path, struct store_pdf *p)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
@@ -233,8 +228,8 @@ int
 store_pdf_sent(struct store *s, int64_t id)
 {
 	struct store_pdf p;
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT "
@@ -260,8 +255,8 @@ store_pdf_get(struct store *s, const char *owner, const char *token,
     struct store_pdf *p)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	owner = store_key(owner, key, sizeof(key));
@@ -281,8 +276,8 @@ store_pdf_list(struct store *s, const char *owner, struct store_pdf *out,
     int limit)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int n = 0, rc = -1;
 
 	owner = store_key(owner, key, sizeof(key));
@@ -305,7 +300,7 @@ store_pdf_list(struct store *s, const char *owner, struct store_pdf *out,
 int
 store_pdf_expire(struct store *s, int64_t cutoff)
 {
-	sqlite3 *db;
+	struct db *db;
 
 	if ((db = store_db(s)) == NULL)
 		return -1;

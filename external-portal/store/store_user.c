@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
 
 #include "db.h"
 #include "log.h"
@@ -19,17 +18,17 @@
     "totp_enabled, totp_last_step, created"
 
 static void
-store_user_row(sqlite3_stmt *st, struct store_user *u)
+store_user_row(struct db_stmt *st, struct store_user *u)
 {
 	memset(u, 0, sizeof(*u));
 	store_col_copy(st, 0, u->email, sizeof(u->email));
 	u->state = STORE_ENUM(store_user_states,
-	    (const char *)sqlite3_column_text(st, 1));
+	    (const char *)db_col_text(st, 1));
 	u->password_hash = store_col_dup(st, 2);
 	u->totp_secret = store_col_dup(st, 3);
-	u->totp_enabled = sqlite3_column_int(st, 4);
-	u->totp_last_step = sqlite3_column_int64(st, 5);
-	u->created = sqlite3_column_int64(st, 6);
+	u->totp_enabled = db_col_int(st, 4);
+	u->totp_last_step = db_col_int(st, 5);
+	u->created = db_col_int(st, 6);
 }
 
 void
@@ -43,8 +42,8 @@ int
 store_user_get(struct store *s, const char *email, struct store_user *u)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	email = store_key(email, key, sizeof(key));
@@ -63,8 +62,8 @@ int
 store_user_list(struct store *s, void (*cb)(void *, const struct store_user *),
     void *arg)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	struct store_user u;
 	int rc;
 
@@ -91,7 +90,7 @@ int
 store_user_set_password(struct store *s, const char *email, const char *hash)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	email = store_key(email, key, sizeof(key));
@@ -112,7 +111,7 @@ int
 store_user_reset_password(struct store *s, const char *email)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	email = store_key(email, key, sizeof(key));
@@ -136,7 +135,7 @@ store_user_set_totp(struct store *s, const char *email, const char *secret,
     int enabled)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
@@ -150,7 +149,7 @@ int
 store_user_totp_step(struct store *s, const char *email, int64_t step)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	email = store_key(email, key, sizeof(key));
@@ -172,7 +171,7 @@ store_user_delete(struct store *s, const char *email)
 		"DELETE FROM web_sessions WHERE email = ?",
 		"DELETE FROM web_recovery WHERE email = ?",
 	};
-	sqlite3 *db;
+	struct db *db;
 	char **names = NULL;
 	size_t n = 0;
 	int rc;
@@ -207,7 +206,7 @@ store_token_put(struct store *s, enum store_token_kind kind,
     const char *hash, const char *email, int64_t expires)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
@@ -222,8 +221,8 @@ int
 store_token_consume(struct store *s, enum store_token_kind kind,
     const char *hash, int64_t now, char *email, size_t emaillen)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "UPDATE "
@@ -246,8 +245,8 @@ int
 store_token_peek(struct store *s, enum store_token_kind kind,
     const char *hash, int64_t now, char *email, size_t emaillen, int *live)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "SELECT email, "
@@ -257,7 +256,7 @@ store_token_peek(struct store *s, enum store_token_kind kind,
 	if (db_bind(st, "itt", now, hash, store_token_kinds[kind]) == 0 &&
 	    (rc = db_step(st)) == DB_ROW) {
 		store_col_copy(st, 0, email, emaillen);
-		*live = sqlite3_column_int(st, 1);
+		*live = db_col_int(st, 1);
 	}
 	db_finalize(st);
 	if (rc == DB_ROW)
@@ -270,7 +269,7 @@ store_token_revoke(struct store *s, enum store_token_kind kind,
     const char *email)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
@@ -287,7 +286,7 @@ store_session_put(struct store *s, const char *hash, const char *email,
     int stage, int64_t now)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
@@ -303,8 +302,8 @@ int
 store_session_get(struct store *s, const char *hash, int64_t now,
     int64_t idle, int64_t absolute, char *email, size_t emaillen, int *stage)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int64_t created, last;
 	int rc = -1, live;
 
@@ -321,10 +320,10 @@ store_session_get(struct store *s, const char *hash, int64_t now,
 		return rc == DB_DONE ? STORE_NOTFOUND : -1;
 	}
 	store_col_copy(st, 0, email, emaillen);
-	*stage = sqlite3_column_int(st, 1);
-	created = sqlite3_column_int64(st, 2);
-	last = sqlite3_column_int64(st, 3);
-	live = sqlite3_column_int(st, 4);
+	*stage = db_col_int(st, 1);
+	created = db_col_int(st, 2);
+	last = db_col_int(st, 3);
+	live = db_col_int(st, 4);
 	db_finalize(st);
 	if (!live || now - last > idle || now - created > absolute) {
 		/* Expired, or its account is gone or was created anew. */
@@ -348,7 +347,7 @@ store_session_get(struct store *s, const char *hash, int64_t now,
 int
 store_session_delete(struct store *s, const char *hash)
 {
-	sqlite3 *db;
+	struct db *db;
 
 	if ((db = store_db(s)) == NULL)
 		return -1;
@@ -360,7 +359,7 @@ int
 store_session_delete_all(struct store *s, const char *email)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)
@@ -373,21 +372,21 @@ int
 store_key_get(struct store *s, const char *name, const unsigned char *fresh,
     unsigned char *out, size_t len)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	if ((db = store_db(s)) == NULL)
 		return -1;
 	/* The first process to start wins; later ones read its key. */
-	if (db_run(db, "INSERT OR IGNORE INTO web_keys (name, value) "
-	    "VALUES (?, ?)", "tb", name, fresh, len) == -1 ||
+	if (db_run(db, "INSERT INTO web_keys (name, value) "
+	    "VALUES (?, ?) ON CONFLICT DO NOTHING", "tb", name, fresh, len) == -1 ||
 	    (st = db_prepare(db, "SELECT value FROM web_keys WHERE name = ?"))
 	    == NULL)
 		return -1;
 	if (db_bind(st, "t", name) == 0 && db_step(st) == DB_ROW &&
-	    (size_t)sqlite3_column_bytes(st, 0) == len) {
-		memcpy(out, sqlite3_column_blob(st, 0), len);
+	    (size_t)db_col_bytes(st, 0) == len) {
+		memcpy(out, db_col_blob(st, 0), len);
 		rc = 0;
 	}
 	db_finalize(st);
@@ -400,8 +399,8 @@ int
 store_throttle_get(struct store *s, const char *key, int64_t *failures,
     int64_t *last)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int rc = -1;
 
 	*failures = *last = 0;
@@ -409,8 +408,8 @@ store_throttle_get(struct store *s, const char *key, int64_t *failures,
 	    "failures, last FROM web_throttle WHERE key = ?")) == NULL)
 		return -1;
 	if (db_bind(st, "t", key) == 0 && (rc = db_step(st)) == DB_ROW) {
-		*failures = sqlite3_column_int64(st, 0);
-		*last = sqlite3_column_int64(st, 1);
+		*failures = db_col_int(st, 0);
+		*last = db_col_int(st, 1);
 	}
 	db_finalize(st);
 	return rc == -1 ? -1 : 0;
@@ -419,8 +418,8 @@ store_throttle_get(struct store *s, const char *key, int64_t *failures,
 int
 store_throttle_fail(struct store *s, const char *key, int64_t now)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	int n = -1;
 
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "INSERT INTO "
@@ -429,7 +428,7 @@ store_throttle_fail(struct store *s, const char *key, int64_t now)
 	    "excluded.last RETURNING failures")) == NULL)
 		return -1;
 	if (db_bind(st, "ti", key, now) == 0 && db_step(st) == DB_ROW) {
-		n = sqlite3_column_int(st, 0);
+		n = db_col_int(st, 0);
 		if (db_step(st) == -1)
 			n = -1;
 	}
@@ -440,7 +439,7 @@ store_throttle_fail(struct store *s, const char *key, int64_t now)
 int
 store_throttle_clear(struct store *s, const char *key)
 {
-	sqlite3 *db;
+	struct db *db;
 
 	if ((db = store_db(s)) == NULL)
 		return -1;
@@ -455,7 +454,7 @@ store_recovery_set(struct store *s, const char *email, char hashes[][65],
     size_t n)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL || db_begin(db) == -1)
@@ -464,8 +463,8 @@ store_recovery_set(struct store *s, const char *email, char hashes[][65],
 	    email) == -1)
 		goto fail;
 	for (size_t i = 0; i < n; i++)
-		if (db_run(db, "INSERT OR IGNORE INTO web_recovery (email, "
-		    "hash) VALUES (?, ?)", "tt", email, hashes[i]) == -1)
+		if (db_run(db, "INSERT INTO web_recovery (email, "
+		    "hash) VALUES (?, ?) ON CONFLICT DO NOTHING", "tt", email, hashes[i]) == -1)
 			goto fail;
 	if (db_commit(db) == -1)
 		goto fail;
@@ -479,7 +478,7 @@ int
 store_recovery_use(struct store *s, const char *email, const char *hash)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 	int rc;
 
 	email = store_key(email, key, sizeof(key));
@@ -495,7 +494,7 @@ int
 store_recovery_clear(struct store *s, const char *email)
 {
 	char key[STORE_KEY_MAX];
-	sqlite3 *db;
+	struct db *db;
 
 	email = store_key(email, key, sizeof(key));
 	if ((db = store_db(s)) == NULL)

@@ -348,6 +348,12 @@ web_work(void *arg)
 		web_crypt_page_locked(r);
 		return;
 	}
+	/* The database is unreachable (PostgreSQL down, failing over). */
+	if (strncmp(rt->path, "/static/", 8) != 0 &&
+	    !store_available(r->store)) {
+		web_page_error(r, 503);
+		return;
+	}
 	memset(&lim, 0, sizeof(lim));
 	lim.max_total = r->conf->max_body_size;
 	lim.allow_duplicates = 1;

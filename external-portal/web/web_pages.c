@@ -170,7 +170,7 @@ web_page_error(struct web_req *r, int status)
 	case 405: key = "error.bad_request"; break;
 	case 413: key = "error.too_large"; break;
 	case 415: key = "error.bad_request"; break;
-	case 503: key = "error.internal"; break;
+	case 503: key = "error.unavailable"; break;
 	default:
 		status = 500;
 		key = "error.internal";

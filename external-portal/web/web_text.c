@@ -301,6 +301,7 @@ static const struct {
 	{ "csrf.invalid",		"Your session form has expired. Please reload the page and try again." },
 	{ "error.bad_request",		"The request could not be understood." },
 	{ "error.forbidden",		"You are not allowed to see this page." },
+	{ "error.unavailable",		"The service is briefly unavailable. Please try again in a few minutes." },
 	{ "error.internal",		"Something went wrong on our side. Please try again later." },
 	{ "error.not_found",		"The page or message does not exist." },
 	{ "error.too_large",		"The upload is too large." },

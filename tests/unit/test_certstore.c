@@ -18,13 +18,12 @@
 
 #include "unit_util.h"
 
-#include <sqlite3.h>
 
 #include "../../internal-gw/certstore.h"
 #include "db.h"
 
 static char pki[512], tmp[512], keys[600];
-static sqlite3 *db;
+static struct db *db;
 static X509_STORE *trust;
 
 static int

@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include <sqlite3.h>
 
 #include "db.h"
 #include "xmalloc.h"
@@ -55,8 +54,8 @@ static void
 test_bind_step(void **state)
 {
 	struct dfx *f = *state;
-	struct sqlite3 *db;
-	struct sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	char *err = NULL;
 
 	assert_non_null(db = db_open(f->path, &err));
@@ -71,13 +70,13 @@ test_bind_step(void **state)
 	    "FROM t WHERE b > ? ORDER BY b DESC"));
 	assert_int_equal(db_bind(st, "i", (int64_t)-10), 0);
 	assert_int_equal(db_step(st), DB_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0),
+	assert_string_equal((const char *)db_col_text(st, 0),
 	    "x'); DROP TABLE t; --");
-	assert_true(sqlite3_column_int64(st, 1) == (int64_t)1 << 40);
-	assert_int_equal(sqlite3_column_int(st, 2), 2);
-	assert_int_equal(sqlite3_column_type(st, 3), SQLITE_NULL);
+	assert_true(db_col_int(st, 1) == (int64_t)1 << 40);
+	assert_int_equal(db_col_int(st, 2), 2);
+	assert_int_equal(db_col_null(st, 3), 1);
 	assert_int_equal(db_step(st), DB_ROW);
-	assert_int_equal(sqlite3_column_type(st, 0), SQLITE_NULL);
+	assert_int_equal(db_col_null(st, 0), 1);
 	assert_int_equal(db_step(st), DB_DONE);
 	db_finalize(st);
 	assert_int_equal(db_run(db, "UPDATE t SET d = 'z'", ""), 2);
@@ -91,8 +90,8 @@ static void
 test_transactions(void **state)
 {
 	struct dfx *f = *state;
-	struct sqlite3 *db;
-	struct sqlite3_stmt *st;
+	struct db *db;
+	struct db_stmt *st;
 	char *err = NULL;
 
 	assert_non_null(db = db_open(f->path, &err));
@@ -107,7 +106,7 @@ test_transactions(void **state)
 	assert_int_equal(db_commit(db), 0);
 	assert_non_null(st = db_prepare(db, "SELECT group_concat(a) FROM t"));
 	assert_int_equal(db_step(st), DB_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "2");
+	assert_string_equal((const char *)db_col_text(st, 0), "2");
 	db_finalize(st);
 	assert_int_equal(db_commit(db), -1);
 	db_close(db);
@@ -123,7 +122,7 @@ static void
 test_thread_connection(void **state)
 {
 	struct dfx *f = *state;
-	struct sqlite3 *a, *b;
+	struct db *a, *b;
 	pthread_t t;
 	void *other;
 
@@ -150,8 +149,8 @@ test_prepare_cached(void **state)
 {
 	static const char sql[] = "SELECT ?1, (SELECT count(*) FROM t)";
 	struct dfx *f = *state;
-	struct sqlite3 *db, *other;
-	struct sqlite3_stmt *a, *b, *c;
+	struct db *db, *other;
+	struct db_stmt *a, *b, *c;
 	char *err = NULL;
 
 	assert_non_null(db = db_thread(f->path));
@@ -159,7 +158,7 @@ test_prepare_cached(void **state)
 	assert_non_null(a = db_prepare_cached(db, sql));
 	assert_int_equal(db_bind(a, "i", (int64_t)7), 0);
 	assert_int_equal(db_step(a), DB_ROW);
-	assert_int_equal(sqlite3_column_int(a, 0), 7);
+	assert_int_equal(db_col_int(a, 0), 7);
 	/* In use: a second, separate statement. */
 	assert_non_null(b = db_prepare_cached(db, sql));
 	assert_ptr_not_equal(a, b);
@@ -170,8 +169,8 @@ test_prepare_cached(void **state)
 	assert_non_null(c = db_prepare_cached(db, sql));
 	assert_true(c == a || c == b);
 	assert_int_equal(db_step(c), DB_ROW);
-	assert_int_equal(sqlite3_column_type(c, 0), SQLITE_NULL);
-	assert_int_equal(sqlite3_column_int(c, 1), 1);
+	assert_int_equal(db_col_null(c, 0), 1);
+	assert_int_equal(db_col_int(c, 1), 1);
 	db_finalize(c);
 	/* Another connection compiles its own and frees it. */
 	assert_non_null(other = db_open(f->path, &err));
@@ -189,7 +188,7 @@ test_prepare_cached(void **state)
 		snprintf(buf, sizeof(buf), "SELECT 2");
 		assert_non_null(a = db_prepare_cached(db, buf));
 		assert_int_equal(db_step(a), DB_ROW);
-		assert_int_equal(sqlite3_column_int(a, 0), 2);
+		assert_int_equal(db_col_int(a, 0), 2);
 		db_finalize(a);
 	}
 	db_thread_close();

@@ -16,7 +16,6 @@
 
 #include "unit_util.h"
 
-#include <sqlite3.h>
 
 #include "../../internal-gw/keyd_pgp.h"
 #include "../../internal-gw/pgp.h"
@@ -127,7 +126,7 @@ test_store(void **state)
 	unsigned char *p, **blobs;
 	size_t len, *lens;
 	char *err = NULL, tmp[] = "/tmp/test_pgp.XXXXXX", path[64];
-	sqlite3 *db;
+	struct db *db;
 	int n;
 
 	(void)state;

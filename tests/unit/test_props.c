@@ -405,7 +405,7 @@ test_db_file_mode(void **state)
 {
 	struct fixture *f = *state;
 	struct stat sb;
-	sqlite3 *db;
+	struct db *db;
 	sqlite3_stmt *st;
 	char *err = NULL;
 
@@ -413,7 +413,7 @@ test_db_file_mode(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	db = db_open(f->path, &err);
 	assert_non_null(db);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st,
+	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), "PRAGMA journal_mode", -1, &st,
 	    NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");

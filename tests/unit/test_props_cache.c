@@ -15,14 +15,13 @@
 
 #include "props_fx.h"
 
-#include <sqlite3.h>
 
 #include "db.h"
 #include "props.h"
 
 /* Changes the global encrypt-mode behind props' back, on connection db. */
 static void
-raw_set(struct sqlite3 *db, const char *value)
+raw_set(struct db *db, const char *value)
 {
 	char *err = NULL, *sql;
 
@@ -58,7 +57,7 @@ static void
 test_cache(void **state)
 {
 	struct fixture *f = *state;
-	struct sqlite3 *db;
+	struct db *db;
 	struct props *r;
 	char *err = NULL;
 

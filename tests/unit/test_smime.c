@@ -27,7 +27,6 @@
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <sqlite3.h>
 
 #include "../../internal-gw/certstore.h"
 #include "db.h"
@@ -149,7 +148,7 @@ setup(void **state)
 {
 	const char *p = getenv("POSTERN_PKI");
 	char *err = NULL;
-	sqlite3 *db;
+	struct db *db;
 
 	(void)state;
 	snprintf(pki, sizeof(pki), "%s", p ? p : "build/pki");
@@ -593,7 +592,7 @@ test_keyd_reload(void **state)
 {
 	struct keyd_client *c;
 	char src[700], *err = NULL, dbp[700];
-	sqlite3 *db;
+	struct db *db;
 	pid_t pid;
 	int st;
 

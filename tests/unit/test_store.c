@@ -275,7 +275,7 @@ static void
 test_session_generation(void **state)
 {
 	struct fx *f = *state;
-	struct sqlite3 *db;
+	struct db *db;
 	char email[256];
 	int64_t now = time(NULL);
 	int stage;
