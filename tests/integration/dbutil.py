@@ -323,3 +323,36 @@ def db_connect(url, timeout=None):
     if timeout is None:
         return sqlite3.connect(url)
     return sqlite3.connect(url, timeout=timeout)
+
+
+def pg_server_any():
+    """The run's PostgreSQL server whatever POSTERN_TEST_DB says: for the
+    tests about PostgreSQL itself (several nodes on one database, the
+    server going away), which run in the SQLite run too. Shared with
+    pg_server() when the run is on PostgreSQL."""
+    global _server
+    if _server is None:
+        s = PgServer()
+        atexit.register(s.destroy)
+        try:
+            s.init()
+        except Exception:
+            s.destroy()
+            raise
+        _server = s
+    elif not _server.running:
+        _server.start()
+    return _server
+
+
+def pg_url(tmpdir, name):
+    """As db_url(), but always a PostgreSQL URI on pg_server_any()'s
+    server. The database is dropped with the others a test made
+    (drop_made)."""
+    key = os.path.realpath(os.path.join(str(tmpdir), f"{name}.db"))
+    if key not in _urls:
+        s = pg_server_any()
+        db = s.create_db(name)
+        _made.append((key, db))
+        _urls[key] = s.url(db)
+    return _urls[key]
