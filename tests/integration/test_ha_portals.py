@@ -1,0 +1,164 @@
+"""Two portals on one PostgreSQL database, as behind a load balancer: each
+with its own store and spool directory, both running ingest, outbox,
+retention and web. Mail that came in through one is read through the
+other with the same session cookie (its bytes come from the database);
+every queued notification is sent exactly once; every expired message is
+removed once. Real daemons, smtplib, an aiosmtpd notify sink, HTTPS with
+http.client."""
+
+import os
+import re
+import time
+
+import pytest
+
+import dbutil
+from conftest import Sink, free_port
+from hautil import HaPortal, blob, pgdb, rows, trigger_mail  # noqa: F401
+from test_web_portal import Browser, _signup
+
+DAY = 86400
+
+
+def _poll(what, cond, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def notify_sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def pair(tmp_path, pgdb, notify_sink):
+    made = []
+
+    def make(extra=""):
+        a = HaPortal(tmp_path, "a", pgdb, notify_sink.port, extra=extra,
+                     setup=True)
+        made.append(a)
+        b = HaPortal(tmp_path, "b", pgdb, notify_sink.port, extra=extra)
+        made.append(b)
+        return a, b
+    yield make
+    for p in made:
+        p.stop()
+
+
+def test_mail_in_through_a_read_through_b_with_a_cookie(pair, notify_sink):
+    a, b = pair()
+    payload = os.urandom(3000)
+    a.deliver("ext@example.org", trigger_mail(
+        "Through A", "The body that came in through A.",
+        attachment=("figures.bin", payload)))
+    path = rows(a.db, "SELECT path FROM portal_messages WHERE owner = ?",
+                ("ext@example.org",))[0][0]
+    assert os.path.exists(os.path.join(a.store, path))
+    assert not os.path.exists(os.path.join(b.store, path))
+
+    # Signed up through A's web (the link came from whichever node's
+    # outbox took the notification).
+    br_a = Browser(a)
+    _signup(a, notify_sink, br_a)
+    assert "__Host-sid" in br_a.cookies
+    st, r, page = br_a.get("/inbox")
+    assert st == 200 and "Through A" in page
+
+    # The same cookie on B.
+    br_b = Browser(b)
+    br_b.cookies = dict(br_a.cookies)
+    st, r, page = br_b.get("/inbox")
+    assert st == 200, page
+    assert "Through A" in page
+    mid = re.search(r'href="/message\?id=(\d+)"', page).group(1)
+    st, r, page = br_b.get(f"/message?id={mid}")
+    assert st == 200 and "The body that came in through A." in page
+    part = re.search(r'/message/part\?id=\d+&amp;part=(\d+)" download>',
+                     page).group(1)
+    st, r, raw = br_b.request("GET", f"/message/part?id={mid}&part={part}")
+    assert st == 200
+    assert raw == payload
+    assert "figures.bin" in r.getheader("Content-Disposition")
+    # B served it from the database into its own cache directory.
+    with open(os.path.join(b.store, path), "rb") as f:
+        assert f.read() == blob(a.db, path)
+    # A form posted on B with the session's CSRF token works, and
+    # signing out on B ends the session on A too.
+    st, r, page = br_b.post("/logout", {}, from_page=page)
+    assert st == 200 and "signed out" in page
+    st, r, page = br_a.get("/inbox")
+    assert st == 303 and r.getheader("Location") == "/login"
+
+
+def test_outbox_sent_once_across_two_portals(tmp_path, pgdb):
+    # The relay is down while the notifications are queued, so both
+    # nodes hold due rows when it comes up and race for each.
+    relay_port = free_port()
+    a = HaPortal(tmp_path, "a", pgdb, relay_port, setup=True)
+    b = HaPortal(tmp_path, "b", pgdb, relay_port)
+    sink = None
+    try:
+        rcpts = [f"user{i}@example.org" for i in range(10)]
+        for i, rcpt in enumerate(rcpts):
+            (a if i % 2 else b).deliver(rcpt, trigger_mail(
+                f"note {i}", "Hello.", to=rcpt))
+        assert rows(pgdb, "SELECT COUNT(*) FROM portal_outbox") == [(10,)]
+        for p in (a, b):
+            p.d.wait_for(r"outbox: mail to \S+ deferred \(attempt 1\)")
+        sink = Sink(port=relay_port)
+        sink.wait(10, timeout=90)
+        # Sent rows are deleted: once none is left, none can be sent again.
+        _poll("an empty outbox", lambda: rows(
+            pgdb, "SELECT COUNT(*) FROM portal_outbox") == [(0,)])
+        got = sorted(m["to"][0] for m in sink.messages)
+        assert got == sorted(rcpts)
+        sent = {p.name: len(re.findall(r"outbox: notification to \S+ sent",
+                                       p.d.log())) for p in (a, b)}
+        assert sum(sent.values()) == 10, sent
+    finally:
+        a.stop()
+        b.stop()
+        if sink is not None:
+            sink.stop()
+
+
+def _removed(p):
+    return sum(int(n) for n in re.findall(r"retention: removed (\d+) "
+                                          r"messages", p.d.log()))
+
+
+def test_retention_runs_once_across_two_portals(pair, notify_sink):
+    a, b = pair(extra="retention_interval = 1;")
+    subjects = [f"mail {i}" for i in range(12)]
+    for i, s in enumerate(subjects):
+        (a if i % 2 else b).deliver("ext@example.org",
+                                    trigger_mail(s, "Old or new."))
+    old = subjects[:8]
+    paths = dict(rows(a.db, "SELECT subject, path FROM portal_messages"))
+    assert sorted(paths) == sorted(subjects)
+    c = dbutil.db_connect(a.db)
+    with c:
+        for s in old:
+            c.execute("UPDATE portal_messages SET created = ? WHERE "
+                      "subject = ?", (int(time.time()) - 100 * DAY, s))
+    c.close()
+    _poll("8 removals", lambda: _removed(a) + _removed(b) >= 8)
+    left = sorted(r[0] for r in rows(a.db, "SELECT subject FROM "
+                                     "portal_messages"))
+    assert left == sorted(subjects[8:])
+    for s in old:
+        assert blob(a.db, paths[s]) is None
+    # Each expired message counted by exactly one node, no errors.
+    assert _removed(a) + _removed(b) == 8
+    for p in (a, b):
+        assert not re.search(r"retention: removed \d+ messages \(\d+ "
+                             r"bytes\), [1-9]", p.d.log())
+        assert "cleanup incomplete" not in p.d.log()
