@@ -69,8 +69,19 @@ db_pg_open(const char *url, char **err)
 	struct db *db;
 	PGconn *c;
 
+	/*
+	 * Bounds of our own come first, so the URI's values win: a server
+	 * that does not answer costs 10 s at most, and a dead peer of an
+	 * open connection is noticed within about a minute (keepalives),
+	 * so a failover is followed rather than waited out.
+	 */
+	static const char *const keys[] = { "connect_timeout", "keepalives",
+	    "keepalives_idle", "keepalives_interval", "keepalives_count",
+	    "dbname", NULL };
+	const char *vals[] = { "10", "1", "30", "10", "3", url, NULL };
+
 	*err = NULL;
-	c = PQconnectdb(url);
+	c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		struct db tmp = { 0 };
 
@@ -171,7 +182,8 @@ db_pg_word(const char *s, size_t i, const char *w)
 
 /*
  * The module's SQL for PostgreSQL: parameters numbered ($N; *nparam the
- * highest), and with schema set, SQLite's schema words. Quoted strings
+ * highest), SQLite's instr() as strpos() (same result: 1-based position,
+ * 0 when absent), and with schema set, SQLite's schema words. Quoted strings
  * ('...'), names ("...") and dollar-quoted bodies ($$...$$) pass as they
  * are.
  */
@@ -229,6 +241,11 @@ db_pg_translate(const char *sql, int schema, int *nparam)
 				i++;
 			if (sql[i] == ';')
 				i++;
+			continue;
+		}
+		if (db_pg_word(sql, i, "instr") && sql[i + 5] == '(') {
+			db_pg_put(&out, &len, &cap, "strpos", 6);
+			i += 5;
 			continue;
 		}
 		if (schema) {
