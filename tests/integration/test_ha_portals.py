@@ -15,7 +15,7 @@ import pytest
 import dbutil
 from conftest import Sink, free_port
 from hautil import HaPortal, blob, pgdb, rows, trigger_mail  # noqa: F401
-from test_web_portal import Browser, _signup
+from test_web_portal import PASSWORD, Browser, _signup
 
 DAY = 86400
 
@@ -162,3 +162,24 @@ def test_retention_runs_once_across_two_portals(pair, notify_sink):
         assert not re.search(r"retention: removed \d+ messages \(\d+ "
                              r"bytes\), [1-9]", p.d.log())
         assert "cleanup incomplete" not in p.d.log()
+
+
+def test_signup_token_single_use_and_throttle_shared(pair, notify_sink):
+    a, b = pair()
+    a.deliver("ext@example.org", trigger_mail("hello", "Hi."))
+    path = _signup(a, notify_sink, Browser(a))
+    # The link used on A is spent on B too.
+    st, r, page = Browser(b).get(path)
+    assert st == 410 and "already used" in page
+    # Failed sign-ins counted on A lock the account on B as well
+    # (throttle_free_attempts = 3).
+    br_a = Browser(a)
+    for pw in ("nope1", "nope2", "nope3"):
+        st, r, page = br_a.post("/login", {"email": "ext@example.org",
+                                           "password": pw})
+        assert st == 200 and "password is wrong" in page
+    br_b = Browser(b)
+    st, r, page = br_b.post("/login", {"email": "ext@example.org",
+                                       "password": PASSWORD})
+    assert st == 429 and "Too many failed attempts" in page
+    assert "__Host-sid" not in br_b.cookies
