@@ -7,8 +7,11 @@ the restart everything resumes without restarting the portal, nothing
 lost, nothing duplicated). Real daemons, smtplib clients, HTTPS with
 http.client, the server driven with pg_ctl."""
 
-import re
+import os
+import pwd
+import shutil
 import smtplib
+import tempfile
 import threading
 import time
 
@@ -198,3 +201,47 @@ def test_database_stopped_and_restarted_during_stream(tmp_path,
         if p is not None:
             p.stop()
         server.destroy()
+
+
+def test_primary_moving_to_second_host_of_url_is_followed(tmp_path,
+                                                          notify_sink):
+    # The server comes back at the second address of a multi-host URL,
+    # as a promoted replica would: the portal follows it without a
+    # restart (the same data directory stands in for the replica).
+    server = dbutil.PgServer()
+    server.init()
+    other = tempfile.mkdtemp(prefix="postern-pg2-")
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(other, pw.pw_uid, pw.pw_gid)
+    p = None
+    try:
+        name = server.create_db("moving")
+        url = (f"postgresql://{dbutil.PG_ROLE}@/{name}?host="
+               f"{server.sockdir},{other}&target_session_attrs=read-write")
+        p = HaPortal(tmp_path, "a", url, notify_sink.port, setup=True)
+        br = _signed_in(p, notify_sink)
+        p.deliver("ext@example.org", trigger_mail("before", "Body of before."))
+
+        server.stop("fast")
+        r = server._as_owner([
+            os.path.join(dbutil.PG_BIN, "pg_ctl"), "-D", server.data,
+            "-l", server.logfile, "-o",
+            f"-c listen_addresses='' -c unix_socket_directories='{other}'",
+            "-w", "-t", "60", "start"])
+        assert r.returncode == 0, r.stderr
+        server.running = True
+
+        p.deliver("ext@example.org", trigger_mail("after", "Body of after."))
+        st, r, page = br.get("/inbox")
+        assert st == 200 and "before" in page and "after" in page
+        moved = f"postgresql://{dbutil.PG_ROLE}@/{name}?host={other}"
+        for marker in ("before", "after"):
+            _readable(br, moved, marker)
+        assert p.d.proc.poll() is None
+        assert "PostgreSQL connection re-established" in p.d.log()
+    finally:
+        if p is not None:
+            p.stop()
+        server.destroy()
+        shutil.rmtree(other, ignore_errors=True)
