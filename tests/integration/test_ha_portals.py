@@ -15,7 +15,7 @@ import pytest
 import dbutil
 from conftest import Sink, free_port
 from hautil import HaPortal, blob, pgdb, rows, trigger_mail  # noqa: F401
-from test_web_portal import PASSWORD, Browser, _signup
+from test_web_portal import PASSWORD, Browser, _oathtool, _signup
 
 DAY = 86400
 
@@ -183,3 +183,36 @@ def test_signup_token_single_use_and_throttle_shared(pair, notify_sink):
                                        "password": PASSWORD})
     assert st == 429 and "Too many failed attempts" in page
     assert "__Host-sid" not in br_b.cookies
+
+
+def test_totp_replay_and_recovery_codes_shared(pair, notify_sink):
+    a, b = pair()
+    a.deliver("ext@example.org", trigger_mail("hello", "Hi."))
+    br = Browser(a)
+    _signup(a, notify_sink, br)
+    st, r, page = br.get("/settings")
+    st, r, page = br.post("/settings/totp/start", {"current": PASSWORD},
+                          from_page=page)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+    code = _oathtool(secret)
+    st, r, page = br.post("/settings/totp/enable", {"code": code},
+                          from_page=page)
+    codes = re.findall(r"<li>([A-Z2-9]{10})</li>", page)
+    assert len(codes) == 10, page
+
+    def second_step(portal, answer):
+        b2 = Browser(portal)
+        st, r, page = b2.post("/login", {"email": "ext@example.org",
+                                         "password": PASSWORD})
+        assert st == 303 and r.getheader("Location") == "/login/totp"
+        st, r, page = b2.get("/login/totp")
+        return b2.post("/login/totp", {"code": answer}, from_page=page)
+
+    # The code A took when 2FA was turned on is spent on B as well.
+    st, r, page = second_step(b, code)
+    assert st == 200 and "wrong or has already been used" in page
+    # A recovery code used on B is spent on A.
+    st, r, page = second_step(b, codes[0])
+    assert st == 303 and r.getheader("Location") == "/inbox"
+    st, r, page = second_step(a, codes[0])
+    assert st == 200 and "wrong or has already been used" in page
