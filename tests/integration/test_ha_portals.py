@@ -144,20 +144,34 @@ def test_retention_runs_once_across_two_portals(pair, notify_sink):
     old = subjects[:8]
     paths = dict(rows(a.db, "SELECT subject, path FROM portal_messages"))
     assert sorted(paths) == sorted(subjects)
+    # Enough expired rows that a sweep takes longer than the 1 s between
+    # the nodes' timers: without the lock their runs would overlap, and
+    # both would count the rows they raced for.
+    bulk = 400
+    past = int(time.time()) - 100 * DAY
     c = dbutil.db_connect(a.db)
     with c:
+        c.execute("INSERT INTO portal_messages (owner, domain, folder, "
+                  "state, mail_from, hdr_from, subject, date, size, "
+                  "has_attachments, unread, path, created) SELECT owner, "
+                  "domain, folder, state, mail_from, hdr_from, 'bulk', "
+                  "date, size, has_attachments, unread, path || '-' || g, "
+                  "? FROM portal_messages, generate_series(1, ?) g WHERE "
+                  "subject = ?", (past, bulk, subjects[-1]))
         for s in old:
             c.execute("UPDATE portal_messages SET created = ? WHERE "
-                      "subject = ?", (int(time.time()) - 100 * DAY, s))
+                      "subject = ?", (past, s))
     c.close()
-    _poll("8 removals", lambda: _removed(a) + _removed(b) >= 8)
+    want = len(old) + bulk
+    _poll("the expired messages removed",
+          lambda: _removed(a) + _removed(b) >= want, timeout=120)
     left = sorted(r[0] for r in rows(a.db, "SELECT subject FROM "
                                      "portal_messages"))
     assert left == sorted(subjects[8:])
     for s in old:
         assert blob(a.db, paths[s]) is None
     # Each expired message counted by exactly one node, no errors.
-    assert _removed(a) + _removed(b) == 8
+    assert _removed(a) + _removed(b) == want
     for p in (a, b):
         assert not re.search(r"retention: removed \d+ messages \(\d+ "
                              r"bytes\), [1-9]", p.d.log())
