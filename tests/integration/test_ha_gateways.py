@@ -5,12 +5,12 @@ reaches only the recipients still missing. And the nodes find their
 database through a libpq multi-host URL whose first host is down. Real
 daemons, smtplib as the LAN MTA, aiosmtpd next hops."""
 
-import os
 import smtplib
 
 import pytest
 
-from conftest import Sink
+import dbutil
+
 from gwutil import Gateway, make_message
 from hautil import HaPortal, pgdb, rows, trigger_mail  # noqa: F401
 from test_gateway import PORTAL_PROPS, send, sinks  # noqa: F401
@@ -92,3 +92,40 @@ def test_multi_host_url_first_host_down(tmp_path, pgdb, sinks, form):
         if gw is not None:
             gw.stop()
         p.stop()
+
+
+def test_gateway_database_down_is_4xx_and_nothing_leaves(tmp_path, sinks):
+    # A server of its own: this test stops it. While it is down nothing
+    # may be decided on default properties: the message would leave by
+    # the wrong route (here: plain, to the Internet, not to the portal).
+    portal, out = sinks
+    server = dbutil.PgServer()
+    server.init()
+    gw = None
+    try:
+        db = server.url(server.create_db("gwdown"))
+        gw = Gateway(tmp_path / "gw", portal.port, out.port, db=db,
+                     props=PORTAL_PROPS)
+        send(gw, "alice@example.com", ["ext@example.org"],
+             make_message(to="ext@example.org", subject="before"))
+        assert len(portal.wait(1)) == 1
+        server.stop("fast")
+        for i in range(3):
+            with pytest.raises(smtplib.SMTPException) as e:
+                send(gw, "alice@example.com", ["ext@example.org"],
+                     make_message(to="ext@example.org", subject=f"down {i}"))
+            code = getattr(e.value, "smtp_code", None)
+            if code is None:
+                code = list(e.value.recipients.values())[0][0]
+            assert code // 100 == 4, e.value
+        server.start()
+        send(gw, "alice@example.com", ["ext@example.org"],
+             make_message(to="ext@example.org", subject="after"))
+        msgs = portal.wait(2)
+        assert len(msgs) == 2 and b"Subject: after" in msgs[1]["data"]
+        assert out.messages == []
+        assert gw.daemon.proc.poll() is None
+    finally:
+        if gw is not None:
+            gw.stop()
+        server.destroy()
