@@ -1,16 +1,17 @@
 """Two internal-gw nodes on one PostgreSQL database share the idempotency
 ledger: a message partly relayed by one gateway (the next hop deferred
 one recipient, so the LAN MTA got a 4xx) and retried through the other
-reaches only the recipients still missing. And the nodes find their
-database through a libpq multi-host URL whose first host is down. Real
-daemons, smtplib as the LAN MTA, aiosmtpd next hops."""
+reaches only the recipients still missing. The nodes find their
+database through a libpq multi-host URL whose first host is down. A
+gateway whose database is stopped answers 4xx and relays nothing, and
+resumes when it is back. Real daemons, smtplib as the LAN MTA, aiosmtpd
+next hops."""
 
 import smtplib
 
 import pytest
 
 import dbutil
-
 from gwutil import Gateway, make_message
 from hautil import HaPortal, pgdb, rows, trigger_mail  # noqa: F401
 from test_gateway import PORTAL_PROPS, send, sinks  # noqa: F401
