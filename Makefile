@@ -106,9 +106,14 @@ check: deps
 check-unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
-# Integration tests run the real daemons of the build named by B.
+# Integration tests run the real daemons of the build named by B, once
+# per database back end in TEST_DBS (PostgreSQL: a server of the tests' own).
+TEST_DBS ?= sqlite postgresql
 check-integration: all
-	POSTERN_BUILD=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	@set -e; for db in $(TEST_DBS); do \
+	    echo "integration tests, database back end: $$db"; \
+	    POSTERN_TEST_DB=$$db POSTERN_BUILD=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/integration $(PYTEST_ARGS); \
+	done
 
 asan:
 	$(MAKE) SAN=1 all

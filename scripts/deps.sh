@@ -9,7 +9,7 @@ libevent-dev libsqlite3-dev sqlite3 liboath-dev oathtool \
 libconfig-dev libgmime-3.0-dev libargon2-dev libgumbo-dev libqrencode-dev \
 libcairo2-dev libpango1.0-dev libqpdf-dev libytnef0-dev libcmocka-dev librnp-dev rnp gnupg \
 libpq-dev postgresql-15 \
-python3 python3-pytest python3-aiosmtpd swaks openssl poppler-utils qpdf \
+python3 python3-pytest python3-aiosmtpd python3-psycopg2 swaks openssl poppler-utils qpdf \
 iproute2 nftables fonts-dejavu-core fonts-noto-core fonts-noto-cjk chromium \
 postfix ansible ansible-lint lintian debhelper devscripts dpkg-dev fakeroot"
 

@@ -9,6 +9,7 @@
  * columns), outside quoted strings and names only.
  */
 #include <ctype.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,22 @@ int
 db_pg_ok(struct db *db)
 {
 	PGconn *c = (PGconn *)db->pg;
+	struct pollfd pfd;
 
+	/*
+	 * A server that shut down sent its reason and closed the socket,
+	 * but libpq sees that only when it reads again. Bytes waiting on an
+	 * idle connection are read now (two reads: the message, then the
+	 * end of the stream; the socket is non-blocking), so a caller that
+	 * asks before running a statement (the web's 503) learns it now.
+	 */
+	pfd.fd = PQsocket(c);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (PQstatus(c) == CONNECTION_OK && !db->intxn &&
+	    poll(&pfd, 1, 0) == 1)
+		for (int i = 0; i < 2 && PQstatus(c) == CONNECTION_OK; i++)
+			(void)PQconsumeInput(c);
 	if (PQstatus(c) == CONNECTION_OK)
 		return 1;
 	PQreset(c);

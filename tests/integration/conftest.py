@@ -335,3 +335,35 @@ def sink2():
     s = Sink()
     yield s
     s.stop()
+
+
+# The database back end (POSTERN_TEST_DB=sqlite|postgresql): see dbutil.
+import dbutil  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """The run's PostgreSQL server (dbutil.PgServer), for tests of what
+    only a shared database gives (several nodes on one database, the
+    database going away); skipped in the SQLite run."""
+    if not dbutil.PG:
+        pytest.skip("PostgreSQL only: run with POSTERN_TEST_DB=postgresql")
+    return dbutil.pg_server()
+
+
+@pytest.fixture(autouse=True)
+def _test_databases():
+    """Drops the PostgreSQL databases a test made, once its daemons are
+    stopped (autouse fixtures are torn down after the test's own)."""
+    keep = dbutil.made_count()
+    yield
+    if dbutil.PG:
+        dbutil.drop_made(keep)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    dbutil.stop_server()
+
+
+def pytest_report_header(config):
+    return f"postern database back end: {dbutil.BACKEND}"

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from email import policy
 
 from conftest import Daemon, bin_path, check_sanitizer, free_port, ROOT
+from dbutil import db_url
 
 _PKI = None
 
@@ -51,10 +52,12 @@ class Gateway:
     """internal-gw with its own database, spool and keys in tmpdir."""
 
     def __init__(self, tmpdir, portal_port, out_port, props=(),
-                 certs=(), smtp_extra="", start=True):
+                 certs=(), smtp_extra="", start=True, db=None):
         self.dir = os.path.join(str(tmpdir), "gw")
         for sub in ("spool", "keys"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        # Gateways that share a database are given the same db.
+        self.db = db or db_url(self.dir, "gw")
         self.pki = pki_dir()
         self.port = free_port()
         self.lmtp_port = free_port()
@@ -66,7 +69,7 @@ class Gateway:
         with open(self.conf, "w") as f:
             f.write(f'''node = "internal-gw";
 hostname = "gw.test";
-database = "{self.dir}/gw.db";
+database = "{self.db}";
 spool_dir = "{self.dir}/spool";
 keys_dir = "{self.dir}/keys";
 trust_anchors = "{self.pki}/ca-bundle.pem";

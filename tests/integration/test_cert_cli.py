@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from conftest import needs_root
+from dbutil import db_url
 from gwutil import cli, pki_dir
 
 
@@ -17,7 +18,7 @@ def conf(tmp_path):
     d.mkdir()
     p = d / "internal-gw.conf"
     p.write_text(f'''node = "internal-gw";
-database = "{d}/gw.db";
+database = "{db_url(d, "gw")}";
 spool_dir = "{d}/spool";
 keys_dir = "{d}/keys";
 smtp = {{ listen = [ "127.0.0.1:1" ]; }};

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, bin_path, needs_root, unmet
+from dbutil import db_url, sqlite_only
 
 
 def run(conf, *args, env=None):
@@ -35,7 +36,7 @@ def ok(conf, *args, **kw):
 
 
 def write_conf(tmp_path, node, name):
-    db = tmp_path / f"{name}.db"
+    db = db_url(tmp_path, name)
     conf = tmp_path / f"{name}.conf"
     # Keys the CLI does not use must be tolerated.
     conf.write_text(f'''# test node
@@ -261,6 +262,7 @@ def test_config_from_env_and_errors(tmp_path, gw):
     assert r.returncode == 1 and "database: missing" in r.stderr
 
 
+@sqlite_only("the mode of the database file")
 def test_database_created_private(tmp_path):
     conf, db = write_conf(tmp_path, "internal-gw", "fresh")
     ok(conf, "domain", "list")

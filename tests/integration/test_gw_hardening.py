@@ -14,6 +14,7 @@ from email import policy
 import pytest
 
 from conftest import Daemon, bin_path, free_port
+import dbutil
 from gwutil import make_message, pki_dir
 from test_gateway import G, PORTAL_PROPS, gw_factory, send, sinks  # noqa
 from test_e2e_loopback import pair  # noqa
@@ -287,12 +288,17 @@ def test_ledger_uses_one_connection_per_thread(gw_factory, sinks, tmp_path):
     # LeakSanitizer cannot run under ptrace: leaks are checked by every
     # other test that starts the gateway.
     gw.daemon = Daemon(["strace", "-f", "-qq", "-y", "-o", str(trace), "-e",
-                        "trace=openat,fsync,fdatasync",
+                        "trace=openat,connect,fsync,fdatasync",
                         bin_path("internal-gw"), "-c", gw.conf],
                        env={"ASAN_OPTIONS": _no_leak_check()})
 
+    # A database connection: the SQLite file opened, or a connect to
+    # the PostgreSQL server's socket.
+    conn_rx = (r'connect\(.*\.s\.PGSQL\.\d+"' if dbutil.PG else
+               r'openat\(.*gw\.db"')
+
     def opens():
-        return len(re.findall(r'openat\(.*gw\.db"', trace.read_text()))
+        return len(re.findall(conn_rx, trace.read_text()))
 
     send(gw, "alice@example.com", ["x@example.org"], make_message())
     out.wait(1)

@@ -10,11 +10,11 @@ import email
 import email.policy
 import os
 import re
-import sqlite3
 import subprocess
 
 from test_web_portal import PASSWORD, Browser, Portal, _mail, notify_sink  # noqa: F401
 import pytest
+from dbutil import db_connect
 
 BODY = "The merger closes on Friday, codeword bluefinch."
 
@@ -50,7 +50,7 @@ def _parts(raw):
 
 
 def _db(portal, sql, args=()):
-    c = sqlite3.connect(os.path.join(portal.tmp, "portal.db"))
+    c = db_connect(portal.db)
     try:
         return c.execute(sql, args).fetchall()
     finally:

@@ -14,7 +14,6 @@ import email
 import email.policy
 import re
 import smtplib
-import sqlite3
 import subprocess
 from email.message import EmailMessage
 
@@ -24,6 +23,7 @@ from aiosmtpd.controller import Controller
 from conftest import Sink, _Recorder, free_port
 from gwutil import Gateway
 from test_web_portal import PASSWORD, Browser, Portal
+from dbutil import db_connect, db_url
 
 G = ("global", "set", "--name")
 PDF_PROPS = [
@@ -251,7 +251,7 @@ def test_gateway_portal_sink_pdf_otp(pair, tmp_path):
 
 
 def _rows(tmp_path, sql, args=()):
-    c = sqlite3.connect(str(tmp_path / "portal.db"))
+    c = db_connect(db_url(tmp_path, "portal"))
     try:
         return c.execute(sql, args).fetchall()
     finally:

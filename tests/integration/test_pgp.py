@@ -6,13 +6,13 @@ keys and reads what the gateway sent."""
 import os
 import re
 import smtplib
-import sqlite3
 
 import pytest
 
 from conftest import Sink
 from gwutil import Gateway, make_message, pki_dir
 from pgputil import GpgHome, pgp_mime_parts
+from dbutil import db_connect
 
 G = ("global", "set", "--name")
 PGP_ON = [G + ("pgp-enabled", "--value", "true")]
@@ -90,7 +90,7 @@ def test_secret_key_goes_only_to_the_key_holder_store(gw_factory, tmp_path):
     assert re.search(fpr + r"\s+\S+\s+yes", listing)
     # The database holds the public key only: no secret key packet
     # (tag 5, old or new format) in what is stored.
-    db = sqlite3.connect(os.path.join(gw.dir, "gw.db"))
+    db = db_connect(gw.db)
     (blob,) = db.execute("SELECT data FROM pgp_keys").fetchone()
     db.close()
     assert blob[0] in (0x98, 0x99, 0xc6)    # public key packet

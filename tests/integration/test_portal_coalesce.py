@@ -4,17 +4,17 @@ mail, a burst after the window its own; 0 gives one mail per message;
 invitations keep their own schedule; the outbox sends queued rows back to
 back over one cached relay connection."""
 
-import sqlite3
 import time
 
 from test_portal_ingest import Portal, RELAY, message
 from test_smtp_client_reuse import CountingSink
+from dbutil import db_connect
 
 DEADLINE = 60
 
 
 def activate(p, owner):
-    c = sqlite3.connect(p.db)
+    c = db_connect(p.db)
     c.execute("UPDATE portal_users SET state = 'active', password_hash = "
               "'x' WHERE email = ?", (owner,))
     c.commit()
@@ -67,7 +67,7 @@ def test_burst_gives_one_mail_and_the_next_burst_its_own(tmp_path):
         outbox_empty(p)
         assert received(sink) == 2
 
-        c = sqlite3.connect(p.db)
+        c = db_connect(p.db)
         c.execute("UPDATE portal_users SET last_notify = last_notify - 3600"
                   " WHERE email = 'bob@example.org'")
         c.commit()

@@ -6,11 +6,11 @@ import email
 import hashlib
 import os
 import re
-import sqlite3
 from email import policy
 
 from conftest import Sink
 from test_portal_ingest import Portal, RELAY, message
+from dbutil import db_connect
 
 
 def test_outbox_retries_until_relay_up_and_mail_has_link_only(tmp_path):
@@ -70,7 +70,7 @@ def test_show_subject_and_active_user_gets_login_link(tmp_path, sink):
         assert "The secret body" not in text
 
         # An active account gets a plain "new message" with /login.
-        c = sqlite3.connect(p.db)
+        c = db_connect(p.db)
         c.execute("UPDATE portal_users SET state = 'active', "
                   "password_hash = 'x' WHERE email = 'bob@example.org'")
         c.commit()
@@ -101,7 +101,7 @@ def test_cli_user_admin(tmp_path, sink):
         # Retention (default 90 days): age one message past it.
         p.send([f"bob=example.org@{RELAY}"], message("old"))
         old = [r for r in p.messages("bob@example.org") if r[2] == "old"][0]
-        c = sqlite3.connect(p.db)
+        c = db_connect(p.db)
         c.execute("UPDATE portal_messages SET created = created - 91 * 86400"
                   " WHERE id = ?", (old[0],))
         c.commit()

@@ -7,7 +7,6 @@ it from its rows; the quota is enforced (452) from the counter."""
 import os
 import re
 import smtplib
-import sqlite3
 import threading
 import urllib.parse
 
@@ -16,6 +15,7 @@ import pytest
 from test_portal_ingest import Portal as IngestPortal, RELAY, message
 from test_web_portal import Browser, Portal as WebPortal, _mail, _signup
 from test_web_portal import notify_sink  # noqa: F401 (a fixture)
+from dbutil import db_connect, sqlite_only
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def web_portal(tmp_path, notify_sink):  # noqa: F811
 def counter(db, owner):
     """(used_bytes, SUM(size) of the rows) of owner; used_bytes None when
     the account has no row."""
-    c = sqlite3.connect(db)
+    c = db_connect(db)
     try:
         row = c.execute("SELECT used_bytes FROM portal_users WHERE email = ?",
                         (owner,)).fetchone()
@@ -51,7 +51,7 @@ def assert_exact(db, owner, nonzero=True):
 def test_counter_across_deliver_web_delete_retention_user_delete(
         web_portal, notify_sink):  # noqa: F811
     p, owner = web_portal, "ext@example.org"
-    db = os.path.join(os.path.dirname(p.conf), "portal.db")
+    db = p.db
     for i in range(6):
         p.deliver(owner, _mail(subject=f"msg {i}", body="x" * (100 * i + 1)))
     br = Browser(p)
@@ -70,7 +70,7 @@ def test_counter_across_deliver_web_delete_retention_user_delete(
     assert after_web < before
 
     # Retention through the CLI: one message aged past the default.
-    c = sqlite3.connect(db)
+    c = db_connect(db)
     c.execute("UPDATE portal_messages SET created = created - 91 * 86400 "
               "WHERE id = (SELECT MIN(id) FROM portal_messages WHERE "
               "owner = ?)", (owner,))
@@ -88,6 +88,8 @@ def test_counter_across_deliver_web_delete_retention_user_delete(
     assert counter(db, owner) == (None, 0)
 
 
+@sqlite_only("a database made before the usage counter; PostgreSQL "
+             "databases start with it")
 def test_old_database_gets_the_counter_from_its_rows(tmp_path):
     p = IngestPortal(tmp_path)
     owner = "bob@example.org"
@@ -100,7 +102,7 @@ def test_old_database_gets_the_counter_from_its_rows(tmp_path):
     total = counter(p.db, owner)[1]
     assert total > 0
     # The database as a release before the counter left it.
-    c = sqlite3.connect(p.db)
+    c = db_connect(p.db)
     for t in ("portal_usage_ins", "portal_usage_del", "portal_usage_upd",
               "portal_usage_user"):
         c.execute(f"DROP TRIGGER {t}")
@@ -125,7 +127,7 @@ def test_quota_is_enforced_from_the_counter(tmp_path):
         assert_exact(p.db, owner)
         # The third would pass on the rows' sum alone if the counter said
         # less; make the counter the only thing that can refuse it.
-        c = sqlite3.connect(p.db)
+        c = db_connect(p.db)
         c.execute("UPDATE portal_users SET used_bytes = used_bytes + ? "
                   "WHERE email = ?", (len(data) * 2, owner))
         c.commit()
@@ -135,7 +137,7 @@ def test_quota_is_enforced_from_the_counter(tmp_path):
         assert e.value.smtp_code == 452 and b"4.2.2" in e.value.smtp_error
         assert len(p.messages(owner)) == 2
         # Back to the truth: the third fits again, the fourth does not.
-        c = sqlite3.connect(p.db)
+        c = db_connect(p.db)
         c.execute("UPDATE portal_users SET used_bytes = used_bytes - ? "
                   "WHERE email = ?", (len(data) * 2, owner))
         c.commit()

@@ -4,14 +4,13 @@ retention-days per user, per domain and globally, and 0 means keep.
 Message age is set by back-dating the rows the daemon stored; the test
 waits for the sweep's own log line, never for a fixed time."""
 
-import os
-import sqlite3
 import time
 
 import pytest
 
 from conftest import Sink
 from test_web_portal import Portal, _mail
+from dbutil import db_connect
 
 DAY = 86400
 
@@ -32,7 +31,7 @@ def portal(tmp_path, notify_sink):
 
 
 def _subjects(portal):
-    db = sqlite3.connect(os.path.join(portal.tmp, "portal.db"))
+    db = db_connect(portal.db)
     try:
         return sorted(r[0] for r in db.execute(
             "SELECT subject FROM portal_messages"))
@@ -61,7 +60,7 @@ def test_periodic_sweep_levels_and_zero_keeps(portal):
     for subject, (rcpt, _) in ages.items():
         portal.deliver(rcpt, _mail(subject=subject, to=rcpt))
     now = int(time.time())
-    db = sqlite3.connect(os.path.join(portal.tmp, "portal.db"),
+    db = db_connect(portal.db,
                          timeout=10)
     with db:
         for subject, (_, days) in ages.items():

@@ -8,7 +8,6 @@ new certificate and the escrow one."""
 import os
 import re
 import smtplib
-import sqlite3
 import subprocess
 import threading
 
@@ -17,6 +16,7 @@ from test_storage_crypt import PW, _keypair, _setup
 from test_web_portal import Browser, Portal, _mail, _signup
 from test_web_portal import notify_sink  # noqa: F401 (a fixture)
 from conftest import Daemon, bin_path
+from dbutil import db_connect, db_url
 
 
 def _restart(p):
@@ -204,7 +204,7 @@ def _read_all(br):
 
 
 def _stored(tmp):
-    c = sqlite3.connect(os.path.join(tmp, "portal.db"))
+    c = db_connect(db_url(tmp, "portal"))
     try:
         return [r[0] for r in c.execute("SELECT path FROM portal_messages")]
     finally:

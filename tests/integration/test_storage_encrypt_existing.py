@@ -9,7 +9,6 @@ import glob
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -17,12 +16,13 @@ from conftest import Daemon, bin_path
 from test_storage_crypt import PW, _grep, _setup
 from test_web_portal import (PASSWORD, Browser, Portal, _mail,  # noqa: F401
                              _signup, notify_sink)
+from dbutil import db_connect, db_url
 
 WORDS = ["alpacaquill", "bramblefjord", "cobaltmirth", "dunlinvortex"]
 
 
 def _rows(tmp):
-    db = sqlite3.connect(os.path.join(tmp, "portal.db"))
+    db = db_connect(db_url(tmp, "portal"))
     try:
         return db.execute("SELECT id, path FROM portal_messages "
                           "ORDER BY id").fetchall()
@@ -31,7 +31,7 @@ def _rows(tmp):
 
 
 def _parts(tmp):
-    db = sqlite3.connect(os.path.join(tmp, "portal.db"))
+    db = db_connect(db_url(tmp, "portal"))
     try:
         return db.execute("SELECT count(*) FROM portal_parts").fetchone()[0]
     finally:

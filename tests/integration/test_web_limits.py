@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import ssl
-import sqlite3
 import time
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from conftest import Sink
 from test_web_compose import _first_id, _multipart, _original, _post_compose
 from test_web_portal import PKI, Browser, Portal, _signup
+from dbutil import db_connect
 
 REPLY_CONF = """
 reply = {{
@@ -167,7 +167,7 @@ def test_session_address_too_long_fails_closed(rportal, notify_sink):
     assert br.get("/inbox")[0] == 200
     sid = "B" * 43
     longer = "x" * 2000 + "@example.org"
-    db = sqlite3.connect(os.path.join(rportal.tmp, "portal.db"))
+    db = db_connect(rportal.db)
     now = int(time.time())
     # The account exists (sessions of deleted accounts are dead anyway).
     db.execute("INSERT INTO portal_users (email, domain, state, created, "

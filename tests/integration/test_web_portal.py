@@ -17,6 +17,7 @@ from email.message import EmailMessage
 import pytest
 
 from conftest import ROOT, BUILD, Daemon, Sink, bin_path, free_port
+from dbutil import db_url
 
 PKI = os.path.join(BUILD, "pki")
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -39,12 +40,13 @@ class Portal:
         for d in ("messages", "spool"):
             os.makedirs(os.path.join(tmp, d), exist_ok=True)
         self.spool = os.path.join(tmp, "spool")
+        self.db = db_url(tmp, "portal")
         self.conf = os.path.join(tmp, "portal.conf")
         with open(self.conf, "w") as f:
             f.write(f"""
 node = "external-portal";
 hostname = "portal.test";
-database = "{tmp}/portal.db";
+database = "{self.db}";
 store_dir = "{tmp}/messages";
 spool_dir = "{tmp}/spool";
 workers = 2;

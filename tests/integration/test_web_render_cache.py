@@ -4,15 +4,14 @@ stays another user's 404; a message deleted through the web, or removed
 from the store behind the web process's back, is gone at once; a read
 receipt that becomes due after the page was cached is still sent."""
 
-import os
 import re
-import sqlite3
 
 import pytest
 
 from conftest import Sink
 from test_web_compose import REPLY_CONF, _original
 from test_web_portal import Browser, Portal, _mail, _signup
+from dbutil import db_connect
 
 
 @pytest.fixture
@@ -35,7 +34,6 @@ def portal(tmp_path, notify_sink, reply_sink):
                extra=REPLY_CONF.format(port=reply_sink.port))
     p.cli("property", "global", "set", "--name", "reply-allowed-domains",
           "--value", "example.com")
-    p.db = os.path.join(str(tmp_path), "portal.db")
     yield p
     p.stop()
 
@@ -96,7 +94,7 @@ def test_deleted_message_is_gone_from_the_cache(portal, notify_sink):
     st, r, page = a.get(f"/message?id={ids[1]}")
     assert st == 404 and "Secret line" not in page
     # Removed from the store by another process (as retention does).
-    with sqlite3.connect(portal.db) as c:
+    with db_connect(portal.db) as c:
         c.execute("DELETE FROM portal_messages WHERE id = ?",
                   (int(ids[0]),))
     st, r, page = a.get(f"/message?id={ids[0]}")
