@@ -49,6 +49,7 @@
 #include "header.h"
 #include "log.h"
 #include "store/store_crypt.h"
+#include "store/store_int.h"
 #include "xmalloc.h"
 
 #define CLI_SEAL_PREFIX	"tmp-seal-"
@@ -148,6 +149,27 @@ cli_seal_meta(struct cli *c, struct cli_seal *s, int64_t id, int in,
 }
 
 /*
+ * PostgreSQL keeps the message's bytes in the database too: in the row's
+ * transaction they become the sealed file's, so no plain copy is left
+ * there. 0 or -1.
+ */
+static int
+cli_seal_blob(struct cli *c, struct cli_seal *s, const char *name,
+    const char *tmp)
+{
+	int fd, rc;
+
+	if (!store_blob_on(c->db))
+		return 0;
+	if (store_blob_delete(c->db, name) == -1 ||
+	    (fd = openat(s->dirfd, tmp, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = store_blob_upload(c->db, name, fd, tmp);
+	close(fd);
+	return rc;
+}
+
+/*
  * Seals the file name (the row id): 1 sealed, 0 nothing to do (sealed or
  * gone), -1 (reported).
  */
@@ -163,6 +185,14 @@ cli_seal_one(struct cli *c, struct cli_seal *s, int64_t id, const char *name)
 
 	if (strchr(name, '/') != NULL || name[0] == '.') {
 		cli_err("message %lld: bad file name %s", (long long)id, name);
+		return -1;
+	}
+	/* PostgreSQL: a message another portal stored comes from there. */
+	if (store_blob_on(c->db) && faccessat(s->dirfd, name, F_OK, 0) == -1 &&
+	    (k = store_blob_download(c->db, name, s->dirfd, s->dir, name)) !=
+	    0 && k != STORE_NOTFOUND) {
+		cli_err("message %lld: cannot fetch it from the database",
+		    (long long)id);
 		return -1;
 	}
 	if ((in = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
@@ -218,6 +248,7 @@ cli_seal_one(struct cli *c, struct cli_seal *s, int64_t id, const char *name)
 	    "subject = NULL WHERE id = ?", "ibi", (int64_t)nb.st_size, blob,
 	    bloblen, id)) == -1 || db_run(c->db, "DELETE FROM "
 	    "portal_parts WHERE msg = ?", "i", id) == -1 ||
+	    cli_seal_blob(c, s, name, tmp) == -1 ||
 	    db_commit(c->db) == -1) {
 		db_rollback(c->db);
 		cli_err("message %lld: database update failed", (long long)id);

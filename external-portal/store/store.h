@@ -136,6 +136,12 @@ struct store_tmp {
 struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
 		    char **err);
 /*
+ * Makes sure m's file is in this node's store directory (fetched from
+ * the database when another portal stored it; PostgreSQL only). 0, or
+ * -1 (logged).
+ */
+int		 store_msg_fetch(struct store *, const struct store_msg *);
+/*
  * 1 when the calling thread can reach the database (a broken PostgreSQL
  * connection is re-established here), 0 when not (logged).
  */

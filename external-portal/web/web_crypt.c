@@ -286,7 +286,7 @@ web_crypt_key(const char *path, struct store_crypt_file *f,
 }
 
 int
-web_crypt_meta(struct store_msg *m)
+web_crypt_meta(struct store *s, struct store_msg *m)
 {
 	unsigned char key[STORE_CRYPT_KEYLEN];
 	char *v[STORE_CRYPT_META_N];
@@ -298,8 +298,13 @@ web_crypt_meta(struct store_msg *m)
 	if (web_crypt_pk == NULL)
 		return -1;
 	if (web_cek_get(web_crypt_name(m->path), key) == -1) {
-		/* Not cached: the file's recipient infos go to pkeyd. */
-		if ((fd = open(m->path, O_RDONLY | O_CLOEXEC)) == -1) {
+		/*
+		 * Not cached: the file's recipient infos go to pkeyd (the
+		 * file from the database first when another portal stored
+		 * it).
+		 */
+		if (store_msg_fetch(s, m) == -1 ||
+		    (fd = open(m->path, O_RDONLY | O_CLOEXEC)) == -1) {
 			log_warn("web: %s", m->path);
 			return -1;
 		}

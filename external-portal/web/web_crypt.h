@@ -32,6 +32,6 @@ GMimeStream	*web_crypt_open(const char *path, int64_t *size);
  * else pkeyd). 0 (also when nothing is sealed), or -1 (logged; both stay
  * NULL).
  */
-int		 web_crypt_meta(struct store_msg *);
+int		 web_crypt_meta(struct store *, struct store_msg *);
 
 #endif
