@@ -22,6 +22,7 @@
 #include "store/store.h"
 #include "store/store_crypt.h"
 #include "web/web_cek.h"
+#include "web/web_meta.h"
 #include "web/web_crypt.h"
 #include "web/web_pages.h"
 #include "web/web_req.h"
@@ -297,6 +298,14 @@ web_crypt_meta(struct store *s, struct store_msg *m)
 		return 0;
 	if (web_crypt_pk == NULL)
 		return -1;
+	if (web_meta_get(web_crypt_name(m->path), &v[STORE_CRYPT_META_FROM],
+	    &v[STORE_CRYPT_META_SUBJECT]) == 0) {
+		free(m->hdr_from);
+		free(m->subject);
+		m->hdr_from = v[STORE_CRYPT_META_FROM];
+		m->subject = v[STORE_CRYPT_META_SUBJECT];
+		return 0;
+	}
 	if (web_cek_get(web_crypt_name(m->path), key) == -1) {
 		/*
 		 * Not cached: the file's recipient infos go to pkeyd (the
@@ -330,6 +339,7 @@ web_crypt_meta(struct store *s, struct store_msg *m)
 	free(m->subject);
 	m->hdr_from = v[STORE_CRYPT_META_FROM];
 	m->subject = v[STORE_CRYPT_META_SUBJECT];
+	web_meta_put(web_crypt_name(m->path), m->hdr_from, m->subject);
 	return 0;
 }
 
