@@ -1,9 +1,12 @@
 /*
  * Fills one portal mailbox through the real store (store_deliver, with
- * its fsyncs and transactions) for benchmarks, then prints SQLite's plan
- * for the inbox listing query.
+ * its fsyncs and transactions) for benchmarks, then prints the database's
+ * plan for the inbox listing query. DATABASE is what the portal's
+ * `database` setting holds: an SQLite file or a PostgreSQL URL (then the
+ * message bytes go into the database too, as the portal's own delivery
+ * puts them).
  *
- *   inbox_fill DBPATH STORE_DIR OWNER COUNT
+ *   inbox_fill DATABASE STORE_DIR OWNER COUNT
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +54,7 @@ main(int argc, char *argv[])
 	int64_t id;
 
 	if (argc != 5 || (count = strtol(argv[4], NULL, 10)) <= 0) {
-		fprintf(stderr, "usage: inbox_fill DBPATH STORE_DIR OWNER "
+		fprintf(stderr, "usage: inbox_fill DATABASE STORE_DIR OWNER "
 		    "COUNT\n");
 		return 2;
 	}
