@@ -449,6 +449,8 @@ db_prepare_cached(struct db *db, const char *sql)
 	if (t->ncache < DB_CACHE_MAX)
 		c = &t->cache[t->ncache++];
 	else if ((c = old) != NULL) {
+		if (c->st->kind == DB_PG)
+			db_pg_forget(c->st);
 		db_stmt_free(c->st);
 		free(c->copy);
 	} else
