@@ -75,7 +75,7 @@ store_deliver_notify(struct db *db, const struct store_msg *m,
 	int64_t last = 0, notified = 0;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT state, last_invite, last_notify "
+	if ((st = db_prepare_cached(db, "SELECT state, last_invite, last_notify "
 	    "FROM portal_users WHERE email = ?")) == NULL)
 		return -1;
 	if ((rc = db_bind(st, "t", owner)) == 0 &&
