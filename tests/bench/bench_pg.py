@@ -1,11 +1,10 @@
 """make bench, phase "pg": the portal on PostgreSQL against the portal on
 SQLite, in the same run, on this machine.
 
-Starts a private PostgreSQL server (initdb in the temporary directory,
-owned by the postgres user when run as root, since the server refuses
-root; a unix socket in that directory and no TCP listener; fsync and
-synchronous_commit on, the durability of SQLite's synchronous=FULL) with
-one database owned by an unprivileged role, and two portals with the
+Starts a private PostgreSQL server (tests/integration/pgserver.py:
+initdb in the temporary directory, a unix socket only, fsync and
+synchronous_commit on, the durability of SQLite's synchronous=FULL; one
+database owned by an unprivileged role) and two portals with the
 same configuration but the `database` line: one on that server, one on
 an SQLite file. Both get the same users and the same 10,000-message
 mailbox (build/harness/inbox_fill, through the store's own code), then
@@ -15,145 +14,15 @@ median of the rounds. The target: PostgreSQL reaches at least half of
 SQLite's figures. The server is stopped at the end of the phase, also on
 an error or ^C."""
 
-import glob
 import os
-import pwd
-import re
 import subprocess
 import time
 
 from benchlib import Unavailable
+from pgserver import ROLE, PgServer, PgUnavailable
 
 KEYS = ["pg-ingest", "pg-notified", "lite-ingest", "lite-notified",
         "pg-inbox", "lite-inbox"]
-ROLE = "postern"
-DBNAME = "postern"
-
-
-def _bindir():
-    """The newest installed PostgreSQL's programs, preferring 15 (the
-    version Debian 12 ships)."""
-    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                  key=lambda p: int(p.split("/")[4]))
-    if not dirs:
-        raise Unavailable("PostgreSQL is not installed (postgresql-15)")
-    for d in dirs:
-        if "/15/" in d:
-            return os.path.dirname(d)
-    return os.path.dirname(dirs[-1])
-
-
-class PgServer:
-    """A throw-away PostgreSQL cluster under work/pg, on a unix socket
-    only reachable by its owner (and root)."""
-
-    def __init__(self, B, work):
-        self.B = B
-        self.bin = _bindir()
-        self.dir = os.path.join(work, "pg")
-        self.data = os.path.join(self.dir, "data")
-        self.sock = os.path.join(self.dir, "sock")
-        self.log = os.path.join(self.dir, "server.log")
-        if B.is_root():
-            try:
-                pw = pwd.getpwnam("postgres")
-            except KeyError:
-                raise Unavailable("no postgres user to run the server as")
-        else:
-            pw = pwd.getpwuid(os.getuid())
-        self.uid, self.gid = pw.pw_uid, pw.pw_gid
-        for d in (self.dir, self.sock):
-            os.makedirs(d, mode=0o700)
-            os.chown(d, self.uid, self.gid)
-        self._run("initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8",
-                  "--locale=C", "--auth=trust", "--no-instructions")
-        opts = ("-c listen_addresses='' "
-                f"-c unix_socket_directories='{self.sock}' "
-                "-c fsync=on -c synchronous_commit=on "
-                "-c full_page_writes=on -c max_connections=200")
-        B.on_cleanup(self.stop)
-        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t",
-                  "60", "-o", opts, "start")
-        self.psql(f"CREATE ROLE {ROLE} LOGIN")
-        self.psql(f"CREATE DATABASE {DBNAME} OWNER {ROLE}")
-        self.url = f"postgresql://{ROLE}@/{DBNAME}?host={self.sock}"
-        self._conn = None
-
-    def _as_owner(self):
-        uid, gid = self.uid, self.gid
-        if uid == os.getuid():
-            return None
-
-        def drop():
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-        return drop
-
-    def _run(self, prog, *args):
-        try:
-            r = subprocess.run([os.path.join(self.bin, prog), *args],
-                               cwd=self.dir, capture_output=True, text=True,
-                               timeout=120, preexec_fn=self._as_owner(),
-                               start_new_session=True)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise Unavailable(f"{prog}: {e}")
-        if r.returncode != 0:
-            raise Unavailable(f"{prog}: {(r.stderr or r.stdout).strip()} "
-                              f"{self.B.tail(self.log, 3)}")
-        return r.stdout
-
-    def psql(self, sql):
-        return self._run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
-                         self.sock, "-U", "postgres", "-d", "postgres",
-                         "-c", sql)
-
-    def count(self, sql):
-        """One number from the bench database, over a kept connection."""
-        import psycopg2
-        if self._conn is None:
-            self._conn = psycopg2.connect(host=self.sock, user=ROLE,
-                                          dbname=DBNAME)
-            self._conn.autocommit = True
-        with self._conn.cursor() as c:
-            c.execute(sql)
-            return c.fetchone()[0]
-
-    def version(self):
-        try:
-            out = self._run("postgres", "--version")
-        except Unavailable:
-            return "?"
-        m = re.search(r"\(PostgreSQL\) (\S+)", out)
-        return m.group(1) if m else "?"
-
-    def stop(self):
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        pidfile = os.path.join(self.data, "postmaster.pid")
-        if not os.path.exists(pidfile):
-            return
-        try:
-            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t",
-                      "30", "stop")
-        except Unavailable:
-            pass
-        try:
-            with open(pidfile) as f:
-                pid = int(f.readline())
-        except (OSError, ValueError):
-            return
-        self.B.kill_group(os.getpgid(pid) if self._alive(pid) else pid,
-                          timeout=5)
-
-    @staticmethod
-    def _alive(pid):
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
 
 
 def _prepare(a, work, name, database, ctx, notify_port, capture):
@@ -205,7 +74,11 @@ def phase_pg(a, work, ctx):
         return
     B.on_cleanup(capture.stop)
     try:
-        pg = PgServer(B, work)
+        try:
+            pg = PgServer(work)
+        except PgUnavailable as e:
+            raise Unavailable(str(e))
+        B.on_cleanup(pg.stop)
         ctx.say(f"pg: PostgreSQL {pg.version()} on {pg.sock}")
         F.extra["pg-version"] = pg.version()
         portals = {}

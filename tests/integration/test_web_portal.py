@@ -31,7 +31,7 @@ def _pki():
 
 
 class Portal:
-    def __init__(self, tmp, sink, throttle_free=3, extra=""):
+    def __init__(self, tmp, sink, throttle_free=3, extra="", database=None):
         _pki()
         self.smtp_port = free_port()
         self.web_port = free_port()
@@ -44,7 +44,7 @@ class Portal:
             f.write(f"""
 node = "external-portal";
 hostname = "portal.test";
-database = "{tmp}/portal.db";
+database = "{database or tmp + '/portal.db'}";
 store_dir = "{tmp}/messages";
 spool_dir = "{tmp}/spool";
 workers = 2;
