@@ -506,7 +506,9 @@ props_cache_flush(struct props *p)
  * query, for as long as no other connection has written the database:
  * SQLite's data_version moves on each commit by another connection
  * (postern-cli setting a property, another thread's ledger write), and a
- * moved version empties the cache. Writes through this struct props empty
+ * moved version empties the cache. On PostgreSQL the version is the
+ * counter of postern_changes, which every write to a property table
+ * moves (triggers; writers on any node). Writes through this struct props empty
  * it too. Without props_cache_begin nothing is cached.
  */
 int
@@ -515,18 +517,26 @@ props_cache_begin(struct props *p)
 	long long dv;
 
 	p->cache_on = 0;
-	if (p->dversion == NULL &&
-	    (p->dversion = db_prepare(p->db, "PRAGMA data_version")) == NULL) {
-		props_cache_flush(p);
-		return -1;
-	}
-	if (db_step(p->dversion) != DB_ROW) {
+	if (db_kind(p->db) == DB_PG) {
+		/* The property tables' triggers move this, on any node. */
+		if ((dv = db_data_version(p->db)) == -1) {
+			props_cache_flush(p);
+			return -1;
+		}
+	} else {
+		if (p->dversion == NULL && (p->dversion = db_prepare(p->db,
+		    "PRAGMA data_version")) == NULL) {
+			props_cache_flush(p);
+			return -1;
+		}
+		if (db_step(p->dversion) != DB_ROW) {
+			db_reset(p->dversion);
+			props_cache_flush(p);
+			return -1;
+		}
+		dv = db_col_int(p->dversion, 0);
 		db_reset(p->dversion);
-		props_cache_flush(p);
-		return -1;
 	}
-	dv = db_col_int(p->dversion, 0);
-	db_reset(p->dversion);
 	if (p->cache == NULL)
 		p->cache = xcalloc(PROPS_CACHE_MAX, sizeof(*p->cache));
 	if (dv != p->cache_dv)

@@ -65,3 +65,39 @@ def test_statements_prepared_by_name_and_again_after_restart(tmp_path, pg):
     finally:
         p.stop()
         sink.stop()
+
+
+def _lookups(text):
+    return text.count("FROM props_user WHERE email = ")
+
+
+def test_ingest_property_cache_on_postgresql(tmp_path, pg):
+    """Ingest reads its properties from the thread's cache while no
+    property changed (one version read per unit of work instead of a
+    dozen lookups per message), and a property set by postern-cli (a write
+    the triggers count) is read anew at once."""
+    import smtplib
+    sink = Sink()
+    p = Portal(str(tmp_path), sink, database=pg.url)
+    try:
+        mark = len(_log(pg))
+        p.deliver("ext@example.org", _mail(subject="one"))
+        cold = _lookups(_log(pg)[mark:])
+        assert cold > 0
+        mark = len(_log(pg))
+        for i in range(8):
+            p.deliver("ext@example.org", _mail(subject=f"more {i}"))
+        warm = _lookups(_log(pg)[mark:])
+        # Without the cache: about `cold` lookups for every message; with
+        # it, only threads not used before read (two ingest workers).
+        assert warm <= 2 * cold, (cold, warm)
+
+        # A quota below what the mailbox holds: the next message is
+        # refused, which the cached "no limit" would have let in.
+        p.cli("property", "user", "set", "--email", "ext@example.org",
+              "--name", "quota", "--value", "1")
+        with pytest.raises(smtplib.SMTPException):
+            p.deliver("ext@example.org", _mail(subject="over quota"))
+    finally:
+        p.stop()
+        sink.stop()
