@@ -4,11 +4,20 @@
  * extended protocol, PQexecParams): peer data never becomes SQL. Results
  * come back in text form; bytea columns are decoded on demand.
  *
+ * A statement run a second time (one of db_prepare_cached, or one a
+ * module keeps and resets) is prepared on the server under a name of its
+ * connection and from then on executed by that name, so the server
+ * parses and plans it once instead of on every call (half of its time
+ * per call on a short query). A PQreset (server restart, failover) loses
+ * the server's prepared statements: the connection counts its resets, and
+ * a statement prepared under an older count is prepared again.
+ *
  * The SQL the modules write uses `?` and `?N` for parameters and SQLite's
  * schema words; both are translated here ($N; BIGINT, BYTEA, identity
  * columns), outside quoted strings and names only.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,6 +146,7 @@ db_pg_ok(struct db *db)
 	if (PQstatus(c) == CONNECTION_OK)
 		return 1;
 	PQreset(c);
+	db->resets++;		/* the server's prepared statements are gone */
 	db->intxn = 0;
 	if (PQstatus(c) != CONNECTION_OK) {
 		db_pg_seterr(db, PQerrorMessage(c));
@@ -381,6 +391,49 @@ db_pg_vbind(struct db_stmt *st, const char *fmt, va_list ap)
 	return 0;
 }
 
+/*
+ * 1 when st is to run by its server-side name: prepared now (its second
+ * run) or before on this session, with the parameter types of this
+ * binding. 0 runs it unnamed: its first run, a binding of other types,
+ * or a failed prepare (whose cause the unnamed run then reports).
+ */
+static int
+db_pg_named(struct db_stmt *st)
+{
+	struct db *db = st->db;
+	PGresult *r;
+	int i, ok;
+
+	if (st->runs < UINT_MAX)
+		st->runs++;
+	if (st->runs < 2)
+		return 0;
+	if (st->name != NULL && st->gen == db->resets) {
+		for (i = 0; i < st->nparam; i++)
+			if (st->val[i] != NULL && st->type[i] != st->ptype[i])
+				return 0;
+		return 1;
+	}
+	if (st->name == NULL)
+		xasprintf(&st->name, "postern_%u", ++db->nnamed);
+	r = PQprepare((PGconn *)db->pg, st->name, st->sql, st->nparam,
+	    (const Oid *)st->type);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		free(st->name);
+		st->name = NULL;
+		return 0;
+	}
+	st->gen = db->resets;
+	if (st->nparam > 0) {
+		if (st->ptype == NULL)
+			st->ptype = xcalloc(st->nparam, sizeof(*st->ptype));
+		memcpy(st->ptype, st->type, st->nparam * sizeof(*st->ptype));
+	}
+	return 1;
+}
+
 static int
 db_pg_run(struct db_stmt *st)
 {
@@ -389,9 +442,14 @@ db_pg_run(struct db_stmt *st)
 	int try;
 
 	for (try = 0; try < 2; try++) {
-		r = PQexecParams((PGconn *)db->pg, st->sql, st->nparam,
-		    (const Oid *)st->type, (const char *const *)st->val,
-		    st->len, st->fmt, 0);
+		if (db_pg_named(st))
+			r = PQexecPrepared((PGconn *)db->pg, st->name,
+			    st->nparam, (const char *const *)st->val, st->len,
+			    st->fmt, 0);
+		else
+			r = PQexecParams((PGconn *)db->pg, st->sql,
+			    st->nparam, (const Oid *)st->type,
+			    (const char *const *)st->val, st->len, st->fmt, 0);
 		switch (PQresultStatus(r)) {
 		case PGRES_TUPLES_OK:
 		case PGRES_COMMAND_OK:
@@ -450,8 +508,33 @@ db_pg_free(struct db_stmt *st)
 	free(st->len);
 	free(st->fmt);
 	free(st->type);
+	free(st->ptype);
+	free(st->name);
 	free(st->sql);
 	free(st);
+}
+
+/*
+ * Drops st's server-side statement, for a statement given up while its
+ * connection lives on (the per-thread cache replacing its oldest). Best
+ * effort: in a failed transaction the server refuses, and the name stays
+ * unused until the session ends.
+ */
+void
+db_pg_forget(struct db_stmt *st)
+{
+	struct db *db = st->db;
+	PGresult *r;
+	char *sql;
+
+	if (st->name == NULL || st->gen != db->resets ||
+	    PQstatus((PGconn *)db->pg) != CONNECTION_OK ||
+	    PQtransactionStatus((PGconn *)db->pg) == PQTRANS_INERROR)
+		return;
+	xasprintf(&sql, "DEALLOCATE %s", st->name);
+	r = PQexec((PGconn *)db->pg, sql);
+	PQclear(r);
+	free(sql);
 }
 
 static int

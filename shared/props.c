@@ -999,7 +999,7 @@ props_domain_exists(struct props *p, const char *domain)
 
 	if (p == NULL)
 		return -1;
-	if ((st = db_prepare(p->db, "SELECT 1 FROM props_domains WHERE "
+	if ((st = db_prepare_cached(p->db, "SELECT 1 FROM props_domains WHERE "
 	    "domain = ?")) == NULL)
 		return -1;
 	d = props_domain_key(domain ? domain : "");

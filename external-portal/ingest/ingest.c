@@ -117,10 +117,20 @@ ingest_pin_parse(const char *in, char out[65])
 	return n == 64 ? 0 : -1;
 }
 
+/*
+ * The thread's property reader, its cache checked against the database:
+ * each call starts a unit of work (a recipient, a message), so a property
+ * changed meanwhile (postern-cli, another node) is read anew. A failed
+ * check leaves the reader uncached.
+ */
 struct props *
 ingest_props(struct ingest *in)
 {
-	return props_thread(in->dbpath, PROPS_NODE_PORTAL);
+	struct props *p = props_thread(in->dbpath, PROPS_NODE_PORTAL);
+
+	if (p != NULL)
+		(void)props_cache_begin(p);
+	return p;
 }
 
 static int

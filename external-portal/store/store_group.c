@@ -60,7 +60,7 @@ store_group_one(struct store *s, struct db *db, struct store_group_item *it)
 	    "ON CONFLICT DO NOTHING", "ttii", it->owner, it->domain, it->now,
 	    store_generation()) == -1)
 		return -1;
-	if ((st = db_prepare(db, "INSERT INTO portal_messages (owner, "
+	if ((st = db_prepare_cached(db, "INSERT INTO portal_messages (owner, "
 	    "domain, folder, state, mail_from, hdr_from, subject, date, size, "
 	    "has_attachments, unread, path, created, sealed_meta) VALUES "
 	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING id")) ==

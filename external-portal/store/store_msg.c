@@ -76,7 +76,7 @@ store_deliver_notify(struct db *db, const struct store_msg *m,
 	int64_t last = 0, notified = 0;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT state, last_invite, last_notify "
+	if ((st = db_prepare_cached(db, "SELECT state, last_invite, last_notify "
 	    "FROM portal_users WHERE email = ?")) == NULL)
 		return -1;
 	if ((rc = db_bind(st, "t", owner)) == 0 &&
@@ -493,11 +493,22 @@ store_msg_list_plan(struct store *s, char *out, size_t outlen)
 	if (outlen == 0)
 		return -1;
 	out[0] = '\0';
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db,
-	    "EXPLAIN QUERY PLAN " STORE_SQL_LIST)) == NULL)
+	if ((db = store_db(s)) == NULL)
+		return -1;
+	if (db_kind(db) == DB_PG) {
+		/* PostgreSQL plans with values: a mailbox's first page. */
+		if ((st = db_prepare(db, "EXPLAIN " STORE_SQL_LIST)) == NULL)
+			return -1;
+		if (db_bind(st, "ttii", "", store_folder_names[
+		    STORE_FOLDER_INBOX], INT64_MAX, (int64_t)51) == -1) {
+			db_finalize(st);
+			return -1;
+		}
+	} else if ((st = db_prepare(db, "EXPLAIN QUERY PLAN "
+	    STORE_SQL_LIST)) == NULL)
 		return -1;
 	while (db_step(st) == DB_ROW) {
-		const char *d = db_col_text(st, 3);
+		const char *d = db_col_text(st, db_kind(db) == DB_PG ? 0 : 3);
 		int n = snprintf(out + off, outlen - off, "%s\n",
 		    d ? (const char *)d : "");
 

@@ -1,9 +1,12 @@
 /*
  * Fills one portal mailbox through the real store (store_deliver, with
- * its fsyncs and transactions) for benchmarks, then prints SQLite's plan
- * for the inbox listing query.
+ * its fsyncs and transactions) for benchmarks, then prints the database's
+ * plan for the inbox listing query. DATABASE is what the portal's
+ * `database` setting holds: an SQLite file or a PostgreSQL URL (then the
+ * message bytes go into the database too, as the portal's own delivery
+ * puts them).
  *
- *   inbox_fill DBPATH STORE_DIR OWNER COUNT [CERTFILE]
+ *   inbox_fill DATABASE STORE_DIR OWNER COUNT [CERTFILE]
  *
  * With CERTFILE each message is sealed as the ingest seals it with
  * encrypted storage on: the file to the certificates, From and Subject
@@ -60,7 +63,7 @@ main(int argc, char *argv[])
 
 	if ((argc != 5 && argc != 6) ||
 	    (count = strtol(argv[4], NULL, 10)) <= 0) {
-		fprintf(stderr, "usage: inbox_fill DBPATH STORE_DIR OWNER "
+		fprintf(stderr, "usage: inbox_fill DATABASE STORE_DIR OWNER "
 		    "COUNT [CERTFILE]\n");
 		return 2;
 	}
