@@ -210,7 +210,9 @@ cli_mailbox(struct cli *cli, int argc, char **argv)
 				    "webmail" : "pdf-pending",
 				    page[i].unread ? "unread" : "read",
 				    (long long)page[i].size,
+				    page[i].sealed_meta != NULL ? "(sealed)" :
 				    page[i].hdr_from ? page[i].hdr_from : "",
+				    page[i].sealed_meta != NULL ? "(sealed)" :
 				    page[i].subject ? page[i].subject : "");
 				before = page[i].id;
 				store_msg_free(&page[i]);

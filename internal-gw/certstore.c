@@ -235,7 +235,8 @@ certstore_put_cert(struct db *db, X509 *x, int has_key, char **err)
 	    " emails, not_before, not_after, has_key, pem)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 	    " ON CONFLICT(fingerprint) DO UPDATE SET"
-	    " has_key = max(has_key, excluded.has_key)", "ttttiiib", fpr,
+	    " has_key = CASE WHEN excluded.has_key > certs.has_key THEN"
+	    " excluded.has_key ELSE certs.has_key END", "ttttiiib", fpr,
 	    subject, issuer, emails,
 	    (int64_t)certstore_time(X509_get0_notBefore(x)),
 	    (int64_t)certstore_time(X509_get0_notAfter(x)), (int64_t)has_key,

@@ -231,7 +231,9 @@ pgp_keys_store(struct db *db, const char *keys_dir, rnp_key_handle_t key,
 	if (db_run(db, "INSERT INTO pgp_keys (fingerprint, uid, emails, "
 	    "created, has_secret, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 	    "ON CONFLICT(fingerprint) DO UPDATE SET uid = ?2, emails = ?3, "
-	    "created = ?4, has_secret = max(has_secret, ?5), data = ?6",
+	    "created = ?4, has_secret = CASE WHEN excluded.has_secret > "
+	    "pgp_keys.has_secret THEN excluded.has_secret ELSE "
+	    "pgp_keys.has_secret END, data = ?6",
 	    "tttiib", fpr, uid ? uid : "", emails, (int64_t)created,
 	    (int64_t)(sec != NULL), pub, publen) == -1) {
 		xasprintf(err, "database: cannot store key %s", fpr);

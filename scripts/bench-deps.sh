@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the reference tools `make bench` measures Postern against:
 # smtp-source/smtp-sink and a private Postfix (postfix), Dovecot LMTP
-# (dovecot-core, dovecot-lmtpd), nginx (nginx-light) and wrk. As root it
+# (dovecot-core, dovecot-lmtpd), nginx (nginx-light), wrk, and PostgreSQL
+# with its Python client (postgresql-15, python3-psycopg2). As root it
 # runs apt-get; otherwise it prints the command to run. The benchmark never
 # uses the packages' system services (it starts private instances of its
 # own), so the install does not start them either: without a policy-rc.d,
 # one that refuses service starts is in place for the time of apt-get.
 set -u
-PKGS="postfix dovecot-core dovecot-lmtpd nginx-light wrk openssl eatmydata"
+PKGS="postfix dovecot-core dovecot-lmtpd nginx-light wrk openssl eatmydata
+    postgresql-15 python3-psycopg2"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

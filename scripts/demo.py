@@ -209,6 +209,60 @@ def storage_setup(conf):
     return out, env
 
 
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+class DemoPostgres:
+    """DB=postgresql: a private PostgreSQL 15 server for the demo, in a
+    temporary directory (as root it runs as the postgres user; the server
+    refuses root), a unix socket only, removed when the demo stops. Both
+    nodes get a database of their own on it."""
+
+    def __init__(self):
+        import tempfile
+        self.top = tempfile.mkdtemp(prefix="postern-demo-pg-")
+        self.user = None
+        if os.geteuid() == 0:
+            import pwd
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.top, pw.pw_uid, pw.pw_gid)
+            self.user = "postgres"
+        step(f"DB=postgresql: initdb and a private server in {self.top} "
+             "(unix socket only)")
+        self.run(f"{PG_BIN}/initdb", "-D", f"{self.top}/data", "-A", "trust",
+                 "-U", "postgres", "--no-sync")
+        self.run(f"{PG_BIN}/pg_ctl", "-D", f"{self.top}/data", "-w", "-l",
+                 f"{self.top}/log", "-o",
+                 f"-c listen_addresses='' -c unix_socket_directories={self.top}",
+                 "start")
+        for db in ("postern_gw", "postern_portal"):
+            self.run("psql", "-h", self.top, "-U", "postgres", "-qc",
+                     f"CREATE DATABASE {db}")
+
+    def run(self, *argv, check=True):
+        if self.user:
+            argv = ("runuser", "-u", self.user, "--") + argv
+        subprocess.run(argv, check=check, stdout=subprocess.DEVNULL)
+
+    def url(self, db):
+        return f"postgresql:///{db}?host={self.top}&user=postgres"
+
+    def conf(self, conf, db, out):
+        """A copy of conf whose database is db on this server."""
+        with open(conf) as f, open(out, "w") as g:
+            for line in f:
+                if line.startswith("database"):
+                    line = f'database = "{self.url(db)}";\n'
+                g.write(line)
+        return out
+
+    def stop(self):
+        import shutil
+        self.run(f"{PG_BIN}/pg_ctl", "-D", f"{self.top}/data", "-m", "fast",
+                 "stop", check=False)
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
 def newest_message():
     """The message file stored last (demo-state/portal/messages/m-...)."""
     d = f"{STATE}/portal/messages"
@@ -218,6 +272,7 @@ def newest_message():
 
 
 def main():
+    global GW_CONF, PORTAL_CONF
     for d in ("pki", "gw/spool", "gw/keys", "portal/spool", "portal/messages",
               "sink"):
         os.makedirs(f"{STATE}/{d}", exist_ok=True)
@@ -229,6 +284,22 @@ def main():
 
     have_portal = os.path.exists(f"{BUILD}/external-portal") and \
         os.path.exists(PORTAL_CONF)
+
+    pg = None
+    dbkind = os.environ.get("DB", "sqlite")
+    if dbkind not in ("sqlite", "postgresql"):
+        raise SystemExit(f"DB={dbkind}: sqlite (default) or postgresql")
+    if dbkind == "postgresql":
+        import atexit
+        pg = DemoPostgres()
+        atexit.register(pg.stop)
+        GW_CONF = pg.conf(GW_CONF, "postern_gw",
+                          f"{STATE}/gw/internal-gw-pg.conf")
+        PORTAL_CONF = pg.conf(PORTAL_CONF, "postern_portal",
+                              f"{STATE}/portal/external-portal-pg.conf")
+        step(f"both nodes on PostgreSQL: {pg.url('postern_gw')} and "
+             f"{pg.url('postern_portal')} (message bytes in the database "
+             "too; demo-state/portal/messages is a cache)")
 
     step("internal-gw properties: portal delivery on [encrypt], example.com internal")
     for name, value in (("remote-portal-enabled", "true"),

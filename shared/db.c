@@ -449,6 +449,8 @@ db_prepare_cached(struct db *db, const char *sql)
 	if (t->ncache < DB_CACHE_MAX)
 		c = &t->cache[t->ncache++];
 	else if ((c = old) != NULL) {
+		if (c->st->kind == DB_PG)
+			db_pg_forget(c->st);
 		db_stmt_free(c->st);
 		free(c->copy);
 	} else
@@ -490,7 +492,7 @@ db_run(struct db *db, const char *sql, const char *fmt, ...)
 	va_list ap;
 	int rc;
 
-	if ((st = db_prepare(db, sql)) == NULL)
+	if ((st = db_prepare_cached(db, sql)) == NULL)
 		return -1;
 	va_start(ap, fmt);
 	rc = db_vbind(st, fmt, ap);
@@ -502,7 +504,7 @@ db_run(struct db *db, const char *sql, const char *fmt, ...)
 			rc = db->kind == DB_PG ? db->changes :
 			    sqlite3_changes(db->lite);
 	}
-	db_stmt_free(st);
+	db_finalize(st);
 	return rc;
 }
 
@@ -527,14 +529,13 @@ db_begin(struct db *db)
 {
 	if (db->kind == DB_SQLITE)
 		return db_txn(db, "BEGIN IMMEDIATE");
-	if (db_txn(db, "BEGIN") == -1)
-		return -1;
-	db->intxn = 1;
-	if (db_txn(db, "SELECT pg_advisory_xact_lock(" DB_LOCK_WRITE ")") ==
-	    -1) {
+	/* One round trip for both. */
+	if (db_txn(db, "BEGIN; SELECT pg_advisory_xact_lock(" DB_LOCK_WRITE
+	    ")") == -1) {
 		db_rollback(db);
 		return -1;
 	}
+	db->intxn = 1;
 	return 0;
 }
 

@@ -113,7 +113,9 @@ int		 db_col_null(struct db_stmt *, int);
 
 /*
  * Prepare, bind (as db_bind), step to completion and finalize a statement
- * that returns no rows. The number of changed rows, or -1 (logged).
+ * that returns no rows; on the connection of db_thread() the statement
+ * stays compiled, as with db_prepare_cached(). The number of changed
+ * rows, or -1 (logged).
  */
 int		 db_run(struct db *, const char *sql, const char *fmt, ...);
 

@@ -21,6 +21,8 @@ struct db {
 	char			*err;		/* PostgreSQL: last message */
 	int			 changes;	/* PostgreSQL: last count */
 	int			 intxn;		/* PostgreSQL: in db_begin */
+	unsigned int		 resets;	/* PostgreSQL: PQreset calls */
+	unsigned int		 nnamed;	/* PostgreSQL: names given */
 };
 
 struct db_stmt {
@@ -40,6 +42,11 @@ struct db_stmt {
 	char			**dec;		/* decoded bytea per column */
 	size_t			*declen;
 	int			 ndec;
+	/* Prepared on the server once run twice (db_pg.c). */
+	unsigned int		 runs;
+	char			*name;		/* NULL until prepared */
+	unsigned int		 gen;		/* db->resets when prepared */
+	unsigned int		*ptype;		/* types it was prepared with */
 };
 
 struct db	*db_pg_open(const char *url, char **err);
@@ -51,6 +58,7 @@ int		 db_pg_vbind(struct db_stmt *, const char *fmt, va_list);
 int		 db_pg_step(struct db_stmt *);
 void		 db_pg_reset(struct db_stmt *);
 void		 db_pg_free(struct db_stmt *);
+void		 db_pg_forget(struct db_stmt *);
 const char	*db_pg_text(struct db_stmt *, int);
 const void	*db_pg_blob(struct db_stmt *, int, int *);
 int		 db_pg_null(struct db_stmt *, int);

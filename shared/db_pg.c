@@ -4,11 +4,21 @@
  * extended protocol, PQexecParams): peer data never becomes SQL. Results
  * come back in text form; bytea columns are decoded on demand.
  *
+ * A statement run a second time (one of db_prepare_cached, or one a
+ * module keeps and resets) is prepared on the server under a name of its
+ * connection and from then on executed by that name, so the server
+ * parses and plans it once instead of on every call (half of its time
+ * per call on a short query). A PQreset (server restart, failover) loses
+ * the server's prepared statements: the connection counts its resets, and
+ * a statement prepared under an older count is prepared again.
+ *
  * The SQL the modules write uses `?` and `?N` for parameters and SQLite's
  * schema words; both are translated here ($N; BIGINT, BYTEA, identity
  * columns), outside quoted strings and names only.
  */
 #include <ctype.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +78,19 @@ db_pg_open(const char *url, char **err)
 	struct db *db;
 	PGconn *c;
 
+	/*
+	 * Bounds of our own come first, so the URI's values win: a server
+	 * that does not answer costs 10 s at most, and a dead peer of an
+	 * open connection is noticed within about a minute (keepalives),
+	 * so a failover is followed rather than waited out.
+	 */
+	static const char *const keys[] = { "connect_timeout", "keepalives",
+	    "keepalives_idle", "keepalives_interval", "keepalives_count",
+	    "dbname", NULL };
+	const char *vals[] = { "10", "1", "30", "10", "3", url, NULL };
+
 	*err = NULL;
-	c = PQconnectdb(url);
+	c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		struct db tmp = { 0 };
 
@@ -106,10 +127,26 @@ int
 db_pg_ok(struct db *db)
 {
 	PGconn *c = (PGconn *)db->pg;
+	struct pollfd pfd;
 
+	/*
+	 * A server that shut down sent its reason and closed the socket,
+	 * but libpq sees that only when it reads again. Bytes waiting on an
+	 * idle connection are read now (two reads: the message, then the
+	 * end of the stream; the socket is non-blocking), so a caller that
+	 * asks before running a statement (the web's 503) learns it now.
+	 */
+	pfd.fd = PQsocket(c);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (PQstatus(c) == CONNECTION_OK && !db->intxn &&
+	    poll(&pfd, 1, 0) == 1)
+		for (int i = 0; i < 2 && PQstatus(c) == CONNECTION_OK; i++)
+			(void)PQconsumeInput(c);
 	if (PQstatus(c) == CONNECTION_OK)
 		return 1;
 	PQreset(c);
+	db->resets++;		/* the server's prepared statements are gone */
 	db->intxn = 0;
 	if (PQstatus(c) != CONNECTION_OK) {
 		db_pg_seterr(db, PQerrorMessage(c));
@@ -155,7 +192,8 @@ db_pg_word(const char *s, size_t i, const char *w)
 
 /*
  * The module's SQL for PostgreSQL: parameters numbered ($N; *nparam the
- * highest), and with schema set, SQLite's schema words. Quoted strings
+ * highest), SQLite's instr() as strpos() (same result: 1-based position,
+ * 0 when absent), and with schema set, SQLite's schema words. Quoted strings
  * ('...'), names ("...") and dollar-quoted bodies ($$...$$) pass as they
  * are.
  */
@@ -213,6 +251,11 @@ db_pg_translate(const char *sql, int schema, int *nparam)
 				i++;
 			if (sql[i] == ';')
 				i++;
+			continue;
+		}
+		if (db_pg_word(sql, i, "instr") && sql[i + 5] == '(') {
+			db_pg_put(&out, &len, &cap, "strpos", 6);
+			i += 5;
 			continue;
 		}
 		if (schema) {
@@ -348,6 +391,49 @@ db_pg_vbind(struct db_stmt *st, const char *fmt, va_list ap)
 	return 0;
 }
 
+/*
+ * 1 when st is to run by its server-side name: prepared now (its second
+ * run) or before on this session, with the parameter types of this
+ * binding. 0 runs it unnamed: its first run, a binding of other types,
+ * or a failed prepare (whose cause the unnamed run then reports).
+ */
+static int
+db_pg_named(struct db_stmt *st)
+{
+	struct db *db = st->db;
+	PGresult *r;
+	int i, ok;
+
+	if (st->runs < UINT_MAX)
+		st->runs++;
+	if (st->runs < 2)
+		return 0;
+	if (st->name != NULL && st->gen == db->resets) {
+		for (i = 0; i < st->nparam; i++)
+			if (st->val[i] != NULL && st->type[i] != st->ptype[i])
+				return 0;
+		return 1;
+	}
+	if (st->name == NULL)
+		xasprintf(&st->name, "postern_%u", ++db->nnamed);
+	r = PQprepare((PGconn *)db->pg, st->name, st->sql, st->nparam,
+	    (const Oid *)st->type);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		free(st->name);
+		st->name = NULL;
+		return 0;
+	}
+	st->gen = db->resets;
+	if (st->nparam > 0) {
+		if (st->ptype == NULL)
+			st->ptype = xcalloc(st->nparam, sizeof(*st->ptype));
+		memcpy(st->ptype, st->type, st->nparam * sizeof(*st->ptype));
+	}
+	return 1;
+}
+
 static int
 db_pg_run(struct db_stmt *st)
 {
@@ -356,9 +442,14 @@ db_pg_run(struct db_stmt *st)
 	int try;
 
 	for (try = 0; try < 2; try++) {
-		r = PQexecParams((PGconn *)db->pg, st->sql, st->nparam,
-		    (const Oid *)st->type, (const char *const *)st->val,
-		    st->len, st->fmt, 0);
+		if (db_pg_named(st))
+			r = PQexecPrepared((PGconn *)db->pg, st->name,
+			    st->nparam, (const char *const *)st->val, st->len,
+			    st->fmt, 0);
+		else
+			r = PQexecParams((PGconn *)db->pg, st->sql,
+			    st->nparam, (const Oid *)st->type,
+			    (const char *const *)st->val, st->len, st->fmt, 0);
 		switch (PQresultStatus(r)) {
 		case PGRES_TUPLES_OK:
 		case PGRES_COMMAND_OK:
@@ -417,8 +508,33 @@ db_pg_free(struct db_stmt *st)
 	free(st->len);
 	free(st->fmt);
 	free(st->type);
+	free(st->ptype);
+	free(st->name);
 	free(st->sql);
 	free(st);
+}
+
+/*
+ * Drops st's server-side statement, for a statement given up while its
+ * connection lives on (the per-thread cache replacing its oldest). Best
+ * effort: in a failed transaction the server refuses, and the name stays
+ * unused until the session ends.
+ */
+void
+db_pg_forget(struct db_stmt *st)
+{
+	struct db *db = st->db;
+	PGresult *r;
+	char *sql;
+
+	if (st->name == NULL || st->gen != db->resets ||
+	    PQstatus((PGconn *)db->pg) != CONNECTION_OK ||
+	    PQtransactionStatus((PGconn *)db->pg) == PQTRANS_INERROR)
+		return;
+	xasprintf(&sql, "DEALLOCATE %s", st->name);
+	r = PQexec((PGconn *)db->pg, sql);
+	PQclear(r);
+	free(sql);
 }
 
 static int

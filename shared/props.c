@@ -44,7 +44,6 @@ struct props {
 	int		 owned;
 	int		 node;
 	struct db_stmt	*lookup;	/* cached: read on every message */
-	struct db_stmt	*dversion;	/* PRAGMA data_version */
 	int		 cache_on;	/* props_cache_begin succeeded */
 	long long	 cache_dv;	/* data_version the cache is of */
 	struct props_centry *cache;
@@ -505,28 +504,21 @@ props_cache_flush(struct props *p)
  * each unit of work. The cache then answers repeated lookups without a
  * query, for as long as no other connection has written the database:
  * SQLite's data_version moves on each commit by another connection
- * (postern-cli setting a property, another thread's ledger write), and a
+ * (postern-cli setting a property, another thread's ledger write; on
+ * PostgreSQL the change counter that property writes bump), and a
  * moved version empties the cache. Writes through this struct props empty
  * it too. Without props_cache_begin nothing is cached.
  */
 int
 props_cache_begin(struct props *p)
 {
-	long long dv;
+	int64_t dv;
 
 	p->cache_on = 0;
-	if (p->dversion == NULL &&
-	    (p->dversion = db_prepare(p->db, "PRAGMA data_version")) == NULL) {
+	if ((dv = db_data_version(p->db)) == -1) {
 		props_cache_flush(p);
 		return -1;
 	}
-	if (db_step(p->dversion) != DB_ROW) {
-		db_reset(p->dversion);
-		props_cache_flush(p);
-		return -1;
-	}
-	dv = db_col_int(p->dversion, 0);
-	db_reset(p->dversion);
 	if (p->cache == NULL)
 		p->cache = xcalloc(PROPS_CACHE_MAX, sizeof(*p->cache));
 	if (dv != p->cache_dv)
@@ -591,7 +583,6 @@ props_close(struct props *p)
 		return;
 	props_cache_flush(p);
 	free(p->cache);
-	db_finalize(p->dversion);
 	db_finalize(p->lookup);
 	if (p->owned)
 		db_close(p->db);
@@ -1008,7 +999,7 @@ props_domain_exists(struct props *p, const char *domain)
 
 	if (p == NULL)
 		return -1;
-	if ((st = db_prepare(p->db, "SELECT 1 FROM props_domains WHERE "
+	if ((st = db_prepare_cached(p->db, "SELECT 1 FROM props_domains WHERE "
 	    "domain = ?")) == NULL)
 		return -1;
 	d = props_domain_key(domain ? domain : "");

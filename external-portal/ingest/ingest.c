@@ -117,10 +117,20 @@ ingest_pin_parse(const char *in, char out[65])
 	return n == 64 ? 0 : -1;
 }
 
+/*
+ * The thread's property reader, its cache checked against the database:
+ * each call starts a unit of work (a recipient, a message), so a property
+ * changed meanwhile (postern-cli, another node) is read anew. A failed
+ * check leaves the reader uncached.
+ */
 struct props *
 ingest_props(struct ingest *in)
 {
-	return props_thread(in->dbpath, PROPS_NODE_PORTAL);
+	struct props *p = props_thread(in->dbpath, PROPS_NODE_PORTAL);
+
+	if (p != NULL)
+		(void)props_cache_begin(p);
+	return p;
 }
 
 static int
@@ -265,6 +275,29 @@ ingest_meta(const struct header *h, struct store_msg *m)
 		m->has_attachments = 1;
 }
 
+/*
+ * A sealed copy's row: From and Subject only in meta->sealed_meta (set
+ * by the caller, sealed with the file's CEK), never in clear.
+ */
+static void
+ingest_meta_sealed(struct store_msg *m)
+{
+	m->hdr_from = NULL;
+	m->subject = NULL;
+}
+
+/* Seals From and Subject of meta with key into meta->sealed_meta. */
+int
+ingest_meta_seal(struct store_msg *m, const unsigned char *key)
+{
+	const char *v[STORE_CRYPT_META_N];
+
+	v[STORE_CRYPT_META_FROM] = m->hdr_from;
+	v[STORE_CRYPT_META_SUBJECT] = m->subject;
+	return store_crypt_meta_seal(key, v, STORE_CRYPT_META_N,
+	    &m->sealed_meta, &m->sealed_metalen);
+}
+
 /* A multipart message: one whose parts are worth recording. */
 static int
 ingest_multipart(const struct header *h)
@@ -300,10 +333,12 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	char owner[2 * ADDR_MAX + 2];
 	const char *why = NULL;
 	enum ingest_route route;
+	struct store_msg sm;
 	long long quota, remind;
 	int64_t id;
 	int rc;
 
+	memset(&sm, 0, sizeof(sm));
 	if ((rc = ingest_lookup(in, r->addr, txn->smtputf8, owner,
 	    sizeof(owner), &why)) != 0) {
 		if (rc == -1)
@@ -340,9 +375,17 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	meta->state = route == INGEST_ROUTE_PDF ? STORE_MSG_PDF_PENDING :
 	    STORE_MSG_WEBMAIL;
 	/* A pending account: one invitation, then reminders spaced out. */
-	/* PDF-OTP copies stay plain until rendered (ingest has no key). */
+	/*
+	 * PDF-OTP copies stay plain until rendered (ingest has no key), and
+	 * so do their From and Subject; a sealed copy gets them sealed.
+	 */
+	if (route == INGEST_ROUTE_WEBMAIL && sealed->path != NULL) {
+		sm = *meta;
+		ingest_meta_sealed(&sm);
+	}
 	rc = store_deliver_remind(in->store, route == INGEST_ROUTE_WEBMAIL &&
-	    sealed->path != NULL ? sealed : tmp, meta, owner,
+	    sealed->path != NULL ? sealed : tmp, sm.sealed_meta != NULL ?
+	    &sm : meta, owner,
 	    quota > 0 ? quota : 0, route == INGEST_ROUTE_WEBMAIL,
 	    remind >= 0 ? remind * 3600 : STORE_REMIND_DEFAULT, &id);
 	if (rc == STORE_EQUOTA) {
@@ -384,10 +427,12 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	int standalone, removed = 0, woke = 0, rc;
 	struct store_part *parts = NULL;
 	int nparts = 0;
+	unsigned char cek[STORE_CRYPT_KEYLEN];
 	FILE *f;
 
 	ingest_set_all(txn, 451, "4.3.0 Temporary failure, try again later");
 	memset(&h, 0, sizeof(h));
+	memset(&meta, 0, sizeof(meta));
 	if (!ingest_pinned(in, txn)) {
 		ingest_set_all(txn, 554, "5.7.1 Only the gateway may send here");
 		return;
@@ -441,8 +486,8 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	meta.mail_from = txn->mail_from;
 	ingest_meta(&h, &meta);
 	/* Sealed: the web parses the decrypted stream (store_crypt.h). */
-	if (in->crypt != NULL && store_crypt_seal_copy(in->crypt, in->store,
-	    &tmp, &sealed) == -1)
+	if (in->crypt != NULL && (store_crypt_seal_copy(in->crypt, in->store,
+	    &tmp, &sealed, cek) == -1 || ingest_meta_seal(&meta, cek) == -1))
 		goto out;
 	/* Where each attachment lies: the web serves it without a parse. */
 	if (in->crypt == NULL && ingest_multipart(&h) && fflush(tmp.fp) == 0 &&
@@ -458,7 +503,21 @@ ingest_message(void *arg, struct smtp_txn *txn)
 	if (woke & 2)
 		pdfotp_wake(in->pdfotp);
 out:
+	OPENSSL_cleanse(cek, sizeof(cek));
+	free(meta.sealed_meta);
 	ingest_parts_free(parts, nparts);
+	/*
+	 * Sealed, the plain copy is a second temp file per message: emptied,
+	 * it joins the pool too (see store_tmp_recycle), so the ingest frees
+	 * no inode per message here either.
+	 */
+	if (tmp.path != NULL && in->crypt != NULL &&
+	    ftruncate(fileno(tmp.fp), 0) == 0) {
+		fclose(tmp.fp);
+		tmp.fp = NULL;
+		if (store_tmp_recycle(in->store, tmp.path) == 0)
+			xfree(&tmp.path);
+	}
 	if (tmp.path != NULL)
 		store_tmp_discard(&tmp);
 	if (sealed.path != NULL)

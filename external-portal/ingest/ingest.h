@@ -86,6 +86,11 @@ int		 ingest_lookup(struct ingest *, const char *rcpt, int utf8,
 /* The metadata the web portal lists, from the stored header. */
 struct store_msg;
 void		 ingest_meta(const struct header *, struct store_msg *);
+/*
+ * Encrypted storage: From and Subject of m sealed with the message file's
+ * CEK into m->sealed_meta (caller frees). 0, or -1 (logged).
+ */
+int		 ingest_meta_seal(struct store_msg *, const unsigned char *key);
 
 /* Normalises a configured fingerprint (colons dropped, lowercase) into
  * out; -1 unless it is 64 hex digits. */

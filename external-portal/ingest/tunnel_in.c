@@ -25,6 +25,7 @@
 #include <pthread.h>
 
 #include <openssl/cms.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "addr.h"
@@ -441,6 +442,7 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	struct tunnel_manifest m;
 	struct store_msg meta;
 	struct header h;
+	unsigned char cek[STORE_CRYPT_KEYLEN];
 	char *wr, *dberr = NULL, sha[65], owner[2 * ADDR_MAX + 2];
 	const char *why = NULL;
 	long long window;
@@ -458,6 +460,7 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	memset(&parts, 0, sizeof(parts));
 	memset(&m, 0, sizeof(m));
 	memset(&h, 0, sizeof(h));
+	memset(&meta, 0, sizeof(meta));
 	tunnel_in_fail(txn);
 	window = props_get_int(ingest_props(in), NULL, "tunnel-max-age");
 	if (window < 0 || (db = db_thread(in->dbpath)) == NULL)
@@ -541,10 +544,19 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	meta.folder = STORE_FOLDER_INBOX;
 	meta.mail_from = txn->mail_from;
 	ingest_meta(&h, &meta);
-	/* PDF-OTP copies stay plain until rendered (ingest has no key). */
-	if (in->crypt != NULL && m.route == TUNNEL_ROUTE_WEBMAIL &&
-	    store_crypt_seal(in->crypt, in->store, &msg) == -1)
-		goto out;
+	/*
+	 * PDF-OTP copies stay plain until rendered (ingest has no key); a
+	 * sealed copy's From and Subject are sealed with its CEK.
+	 */
+	if (in->crypt != NULL && m.route == TUNNEL_ROUTE_WEBMAIL) {
+		rc = store_crypt_seal(in->crypt, in->store, &msg, cek) == -1 ||
+		    ingest_meta_seal(&meta, cek) == -1;
+		OPENSSL_cleanse(cek, sizeof(cek));
+		if (rc)
+			goto out;
+		meta.hdr_from = NULL;
+		meta.subject = NULL;
+	}
 
 	/* Recipients stored by an earlier try of this id are skipped. */
 	for (size_t i = 0; i < m.nrcpts; i++) {
@@ -592,6 +604,7 @@ tunnel_in_message(struct ingest *in, struct smtp_txn *txn)
 	if (woke && in->outbox != NULL)
 		outbox_wake(in->outbox);
 out:
+	free(meta.sealed_meta);
 	if (claimed && tunnel_in_unclaim(db, m.id, 0) == -1)
 		log_warnx("id=%s tunnel id %s: cannot release its claim; a "
 		    "retry is refused as a replay", txn->id, m.id);

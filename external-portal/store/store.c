@@ -73,6 +73,8 @@ static const char store_schema[] =
 static const char *const store_steps[] = {
 	store_schema,
 	STORE_BLOB_SCHEMA,
+	/* Encrypted storage: From and Subject sealed (store_crypt.h). */
+	"ALTER TABLE portal_messages ADD COLUMN sealed_meta BLOB;",
 };
 
 /*

@@ -73,6 +73,13 @@ struct store_msg {
 	int			 unread;
 	char			*path;		/* absolute */
 	int64_t			 created;
+	/*
+	 * Encrypted storage: hdr_from and subject sealed with the file's
+	 * CEK (store_crypt_meta_seal), the two columns then NULL; NULL
+	 * when they are in clear.
+	 */
+	unsigned char		*sealed_meta;
+	size_t			 sealed_metalen;
 	/* Delivery only: the MIME parts to record (store_part.c), or NULL. */
 	const struct store_part	*parts;
 	int			 nparts;
@@ -128,6 +135,12 @@ struct store_tmp {
  */
 struct store	*store_open(const char *dbpath, const char *msgdir, int recover,
 		    char **err);
+/*
+ * Makes sure m's file is in this node's store directory (fetched from
+ * the database when another portal stored it; PostgreSQL only). 0, or
+ * -1 (logged).
+ */
+int		 store_msg_fetch(struct store *, const struct store_msg *);
 /*
  * 1 when the calling thread can reach the database (a broken PostgreSQL
  * connection is re-established here), 0 when not (logged).

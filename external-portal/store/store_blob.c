@@ -43,7 +43,7 @@ store_blob_spool_key(const char *path)
 }
 
 /* The bytes of fd as the chunks of key; 0 or -1 (logged). */
-static int
+int
 store_blob_upload(struct db *db, const char *key, int fd, const char *what)
 {
 	char *buf = xmalloc(STORE_BLOB_CHUNK);
@@ -125,7 +125,7 @@ store_blob_delete(struct db *db, const char *name)
  * The chunks of key into dir/name (dirfd open on dir), through a temp
  * file renamed into place: 0, STORE_NOTFOUND (no such blob) or -1.
  */
-static int
+int
 store_blob_download(struct db *db, const char *key, int dirfd,
     const char *dir, const char *name)
 {
@@ -217,4 +217,12 @@ store_blob_fetch_path(struct store *s, const char *key, const char *path)
 	close(dirfd);
 	free(copy);
 	return rc;
+}
+
+int
+store_msg_fetch(struct store *s, const struct store_msg *m)
+{
+	const char *b = m->path != NULL ? strrchr(m->path, '/') : NULL;
+
+	return b == NULL || store_blob_fetch(s, b + 1) == -1 ? -1 : 0;
 }

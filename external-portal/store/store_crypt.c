@@ -338,7 +338,7 @@ sc_cipher_out(struct sc_sink *s, const unsigned char *p, size_t n)
  */
 static int
 sc_encrypt(struct store_crypt *sc, int in, const void *buf, size_t buflen,
-    struct sc_sink *s)
+    struct sc_sink *s, unsigned char *keyout)
 {
 	static const unsigned char trailer[SC_TRAILER];
 	unsigned char key[STORE_CRYPT_KEYLEN], iv[16], *hdr = NULL;
@@ -351,6 +351,8 @@ sc_encrypt(struct store_crypt *sc, int in, const void *buf, size_t buflen,
 	if (RAND_bytes(key, sizeof(key)) != 1 || RAND_bytes(iv, sizeof(iv))
 	    != 1)
 		fatalx("store: no random bytes");
+	if (keyout != NULL)
+		memcpy(keyout, key, sizeof(key));
 	if (sc_header(sc, key, iv, &hdr, &hlen) == -1)
 		goto out;
 	sc_put(s, hdr, hlen);
@@ -396,11 +398,18 @@ out:
 int
 store_crypt_encrypt(struct store_crypt *sc, int in, FILE *out)
 {
+	return store_crypt_encrypt_key(sc, in, out, NULL);
+}
+
+int
+store_crypt_encrypt_key(struct store_crypt *sc, int in, FILE *out,
+    unsigned char *key)
+{
 	struct sc_sink *s = xcalloc(1, sizeof(*s));
 	int rc;
 
 	s->fp = out;
-	rc = sc_encrypt(sc, in, NULL, 0, s);
+	rc = sc_encrypt(sc, in, NULL, 0, s, key);
 	if (rc == 0 && fflush(out) == EOF)
 		rc = -1;
 	if (rc == -1)
@@ -416,7 +425,7 @@ store_crypt_seal_mem(struct store_crypt *sc, const void *p, size_t len,
 	struct sc_sink *s = xcalloc(1, sizeof(*s));
 	int rc;
 
-	rc = sc_encrypt(sc, -1, p, len, s);
+	rc = sc_encrypt(sc, -1, p, len, s, NULL);
 	*out = s->mem;
 	*outlen = s->memlen;
 	if (rc == -1) {
@@ -429,7 +438,7 @@ store_crypt_seal_mem(struct store_crypt *sc, const void *p, size_t len,
 
 int
 store_crypt_seal_copy(struct store_crypt *sc, struct store *st,
-    struct store_tmp *t, struct store_tmp *sealed)
+    struct store_tmp *t, struct store_tmp *sealed, unsigned char *key)
 {
 	if (fflush(t->fp) == EOF || lseek(fileno(t->fp), 0, SEEK_SET) == -1) {
 		log_warn("store: %s", t->path);
@@ -437,7 +446,10 @@ store_crypt_seal_copy(struct store_crypt *sc, struct store *st,
 	}
 	if (store_tmp_create(st, sealed) == -1)
 		return -1;
-	if (store_crypt_encrypt(sc, fileno(t->fp), sealed->fp) == -1) {
+	if (store_crypt_encrypt_key(sc, fileno(t->fp), sealed->fp, key) ==
+	    -1) {
+		if (key != NULL)
+			OPENSSL_cleanse(key, STORE_CRYPT_KEYLEN);
 		store_tmp_discard(sealed);
 		return -1;
 	}
@@ -446,11 +458,11 @@ store_crypt_seal_copy(struct store_crypt *sc, struct store *st,
 
 int
 store_crypt_seal(struct store_crypt *sc, struct store *st,
-    struct store_tmp *t)
+    struct store_tmp *t, unsigned char *key)
 {
 	struct store_tmp sealed = { NULL, NULL };
 
-	if (store_crypt_seal_copy(sc, st, t, &sealed) == -1)
+	if (store_crypt_seal_copy(sc, st, t, &sealed, key) == -1)
 		return -1;
 	store_tmp_discard(t);
 	*t = sealed;

@@ -55,14 +55,22 @@ int			 store_crypt_certs(const struct store_crypt *,
  */
 int	store_crypt_encrypt(struct store_crypt *, int in, FILE *out);
 /*
+ * The same, with the CEK it chose copied to key (STORE_CRYPT_KEYLEN
+ * bytes; the caller wipes it) for sealing the row's metadata with.
+ */
+int	store_crypt_encrypt_key(struct store_crypt *, int in, FILE *out,
+	    unsigned char *key);
+/*
  * Replaces the plain temp file t by a sealed one in the same directory:
- * the plain one is removed. 0, or -1 (logged; t unchanged).
+ * the plain one is removed. 0, or -1 (logged; t unchanged). key, when
+ * not NULL, gets the CEK as above.
  */
 int	store_crypt_seal(struct store_crypt *, struct store *,
-	    struct store_tmp *t);
+	    struct store_tmp *t, unsigned char *key);
 /* The same, leaving t and filling *sealed (a new temp file). */
 int	store_crypt_seal_copy(struct store_crypt *, struct store *,
-	    struct store_tmp *t, struct store_tmp *sealed);
+	    struct store_tmp *t, struct store_tmp *sealed,
+	    unsigned char *key);
 /* Seals a small buffer into a malloc'd DER blob (*outlen bytes). */
 int	store_crypt_seal_mem(struct store_crypt *, const void *, size_t,
 	    unsigned char **out, size_t *outlen);
@@ -104,5 +112,29 @@ void	store_crypt_close(struct store_crypt_file *);
  */
 int	store_crypt_rinfo_find(const unsigned char *ris, size_t len,
 	    X509 *cert, const unsigned char **ek, size_t *eklen);
+
+/* ---- the row's metadata (store_crypt_meta.c) ---- */
+
+/* The fields of portal_messages.sealed_meta, in this order. */
+enum store_crypt_meta_field {
+	STORE_CRYPT_META_FROM,		/* the raw From: (sent: recipients) */
+	STORE_CRYPT_META_SUBJECT,	/* the raw Subject: */
+	STORE_CRYPT_META_N
+};
+
+/*
+ * Seals n values (NULL: absent) with the message's CEK, AES-256-GCM, a
+ * fresh nonce each, into one malloc'd blob. 0, or -1 (logged).
+ */
+int	store_crypt_meta_seal(const unsigned char key[STORE_CRYPT_KEYLEN],
+	    const char *const *fields, int n, unsigned char **out,
+	    size_t *outlen);
+/*
+ * Opens such a blob: fields[0..n) malloc'd strings or NULL (absent). 0,
+ * or -1 with every field NULL when the key does not fit or the blob does
+ * not parse.
+ */
+int	store_crypt_meta_open(const unsigned char key[STORE_CRYPT_KEYLEN],
+	    const unsigned char *blob, size_t len, char **fields, int n);
 
 #endif

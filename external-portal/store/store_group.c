@@ -60,17 +60,19 @@ store_group_one(struct store *s, struct db *db, struct store_group_item *it)
 	    "ON CONFLICT DO NOTHING", "ttii", it->owner, it->domain, it->now,
 	    store_generation()) == -1)
 		return -1;
-	if ((st = db_prepare(db, "INSERT INTO portal_messages (owner, "
+	if ((st = db_prepare_cached(db, "INSERT INTO portal_messages (owner, "
 	    "domain, folder, state, mail_from, hdr_from, subject, date, size, "
-	    "has_attachments, unread, path, created) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id")) == NULL)
+	    "has_attachments, unread, path, created, sealed_meta) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING id")) ==
+	    NULL)
 		return -1;
-	rc = db_bind(st, "tttttttiiiti",
+	rc = db_bind(st, m->sealed_meta != NULL ? "tttttttiiitib" :
+	    "tttttttiiitin",
 	    it->owner, it->domain, store_folder_names[m->folder],
 	    store_state_names[m->state], m->mail_from, m->hdr_from,
 	    m->subject, m->date ? m->date : it->now, it->size,
-	    (int64_t)m->has_attachments, it->name, it->now) == 0 ?
-	    db_step(st) : -1;
+	    (int64_t)m->has_attachments, it->name, it->now, m->sealed_meta,
+	    m->sealed_metalen) == 0 ? db_step(st) : -1;
 	if (rc == DB_ROW)
 		it->id = db_col_int(st, 0);
 	db_finalize(st);

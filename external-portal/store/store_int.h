@@ -158,6 +158,12 @@ int		 store_blob_fetch(struct store *, const char *name);
  * (this node's spool) when it is not there.
  */
 const char	*store_blob_spool_key(const char *path);
+/* The building blocks, for postern-cli: fd (from its offset) as key. */
+int		 store_blob_upload(struct db *, const char *key, int fd,
+		    const char *what);
+/* key into dir/name (dirfd open on dir): 0, STORE_NOTFOUND or -1. */
+int		 store_blob_download(struct db *, const char *key, int dirfd,
+		    const char *dir, const char *name);
 int		 store_blob_put_path(struct db *, const char *path);
 int		 store_blob_fetch_path(struct store *, const char *key,
 		    const char *path);

@@ -17,7 +17,8 @@
 #include "xmalloc.h"
 
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
-    "subject, date, size, has_attachments, unread, path, created"
+    "subject, date, size, has_attachments, unread, path, created, " \
+    "sealed_meta"
 #define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
     "WHERE owner = ? AND folder = ? AND id < ? AND state = 'webmail' " \
     "ORDER BY id DESC LIMIT ?"
@@ -75,7 +76,7 @@ store_deliver_notify(struct db *db, const struct store_msg *m,
 	int64_t last = 0, notified = 0;
 	int rc;
 
-	if ((st = db_prepare(db, "SELECT state, last_invite, last_notify "
+	if ((st = db_prepare_cached(db, "SELECT state, last_invite, last_notify "
 	    "FROM portal_users WHERE email = ?")) == NULL)
 		return -1;
 	if ((rc = db_bind(st, "t", owner)) == 0 &&
@@ -107,7 +108,8 @@ store_deliver_notify(struct db *db, const struct store_msg *m,
 	    "sender_name, subject, next_attempt, created) VALUES "
 	    "(?, ?, ?, ?, ?, ?)", "ttttii", store_outbox_kinds[
 	    state == STORE_USER_ACTIVE ? STORE_OUTBOX_NEWMSG :
-	    STORE_OUTBOX_SIGNUP], owner, m->hdr_from, m->subject, now, now)
+	    STORE_OUTBOX_SIGNUP], owner, m->sealed_meta != NULL ? m->mail_from :
+	    m->hdr_from, m->sealed_meta != NULL ? NULL : m->subject, now, now)
 	    == -1 ? -1 : 0;
 }
 
@@ -183,6 +185,11 @@ store_msg_row(struct store *s, struct db_stmt *st, struct store_msg *m)
 	m->unread = db_col_int(st, 10);
 	m->path = store_abspath(s, name ? name : "");
 	m->created = db_col_int(st, 12);
+	if (!db_col_null(st, 13) && db_col_bytes(st, 13) > 0) {
+		m->sealed_metalen = (size_t)db_col_bytes(st, 13);
+		m->sealed_meta = xmalloc(m->sealed_metalen);
+		memcpy(m->sealed_meta, db_col_blob(st, 13), m->sealed_metalen);
+	}
 }
 
 void
@@ -192,6 +199,9 @@ store_msg_free(struct store_msg *m)
 	xfree(&m->hdr_from);
 	xfree(&m->subject);
 	xfree(&m->path);
+	free(m->sealed_meta);
+	m->sealed_meta = NULL;
+	m->sealed_metalen = 0;
 }
 
 int
@@ -483,11 +493,22 @@ store_msg_list_plan(struct store *s, char *out, size_t outlen)
 	if (outlen == 0)
 		return -1;
 	out[0] = '\0';
-	if ((db = store_db(s)) == NULL || (st = db_prepare(db,
-	    "EXPLAIN QUERY PLAN " STORE_SQL_LIST)) == NULL)
+	if ((db = store_db(s)) == NULL)
+		return -1;
+	if (db_kind(db) == DB_PG) {
+		/* PostgreSQL plans with values: a mailbox's first page. */
+		if ((st = db_prepare(db, "EXPLAIN " STORE_SQL_LIST)) == NULL)
+			return -1;
+		if (db_bind(st, "ttii", "", store_folder_names[
+		    STORE_FOLDER_INBOX], INT64_MAX, (int64_t)51) == -1) {
+			db_finalize(st);
+			return -1;
+		}
+	} else if ((st = db_prepare(db, "EXPLAIN QUERY PLAN "
+	    STORE_SQL_LIST)) == NULL)
 		return -1;
 	while (db_step(st) == DB_ROW) {
-		const char *d = db_col_text(st, 3);
+		const char *d = db_col_text(st, db_kind(db) == DB_PG ? 0 : 3);
 		int n = snprintf(out + off, outlen - off, "%s\n",
 		    d ? (const char *)d : "");
 

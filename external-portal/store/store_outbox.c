@@ -29,13 +29,24 @@ store_outbox_row(struct db *db, enum store_outbox_kind kind,
 	    subject, path, now, now) == -1 ? -1 : 0;
 }
 
+/*
+ * Also inside a caller's transaction (a read receipt, a PDF mail): the
+ * file's copy for the node that will send it (store_blob.c), then the
+ * row.
+ */
 int
 store_outbox_add(struct store *s, enum store_outbox_kind kind,
     const char *rcpt, const char *sender_name, const char *subject,
     const char *path)
 {
-	return store_outbox_add_many(s, kind, &rcpt, 1, sender_name, subject,
-	    path);
+	struct db *db;
+
+	if ((db = store_db(s)) == NULL)
+		return -1;
+	if (path != NULL && *path != '\0' &&
+	    store_blob_put_path(db, path) == -1)
+		return -1;
+	return store_outbox_row(db, kind, rcpt, sender_name, subject, path);
 }
 
 int

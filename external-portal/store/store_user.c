@@ -422,10 +422,11 @@ store_throttle_fail(struct store *s, const char *key, int64_t now)
 	struct db_stmt *st;
 	int n = -1;
 
+	/* The old count named by its table: PostgreSQL refuses it bare. */
 	if ((db = store_db(s)) == NULL || (st = db_prepare(db, "INSERT INTO "
 	    "web_throttle (key, failures, last) VALUES (?, 1, ?) ON "
-	    "CONFLICT(key) DO UPDATE SET failures = failures + 1, last = "
-	    "excluded.last RETURNING failures")) == NULL)
+	    "CONFLICT(key) DO UPDATE SET failures = web_throttle.failures + "
+	    "1, last = excluded.last RETURNING failures")) == NULL)
 		return -1;
 	if (db_bind(st, "ti", key, now) == 0 && db_step(st) == DB_ROW) {
 		n = db_col_int(st, 0);

@@ -19,7 +19,10 @@
 
 #include "log.h"
 #include "pkeyd.h"
+#include "store/store.h"
 #include "store/store_crypt.h"
+#include "web/web_cek.h"
+#include "web/web_meta.h"
 #include "web/web_crypt.h"
 #include "web/web_pages.h"
 #include "web/web_req.h"
@@ -249,15 +252,104 @@ web_crypt_page_locked(struct web_req *r)
 	    NULL);
 }
 
+static const char *
+web_crypt_name(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	return b != NULL ? b + 1 : path;
+}
+
+/*
+ * The CEK of the sealed file f at path, set on f: from the cache, else
+ * unwrapped by pkeyd (and then cached). 0, 1 while locked, -1 when no
+ * storage key opens it. key is wiped on failure.
+ */
+static int
+web_crypt_key(const char *path, struct store_crypt_file *f,
+    unsigned char key[STORE_CRYPT_KEYLEN])
+{
+	const unsigned char *ris;
+	size_t rislen;
+	int rc;
+
+	if (web_cek_get(web_crypt_name(path), key) == 0 &&
+	    store_crypt_set_key(f, key) == 0)
+		return 0;
+	ris = store_crypt_rinfos(f, &rislen);
+	if ((rc = pkeyd_storage_unwrap(web_crypt_pk, ris, rislen, key)) != 0 ||
+	    store_crypt_set_key(f, key) == -1) {
+		OPENSSL_cleanse(key, STORE_CRYPT_KEYLEN);
+		return rc == 1 ? 1 : -1;
+	}
+	web_cek_put(web_crypt_name(path), key);
+	return 0;
+}
+
+int
+web_crypt_meta(struct store *s, struct store_msg *m)
+{
+	unsigned char key[STORE_CRYPT_KEYLEN];
+	char *v[STORE_CRYPT_META_N];
+	struct store_crypt_file *f;
+	int fd, rc = -1;
+
+	if (m->sealed_meta == NULL)
+		return 0;
+	if (web_crypt_pk == NULL)
+		return -1;
+	if (web_meta_get(web_crypt_name(m->path), &v[STORE_CRYPT_META_FROM],
+	    &v[STORE_CRYPT_META_SUBJECT]) == 0) {
+		free(m->hdr_from);
+		free(m->subject);
+		m->hdr_from = v[STORE_CRYPT_META_FROM];
+		m->subject = v[STORE_CRYPT_META_SUBJECT];
+		return 0;
+	}
+	if (web_cek_get(web_crypt_name(m->path), key) == -1) {
+		/*
+		 * Not cached: the file's recipient infos go to pkeyd (the
+		 * file from the database first when another portal stored
+		 * it).
+		 */
+		if (store_msg_fetch(s, m) == -1 ||
+		    (fd = open(m->path, O_RDONLY | O_CLOEXEC)) == -1) {
+			log_warn("web: %s", m->path);
+			return -1;
+		}
+		if ((f = store_crypt_open(fd)) == NULL)
+			return -1;
+		rc = web_crypt_key(m->path, f, key);
+		store_crypt_close(f);
+		if (rc != 0) {
+			log_warnx("web: %s: %s", m->path, rc == 1 ?
+			    "storage locked" : "no storage key opens it");
+			return -1;
+		}
+	}
+	rc = store_crypt_meta_open(key, m->sealed_meta, m->sealed_metalen, v,
+	    STORE_CRYPT_META_N);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc == -1) {
+		log_warnx("web: message %lld: its sealed From and Subject do "
+		    "not open with its file's key", (long long)m->id);
+		return -1;
+	}
+	free(m->hdr_from);
+	free(m->subject);
+	m->hdr_from = v[STORE_CRYPT_META_FROM];
+	m->subject = v[STORE_CRYPT_META_SUBJECT];
+	web_meta_put(web_crypt_name(m->path), m->hdr_from, m->subject);
+	return 0;
+}
+
 GMimeStream *
 web_crypt_open(const char *path, int64_t *size)
 {
 	struct web_crypt_file *cf;
 	struct store_crypt_file *f;
 	unsigned char key[STORE_CRYPT_KEYLEN];
-	const unsigned char *ris;
 	GMimeStream *st;
-	size_t rislen;
 	int fd, rc;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
@@ -272,12 +364,9 @@ web_crypt_open(const char *path, int64_t *size)
 	}
 	if ((f = store_crypt_open(fd)) == NULL)
 		return NULL;
-	ris = store_crypt_rinfos(f, &rislen);
-	if ((rc = pkeyd_storage_unwrap(web_crypt_pk, ris, rislen, key)) != 0 ||
-	    store_crypt_set_key(f, key) == -1) {
+	if ((rc = web_crypt_key(path, f, key)) != 0) {
 		log_warnx("web: %s: %s", path, rc == 1 ? "storage locked" :
 		    "no storage key opens it");
-		OPENSSL_cleanse(key, sizeof(key));
 		store_crypt_close(f);
 		return NULL;
 	}

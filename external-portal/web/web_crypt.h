@@ -12,6 +12,7 @@
 #include <gmime/gmime.h>
 
 struct pkeyd_client;
+struct store_msg;
 struct web_req;
 
 /* The key holder's storage channel; NULL: storage encryption is off. */
@@ -25,5 +26,12 @@ void		 web_crypt_page_locked(struct web_req *);
  * not; *size its plaintext size. NULL (logged) on failure.
  */
 GMimeStream	*web_crypt_open(const char *path, int64_t *size);
+/*
+ * A listed message's sealed From and Subject (m->sealed_meta) opened
+ * into m->hdr_from and m->subject with its file's CEK (web_cek.h cache,
+ * else pkeyd). 0 (also when nothing is sealed), or -1 (logged; both stay
+ * NULL).
+ */
+int		 web_crypt_meta(struct store *, struct store_msg *);
 
 #endif

@@ -551,6 +551,9 @@ web_mail_inbox(struct web_req *r)
 		web_page_tempfail(r);
 		return;
 	}
+	/* Encrypted storage: From and Subject open with the file's CEK. */
+	for (int i = 0; i < n && i < limit; i++)
+		(void)web_crypt_meta(r->store, &list[i]);
 	r->no_store = 1;
 	web_page_begin(r, web_text_get(folder == STORE_FOLDER_SENT ?
 	    "messages.sent" : "messages.title"), 1);

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import benchlib as B  # noqa: E402
 from benchlib import Unavailable  # noqa: E402
 import bench_pgp  # noqa: E402
+import bench_pg  # noqa: E402
 
 G = ("global", "set", "--name")
 RELAY = "relay-to-webmail.private"
@@ -165,14 +166,16 @@ class Portal:
     """external-portal with SMTP, LMTP and HTTPS listeners; webmail-standalone
     (smtp-source adds no trigger header), no quota."""
 
-    def __init__(self, build, work, name, notify_port, max_size=None):
+    def __init__(self, build, work, name, notify_port, max_size=None,
+                 database=None):
         from gwutil import pki_dir
         self.build = build
         self.dir = os.path.join(work, name)
         for sub in ("spool", "messages"):
             os.makedirs(os.path.join(self.dir, sub))
         self.pki = pki_dir()
-        self.db = os.path.join(self.dir, "portal.db")
+        # An SQLite file of its own, or the PostgreSQL URL given.
+        self.db = database or os.path.join(self.dir, "portal.db")
         self.store = os.path.join(self.dir, "messages")
         self.smtp_port = B.free_port()
         self.lmtp_port = B.free_port()
@@ -717,6 +720,12 @@ def report(a, t_total, load0):
         add(f"| memory, {a.big_mib} MiB message | n/a | | |")
     if "pgp" in a.only.split(","):
         add(bench_pgp.report_row(F, fmt, ratio, rtxt))
+    if "storage" in a.only.split(","):
+        import bench_storage
+        for row in bench_storage.report_rows(a, F, fmt, ratio, rtxt):
+            add(row)
+    if "pg" in a.only.split(","):
+        lines.extend(bench_pg.report_rows(F, fmt, ratio, rtxt))
     for line in lines:
         print(line)
 
@@ -762,6 +771,7 @@ def report(a, t_total, load0):
         print(f"- {a.big_mib} MiB signed and encrypted in {dt:.1f} s; peak "
               "RSS (MiB) internal-gw "
               + ", ".join(f"{h / 1024:.1f}" for _, h in g if h))
+    bench_pg.report_details(F)
     if F.why:
         print("\n### n/a")
         for k, why in sorted(F.why.items()):
@@ -779,7 +789,8 @@ def main():
     ap.add_argument("--inbox", type=int, default=10000)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=100)
-    ap.add_argument("--only", default="smtp,portal,memory,inbound,pdf,pgp")
+    ap.add_argument("--only",
+                    default="smtp,portal,memory,inbound,pdf,pgp,storage,pg")
     a = ap.parse_args()
     os.environ["POSTERN_BUILD"] = a.build
     B.become_subreaper()
@@ -810,6 +821,16 @@ def main():
                 say(f"inbound: not measured: {e}")
         if "pgp" in only:
             bench_pgp.phase_pgp(a, work, F, B, Gateway, cli, say)
+            B.stop_all()
+        if "storage" in only:
+            import bench_storage
+            bench_storage.phase_storage(a, work, F, Portal, signup, login,
+                                        bin_path, say, mail)
+            B.stop_all()
+        if "pg" in only:
+            bench_pg.phase_pg(a, work, argparse.Namespace(
+                F=F, B=B, Portal=Portal, signup=signup, login=login,
+                bin_path=bin_path, say=say, RELAY=RELAY))
             B.stop_all()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")

@@ -41,6 +41,9 @@ Daemon = _it.Daemon
 
 LAN_GW, LAN_OTHER, LAN_RTR = "192.0.2.20", "192.0.2.99", "192.0.2.1"
 DMZ_PORTAL, DMZ_RTR = "198.51.100.10", "198.51.100.1"
+# The PostgreSQL scenario: two more portals on one database in the DMZ.
+PG_PORTAL_A, PG_PORTAL_B, DMZ_PG = ("198.51.100.12", "198.51.100.11",
+                                    "198.51.100.30")
 INET_MX, INET_RTR = "203.0.113.10", "203.0.113.1"
 
 # scripts/e2e.sh passes its own tag so it can clean up after a timeout.
@@ -55,6 +58,7 @@ table inet e2e_router {{
 		ct state established,related accept
 		iifname "{TAG}rl" ip daddr {DMZ_PORTAL} tcp dport 25 accept
 		iifname "{TAG}ri" ip daddr {DMZ_PORTAL} tcp dport 443 accept
+		iifname "{TAG}ri" ip daddr {{ {PG_PORTAL_A}, {PG_PORTAL_B} }} tcp dport 443 accept
 		iifname "{TAG}rd" ip daddr 203.0.113.0/24 tcp dport 25 accept
 		meta l4proto tcp reject with tcp reset
 		reject
@@ -158,6 +162,10 @@ def netns():
                  "eth0"])
             run(["ip", "-n", NS[ns], "link", "set", "eth0", "up"])
             run(["ip", "-n", NS[ns], "route", "add", "default", "via", rtr])
+        # The PostgreSQL scenario's portals and database server.
+        for a in (PG_PORTAL_A, PG_PORTAL_B, DMZ_PG):
+            run(["ip", "-n", NS["dmz"], "addr", "add", f"{a}/24", "dev",
+                 "eth0"])
         # A second LAN host that is not the gateway.
         run(["ip", "-n", NS["lan"], "addr", "add", f"{LAN_OTHER}/24", "dev",
              "eth0"])
@@ -214,21 +222,23 @@ TUNNEL = os.environ.get("POSTERN_E2E_TUNNEL", "1") == "1"
 WEB = os.environ.get("POSTERN_E2E_WEB", "1") == "1"
 
 
-def playbook(inventory, *extra):
+def playbook(inventory, *extra, hosts=("gw.lan.test", "portal.dmz.test"),
+             ns=None):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible",
                                                        "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_PIPELINING="1",
                ANSIBLE_LOCAL_TEMP=os.path.join(os.path.dirname(inventory),
                                                "ansible-tmp"))
-    rc, out = run(["ansible-playbook", "-i", inventory, *extra,
-                   os.path.join(ROOT, "ansible", "site.yml")],
+    argv = ["ansible-playbook", "-i", inventory, *extra,
+            os.path.join(ROOT, "ansible", "site.yml")]
+    rc, out = run(nsexec(ns, *argv) if ns else argv,
                   check=False, timeout=300, env=env,
                   cwd=os.path.join(ROOT, "ansible"))
     assert rc == 0, out
     recap = dict(re.findall(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", out,
                             re.M))
-    assert set(recap) == {"gw.lan.test", "portal.dmz.test"}, out
+    assert set(recap) == set(hosts), out
     return {h: int(c) for h, c in recap.items()}, out
 
 
@@ -485,3 +495,173 @@ def test_no_private_key_in_dmz_but_tls_key(services):
     # ...while the LAN root does hold the gateway's keys
     lan_keys = os.listdir(os.path.join(services["lan"], "etc/postern/tls"))
     assert "gateway-client.key" in lan_keys
+
+
+# --- PostgreSQL in the DMZ, two portals on it --------------------------------
+#
+# A PostgreSQL 15 server (initdb in the work directory) listens on
+# DMZ_PG in the DMZ namespace; the playbook deploys two more portal roots
+# with postern_database_url pointing at it (web on PG_PORTAL_A and
+# PG_PORTAL_B, one certificate for the portal's name on both). A message
+# delivered to portal A is read in Chromium through portal B with the
+# session cookie portal A gave at sign-up. Their notifications leave
+# through the DMZ Postfix of the scenario above. POSTERN_E2E_PG=0 leaves
+# this out.
+
+PG = os.environ.get("POSTERN_E2E_PG", "1") == "1"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PG_PASSWORD = "e2e: portal db secret"      # ':' must survive the passfile
+PG_URL = f"postgresql://postern@{DMZ_PG}:5432/postern?sslmode=disable"
+PG_HOSTS = {"pa.dmz.test": (PG_PORTAL_A, 10034),
+            "pb.dmz.test": (PG_PORTAL_B, 10035)}
+
+
+@pytest.fixture(scope="module")
+def dmz_postgres(services):
+    d = os.path.join(services["work"], "pg")
+    os.makedirs(d)
+    shutil.chown(d, "postgres", "postgres")
+    data = os.path.join(d, "data")
+    run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/initdb", "-D", data,
+         "-U", "postgres", "--auth-local=peer", "--auth-host=scram-sha-256",
+         "--encoding=UTF8", "--locale=C.UTF-8"])
+    with open(os.path.join(data, "pg_hba.conf"), "w") as f:
+        f.write("local all postgres peer\n"
+                "host postern postern 198.51.100.0/24 scram-sha-256\n")
+    db = Daemon(nsexec("dmz", "runuser", "-u", "postgres", "--",
+                       f"{PG_BIN}/postgres", "-D", data,
+                       "-c", f"listen_addresses={DMZ_PG}",
+                       "-c", f"unix_socket_directories={d}"),
+                ready=r"ready to accept connections")
+    try:
+        psql = nsexec("dmz", "runuser", "-u", "postgres", "--", "psql",
+                      "-XAtq", "-v", "ON_ERROR_STOP=1", "-h", d,
+                      "-d", "postgres", "-c")
+        run(psql + [f"CREATE ROLE postern LOGIN PASSWORD '{PG_PASSWORD}'"])
+        run(psql + ["CREATE DATABASE postern OWNER postern"])
+        yield {"dir": d, "daemon": db}
+    finally:
+        db.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_portals(dmz_postgres, services):
+    work = services["work"]
+    tls = os.path.join(work, "pg-tls")
+    os.makedirs(tls)
+    sans = ",".join(["DNS:portal.dmz.test"]
+                    + [f"IP:{a}" for a, _ in PG_HOSTS.values()])
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+         "-subj", "/CN=portal.dmz.test", "-addext", f"subjectAltName={sans}",
+         "-keyout", f"{tls}/portal.key", "-out", f"{tls}/portal.crt"])
+    common = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": PY,
+        "postern_package_source": "none",
+        "postern_sbin_dir": BUILD,
+        "postern_cli": os.path.join(BUILD, "postern-cli"),
+        "postern_manage_services": False,
+        "postern_user": "",
+        "postern_keyd_user": "",
+        "postern_webmail_tunnel": False,
+        "postern_database_url": PG_URL,
+        "postern_database_password": PG_PASSWORD,
+        "postern_portal_base_url": "https://portal.dmz.test",
+        "postern_portal_tls_cert": f"{tls}/portal.crt",
+        "postern_portal_tls_key": f"{tls}/portal.key",
+        "postern_portal_gateway_hosts": [],
+        "postern_portal_pin_gateway_cert": False,
+        "postern_portal_manage_postfix": False,
+        "postern_portal_nftables": False,
+    }
+    roots = {h: os.path.join(work, h.split(".")[0]) for h in PG_HOSTS}
+    inv = {"all": {"vars": common, "children": {"portals": {"hosts": {
+        h: {"postern_root": roots[h],
+            "postern_portal_address": a,
+            "postern_portal_web_listen": f"{a}:443",
+            "postern_portal_lmtp_port": port}
+        for h, (a, port) in PG_HOSTS.items()}}}}}
+    import json
+    path = os.path.join(work, "inventory-pg.json")
+    with open(path, "w") as f:
+        json.dump(inv, f, indent=1)
+    # in the DMZ: postern-cli (properties) reaches the database there
+    first, out = playbook(path, hosts=PG_HOSTS, ns="dmz")
+    assert all(c > 0 for c in first.values()), out
+    procs = {}
+    try:
+        for h in PG_HOSTS:
+            procs[h] = Daemon(nsexec(
+                "dmz", os.path.join(BUILD, "external-portal"), "-c",
+                f"{roots[h]}/etc/postern/external-portal.conf"))
+        yield {"roots": roots, "portals": procs, "tls": tls}
+    finally:
+        errors = []
+        for p in procs.values():
+            try:
+                p.stop()
+            except (AssertionError, pytest.fail.Exception) as e:
+                errors.append(str(e))
+        if errors:
+            pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.mark.skipif(not PG or not WEB, reason="PostgreSQL scenario left out "
+                    "(POSTERN_E2E_PG=0 or POSTERN_E2E_WEB=0)")
+def test_two_portals_on_postgresql_share_mail_and_session(services,
+                                                          pg_portals):
+    _it.require_browser()
+    roots = pg_portals["roots"]
+    # The configuration names the database by URL and the password file;
+    # the password is in that file (0600) only, and there is no SQLite file.
+    ra = roots["pa.dmz.test"]
+    with open(f"{ra}/etc/postern/external-portal.conf") as f:
+        conf = f.read()
+    assert (f'database = "{PG_URL}&passfile={ra}/etc/postern/pgpass";'
+            in conf), conf
+    assert PG_PASSWORD not in conf
+    assert os.stat(f"{ra}/etc/postern/pgpass").st_mode & 0o077 == 0
+    assert not os.path.exists(f"{ra}/var/lib/postern/portal.db")
+
+    # Portal A stores a message (LMTP, as its Postfix would hand it over).
+    marker = "2b8e44"
+    _, out = run(nsexec("dmz", "swaks", "--protocol", "LMTP",
+                        "--server", f"127.0.0.1:{PG_HOSTS['pa.dmz.test'][1]}",
+                        "--from", "alice@example.com",
+                        "--to", "carol=example.org@relay-to-webmail.private",
+                        "--header", "Subject: HA figures",
+                        "--header", "X-Keep-CipherMail-To-Webmail: True",
+                        "--body", f"Figures for Carol, e2e marker {marker}"),
+                 timeout=60)
+    assert swaks_final_reply(out)[0] == 250, out
+    pa, pb = pg_portals["portals"].values()
+    pa.wait_for(r"to=<carol=example\.org@relay-to-webmail\.private> "
+                r"owner=carol@example\.org route=webmail .* stored", 60)
+    m = services["sink"].wait_for(
+        r"sink: message from=<[^>]*> to=<carol@example\.org> "
+        r"peer=198\.51\.100\.10 file=(\S+)", 90)
+    with open(m.group(1), "rb") as fh:
+        note = email.message_from_bytes(fh.read(), policy=email.policy.default)
+    text = note.get_body(preferencelist=("plain",)).get_content()
+    url = re.search(r"https://portal\.dmz\.test/signup\?token=[0-9a-f]+",
+                    text)
+    assert url, text
+
+    crt = os.path.join(pg_portals["tls"], "portal.crt")
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", crt],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub, check=True, capture_output=True).stdout
+    spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+    shots = os.path.join(BUILD, "browser-shots")
+    os.makedirs(shots, exist_ok=True)
+    env = dict(os.environ, SIGNUP=url.group(0), PORTAL_A=PG_PORTAL_A,
+               PORTAL_B=PG_PORTAL_B, SPKI=spki,
+               PASSWORD="correct horse battery e2e 43",
+               SUBJECT="HA figures", MARKER=marker, SHOTS=shots)
+    rc, out = run(nsexec("inet", "node",
+                         os.path.join(BROWSER_DIR, "e2e-two-portals.mjs")),
+                  check=False, timeout=180, env=env, cwd=BROWSER_DIR)
+    assert rc == 0 and "read the message on portal B" in out, out
+    pa.wait_for(r"web: carol@example\.org chose a password", 30)

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include <gmime/gmime.h>
-#include <sqlite3.h>
 
 #include "db.h"
 #include "keyholder.h"
@@ -35,7 +34,7 @@
 int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static sqlite3	*db;
+static struct db	*db;
 static char	 dbpath[] = "/tmp/fuzz_pgp.XXXXXX";
 static char	 keysdir[] = "/tmp/fuzz_pgp_keys.XXXXXX";
 static int	 chfd[2];

@@ -1,9 +1,16 @@
 /*
  * Fills one portal mailbox through the real store (store_deliver, with
- * its fsyncs and transactions) for benchmarks, then prints SQLite's plan
- * for the inbox listing query.
+ * its fsyncs and transactions) for benchmarks, then prints the database's
+ * plan for the inbox listing query. DATABASE is what the portal's
+ * `database` setting holds: an SQLite file or a PostgreSQL URL (then the
+ * message bytes go into the database too, as the portal's own delivery
+ * puts them).
  *
- *   inbox_fill DBPATH STORE_DIR OWNER COUNT
+ *   inbox_fill DATABASE STORE_DIR OWNER COUNT [CERTFILE]
+ *
+ * With CERTFILE each message is sealed as the ingest seals it with
+ * encrypted storage on: the file to the certificates, From and Subject
+ * in the row with the file's key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +18,7 @@
 #include <time.h>
 
 #include "store/store.h"
+#include "store/store_crypt.h"
 
 static double
 inbox_fill_now(void)
@@ -47,13 +55,21 @@ main(int argc, char *argv[])
 	struct store_tmp t;
 	struct store_msg meta;
 	char *err = NULL, plan[4096], subj[64];
+	unsigned char key[STORE_CRYPT_KEYLEN];
+	const char *v[STORE_CRYPT_META_N];
+	struct store_crypt *sc = NULL;
 	long count;
 	int64_t id;
 
-	if (argc != 5 || (count = strtol(argv[4], NULL, 10)) <= 0) {
-		fprintf(stderr, "usage: inbox_fill DBPATH STORE_DIR OWNER "
-		    "COUNT\n");
+	if ((argc != 5 && argc != 6) ||
+	    (count = strtol(argv[4], NULL, 10)) <= 0) {
+		fprintf(stderr, "usage: inbox_fill DATABASE STORE_DIR OWNER "
+		    "COUNT [CERTFILE]\n");
 		return 2;
+	}
+	if (argc == 6 && (sc = store_crypt_new(argv[5], &err)) == NULL) {
+		fprintf(stderr, "inbox_fill: %s\n", err);
+		return 1;
 	}
 	if ((s = store_open(argv[1], argv[2], 0, &err)) == NULL) {
 		fprintf(stderr, "inbox_fill: %s\n", err);
@@ -75,13 +91,24 @@ main(int argc, char *argv[])
 		meta.hdr_from = "Bench <bench@example.com>";
 		meta.subject = subj;
 		meta.date = time(NULL);
+		if (sc != NULL) {
+			v[STORE_CRYPT_META_FROM] = meta.hdr_from;
+			v[STORE_CRYPT_META_SUBJECT] = meta.subject;
+			if (store_crypt_seal(sc, s, &t, key) == -1 ||
+			    store_crypt_meta_seal(key, v, STORE_CRYPT_META_N,
+			    &meta.sealed_meta, &meta.sealed_metalen) == -1)
+				return 1;
+			meta.hdr_from = meta.subject = NULL;
+		}
 		if (store_deliver(s, &t, &meta, argv[3], 0, 0, &id) != 0) {
 			fprintf(stderr, "inbox_fill: deliver failed at %ld\n",
 			    i);
 			return 1;
 		}
 		store_tmp_discard(&t);
+		free(meta.sealed_meta);
 	}
+	store_crypt_free(sc);
 	if (store_msg_list_plan(s, plan, sizeof(plan)) == -1)
 		return 1;
 	printf("plan: %s", plan);

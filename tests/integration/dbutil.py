@@ -325,6 +325,39 @@ def db_connect(url, timeout=None):
     return sqlite3.connect(url, timeout=timeout)
 
 
+def pg_server_any():
+    """The run's PostgreSQL server whatever POSTERN_TEST_DB says: for the
+    tests about PostgreSQL itself (several nodes on one database, the
+    server going away), which run in the SQLite run too. Shared with
+    pg_server() when the run is on PostgreSQL."""
+    global _server
+    if _server is None:
+        s = PgServer()
+        atexit.register(s.destroy)
+        try:
+            s.init()
+        except Exception:
+            s.destroy()
+            raise
+        _server = s
+    elif not _server.running:
+        _server.start()
+    return _server
+
+
+def pg_url(tmpdir, name):
+    """As db_url(), but always a PostgreSQL URI on pg_server_any()'s
+    server. The database is dropped with the others a test made
+    (drop_made)."""
+    key = os.path.realpath(os.path.join(str(tmpdir), f"{name}.db"))
+    if key not in _urls:
+        s = pg_server_any()
+        db = s.create_db(name)
+        _made.append((key, db))
+        _urls[key] = s.url(db)
+    return _urls[key]
+
+
 def db_holds(url, words):
     """The words (str) found anywhere in the data of a node's database:
     the SQLite file with its WAL, or a pg_dump of the PostgreSQL database
@@ -338,7 +371,7 @@ def db_holds(url, words):
                     data += f.read()
         return [w for w in words if w.encode() in data]
     db = url.split("/")[3].split("?")[0]
-    s = pg_server()
+    s = pg_server_any()
     r = subprocess.run([os.path.join(PG_BIN, "pg_dump"), "--data-only",
                         "--blobs", "-d", s.url(db, PG_ADMIN)],
                        capture_output=True)

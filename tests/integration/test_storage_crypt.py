@@ -77,8 +77,16 @@ def _grep(tmp, words):
     return found
 
 
+# Words that lie only in the subject, the display name of From and an
+# attachment's file name.
+SUBJ_WORD, NAME_WORD, FILE_WORD = ("orchidvortex", "Plumtreeperson",
+                                   "strategyplanname")
+
+
 def _message_with_attachment():
-    m = _mail(subject="Quarterly", body="The zebrafishquux figures are in.")
+    m = _mail(subject=f"Quarterly {SUBJ_WORD} figures",
+              sender=f'"{NAME_WORD} Quillmore" <alice@example.com>',
+              body="The zebrafishquux figures are in.")
     m.add_attachment(b"%PDF-1.4 tangerineblob\n", maintype="application",
                      subtype="pdf", filename="strategyplanname.pdf")
     return m
@@ -107,6 +115,8 @@ def test_sealed_read_grep_and_escrow(sealed_portal, notify_sink):
     br = Browser(p)
     _signup(p, notify_sink, br)
     st, r, page = br.get("/inbox")
+    # The inbox shows From and Subject, sealed in the row, opened.
+    assert SUBJ_WORD in page and NAME_WORD in page
     mid = re.search(r'href="/message\?id=(\d+)"', page).group(1)
     st, r, page = br.get(f"/message?id={mid}")
     assert st == 200 and "zebrafishquux" in page
@@ -118,9 +128,15 @@ def test_sealed_read_grep_and_escrow(sealed_portal, notify_sink):
     st, r, att = br.get(parts[0].replace("&amp;", "&"))
     assert st == 200 and "tangerineblob" in att
 
-    # Nothing of the content in clear anywhere in the state directory.
-    assert _grep(p.tmp, ["zebrafishquux", "tangerineblob",
-                         "strategyplanname"]) == []
+    # Nothing of the content in clear anywhere in the state directory:
+    # body, attachment, and subject, display name and file name, which
+    # the database holds sealed (the log file included).
+    assert _grep(p.tmp, ["zebrafishquux", "tangerineblob", FILE_WORD,
+                         SUBJ_WORD, NAME_WORD]) == []
+    # The CLI, which has no key, lists the message without them.
+    lst = _cli(p, "mailbox", "list", "--email", "ext@example.org")
+    assert lst.returncode == 0, lst.stderr
+    assert "(sealed)" in lst.stdout and SUBJ_WORD not in lst.stdout
 
     # The escrow key alone opens the file with openssl.
     files = glob.glob(os.path.join(p.tmp, "messages", "m-*"))
@@ -141,7 +157,8 @@ def test_locked_start_cli_unlock(tmp_path, notify_sink, monkeypatch):
         # Locked: mail is accepted and sealed, the web answers 503.
         p.deliver("ext@example.org", _message_with_attachment())
         assert p.d.wait_for(r"stored msg=")
-        assert _grep(tmp, ["zebrafishquux", "tangerineblob"]) == []
+        assert _grep(tmp, ["zebrafishquux", "tangerineblob", SUBJ_WORD,
+                           NAME_WORD, FILE_WORD]) == []
         br = Browser(p)
         st, r, page = br.get("/login")
         assert st == 503 and "temporarily unavailable" in page

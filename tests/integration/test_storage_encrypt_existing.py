@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from conftest import Daemon, bin_path
-from test_storage_crypt import PW, _setup
+from test_storage_crypt import PW, _grep, _setup
 from test_web_portal import (PASSWORD, Browser, Portal, _mail,  # noqa: F401
                              _signup, notify_sink)
 from dbutil import db_connect, db_holds, db_url
@@ -131,6 +131,8 @@ def test_encrypt_existing_interrupted_and_resumed(tmp_path, notify_sink,
                     [f"The {w} notes" for w in WORDS]) == []
     r = _encrypt_existing(p.conf)
     assert r.returncode == 0 and "0 sealed, 4 already sealed" in r.stdout
+    # The subjects (which hold the words) went from the database too.
+    assert _grep(tmp, WORDS + ["heronledger"]) == []
 
     # The portal, unlocked, reads every one of them through the web.
     p.d = Daemon([bin_path("external-portal"), "-c", p.conf], ready=None)
@@ -141,6 +143,9 @@ def test_encrypt_existing_interrupted_and_resumed(tmp_path, notify_sink,
         st, r, page = br.post("/login", {"email": "ext@example.org",
                                          "password": PASSWORD})
         assert st == 303, page
+        st, r, page = br.get("/inbox")
+        for w in WORDS:
+            assert f"About {w}" in page
         for (mid, _), w in zip(rows, WORDS):
             st, r, page = br.get(f"/message?id={mid}")
             assert st == 200 and w in page
@@ -171,3 +176,47 @@ def test_encrypt_existing_needs_no_password(tmp_path, notify_sink,
     (_, name), = _rows(tmp)
     text, s = _content(tmp, os.path.join(tmp, "messages", name))
     assert s and b"gannetplume" in text
+
+
+def test_encrypt_existing_killed_between_row_and_rename(tmp_path,
+                                                        notify_sink,
+                                                        monkeypatch):
+    """Killed after the row's From and Subject were sealed with the new
+    copy's key but before the copy replaced the plain file: the next run
+    seals the file again and takes From and Subject from its header, so
+    the inbox still shows them."""
+    tmp = str(tmp_path)
+    monkeypatch.setenv("POSTERN_STORAGE_PASSWORD", PW)
+    p = Portal(tmp, notify_sink)
+    try:
+        p.deliver("ext@example.org",
+                  _mail(subject="Notes on egretmarrow",
+                        sender='"Tamarind Osprey" <ts@example.com>',
+                        body="The egretmarrow body."))
+        _wait_rows(tmp, 1)
+        _signup(p, notify_sink, Browser(p))
+    finally:
+        p.stop()
+    with open(p.conf, "a") as f:
+        f.write(_setup(tmp))
+    r = _encrypt_existing(p.conf, {"POSTERN_TEST_SEAL_KILL_AFTER": "0",
+                                   "POSTERN_TEST_SEAL_KILL_LATE": "1"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    (_, name), = _rows(tmp)
+    assert not _content(tmp, os.path.join(tmp, "messages", name))[1]
+    r = _encrypt_existing(p.conf)
+    assert r.returncode == 0 and "1 sealed" in r.stdout, r.stderr
+    assert _grep(tmp, ["egretmarrow", "Tamarind"]) == []
+
+    p.d = Daemon([bin_path("external-portal"), "-c", p.conf], ready=None)
+    try:
+        assert p.d.wait_for(r"storage unlocked")
+        p.d.wait_for(r"web: ready$")
+        br = Browser(p)
+        st, r, page = br.post("/login", {"email": "ext@example.org",
+                                         "password": PASSWORD})
+        assert st == 303, page
+        st, r, page = br.get("/inbox")
+        assert "Notes on egretmarrow" in page and "Tamarind Osprey" in page
+    finally:
+        p.d.stop()

@@ -32,7 +32,7 @@ def _pki():
 
 
 class Portal:
-    def __init__(self, tmp, sink, throttle_free=3, extra="", db=None):
+    def __init__(self, tmp, sink, throttle_free=3, extra="", database=None):
         _pki()
         self.smtp_port = free_port()
         self.web_port = free_port()
@@ -40,8 +40,7 @@ class Portal:
         for d in ("messages", "spool"):
             os.makedirs(os.path.join(tmp, d), exist_ok=True)
         self.spool = os.path.join(tmp, "spool")
-        # Portals that share a database are given the same db.
-        self.db = db or db_url(tmp, "portal")
+        self.db = database or db_url(tmp, "portal")
         self.conf = os.path.join(tmp, "portal.conf")
         with open(self.conf, "w") as f:
             f.write(f"""

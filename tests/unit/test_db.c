@@ -194,10 +194,68 @@ test_prepare_cached(void **state)
 	db_thread_close();
 }
 
+/* Steps run once, in order; a newer schema is refused; redaction. */
+static void
+test_migrate(void **state)
+{
+	struct dfx *f = *state;
+	struct db *db;
+	struct db_stmt *st;
+	char *err = NULL;
+	static const char *const steps[] = {
+		"CREATE TABLE m (a INTEGER)",
+		"ALTER TABLE m ADD COLUMN b TEXT",
+	};
+
+	assert_non_null(db = db_open(f->path, &err));
+	assert_int_equal(db_migrate(db, "comp", steps, 1, &err), 0);
+	assert_int_equal(db_has_column(db, "m", "a"), DB_ROW);
+	assert_int_equal(db_has_column(db, "m", "b"), DB_DONE);
+	/* Version 1 is there: only step 2 runs (step 1 again would fail). */
+	assert_int_equal(db_migrate(db, "comp", steps, 2, &err), 0);
+	assert_int_equal(db_has_column(db, "m", "b"), DB_ROW);
+	assert_int_equal(db_migrate(db, "comp", steps, 2, &err), 0);
+	assert_non_null(st = db_prepare(db, "SELECT version FROM "
+	    "postern_schema WHERE component = 'comp'"));
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_int_equal(db_col_int(st, 0), 2);
+	db_finalize(st);
+	/* A build that knows only version 1 refuses the database. */
+	assert_int_equal(db_migrate(db, "comp", steps, 1, &err), -1);
+	assert_non_null(strstr(err, "version 2"));
+	free(err);
+	err = NULL;
+	/* A failing step leaves the version where it was. */
+	{
+		static const char *const bad[] = { "CREATE TABLE n (a INTEGER)",
+		    "CREATE TABLE n (a INTEGER)" };
+
+		assert_int_equal(db_migrate(db, "other", bad, 2, &err), -1);
+		free(err);
+		err = NULL;
+		assert_non_null(st = db_prepare(db, "SELECT version FROM "
+		    "postern_schema WHERE component = 'other'"));
+		assert_int_equal(db_step(st), DB_ROW);
+		assert_int_equal(db_col_int(st, 0), 1);
+		db_finalize(st);
+	}
+	db_close(db);
+
+	assert_string_equal(db_redact("/var/lib/x.db"), "/var/lib/x.db");
+	assert_string_equal(db_redact("postgresql://u:s3cret@h/db"),
+	    "postgresql://u:****@h/db");
+	assert_string_equal(db_redact("postgres://h/db?password=s3cret&x=1"),
+	    "postgres://h/db?password=****&x=1");
+	assert_true(db_is_url("postgresql:///db?host=/run/x"));
+	assert_false(db_is_url("/tmp/postgresql://x"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrate, dfx_setup,
+		    dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_bind_step, dfx_setup,
 		    dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, dfx_setup,
