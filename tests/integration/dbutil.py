@@ -356,3 +356,27 @@ def pg_url(tmpdir, name):
         _made.append((key, db))
         _urls[key] = s.url(db)
     return _urls[key]
+
+
+def db_holds(url, words):
+    """The words (str) found anywhere in the data of a node's database:
+    the SQLite file with its WAL, or a pg_dump of the PostgreSQL database
+    (bytea and large objects appear there as hex, so the hex of each word
+    is looked for too)."""
+    if not is_pg_url(url):
+        data = b""
+        for p in (url, url + "-wal"):
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    data += f.read()
+        return [w for w in words if w.encode() in data]
+    db = url.split("/")[3].split("?")[0]
+    s = pg_server_any()
+    r = subprocess.run([os.path.join(PG_BIN, "pg_dump"), "--data-only",
+                        "--blobs", "-d", s.url(db, PG_ADMIN)],
+                       capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"pg_dump {db}: {r.stderr.decode()}")
+    dump = r.stdout.lower()
+    return [w for w in words if w.encode().lower() in dump or
+            w.encode().hex().encode() in dump]

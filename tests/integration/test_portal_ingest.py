@@ -32,10 +32,11 @@ class Portal:
     """external-portal with its database, store and spool in tmpdir."""
 
     def __init__(self, tmpdir, mynetworks='"127.0.0.1/32"', notify_port=None,
-                 extra_notify="", start=True):
+                 extra_notify="", start=True, db=None):
         self.dir = os.path.join(str(tmpdir), "portal")
         os.makedirs(os.path.join(self.dir, "spool"), exist_ok=True)
-        self.db = db_url(self.dir, "portal")
+        # Portals that share a database are given the same db.
+        self.db = db or db_url(self.dir, "portal")
         self.store = os.path.join(self.dir, "messages")
         self.port = free_port()
         self.lmtp_port = free_port()

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import bin_path
+from dbutil import PG, db_holds, db_url
 from test_web_portal import Browser, Portal, _mail, _signup, notify_sink  # noqa: F401
 
 PW = "storage pass phrase 7"
@@ -69,6 +70,10 @@ def _grep(tmp, words):
         for w in words:
             if w.encode() in data:
                 found.append((p, w))
+    if PG:
+        # The database is not in the state directory: its dump.
+        found += [("database", w) for w in db_holds(db_url(tmp, "portal"),
+                                                    words)]
     return found
 
 

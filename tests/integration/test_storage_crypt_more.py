@@ -16,7 +16,7 @@ from test_storage_crypt import PW, _keypair, _setup
 from test_web_portal import Browser, Portal, _mail, _signup
 from test_web_portal import notify_sink  # noqa: F401 (a fixture)
 from conftest import Daemon, bin_path
-from dbutil import db_connect, db_url
+from dbutil import db_connect, db_holds, db_url
 
 
 def _restart(p):
@@ -120,6 +120,7 @@ def test_kill9_during_sealed_stream(tmp_path, monkeypatch):
             for n in names:
                 with open(os.path.join(root, n), "rb") as f:
                     assert b"marker-sealed" not in f.read(), n
+        assert db_holds(p.db, ["marker-sealed"]) == []
     finally:
         p.stop()
 

@@ -16,7 +16,7 @@ from conftest import Daemon, bin_path
 from test_storage_crypt import PW, _grep, _setup
 from test_web_portal import (PASSWORD, Browser, Portal, _mail,  # noqa: F401
                              _signup, notify_sink)
-from dbutil import db_connect, db_url
+from dbutil import db_connect, db_holds, db_url
 
 WORDS = ["alpacaquill", "bramblefjord", "cobaltmirth", "dunlinvortex"]
 
@@ -125,6 +125,10 @@ def test_encrypt_existing_interrupted_and_resumed(tmp_path, notify_sink,
         text, s = _content(tmp, os.path.join(mdir, name))
         assert s and w.encode() in text
         assert w.encode() not in open(os.path.join(mdir, name), "rb").read()
+    # Nor in the database, which with PostgreSQL holds the store's bytes
+    # too (the subjects, with the words, are in clear by design).
+    assert db_holds(db_url(tmp, "portal"),
+                    [f"The {w} notes" for w in WORDS]) == []
     r = _encrypt_existing(p.conf)
     assert r.returncode == 0 and "0 sealed, 4 already sealed" in r.stdout
     # The subjects (which hold the words) went from the database too.
