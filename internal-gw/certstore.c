@@ -209,7 +209,7 @@ static int
 certstore_put_cert(struct db *db, X509 *x, int has_key, char **err)
 {
 	char fpr[CERTSTORE_FPR_LEN + 1], *subject, *issuer, *emails = NULL;
-	char **v, *pem;
+	char **v, *pem, *pemtext = NULL;
 	size_t n, i, len = 0;
 	BIO *b;
 	long pemlen;
@@ -229,24 +229,29 @@ certstore_put_cert(struct db *db, X509 *x, int has_key, char **err)
 	if ((b = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(b, x))
 		fatalx("certstore: PEM_write_bio_X509");
 	pemlen = BIO_get_mem_data(b, &pem);
+	/*
+	 * Text, into the TEXT column: PostgreSQL would keep a blob's bytes
+	 * there as their \x... spelling. Readers take the column's bytes.
+	 */
+	pemtext = xstrndup(pem, (size_t)pemlen);
 
-	/* The PEM is bound as a blob: certstore_pem_read() reads bytes. */
 	if (db_run(db, "INSERT INTO certs (fingerprint, subject, issuer,"
 	    " emails, not_before, not_after, has_key, pem)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 	    " ON CONFLICT(fingerprint) DO UPDATE SET"
 	    " has_key = CASE WHEN excluded.has_key > certs.has_key THEN"
-	    " excluded.has_key ELSE certs.has_key END", "ttttiiib", fpr,
+	    " excluded.has_key ELSE certs.has_key END", "ttttiiit", fpr,
 	    subject, issuer, emails,
 	    (int64_t)certstore_time(X509_get0_notBefore(x)),
 	    (int64_t)certstore_time(X509_get0_notAfter(x)), (int64_t)has_key,
-	    pem, (size_t)pemlen) == -1) {
+	    pemtext) == -1) {
 		*err = certstore_sql_err(db, "certstore: insert");
 		goto out;
 	}
 	rv = 0;
 out:
 	BIO_free(b);
+	free(pemtext);
 	free(subject);
 	free(issuer);
 	free(emails);
