@@ -5,7 +5,9 @@
  *
  * SECURITY: the recorded bytes are mail from any sender. The reader never
  * reads outside the recorded range, holds one chunk in and one out, and
- * decodes only with GMime's decoders (the same a parse would use).
+ * decodes as GMime's decoders do (the same a parse would use): base64's
+ * whole groups with a table or 16 digits at a time (shared/b64.c), the
+ * rest with GMime's own.
  */
 #include <errno.h>
 #include <pthread.h>
