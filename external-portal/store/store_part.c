@@ -5,7 +5,9 @@
  *
  * SECURITY: the recorded bytes are mail from any sender. The reader never
  * reads outside the recorded range, holds one chunk in and one out, and
- * decodes only with GMime's decoders (the same a parse would use).
+ * decodes as GMime's decoders do (the same a parse would use): base64's
+ * whole groups with a table or 16 digits at a time (shared/b64.c), the
+ * rest with GMime's own.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 
 #include <gmime/gmime.h>
 
+#include "b64.h"
 #include "buf.h"
 #include "db.h"
 #include "log.h"
@@ -149,7 +152,9 @@ store_part_b64_init(void)
  * (from *used on) goes to GMime's decoder with its state at a group
  * boundary (store_part_b64_step), so the output is GMime's, padding and
  * all, only faster. Each group is read before its 3 bytes are written,
- * so to may be in itself.
+ * so to may be in itself. The start of the chunk and of each line goes
+ * to b64_decode_blocks() first, which takes its run of 16-digit blocks
+ * (64 of a 76-digit line) under the same rules.
  */
 static size_t
 store_part_b64_groups(struct store_part_reader *rd, const char *in, size_t n,
@@ -157,11 +162,18 @@ store_part_b64_groups(struct store_part_reader *rd, const char *in, size_t n,
 {
 	const unsigned char *u = (const unsigned char *)in;
 	unsigned char *o = (unsigned char *)to;
-	size_t i = 0, out = 0;
+	size_t i = 0, out = 0, k;
+	int line = 1;		/* at a line's start: blocks of 16 first */
 
 	while (rd->enc.state == 0 && i < n) {
 		uint32_t v;
 
+		if (line) {
+			out += b64_decode_blocks(u + i, n - i, o + out, &k);
+			i += k;
+			line = 0;
+			continue;
+		}
 		if (n - i >= 4 && !((v = store_part_b64_at[0][u[i]] |
 		    store_part_b64_at[1][u[i + 1]] |
 		    store_part_b64_at[2][u[i + 2]] |
@@ -176,6 +188,7 @@ store_part_b64_groups(struct store_part_reader *rd, const char *in, size_t n,
 		 * skipped; '=' or a group cut short ends the fast part. */
 		if (store_part_b64[u[i]] == 0xff && u[i] != '=') {
 			i++;
+			line = 1;
 			continue;
 		}
 		break;

@@ -53,6 +53,7 @@
     "frame-ancestors 'none'; base-uri 'none'"
 #define WEB_XFF_MAX	1024
 #define WEB_STREAM_CHUNK (64 * 1024)	/* read ahead of the socket, bytes */
+#define WEB_TLS_RECORD	16384		/* the most plaintext a record holds */
 /*
  * Request bodies: every route takes at most WEB_SMALL_BODY bytes, except
  * a POST to /compose of a signed-in session (attachments), which may send
@@ -568,11 +569,30 @@ web_out_free(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
+/*
+ * The TLS bufferevent writes each chain of its output with an SSL_write
+ * of its own: the header evhttp formatted, then the body, so every answer
+ * would start with a small record and a write of its own. The first full
+ * record's worth is made one chain (a copy of at most 16 KiB).
+ */
+static void
+web_out_coalesce(struct evhttp_connection *evcon)
+{
+	struct evbuffer *out;
+	size_t n;
+
+	out = bufferevent_get_output(evhttp_connection_get_bufferevent(evcon));
+	if ((n = evbuffer_get_length(out)) > WEB_TLS_RECORD)
+		n = WEB_TLS_RECORD;
+	(void)evbuffer_pullup(out, n);
+}
+
 static void
 web_done(void *arg)
 {
 	struct web_job *j = arg;
 	struct web_req *r = &j->req;
+	struct evhttp_connection *evcon;
 	struct evkeyvalq *h;
 	struct evbuffer *b;
 	char len[32];
@@ -627,8 +647,10 @@ web_done(void *arg)
 		    NULL) == -1)
 			fatalx("web: evbuffer_add_reference");
 	}
+	evcon = evhttp_request_get_connection(j->ev);
 	evhttp_send_reply(j->ev, r->status ? r->status : 200, NULL, b);
 	evbuffer_free(b);
+	web_out_coalesce(evcon);
 	j->ev = NULL;
 	web_job_free(j);
 }
