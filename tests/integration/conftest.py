@@ -338,6 +338,11 @@ def sink2():
 
 
 # The database back end (POSTERN_TEST_DB=sqlite|postgresql): see dbutil.
+# This file is also loaded by path (tests/e2e), with its folder not on
+# the module path.
+import sys  # noqa: E402
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dbutil  # noqa: E402
 
 
