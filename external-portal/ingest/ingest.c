@@ -355,11 +355,20 @@ ingest_deliver(struct ingest *in, struct smtp_txn *txn, struct smtp_rcpt *r,
 	t.webmail = webmail;
 	t.otp = otp;
 	t.webmail_enabled = props_get_bool(p, owner,
-	    "trigger-webmail-header-enabled") == 1;
+	    "trigger-webmail-header-enabled");
 	t.otp_enabled = props_get_bool(p, owner,
-	    "trigger-otp-encryption-header-enabled") == 1;
+	    "trigger-otp-encryption-header-enabled");
 	quota = props_get_int(p, owner, "quota");
 	remind = props_get_int(p, owner, "signup-reminder-interval");
+	/*
+	 * A property that could not be read (the database went away) is a
+	 * temporary failure, never "trigger off" and a 550 that bounces.
+	 */
+	if (t.webmail_enabled == -1 || t.otp_enabled == -1 || quota == -1 ||
+	    remind == -1) {
+		ingest_set(r, 451, "4.3.0 Temporary failure, try again later");
+		return;
+	}
 
 	route = ingest_classify(h, &t);
 	if (route == INGEST_ROUTE_NONE && standalone)

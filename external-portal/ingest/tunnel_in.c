@@ -417,6 +417,8 @@ tunnel_in_store(struct ingest *in, struct smtp_txn *txn, const char *rcpt,
 	}
 	quota = props_get_int(ingest_props(in), owner, "quota");
 	remind = props_get_int(ingest_props(in), owner, "signup-reminder-interval");
+	if (quota == -1 || remind == -1)
+		return 451;	/* properties unreadable: the database */
 	meta->state = webmail ? STORE_MSG_WEBMAIL : STORE_MSG_PDF_PENDING;
 	rc = store_deliver_remind(in->store, tmp, meta, owner,
 	    quota > 0 ? quota : 0, webmail,
