@@ -577,15 +577,6 @@ db_data_version(struct db *db)
 }
 
 int
-db_bump_changes(struct db *db)
-{
-	if (db->kind == DB_SQLITE)
-		return 0;
-	return db_run(db, "UPDATE postern_changes SET n = n + 1", NULL) ==
-	    -1 ? -1 : 0;
-}
-
-int
 db_try_lock(struct db *db, int64_t key)
 {
 	struct db_stmt *st;

@@ -128,11 +128,9 @@ void		 db_rollback(struct db *);
  * A number that moves whenever the database may have changed since the
  * last call (any writer, any node). SQLite: PRAGMA data_version of this
  * connection; PostgreSQL: the counter of table postern_changes, which
- * the writers a cache depends on bump (db_bump_changes). -1 on failure.
+ * triggers on the tables a cache depends on bump. -1 on failure.
  */
 int64_t		 db_data_version(struct db *);
-/* Bumps that counter (no-op on SQLite); 0 or -1. */
-int		 db_bump_changes(struct db *);
 
 /*
  * An advisory lock for work one node at a time does (retention,

@@ -31,7 +31,6 @@ struct db_stmt {
 	struct sqlite3_stmt	*lite;
 	/* PostgreSQL */
 	char			*sql;		/* with $n parameters */
-	const char		*orig;		/* the caller's text */
 	int			 nparam;
 	char			**val;
 	int			*len;

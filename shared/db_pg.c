@@ -319,7 +319,6 @@ db_pg_prepare(struct db *db, const char *sql)
 
 	st->db = db;
 	st->kind = DB_PG;
-	st->orig = sql;
 	st->sql = db_pg_translate(sql, 0, &st->nparam);
 	if (st->nparam > 0) {
 		st->val = xcalloc(st->nparam, sizeof(*st->val));
