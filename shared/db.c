@@ -629,17 +629,19 @@ db_migrate(struct db *db, const char *component, const char *const *steps,
 	char *e = NULL;
 
 	*err = NULL;
-	if (db_exec(db, "CREATE TABLE IF NOT EXISTS postern_schema ("
-	    " component TEXT PRIMARY KEY, version INTEGER NOT NULL)", &e) ==
-	    -1) {
-		xasprintf(err, "schema table: %s", e);
-		free(e);
-		return -1;
-	}
 	for (;;) {
-		/* Read again in the transaction: another node may migrate. */
-		if (db_begin(db) == -1 ||
+		/*
+		 * Under the write lock, table creation included (two nodes
+		 * starting on a fresh PostgreSQL database would otherwise
+		 * race in CREATE TABLE IF NOT EXISTS), and read again in the
+		 * transaction: another node may migrate.
+		 */
+		if (db_begin(db) == -1 || db_exec(db, "CREATE TABLE IF NOT "
+		    "EXISTS postern_schema (component TEXT PRIMARY KEY, "
+		    "version INTEGER NOT NULL)", &e) == -1 ||
 		    (v = db_schema_version(db, component)) == -1) {
+			free(e);
+			e = NULL;
 			db_rollback(db);
 			xasprintf(err, "%s schema version: %s", component,
 			    db_errmsg(db));
