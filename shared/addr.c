@@ -382,9 +382,17 @@ addr_fold(const char *addr, char *out, size_t outlen)
 	/*
 	 * Folding must never turn a valid address into an invalid one: when
 	 * the U-label form makes the address too long, the A-label stays.
+	 * A valid address whose local part NFC maps onto specials (U+037E
+	 * GREEK QUESTION MARK becomes ';') has no valid folded form and is
+	 * refused.
 	 */
 	if (addr_fold_domain(at + 1, out + n, outlen - n) == 0 &&
 	    addr_parse(out, 1, &a, &why) == 0)
 		return 0;
-	return addr_fold_domain_as(at + 1, 0, out + n, outlen - n);
+	if (addr_fold_domain_as(at + 1, 0, out + n, outlen - n) == -1)
+		return -1;
+	if (addr_parse(out, 1, &a, &why) == -1 &&
+	    addr_parse(addr, 1, &a, &why) == 0)
+		return -1;
+	return 0;
 }

@@ -95,7 +95,7 @@ ingest_owner(const char *rcpt, const char *relay_domain, int revert, int utf8,
 	/* The mailbox identity: one spelling per mailbox (addr_fold). */
 	if (addr_format(&a, buf, sizeof(buf)) == -1 ||
 	    addr_fold(buf, out, outlen) == -1) {
-		*why = "address too long";
+		*why = "address cannot be folded to one spelling";
 		return -1;
 	}
 	return 0;

@@ -142,6 +142,8 @@ test_fold(void **state)
 	assert_int_equal(addr_fold("bad\xff@example.org", out, sizeof(out)),
 	    -1);
 	assert_int_equal(addr_fold("bob@example.org", out, 8), -1);
+	/* NFC maps U+037E onto ';': no valid folded spelling exists. */
+	assert_int_equal(addr_fold("tx\xcd\xben-@p", out, sizeof(out)), -1);
 	assert_int_equal(addr_fold_domain("XN--BCHER-KVA.example", out,
 	    sizeof(out)), 0);
 	assert_string_equal(out, "bücher.example");
