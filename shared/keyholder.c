@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -53,25 +54,6 @@ static void	*keyholder_start_arg;
 /* ---- framing, both sides ---- */
 
 int
-keyholder_write_full(int fd, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int
 keyholder_read_full(int fd, void *buf, size_t len)
 {
 	unsigned char *p = buf;
@@ -92,20 +74,55 @@ keyholder_read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * One frame in one sendmsg: a header and its body written separately
+ * wake the reader twice (it reads the header, then sleeps again until the
+ * body follows), and each wake-up costs more than the request itself.
+ */
 int
 keyholder_send(int fd, uint32_t type, const void *a, size_t alen,
     const void *b, size_t blen)
 {
 	struct keyholder_hdr h;
+	struct iovec iov[3], *v = iov;
+	struct msghdr mh;
+	int niov = 0;
+	ssize_t n;
 
 	if (alen > UINT32_MAX || blen > UINT32_MAX - alen)
 		fatalx("keyholder: message too long");
 	h.type = type;
 	h.len = (uint32_t)(alen + blen);
-	if (keyholder_write_full(fd, &h, sizeof(h)) == -1 ||
-	    (alen && keyholder_write_full(fd, a, alen) == -1) ||
-	    (blen && keyholder_write_full(fd, b, blen) == -1))
-		return -1;
+	iov[niov].iov_base = &h;
+	iov[niov++].iov_len = sizeof(h);
+	if (alen > 0) {
+		iov[niov].iov_base = (void *)a;
+		iov[niov++].iov_len = alen;
+	}
+	if (blen > 0) {
+		iov[niov].iov_base = (void *)b;
+		iov[niov++].iov_len = blen;
+	}
+	while (niov > 0) {
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = v;
+		mh.msg_iovlen = (size_t)niov;
+		if ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		/* A partial write: skip what went, go on with the rest. */
+		while (niov > 0 && (size_t)n >= v->iov_len) {
+			n -= (ssize_t)v->iov_len;
+			v++;
+			niov--;
+		}
+		if (niov > 0) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= (size_t)n;
+		}
+	}
 	return 0;
 }
 

@@ -40,10 +40,9 @@ struct keyholder_hdr {
 
 /* ---- both sides ---- */
 
-/* Writes or reads all of len bytes; -1 on error or end of file (errno 0). */
-int	keyholder_write_full(int fd, const void *, size_t len);
+/* Reads all of len bytes; -1 on error or end of file (errno 0). */
 int	keyholder_read_full(int fd, void *, size_t len);
-/* One message: a header and the payload a followed by b. */
+/* One message, in one write: a header and the payload a followed by b. */
 int	keyholder_send(int fd, uint32_t type, const void *a, size_t alen,
 	    const void *b, size_t blen);
 /*
