@@ -77,6 +77,7 @@
 
 #include "certstore.h"
 #include "keyd.h"
+#include "keyd_cms.h"
 #include "keyd_pgp.h"
 #include "keyholder.h"
 #include "log.h"
@@ -104,6 +105,7 @@ struct keyd_key {
 	STACK_OF(X509)	 *chain;
 	char		**emails;
 	size_t		  nemails;
+	struct keyd_cms_tmpl *tmpl;	/* NULL: OpenSSL's CMS code signs */
 };
 
 struct keyd_client {
@@ -142,6 +144,7 @@ keyd_key_clear(struct keyd_key *k)
 	EVP_PKEY_free(k->pkey);
 	X509_free(k->cert);
 	sk_X509_pop_free(k->chain, X509_free);
+	keyd_cms_tmpl_free(k->tmpl);
 	certstore_emails_free(&k->emails);
 	memset(k, 0, sizeof(*k));
 }
@@ -207,6 +210,9 @@ keyd_load_file(const char *path, struct keyd_key *k)
 	k->chain = certs;
 	k->nemails = certstore_emails(k->cert, &k->emails);
 	k->file = xstrdup(path);
+	if ((k->tmpl = keyd_cms_tmpl_new(k->cert, k->chain, k->pkey)) == NULL)
+		log_info("keyd: %s: signed with OpenSSL's general CMS code "
+		    "(no signing template for this key type)", path);
 	return 0;
 fail:
 	sk_X509_pop_free(certs, X509_free);
@@ -355,38 +361,16 @@ keyd_parse_sign(const unsigned char *p, size_t len, struct keyd_sign_req *r,
 }
 
 /*
- * The SignerInfo is built without the content: the digest goes into the
- * messageDigest attribute and the signed attributes are signed, as
- * CMS_final() would do after hashing the content itself. Returns the DER
- * length, or -1. Call with keyd_lock held.
+ * A detached SignedData whose messageDigest attribute is md: the content
+ * itself never reaches keyd. Returns the DER length, or -1. Call with
+ * keyd_lock held.
  */
 static int
 keyd_cms(struct keyd_key *k, const unsigned char *md, unsigned char **der)
 {
-	CMS_ContentInfo *cms;
-	CMS_SignerInfo *si;
-	unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
-	int derlen = -1, i;
-
-	*der = NULL;
-	if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL ||
-	    (si = CMS_add1_signer(cms, k->cert, k->pkey, EVP_sha256(),
-	    flags)) == NULL)
-		goto out;
-	for (i = 0; i < sk_X509_num(k->chain); i++)
-		if (!CMS_add1_cert(cms, sk_X509_value(k->chain, i)))
-			goto out;
-	if (!CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType,
-	    V_ASN1_OBJECT, OBJ_nid2obj(NID_pkcs7_data), -1) ||
-	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest,
-	    V_ASN1_OCTET_STRING, md, KEYD_DIGEST_LEN) ||
-	    !CMS_SignerInfo_sign(si))
-		goto out;
-	if ((derlen = i2d_CMS_ContentInfo(cms, der)) <= 0)
-		derlen = -1;
-out:
-	CMS_ContentInfo_free(cms);
-	return derlen;
+	if (k->tmpl != NULL)
+		return keyd_cms_tmpl_sign(k->tmpl, k->pkey, md, time(NULL), der);
+	return keyd_cms_openssl(k->cert, k->chain, k->pkey, md, NULL, der);
 }
 
 static void
