@@ -179,7 +179,7 @@ def test_database_stopped_and_restarted_during_stream(tmp_path,
 
         # The portal was not restarted.
         assert p.d.proc.poll() is None
-        assert "re-established" in p.d.log()
+        p.d.wait_for("re-established", timeout=20)
         codes = {(c, t[:5]) for _, c, t in stream.results}
         assert codes <= {(250, ""), (451, "4.3.0")}, codes
         assert any(c == 451 for _, c, _ in down)
@@ -239,7 +239,7 @@ def test_primary_moving_to_second_host_of_url_is_followed(tmp_path,
         for marker in ("before", "after"):
             _readable(br, moved, marker)
         assert p.d.proc.poll() is None
-        assert "PostgreSQL connection re-established" in p.d.log()
+        p.d.wait_for("PostgreSQL connection re-established", timeout=20)
     finally:
         if p is not None:
             p.stop()

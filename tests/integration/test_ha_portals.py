@@ -120,9 +120,14 @@ def test_outbox_sent_once_across_two_portals(tmp_path, pgdb):
             pgdb, "SELECT COUNT(*) FROM portal_outbox") == [(0,)])
         got = sorted(m["to"][0] for m in sink.messages)
         assert got == sorted(rcpts)
-        sent = {p.name: len(re.findall(r"outbox: notification to \S+ sent",
-                                       p.d.log())) for p in (a, b)}
-        assert sum(sent.values()) == 10, sent
+        def sent():
+            return {p.name: len(re.findall(r"outbox: notification to \S+ "
+                                           r"sent", p.d.log()))
+                    for p in (a, b)}
+        # The log line follows the commit: its reader may lag the sink.
+        _poll("a log line per notification sent",
+              lambda: sum(sent().values()) >= 10, timeout=20)
+        assert sum(sent().values()) == 10, sent()
     finally:
         a.stop()
         b.stop()
@@ -171,6 +176,8 @@ def test_retention_runs_once_across_two_portals(pair, notify_sink):
     for s in old:
         assert blob(a.db, paths[s]) is None
     # Each expired message counted by exactly one node, no errors.
+    _poll("retention's log lines", lambda: _removed(a) + _removed(b) >= want,
+          timeout=20)
     assert _removed(a) + _removed(b) == want
     for p in (a, b):
         assert not re.search(r"retention: removed \d+ messages \(\d+ "

@@ -183,5 +183,4 @@ def test_session_address_too_long_fails_closed(rportal, notify_sink):
     st, r, page = other.get("/inbox")
     assert st == 303 and r.getheader("Location") == "/login"
     assert "Set-Cookie" in dict(r.getheaders())
-    assert any("a session address longer than" in l
-               for l in rportal.d.lines)
+    rportal.d.wait_for("a session address longer than", timeout=20)
