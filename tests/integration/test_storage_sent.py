@@ -10,11 +10,12 @@ encrypt-existing seals Sent copies stored before encryption was on."""
 import os
 import re
 import subprocess
+import types
 import urllib.parse
 
 import pytest
 
-from conftest import Daemon, Sink, bin_path
+from conftest import Daemon, Sink, bin_path, free_port
 from dbutil import db_connect, db_url
 from test_storage_crypt import PW, _grep, _setup
 from test_web_compose import REPLY_CONF, _original, _post_compose
@@ -187,3 +188,36 @@ def test_encrypt_existing_seals_sent_copies(tmp_path, notify_sink,
         _assert_readable(br, str(sid))
     finally:
         p.d.stop()
+
+
+def test_pending_reply_row_keeps_no_subject(tmp_path, notify_sink,
+                                            monkeypatch):
+    """While the reply relay is down the reply waits in the outbox: its
+    rows name the recipient but not the subject (only the spool file,
+    removed once sent, holds the message)."""
+    tmp = str(tmp_path)
+    monkeypatch.setenv("POSTERN_STORAGE_PASSWORD", PW)
+    down = types.SimpleNamespace(port=free_port())   # nothing listens
+    p = _portal(tmp, notify_sink, down, sealed=True)
+    try:
+        assert p.d.wait_for(r"storage unlocked")
+        p.deliver("ext@example.org", _original())
+        br = Browser(p)
+        _signup(p, notify_sink, br)
+        st, r, page = br.get("/inbox")
+        mid = re.search(r'href="/message\?id=(\d+)"', page).group(1)
+        st, r, form = br.get(f"/compose?reply={mid}")
+        st, r, page = _post_compose(br, form, {
+            "reply": mid, "to": "alice@example.com", "cc": "",
+            "subject": f"Plans for {SUBJ_WORD}", "body": "short"})
+        assert st == 303, page
+        db = db_connect(db_url(tmp, "portal"))
+        try:
+            rows = db.execute("SELECT rcpt, subject FROM portal_outbox "
+                              "WHERE kind = 'reply'").fetchall()
+        finally:
+            db.close()
+        assert rows == [("alice@example.com", None)]
+        assert _sent_row(tmp)[0][2] is None
+    finally:
+        p.stop()
