@@ -45,6 +45,7 @@
 #include "tls.h"
 #include "web/web.h"
 #include "web/web_crypt.h"
+#include "web/web_seal.h"
 #include "workq.h"
 #include "xmalloc.h"
 
@@ -565,6 +566,8 @@ portal_web_worker(const struct conf *c, struct portal_listeners *pl,
 	struct web *w;
 
 	web_crypt_init(pkweb);
+	/* Certificates only: the Sent copies are sealed like ingested mail. */
+	web_seal_init(portal_storage_crypt(c));
 
 	log_setproc("web");
 	prctl(PR_SET_PDEATHSIG, SIGTERM);

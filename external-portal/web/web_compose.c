@@ -29,6 +29,7 @@
 #include "web/web_mail.h"
 #include "web/web_pages.h"
 #include "web/web_routes.h"
+#include "web/web_seal.h"
 #include "xmalloc.h"
 
 #define WEB_COMPOSE_MAX_RCPTS	50
@@ -631,18 +632,21 @@ web_compose_queue(struct web_req *r, GMimeMessage *msg, struct web_compose *c,
 	    "Subject");
 	meta.date = time(NULL);
 	meta.has_attachments = has_attachments;
-	rc = store_deliver(r->store, &t, &meta, r->email,
-	    web_prop_int(r, "quota"), 0, &id);
+	/* Encrypted storage: sealed as the ingest seals a message. */
+	if ((rc = web_seal_msg(r->store, &t, &meta)) == 0)
+		rc = store_deliver(r->store, &t, &meta, r->email,
+		    web_prop_int(r, "quota"), 0, &id);
 	store_tmp_discard(&t);
 	g_free(to);
+	free(meta.sealed_meta);
 	if (rc != 0)
 		return rc;
 	/* The user wrote it: the Sent copy is never "unread". */
 	store_msg_set_unread(r->store, r->email, id, 0);
 	if ((spool = web_compose_spool(r, msg, "reply")) == NULL ||
 	    store_outbox_add_many(r->store, STORE_OUTBOX_REPLY,
-	    (const char *const *)c->rcpts, c->nrcpts, r->email, subject,
-	    spool) == -1) {
+	    (const char *const *)c->rcpts, c->nrcpts, r->email,
+	    web_seal_on() ? NULL : subject, spool) == -1) {
 		if (spool != NULL)
 			unlink(spool);
 		free(spool);
