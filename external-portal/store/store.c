@@ -75,7 +75,32 @@ static const char *const store_steps[] = {
 	STORE_BLOB_SCHEMA,
 	/* Encrypted storage: From and Subject sealed (store_crypt.h). */
 	"ALTER TABLE portal_messages ADD COLUMN sealed_meta BLOB;",
+	/*
+	 * The listing's index (store_msg.c): owner, folder and state to
+	 * find a page, then every column a list reads, so SQLite answers
+	 * from the index alone. It also serves what used the owner index.
+	 */
+	"CREATE INDEX IF NOT EXISTS portal_messages_list ON portal_messages"
+	"(owner, folder, state, id, date, size, unread, has_attachments,"
+	" created, mail_from, hdr_from, subject, sealed_meta, path);"
+	"DROP INDEX IF EXISTS portal_messages_owner;",
 };
+
+/*
+ * PostgreSQL, where an index entry has a size limit (about 2.7 KB) that
+ * a long Subject would exceed: the same steps, the listing's index on
+ * the search columns only.
+ */
+static const char *const store_steps_pg[] = {
+	store_schema,
+	STORE_BLOB_SCHEMA,
+	"ALTER TABLE portal_messages ADD COLUMN sealed_meta BLOB;",
+	"CREATE INDEX IF NOT EXISTS portal_messages_list ON portal_messages"
+	"(owner, folder, state, id);"
+	"DROP INDEX IF EXISTS portal_messages_owner;",
+};
+_Static_assert(sizeof(store_steps_pg) == sizeof(store_steps),
+    "one schema version on both engines");
 
 /*
  * Columns added after the first release, to databases that lack them.
@@ -414,7 +439,8 @@ store_open(const char *dbpath, const char *msgdir, int recover, char **err)
 	 * were kept) the columns added since, their first values and the
 	 * triggers: all or nothing.
 	 */
-	if (db_migrate(db, "portal-store", store_steps, sizeof(store_steps) /
+	if (db_migrate(db, "portal-store", db_kind(db) == DB_PG ?
+	    store_steps_pg : store_steps, sizeof(store_steps) /
 	    sizeof(store_steps[0]), &e) == -1 || db_begin(db) == -1 ||
 	    store_migrate(db, &e) == -1 || store_pdf_schema(db, &e) == -1 ||
 	    db_exec(db, db_kind(db) == DB_PG ? store_triggers_pg :
@@ -517,4 +543,21 @@ int
 store_available(struct store *s)
 {
 	return store_db(s) != NULL;
+}
+
+int
+store_read_begin(struct store *s)
+{
+	struct db *db;
+
+	return (db = store_db(s)) == NULL ? -1 : db_begin_read(db);
+}
+
+void
+store_read_end(struct store *s)
+{
+	struct db *db;
+
+	if ((db = store_db(s)) != NULL)
+		db_end_read(db);
 }

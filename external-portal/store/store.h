@@ -146,6 +146,13 @@ int		 store_msg_fetch(struct store *, const struct store_msg *);
  * connection is re-established here), 0 when not (logged).
  */
 int		 store_available(struct store *);
+/*
+ * Several reads for one answer (a list page) in one read transaction of
+ * the calling thread's connection (db_begin_read); nothing may be
+ * written in between. store_read_end() also after a failed begin.
+ */
+int		 store_read_begin(struct store *);
+void		 store_read_end(struct store *);
 /* Also closes the calling thread's database connection (db.h). */
 void		 store_close(struct store *);
 /*
@@ -196,6 +203,8 @@ int		 store_deliver(struct store *, struct store_tmp *,
  * Newest first, keyset paginated: messages of owner in folder with
  * id < before (0: from the newest), at most limit. Returns the count put in
  * out (caller-allocated, limit long; free each with store_msg_free) or -1.
+ * The entries have no path unless their From and Subject are sealed
+ * (sealed_meta), where it names the file whose key opens them.
  */
 int		 store_msg_list(struct store *, const char *owner,
 		    enum store_folder, int64_t before, int limit,

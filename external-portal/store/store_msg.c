@@ -19,9 +19,17 @@
 #define STORE_MSG_COLS "id, owner, folder, state, mail_from, hdr_from, " \
     "subject, date, size, has_attachments, unread, path, created, " \
     "sealed_meta"
-#define STORE_SQL_LIST "SELECT " STORE_MSG_COLS " FROM portal_messages " \
-    "WHERE owner = ? AND folder = ? AND id < ? AND state = 'webmail' " \
-    "ORDER BY id DESC LIMIT ?"
+/*
+ * The listing reads only what a list shows, in the order of the columns
+ * of index portal_messages_list (store.c), which holds them all on
+ * SQLite: the rows come from the index alone, without a lookup in the
+ * table per row. The path is read for sealed rows only (their CEK is
+ * cached by file name).
+ */
+#define STORE_SQL_LIST "SELECT id, date, size, unread, has_attachments, " \
+    "created, mail_from, hdr_from, subject, sealed_meta, path " \
+    "FROM portal_messages WHERE owner = ? AND folder = ? AND " \
+    "state = 'webmail' AND id < ? ORDER BY id DESC LIMIT ?"
 
 int
 store_tmp_create(struct store *s, struct store_tmp *t)
@@ -204,6 +212,40 @@ store_msg_free(struct store_msg *m)
 	m->sealed_metalen = 0;
 }
 
+/* A row of STORE_SQL_LIST; owner, folder and state are the query's. */
+static void
+store_msg_list_row(struct store *s, struct db_stmt *st, const char *owner,
+    size_t ownerlen, enum store_folder f, struct store_msg *m)
+{
+	const char *name;
+
+	m->id = db_col_int(st, 0);
+	memcpy(m->owner, owner, ownerlen);
+	m->owner[ownerlen] = '\0';
+	m->folder = f;
+	m->state = STORE_MSG_WEBMAIL;
+	m->date = db_col_int(st, 1);
+	m->size = db_col_int(st, 2);
+	m->unread = db_col_int(st, 3);
+	m->has_attachments = db_col_int(st, 4);
+	m->created = db_col_int(st, 5);
+	m->mail_from = store_col_dup(st, 6);
+	m->hdr_from = store_col_dup(st, 7);
+	m->subject = store_col_dup(st, 8);
+	m->path = NULL;
+	m->sealed_meta = NULL;
+	m->sealed_metalen = 0;
+	m->parts = NULL;
+	m->nparts = 0;
+	if (!db_col_null(st, 9) && db_col_bytes(st, 9) > 0) {
+		m->sealed_metalen = (size_t)db_col_bytes(st, 9);
+		m->sealed_meta = xmalloc(m->sealed_metalen);
+		memcpy(m->sealed_meta, db_col_blob(st, 9), m->sealed_metalen);
+		name = db_col_text(st, 10);
+		m->path = store_abspath(s, name ? name : "");
+	}
+}
+
 int
 store_msg_list(struct store *s, const char *owner, enum store_folder f,
     int64_t before, int limit, struct store_msg *out)
@@ -211,16 +253,21 @@ store_msg_list(struct store *s, const char *owner, enum store_folder f,
 	char key[STORE_KEY_MAX];
 	struct db *db;
 	struct db_stmt *st;
+	size_t ownerlen;
 	int n = 0, rc = -1;
 
 	owner = store_key(owner, key, sizeof(key));
+	/* Cut as store_col_copy() cuts. */
+	if ((ownerlen = strlen(owner)) >= sizeof(out->owner))
+		ownerlen = sizeof(out->owner) - 1;
 	if ((db = store_db(s)) == NULL ||
 	    (st = db_prepare_cached(db, STORE_SQL_LIST)) == NULL)
 		return -1;
 	if (db_bind(st, "ttii", owner, store_folder_names[f],
 	    before > 0 ? before : INT64_MAX, (int64_t)limit) == 0)
 		while (n < limit && (rc = db_step(st)) == DB_ROW)
-			store_msg_row(s, st, &out[n++]);
+			store_msg_list_row(s, st, owner, ownerlen,
+			    f, &out[n++]);
 	db_finalize(st);
 	if (rc == -1) {
 		while (n > 0)

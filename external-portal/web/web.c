@@ -252,7 +252,7 @@ web_client_addr(struct web_job *j)
 	}
 }
 
-/* Loads the session and computes the CSRF token; 0 or an HTTP status. */
+/* Loads the session and the base of the CSRF token; 0 or an HTTP status. */
 static int
 web_session_load(struct web_req *r)
 {
@@ -305,7 +305,7 @@ web_session_load(struct web_req *r)
 		free(c);
 		base = pre;
 	}
-	web_csrf_token(key, WEB_SESSION_CSRF_KEY_LEN, base, r->csrf);
+	snprintf(r->csrf_base, sizeof(r->csrf_base), "%s", base);
 	if (r->method == WEB_POST) {
 		const char *t = web_form_get(&r->form, "csrf");
 
@@ -425,6 +425,7 @@ web_req_free(struct web_req *r)
 	}
 	OPENSSL_cleanse(r->sid, sizeof(r->sid));
 	OPENSSL_cleanse(r->csrf, sizeof(r->csrf));
+	OPENSSL_cleanse(r->csrf_base, sizeof(r->csrf_base));
 	if (r->stream != NULL)
 		r->stream->free(r->stream);
 	r->stream = NULL;

@@ -544,9 +544,16 @@ web_mail_inbox(struct web_req *r)
 
 	if (before == -1)
 		before = 0;
+	/*
+	 * The property first: its first read on a thread may create the
+	 * property tables, a write. Then the page's reads in one read
+	 * transaction.
+	 */
+	quota = web_prop_int(r, "quota");
 	list = xcalloc(limit + 1, sizeof(*list));
-	if ((n = store_msg_list(r->store, r->email, folder, before, limit + 1,
-	    list)) == -1) {
+	if (store_read_begin(r->store) == -1 || (n = store_msg_list(r->store,
+	    r->email, folder, before, limit + 1, list)) == -1) {
+		store_read_end(r->store);
 		free(list);
 		web_page_tempfail(r);
 		return;
@@ -554,6 +561,8 @@ web_mail_inbox(struct web_req *r)
 	/* Encrypted storage: From and Subject open with the file's CEK. */
 	for (int i = 0; i < n && i < limit; i++)
 		(void)web_crypt_meta(r->store, &list[i]);
+	used = store_usage(r->store, r->email);
+	store_read_end(r->store);
 	r->no_store = 1;
 	web_page_begin(r, web_text_get(folder == STORE_FOLDER_SENT ?
 	    "messages.sent" : "messages.title"), 1);
@@ -652,8 +661,6 @@ web_mail_inbox(struct web_req *r)
 		store_msg_free(&list[i]);
 	free(list);
 
-	used = store_usage(r->store, r->email);
-	quota = web_prop_int(r, "quota");
 	web_buf_adds(&r->out, "<p class=\"quota\" id=\"quota\">");
 	web_page_t(r, "messages.quota");
 	web_buf_adds(&r->out, " ");

@@ -97,7 +97,7 @@ web_page_form(struct web_req *r, const char *action, const char *extra)
 	}
 	web_buf_adds(&r->out, "><input type=\"hidden\" name=\"csrf\" "
 	    "value=\"");
-	web_page_text(r, r->csrf);
+	web_page_text(r, web_req_csrf(r));
 	web_buf_adds(&r->out, "\">\n");
 }
 

@@ -8,7 +8,9 @@
 
 #include "log.h"
 #include "props.h"
+#include "web/web_cookie.h"
 #include "web/web_req.h"
+#include "web/web_session.h"
 #include "xmalloc.h"
 
 static struct props *
@@ -106,4 +108,13 @@ web_req_caps(struct web_req *r)
 		return;
 	r->can_reply = web_prop_bool(r, "webmail-reply-enabled") == 1;
 	r->can_compose = web_prop_bool(r, "webmail-compose-enabled") == 1;
+}
+
+const char *
+web_req_csrf(struct web_req *r)
+{
+	if (r->csrf[0] == '\0' && r->csrf_base[0] != '\0')
+		web_csrf_token(web_session_csrf_key(r->sessions),
+		    WEB_SESSION_CSRF_KEY_LEN, r->csrf_base, r->csrf);
+	return r->csrf;
 }

@@ -103,7 +103,13 @@ struct web_req {
 	char			 email[WEB_REQ_EMAIL_MAX];
 	int			 signed_in;	/* password and 2FA done */
 	int			 half_signed;	/* password done, 2FA due */
+	/*
+	 * The form token, bound to csrf_base (the session or pre-session
+	 * id): computed on first use (web_req_csrf()), as most answers, an
+	 * attachment say, have no form.
+	 */
 	char			 csrf[64];
+	char			 csrf_base[64];
 	/* Computed once per signed-in request (web_req_caps()). */
 	int			 can_reply;
 	int			 can_compose;
@@ -136,6 +142,8 @@ const char *web_param(const struct web_req *, const char *name);
 /* A positive decimal id parameter, or -1. */
 int64_t	 web_param_id(const struct web_req *, const char *name);
 /* Sets can_reply and can_compose of a signed-in request. */
+/* The form token of the request (web_session_load() set its base). */
+const char *web_req_csrf(struct web_req *);
 void	 web_req_caps(struct web_req *);
 
 #endif

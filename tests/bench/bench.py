@@ -753,8 +753,8 @@ def report(a, t_total, load0):
         print(f"- inbox_fill: {n} messages in {dt:.1f} s")
         for line in out.splitlines():
             print(f"  - {line}")
-        if "USING INDEX portal_messages_owner" not in out:
-            print("  - WARNING: the listing does not use the owner index")
+        if "USING COVERING INDEX portal_messages_list" not in out:
+            print("  - WARNING: the listing does not use its index")
     for k in ("inbox", "message", "part"):
         if f"{k}-bytes" in F.extra:
             print(f"- {k}: {F.extra[k + '-bytes']:,} bytes per response")

@@ -56,9 +56,9 @@ def main():
                   f"{fill:.1f} s ({a.n / fill:.0f} msg/s)")
             for line in out.stdout.splitlines():
                 print(f"inbox: {line}")
-            if "USING INDEX portal_messages_owner" not in out.stdout:
+            if "USING COVERING INDEX portal_messages_list" not in out.stdout:
                 print("inbox: WARNING: the listing does not use the "
-                      "owner index")
+                      "listing index")
 
             # Over HTTPS each request is a new TLS connection (http.client,
             # no keep-alive): the figures include the handshake.

@@ -128,12 +128,13 @@ def test_message_stored_before_the_table(portal, notify_sink):
     mid, links = _open(br)
     # The store as it was before: no parts table, and no schema versions
     # (a database made before they were kept), so none of what later
-    # versions added either (the sealed_meta column). The table is
-    # created again, empty, when the portal starts.
+    # versions added either (the sealed_meta column, the listing's
+    # index). The table is created again, empty, when the portal starts.
     portal.d.stop()
     with db_connect(portal.db) as c:
         c.execute("DROP TABLE portal_parts")
         c.execute("DROP TABLE postern_schema")
+        c.execute("DROP INDEX portal_messages_list")
         c.execute("ALTER TABLE portal_messages DROP COLUMN sealed_meta")
     portal.d = Daemon([bin_path("external-portal"), "-c", portal.conf],
                       ready=None)

@@ -96,7 +96,7 @@ test_listing_uses_index(void **state)
 	char plan[1024];
 
 	assert_int_equal(store_msg_list_plan(f->s, plan, sizeof(plan)), 0);
-	assert_non_null(strstr(plan, "USING INDEX portal_messages_owner"));
+	assert_non_null(strstr(plan, "USING COVERING INDEX portal_messages_list"));
 	assert_null(strstr(plan, "TEMP B-TREE"));
 }
 
