@@ -19,7 +19,11 @@ class GpgHome:
     def run(self, *args, input=None, check=True, faked=None):
         argv = GPG_BASE + ["--homedir", self.path]
         if faked:
-            argv += ["--faked-system-time", faked]
+            # Frozen ("!"): a ticking fake clock restarts at the same
+            # instant in each gpg run, so a subkey added a second later
+            # would predate its primary key ("Time conflict").
+            argv += ["--faked-system-time",
+                     faked if faked.endswith("!") else faked + "!"]
         r = subprocess.run(argv + list(args), input=input,
                            capture_output=True)
         if check and r.returncode != 0:
