@@ -1,6 +1,7 @@
 """OpenPGP peers for the tests: keys and messages made by GnuPG (gpg) in
 a temporary home of their own, never the gateway's code."""
 
+import atexit
 import os
 import re
 import subprocess
@@ -9,12 +10,25 @@ GPG_BASE = ["gpg", "--batch", "--no-tty", "--pinentry-mode", "loopback",
             "--passphrase", ""]
 
 
+_homes = []
+
+
+@atexit.register
+def _stop_agents():
+    """Each home's gpg-agent outlives gpg; stop them with the tests."""
+    for path in _homes:
+        if os.path.isdir(path):
+            subprocess.run(["gpgconf", "--homedir", path, "--kill",
+                            "gpg-agent"], capture_output=True)
+
+
 class GpgHome:
     """One user's GnuPG home in dir."""
 
     def __init__(self, path):
         self.path = str(path)
         os.makedirs(self.path, mode=0o700, exist_ok=True)
+        _homes.append(self.path)
 
     def run(self, *args, input=None, check=True, faked=None):
         argv = GPG_BASE + ["--homedir", self.path]
