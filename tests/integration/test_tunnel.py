@@ -80,7 +80,7 @@ def tunnel(tmp_path):
     portal.start()
     gw.start()
     env = {"gw": gw, "portal": portal, "capture": capture, "out": out,
-           "pcrt": pcrt, "gcrt": gcrt, "d": d}
+           "pcrt": pcrt, "pkey": pkey, "gcrt": gcrt, "d": d}
     yield env
     gw.stop()
     portal.stop()
@@ -111,6 +111,15 @@ def test_round_trip_webmail_and_nothing_of_the_original_on_the_wire(tunnel):
                  b"example.org", b"alice"):
         assert leak not in raw, leak
     assert b"application/pkcs7-mime" in raw
+
+    # OpenSSL's CMS code, not only the portal, opens it with the portal's
+    # key: the original byte for byte after the signed manifest.
+    r = subprocess.run(["openssl", "cms", "-decrypt", "-inkey",
+                        tunnel["pkey"], "-recip", tunnel["pcrt"], "-binary"],
+                       input=raw, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert b"application/x-postern-manifest" in r.stdout
+    assert b"Content-Type: message/rfc822\r\n\r\n" + original in r.stdout
 
     # The captured bytes are the tunnel message: the portal stores them.
     portal_send(portal, raw)
