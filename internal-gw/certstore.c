@@ -774,7 +774,7 @@ certstore_find_recipient(struct db *db, X509_STORE *trust, const char *addr,
 
 	*certs = NULL;
 	*n = 0;
-	if ((st = db_prepare(db, "SELECT pem FROM certs WHERE"
+	if ((st = db_prepare_cached(db, "SELECT pem FROM certs WHERE"
 	    " instr(',' || emails || ',', ',' || lower(?1) || ',') > 0"
 	    " ORDER BY not_after DESC")) == NULL)
 		return -1;

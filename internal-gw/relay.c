@@ -245,7 +245,7 @@ relay_db_delivered(struct relay *r, struct db *db, const char *msgkey,
 	struct db_stmt *st;
 	int rv;
 
-	if ((st = db_prepare(db, "SELECT 1 FROM relay_ledger WHERE "
+	if ((st = db_prepare_cached(db, "SELECT 1 FROM relay_ledger WHERE "
 	    "msgkey = ?1 AND kind = ?2 AND nexthop = ?3 AND rcpt = ?4 AND "
 	    "created > ?5")) == NULL)
 		return -1;
@@ -331,7 +331,7 @@ relay_ledger_known(struct relay *r, const char *msgkey)
 
 	if ((db = relay_db(r)) == NULL)
 		return -1;
-	if ((st = db_prepare(db, "SELECT 1 FROM relay_ledger WHERE "
+	if ((st = db_prepare_cached(db, "SELECT 1 FROM relay_ledger WHERE "
 	    "msgkey = ?1 LIMIT 1")) == NULL)
 		return -1;
 	if (db_bind(st, "t", msgkey) == -1)
