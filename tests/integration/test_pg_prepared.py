@@ -44,8 +44,8 @@ def test_statements_prepared_by_name_and_again_after_restart(tmp_path, pg):
         for _ in range(4):
             assert _inbox_ok(br)
         # The listing ran by a server-side name, not parsed each time.
-        named = re.compile(r"execute (postern_\d+): SELECT id, owner, "
-                           r"folder, state")
+        named = re.compile(r"execute (postern_\d+): SELECT id, date, size, "
+                           r"unread, has_attachments")
         assert named.search(_log(pg)), "the listing was never run by name"
 
         pg.restart()
