@@ -337,6 +337,21 @@ def sink2():
     s.stop()
 
 
+# The portal's notification relay and the relay its users' replies go to.
+@pytest.fixture
+def notify_sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def reply_sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
 # The database back end (POSTERN_TEST_DB=sqlite|postgresql): see dbutil.
 # This file is also loaded by path (tests/e2e), with its folder not on
 # the module path.

@@ -15,10 +15,8 @@ import tempfile
 import threading
 import time
 
-import pytest
 
 import dbutil
-from conftest import Sink
 from hautil import HaPortal, blob, pgdb, rows, trigger_mail  # noqa: F401
 from test_web_portal import Browser, _signup
 
@@ -109,13 +107,6 @@ def _readable(br, db, marker):
     assert st == 200, (marker, st)
     assert f"Body of {marker}.".encode() in raw
     assert raw == blob(db, path)
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 def test_kill9_one_portal_mid_stream_acked_mail_readable_on_other(

@@ -31,13 +31,6 @@ def _poll(what, cond, timeout=60):
 
 
 @pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def pair(tmp_path, pgdb, notify_sink):
     made = []
 

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 
-from test_web_portal import PASSWORD, Browser, Portal, _mail, notify_sink  # noqa: F401
+from test_web_portal import PASSWORD, Browser, Portal, _mail  # noqa: F401
 import pytest
 from dbutil import db_connect
 

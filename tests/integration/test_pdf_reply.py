@@ -12,24 +12,9 @@ import subprocess
 
 import pytest
 
-from conftest import Sink
 from test_pdf_otp import _db, _parts, _pdf_mail, _signup_with
 from test_web_compose import REPLY_CONF, _post_compose
 from test_web_portal import Browser, Portal, _mail
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def reply_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -9,17 +9,9 @@ import smtplib
 
 import pytest
 
-from conftest import Sink
 from test_web_portal import Browser, Portal, _mail, _signup, _text_of
 
 PASSWORD_FORM = "Use at least 12 characters"
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from test_portal_ingest import Portal as IngestPortal, RELAY, message
 from test_web_portal import Browser, Portal as WebPortal, _mail, _signup
-from test_web_portal import notify_sink  # noqa: F401 (a fixture)
+
 from dbutil import db_connect, sqlite_only
 
 

@@ -8,18 +8,10 @@ import time
 
 import pytest
 
-from conftest import Sink
 from test_web_portal import Portal, _mail
 from dbutil import db_connect
 
 DAY = 86400
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

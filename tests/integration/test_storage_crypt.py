@@ -16,7 +16,7 @@ import pytest
 
 from conftest import bin_path
 from dbutil import PG, db_holds, db_url
-from test_web_portal import Browser, Portal, _mail, _signup, notify_sink  # noqa: F401
+from test_web_portal import Browser, Portal, _mail, _signup  # noqa: F401
 
 PW = "storage pass phrase 7"
 

@@ -10,7 +10,7 @@ import re
 
 from conftest import Daemon, bin_path, vmhwm_kib
 from test_storage_crypt import PW, _setup
-from test_web_portal import Browser, Portal, _mail, _signup, notify_sink  # noqa: F401
+from test_web_portal import Browser, Portal, _mail, _signup  # noqa: F401
 
 BIG = 100 * 1024 * 1024
 # Flat: buffers, not the message (ASan's own overhead included).

@@ -14,7 +14,7 @@ import threading
 from test_portal_ingest import Portal as IngestPortal, RELAY, message
 from test_storage_crypt import PW, _keypair, _setup
 from test_web_portal import Browser, Portal, _mail, _signup
-from test_web_portal import notify_sink  # noqa: F401 (a fixture)
+
 from conftest import Daemon, bin_path
 from dbutil import db_connect, db_holds, db_url
 

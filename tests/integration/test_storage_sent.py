@@ -13,9 +13,8 @@ import subprocess
 import types
 import urllib.parse
 
-import pytest
 
-from conftest import Daemon, Sink, bin_path, free_port
+from conftest import Daemon, bin_path, free_port
 from dbutil import db_connect, db_url
 from test_storage_crypt import PW, _grep, _setup
 from test_web_compose import REPLY_CONF, _original, _post_compose
@@ -27,20 +26,6 @@ SUBJ_WORD, NAME_WORD, BODY_WORD = ("kestrelmosaic", "Wrenharbour",
                                    "pelicanquarry")
 FILE_WORD, ATT_WORD = "otterledger", "gravelsonnet"
 WORDS = [SUBJ_WORD, NAME_WORD, BODY_WORD, FILE_WORD, ATT_WORD]
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def reply_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 def _portal(tmp, notify_sink, reply_sink, sealed):

@@ -13,9 +13,8 @@ from email.message import EmailMessage
 
 
 from conftest import BROWSER_DIR, BUILD, require_browser
-from test_web_portal import Portal, _text_of, notify_sink  # noqa: F401
-from test_web_compose import REPLY_CONF, reply_sink  # noqa: F401
-
+from test_web_portal import Portal, _text_of  # noqa: F401
+from test_web_compose import REPLY_CONF  # noqa: F401
 
 
 def test_browser_flow(tmp_path, notify_sink, reply_sink):  # noqa: F811

@@ -9,7 +9,7 @@ import subprocess
 
 from conftest import BROWSER_DIR, BUILD, require_browser
 from test_pdf_otp import _parts, _pdf_mail
-from test_web_portal import Portal, notify_sink  # noqa: F401
+from test_web_portal import Portal  # noqa: F401
 
 
 def test_browser_pdf_pages(tmp_path, notify_sink):  # noqa: F811

@@ -27,20 +27,6 @@ reply = {{
 
 
 @pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def reply_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def rportal(tmp_path, notify_sink, reply_sink):
     p = Portal(str(tmp_path), notify_sink,
                extra=REPLY_CONF.format(port=reply_sink.port))

@@ -6,14 +6,12 @@ import email
 import email.policy
 import hashlib
 import os
-import re
 import socket
 import ssl
 import time
 
 import pytest
 
-from conftest import Sink
 from test_web_compose import _first_id, _multipart, _original, _post_compose
 from test_web_portal import PKI, Browser, Portal, _signup
 from dbutil import db_connect
@@ -27,20 +25,6 @@ reply = {{
   max_size = 2097152;
 }};
 """
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def reply_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -11,20 +11,13 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import Daemon, Sink, bin_path
+from conftest import Daemon, bin_path
 from test_web_portal import Browser, Portal, _mail, _signup
 from dbutil import db_connect, sqlite_only
 
 BIG = os.urandom(300 * 1024)            # streamed: above the inline limit
 SMALL = os.urandom(100 * 1024)
 QP_TEXT = ("Gr\u00fc\u00dfe = caf\u00e9, a long line " * 20 + "\n") * 30
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

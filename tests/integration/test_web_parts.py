@@ -8,15 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import Sink
 from test_web_portal import Browser, Portal, _mail, _signup
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

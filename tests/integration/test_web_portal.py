@@ -16,7 +16,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import ROOT, BUILD, Daemon, Sink, bin_path, free_port
+from conftest import ROOT, BUILD, Daemon, bin_path, free_port
 from dbutil import db_url
 
 PKI = os.path.join(BUILD, "pki")
@@ -159,13 +159,6 @@ class Browser:
     def follow(self, st, r):
         assert st == 303, (st, r.getheader("Location"))
         return self.get(r.getheader("Location"))
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

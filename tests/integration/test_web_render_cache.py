@@ -8,24 +8,9 @@ import re
 
 import pytest
 
-from conftest import Sink
 from test_web_compose import REPLY_CONF, _original
 from test_web_portal import Browser, Portal, _mail, _signup
 from dbutil import db_connect
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def reply_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

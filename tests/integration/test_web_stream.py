@@ -9,22 +9,14 @@ import os
 import re
 import ssl
 import threading
-from email.message import EmailMessage
 
 import pytest
 
-from conftest import Sink, vmhwm_kib
+from conftest import vmhwm_kib
 from test_web_portal import PKI, Browser, Portal, _mail, _signup
 
 LIMIT_KIB = 64 * 1024
 PARALLEL = 8
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -3,20 +3,11 @@ worker: a parser that tries to open a file is killed by its seccomp
 filter, the page says something went wrong and still offers the
 winmail.dat, and the portal keeps serving."""
 
-import re
 
 import pytest
 
-from conftest import Sink
 from test_web_parts import _links, _open, _tnef
 from test_web_portal import Browser, Portal, _mail, _signup
-
-
-@pytest.fixture
-def notify_sink():
-    s = Sink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
