@@ -560,23 +560,6 @@ db_rollback(struct db *db)
 		(void)db_txn(db, "ROLLBACK");
 }
 
-int
-db_begin_read(struct db *db)
-{
-	if (db->kind != DB_SQLITE)
-		return 0;
-	if (sqlite3_get_autocommit(db->lite) == 0)
-		fatalx("database: a read transaction inside a transaction");
-	return db_run(db, "BEGIN", "") == -1 ? -1 : 0;
-}
-
-void
-db_end_read(struct db *db)
-{
-	if (db->kind == DB_SQLITE && sqlite3_get_autocommit(db->lite) == 0)
-		(void)db_run(db, "COMMIT", "");
-}
-
 int64_t
 db_data_version(struct db *db)
 {

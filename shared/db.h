@@ -123,16 +123,6 @@ int		 db_run(struct db *, const char *sql, const char *fmt, ...);
 int		 db_begin(struct db *);
 int		 db_commit(struct db *);
 void		 db_rollback(struct db *);
-/*
- * A read transaction around several queries of one answer: on SQLite a
- * deferred BEGIN, so the queries share one snapshot and take the WAL's
- * read mark once (each query alone takes and drops it, with two fstat
- * calls). No write may happen inside. On PostgreSQL nothing (BEGIN and
- * COMMIT would be two more round trips). db_end_read() ends it, and
- * does nothing when db_begin_read() failed.
- */
-int		 db_begin_read(struct db *);
-void		 db_end_read(struct db *);
 
 /*
  * A number that moves whenever the database may have changed since the

@@ -545,19 +545,3 @@ store_available(struct store *s)
 	return store_db(s) != NULL;
 }
 
-int
-store_read_begin(struct store *s)
-{
-	struct db *db;
-
-	return (db = store_db(s)) == NULL ? -1 : db_begin_read(db);
-}
-
-void
-store_read_end(struct store *s)
-{
-	struct db *db;
-
-	if ((db = store_db(s)) != NULL)
-		db_end_read(db);
-}

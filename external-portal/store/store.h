@@ -146,13 +146,6 @@ int		 store_msg_fetch(struct store *, const struct store_msg *);
  * connection is re-established here), 0 when not (logged).
  */
 int		 store_available(struct store *);
-/*
- * Several reads for one answer (a list page) in one read transaction of
- * the calling thread's connection (db_begin_read); nothing may be
- * written in between. store_read_end() also after a failed begin.
- */
-int		 store_read_begin(struct store *);
-void		 store_read_end(struct store *);
 /* Also closes the calling thread's database connection (db.h). */
 void		 store_close(struct store *);
 /*
@@ -209,6 +202,10 @@ int		 store_deliver(struct store *, struct store_tmp *,
 int		 store_msg_list(struct store *, const char *owner,
 		    enum store_folder, int64_t before, int limit,
 		    struct store_msg *out);
+/* The same, and the owner's usage (store_usage) read with it. */
+int		 store_msg_page(struct store *, const char *owner,
+		    enum store_folder, int64_t before, int limit,
+		    struct store_msg *out, int64_t *used);
 /* Another owner's id is STORE_NOTFOUND. */
 int		 store_msg_get(struct store *, const char *owner, int64_t id,
 		    struct store_msg *);

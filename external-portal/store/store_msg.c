@@ -24,12 +24,30 @@
  * of index portal_messages_list (store.c), which holds them all on
  * SQLite: the rows come from the index alone, without a lookup in the
  * table per row. The path is read for sealed rows only (their CEK is
- * cached by file name).
+ * cached by file name). Each row also carries the owner's usage counter:
+ * one round trip for a page on PostgreSQL instead of two, and one
+ * snapshot for the list and the counter.
  */
 #define STORE_SQL_LIST "SELECT id, date, size, unread, has_attachments, " \
-    "created, mail_from, hdr_from, subject, sealed_meta, path " \
+    "created, mail_from, hdr_from, subject, sealed_meta, path, " \
+    "COALESCE((SELECT used_bytes FROM portal_users WHERE email = ?), 0) " \
     "FROM portal_messages WHERE owner = ? AND folder = ? AND " \
     "state = 'webmail' AND id < ? ORDER BY id DESC LIMIT ?"
+/*
+ * The same on PostgreSQL, whose planner, given owner = ? and ORDER BY id,
+ * walks the primary key backwards and filters: cheap by its estimate,
+ * but a mailbox whose messages are not the newest reads every newer
+ * message of everyone first (measured: 10,000 rows for a 51-row page,
+ * 4 ms instead of 0.1). As a range over the whole index key, only
+ * portal_messages_list gives the order.
+ */
+#define STORE_SQL_LIST_PG "SELECT id, date, size, unread, " \
+    "has_attachments, created, mail_from, hdr_from, subject, sealed_meta, " \
+    "path, COALESCE((SELECT used_bytes FROM portal_users WHERE " \
+    "email = ?), 0) FROM portal_messages " \
+    "WHERE (owner, folder, state, id) < (?, ?, 'webmail', ?) AND " \
+    "(owner, folder, state, id) > (?, ?, 'webmail', 0) " \
+    "ORDER BY owner DESC, folder DESC, state DESC, id DESC LIMIT ?"
 
 int
 store_tmp_create(struct store *s, struct store_tmp *t)
@@ -250,6 +268,13 @@ int
 store_msg_list(struct store *s, const char *owner, enum store_folder f,
     int64_t before, int limit, struct store_msg *out)
 {
+	return store_msg_page(s, owner, f, before, limit, out, NULL);
+}
+
+int
+store_msg_page(struct store *s, const char *owner, enum store_folder f,
+    int64_t before, int limit, struct store_msg *out, int64_t *used)
+{
 	char key[STORE_KEY_MAX];
 	struct db *db;
 	struct db_stmt *st;
@@ -260,15 +285,32 @@ store_msg_list(struct store *s, const char *owner, enum store_folder f,
 	/* Cut as store_col_copy() cuts. */
 	if ((ownerlen = strlen(owner)) >= sizeof(out->owner))
 		ownerlen = sizeof(out->owner) - 1;
-	if ((db = store_db(s)) == NULL ||
-	    (st = db_prepare_cached(db, STORE_SQL_LIST)) == NULL)
+	if ((db = store_db(s)) == NULL)
 		return -1;
-	if (db_bind(st, "ttii", owner, store_folder_names[f],
-	    before > 0 ? before : INT64_MAX, (int64_t)limit) == 0)
-		while (n < limit && (rc = db_step(st)) == DB_ROW)
+	if (db_kind(db) == DB_PG) {
+		if ((st = db_prepare_cached(db, STORE_SQL_LIST_PG)) == NULL)
+			return -1;
+		rc = db_bind(st, "tttitti", owner, owner,
+		    store_folder_names[f], before > 0 ? before : INT64_MAX,
+		    owner, store_folder_names[f], (int64_t)limit);
+	} else {
+		if ((st = db_prepare_cached(db, STORE_SQL_LIST)) == NULL)
+			return -1;
+		rc = db_bind(st, "tttii", owner, owner, store_folder_names[f],
+		    before > 0 ? before : INT64_MAX, (int64_t)limit);
+	}
+	if (rc == 0)
+		while (n < limit && (rc = db_step(st)) == DB_ROW) {
+			if (used != NULL && n == 0)
+				*used = db_col_int(st, 11);
 			store_msg_list_row(s, st, owner, ownerlen,
 			    f, &out[n++]);
+		}
 	db_finalize(st);
+	/* An empty page has no row to carry the counter. */
+	if (rc != -1 && used != NULL && n == 0 &&
+	    (*used = store_scalar(s, STORE_SQL_USAGE, owner)) == -1)
+		rc = -1;
 	if (rc == -1) {
 		while (n > 0)
 			store_msg_free(&out[--n]);
@@ -544,10 +586,11 @@ store_msg_list_plan(struct store *s, char *out, size_t outlen)
 		return -1;
 	if (db_kind(db) == DB_PG) {
 		/* PostgreSQL plans with values: a mailbox's first page. */
-		if ((st = db_prepare(db, "EXPLAIN " STORE_SQL_LIST)) == NULL)
+		if ((st = db_prepare(db, "EXPLAIN " STORE_SQL_LIST_PG)) == NULL)
 			return -1;
-		if (db_bind(st, "ttii", "", store_folder_names[
-		    STORE_FOLDER_INBOX], INT64_MAX, (int64_t)51) == -1) {
+		if (db_bind(st, "tttitti", "", "", store_folder_names[
+		    STORE_FOLDER_INBOX], INT64_MAX, "", store_folder_names[
+		    STORE_FOLDER_INBOX], (int64_t)51) == -1) {
 			db_finalize(st);
 			return -1;
 		}

@@ -544,16 +544,10 @@ web_mail_inbox(struct web_req *r)
 
 	if (before == -1)
 		before = 0;
-	/*
-	 * The property first: its first read on a thread may create the
-	 * property tables, a write. Then the page's reads in one read
-	 * transaction.
-	 */
 	quota = web_prop_int(r, "quota");
 	list = xcalloc(limit + 1, sizeof(*list));
-	if (store_read_begin(r->store) == -1 || (n = store_msg_list(r->store,
-	    r->email, folder, before, limit + 1, list)) == -1) {
-		store_read_end(r->store);
+	if ((n = store_msg_page(r->store, r->email, folder, before, limit + 1,
+	    list, &used)) == -1) {
 		free(list);
 		web_page_tempfail(r);
 		return;
@@ -561,8 +555,6 @@ web_mail_inbox(struct web_req *r)
 	/* Encrypted storage: From and Subject open with the file's CEK. */
 	for (int i = 0; i < n && i < limit; i++)
 		(void)web_crypt_meta(r->store, &list[i]);
-	used = store_usage(r->store, r->email);
-	store_read_end(r->store);
 	r->no_store = 1;
 	web_page_begin(r, web_text_get(folder == STORE_FOLDER_SENT ?
 	    "messages.sent" : "messages.title"), 1);
