@@ -161,22 +161,10 @@ _urls = {}
 
 def pg_server():
     """The run's PostgreSQL server, started on first use."""
-    global _server
     if not PG:
         raise RuntimeError("pg_server() with POSTERN_TEST_DB="
                            f"{BACKEND}")
-    if _server is None:
-        s = PgServer()
-        atexit.register(s.destroy)
-        try:
-            s.init()
-        except Exception:
-            s.destroy()
-            raise
-        _server = s
-    elif not _server.running:
-        _server.start()
-    return _server
+    return pg_server_any()
 
 
 def stop_server():

@@ -7,6 +7,7 @@ dbutil.pg_url() whatever POSTERN_TEST_DB says."""
 import os
 import smtplib
 import subprocess
+import time
 
 import pytest
 
@@ -156,3 +157,14 @@ def trigger_mail(subject, body, to="ext@example.org", attachment=None):
         m.add_attachment(attachment[1], maintype="application",
                          subtype="octet-stream", filename=attachment[0])
     return m.as_bytes(policy=policy.SMTP)
+
+
+def poll(what, cond, timeout=60):
+    """cond()'s first true value, asked every 50 ms until timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

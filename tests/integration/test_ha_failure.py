@@ -13,22 +13,11 @@ import shutil
 import smtplib
 import tempfile
 import threading
-import time
 
 
 import dbutil
-from hautil import HaPortal, blob, pgdb, rows, trigger_mail  # noqa: F401
+from hautil import HaPortal, blob, pgdb, poll, rows, trigger_mail  # noqa: F401
 from test_web_portal import Browser, _signup
-
-
-def _poll(what, cond, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Stream:
@@ -117,7 +106,7 @@ def test_kill9_one_portal_mid_stream_acked_mail_readable_on_other(
     try:
         br = _signed_in(b, notify_sink)
         stream = Stream(a.smtp_port, clients=4, stop_on_error=True)
-        _poll("20 acknowledged messages",
+        poll("20 acknowledged messages",
               lambda: stream.count(lambda r: r[1] == 250) >= 20)
         a.kill9()
         stream.stop()
@@ -147,12 +136,12 @@ def test_database_stopped_and_restarted_during_stream(tmp_path,
         p = HaPortal(tmp_path, "a", db, notify_sink.port, setup=True)
         br = _signed_in(p, notify_sink)
         stream = Stream(p.smtp_port, clients=2)
-        _poll("acknowledged messages",
+        poll("acknowledged messages",
               lambda: stream.count(lambda r: r[1] == 250) >= 6)
 
         before = len(stream.results)
         server.stop("fast")
-        _poll("4xx answers while the database is down", lambda: sum(
+        poll("4xx answers while the database is down", lambda: sum(
             1 for r in stream.results[before:] if r[1] // 100 == 4) >= 4)
         down = stream.results[before:]
         st, r, page = br.get("/inbox")
@@ -162,7 +151,7 @@ def test_database_stopped_and_restarted_during_stream(tmp_path,
 
         server.start()
         after = len(stream.results)
-        _poll("acknowledged messages after the restart", lambda: sum(
+        poll("acknowledged messages after the restart", lambda: sum(
             1 for r in stream.results[after:] if r[1] == 250) >= 6)
         stream.stop()
         st, r, page = br.get("/inbox")

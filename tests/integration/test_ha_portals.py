@@ -14,20 +14,10 @@ import pytest
 
 import dbutil
 from conftest import Sink, free_port
-from hautil import HaPortal, blob, pgdb, rows, trigger_mail  # noqa: F401
+from hautil import HaPortal, blob, pgdb, poll, rows, trigger_mail  # noqa: F401
 from test_web_portal import PASSWORD, Browser, _oathtool, _signup
 
 DAY = 86400
-
-
-def _poll(what, cond, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -109,7 +99,7 @@ def test_outbox_sent_once_across_two_portals(tmp_path, pgdb):
         sink = Sink(port=relay_port)
         sink.wait(10, timeout=90)
         # Sent rows are deleted: once none is left, none can be sent again.
-        _poll("an empty outbox", lambda: rows(
+        poll("an empty outbox", lambda: rows(
             pgdb, "SELECT COUNT(*) FROM portal_outbox") == [(0,)])
         got = sorted(m["to"][0] for m in sink.messages)
         assert got == sorted(rcpts)
@@ -118,7 +108,7 @@ def test_outbox_sent_once_across_two_portals(tmp_path, pgdb):
                                            r"sent", p.d.log()))
                     for p in (a, b)}
         # The log line follows the commit: its reader may lag the sink.
-        _poll("a log line per notification sent",
+        poll("a log line per notification sent",
               lambda: sum(sent().values()) >= 10, timeout=20)
         assert sum(sent().values()) == 10, sent()
     finally:
@@ -161,7 +151,7 @@ def test_retention_runs_once_across_two_portals(pair, notify_sink):
                       "subject = ?", (past, s))
     c.close()
     want = len(old) + bulk
-    _poll("the expired messages removed",
+    poll("the expired messages removed",
           lambda: _removed(a) + _removed(b) >= want, timeout=120)
     left = sorted(r[0] for r in rows(a.db, "SELECT subject FROM "
                                      "portal_messages"))
@@ -169,7 +159,7 @@ def test_retention_runs_once_across_two_portals(pair, notify_sink):
     for s in old:
         assert blob(a.db, paths[s]) is None
     # Each expired message counted by exactly one node, no errors.
-    _poll("retention's log lines", lambda: _removed(a) + _removed(b) >= want,
+    poll("retention's log lines", lambda: _removed(a) + _removed(b) >= want,
           timeout=20)
     assert _removed(a) + _removed(b) == want
     for p in (a, b):
