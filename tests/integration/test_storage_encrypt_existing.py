@@ -15,7 +15,7 @@ import time
 from conftest import Daemon, bin_path
 from test_storage_crypt import PW, _grep, _setup
 from test_web_portal import (PASSWORD, Browser, Portal, _mail,  # noqa: F401
-                             _signup, notify_sink)
+                             _signup)
 from dbutil import db_connect, db_holds, db_url
 
 WORDS = ["alpacaquill", "bramblefjord", "cobaltmirth", "dunlinvortex"]

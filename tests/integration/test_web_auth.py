@@ -13,8 +13,8 @@ import urllib.parse
 
 import pytest
 
-from test_web_portal import (PASSWORD, Browser, Portal, _mail, _oathtool,
-                             _signup, _text_of, notify_sink)  # noqa: F401
+from test_web_portal import (PASSWORD, Browser, Portal, _mail,  # noqa: F401
+                             _oathtool, _signup, _text_of)
 
 FAILED = "The code is wrong or has already been used."
 LOCKED = "Too many wrong codes."
