@@ -240,11 +240,19 @@ store_pdf_sent(struct store *s, int64_t id)
 	db_finalize(st);
 	if (rc != DB_ROW)
 		return rc == DB_DONE ? STORE_NOTFOUND : -1;
-	rc = db_run(db, "UPDATE portal_pdf SET state = 'sent', msg_id = NULL, "
-	    "pdf_mail = NULL WHERE id = ?", "i", id) == -1 ? -1 : 0;
-	/* The content goes: row, then file (store_msg_delete's order). */
-	if (rc == 0 && p.msg_id != 0 &&
-	    store_msg_delete(s, p.owner, p.msg_id) == -1)
+	/*
+	 * The content goes first (row, then file: store_msg_delete's
+	 * order), then the link to it. The other way round, a message row
+	 * still "pdf-pending" but no longer linked looked like one that
+	 * never had a PDF row to store_pdf_adopt (another thread, or another
+	 * portal), which made it a second one: a second rendering failed on
+	 * the deleted file and told the sender the PDF never went out.
+	 */
+	rc = 0;
+	if (p.msg_id != 0 && store_msg_delete(s, p.owner, p.msg_id) == -1)
+		rc = -1;
+	if (rc == 0 && db_run(db, "UPDATE portal_pdf SET state = 'sent', "
+	    "msg_id = NULL, pdf_mail = NULL WHERE id = ?", "i", id) == -1)
 		rc = -1;
 	store_pdf_free(&p);
 	return rc;

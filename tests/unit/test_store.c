@@ -12,8 +12,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "db.h"
 #include "store_fx.h"
+#include "store/store_pdf.h"
 
 static int64_t
 put(struct store *s, const char *owner, const char *subject, const char *body,
@@ -361,6 +364,54 @@ test_invitation_reminder(void **state)
 	    now, email, sizeof(email)), STORE_NOTFOUND);
 }
 
+/*
+ * A PDF mail accepted: the message goes before its PDF row lets go of
+ * it. Otherwise, in between, the message (still "pdf-pending", no longer
+ * linked) is one that store_pdf_adopt takes for new and renders a second
+ * time. A trigger notes whether the message row still existed when the
+ * PDF row became "sent".
+ */
+static void
+test_pdf_sent_removes_content_first(void **state)
+{
+	struct fx *f = *state;
+	struct store_tmp t;
+	struct store_msg m = { 0 };
+	struct store_pdf p;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t id, now = time(NULL);
+
+	m.folder = STORE_FOLDER_INBOX;
+	m.state = STORE_MSG_PDF_PENDING;
+	m.subject = "figures";
+	assert_int_equal(store_tmp_create(f->s, &t), 0);
+	fprintf(t.fp, "Subject: figures\r\n\r\nbody\r\n");
+	assert_int_equal(store_deliver(f->s, &t, &m, "bob@example.com", 0, 0,
+	    &id), 0);
+	store_tmp_discard(&t);
+	assert_int_equal(store_pdf_adopt(f->s, now), 1);
+	assert_int_equal(store_pdf_next(f->s, now, &p), 0);
+	assert_int_equal(p.msg_id, id);
+	assert_int_equal(store_pdf_queue(f->s, &p, "pw", "/nonexistent"), 0);
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE probe (n INTEGER);"
+	    "CREATE TRIGGER probe_sent AFTER UPDATE OF state ON portal_pdf "
+	    "WHEN NEW.state = 'sent' BEGIN INSERT INTO probe SELECT COUNT(*) "
+	    "FROM portal_messages WHERE id = OLD.msg_id; END;", NULL, NULL,
+	    NULL), SQLITE_OK);
+	assert_int_equal(store_pdf_sent(f->s, p.id), 0);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT n FROM probe", -1,
+	    &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(store_pdf_adopt(f->s, now), 0);
+	store_pdf_free(&p);
+}
+
 int
 main(void)
 {
@@ -375,6 +426,8 @@ main(void)
 		    fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, fx_setup,
 		    fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pdf_sent_removes_content_first,
+		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_and_activation,
 		    fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, fx_setup,
