@@ -39,8 +39,9 @@ def _portal(tmp, notify_sink, reply_sink, sealed):
     return p
 
 
-def _reply(p, notify_sink, reply_sink):
-    """Signs up, answers the one inbox message; the Sent copy's id."""
+def _reply_form(p, notify_sink):
+    """Delivers the original, signs up and opens the reply form:
+    (browser, the original's id, the form page)."""
     p.deliver("ext@example.org", _original())
     br = Browser(p)
     _signup(p, notify_sink, br)
@@ -48,6 +49,12 @@ def _reply(p, notify_sink, reply_sink):
     mid = re.search(r'href="/message\?id=(\d+)"', page).group(1)
     st, r, form = br.get(f"/compose?reply={mid}")
     assert st == 200
+    return br, mid, form
+
+
+def _reply(p, notify_sink, reply_sink):
+    """Signs up, answers the one inbox message; the Sent copy's id."""
+    br, mid, form = _reply_form(p, notify_sink)
     st, r, page = _post_compose(br, form, {
         "reply": mid, "to": f'"{NAME_WORD} Finch" <alice@example.com>',
         "cc": "", "subject": f"Plans for {SUBJ_WORD}",
@@ -186,12 +193,7 @@ def test_pending_reply_row_keeps_no_subject(tmp_path, notify_sink,
     p = _portal(tmp, notify_sink, down, sealed=True)
     try:
         assert p.d.wait_for(r"storage unlocked")
-        p.deliver("ext@example.org", _original())
-        br = Browser(p)
-        _signup(p, notify_sink, br)
-        st, r, page = br.get("/inbox")
-        mid = re.search(r'href="/message\?id=(\d+)"', page).group(1)
-        st, r, form = br.get(f"/compose?reply={mid}")
+        br, mid, form = _reply_form(p, notify_sink)
         st, r, page = _post_compose(br, form, {
             "reply": mid, "to": "alice@example.com", "cc": "",
             "subject": f"Plans for {SUBJ_WORD}", "body": "short"})
