@@ -36,6 +36,8 @@ int	gateway_rcpt(void *arg, const struct smtp_txn *, const char *addr,
 void	gateway_message(void *arg, struct smtp_txn *);
 
 /* The calling thread's database handles (opened on first use). */
+/* Sets the allocator for the worker threads; call before they start. */
+void		 gateway_malloc_init(void);
 struct props	*gateway_props(struct gateway *);
 struct db	*gateway_db(struct gateway *);
 

@@ -421,6 +421,7 @@ main(int argc, char **argv)
 
 	daemon_start(argc, argv, "internal-gw", "/etc/postern/internal-gw.conf",
 	    gw_conf_schema, &c, &check);
+	gateway_malloc_init();
 	g_mime_init();
 	if (check) {
 		int bad = gw_check(&c) == -1;

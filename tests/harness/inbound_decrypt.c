@@ -149,6 +149,7 @@ main(int argc, char **argv)
 	    nthr < 1 || secs <= 0)
 		inbound_decrypt_usage();
 	log_init("inbound_decrypt", LOG_TO_STDERR, 0);
+	gateway_malloc_init();	/* as internal-gw does */
 	g_mime_init();
 	if (conf_load(&c, conffile, gw_conf_schema, &err) == -1) {
 		fprintf(stderr, "inbound_decrypt: %s", err);
