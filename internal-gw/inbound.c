@@ -87,7 +87,7 @@ inbound_file(struct inbound *ib, const char *tag, char *path, size_t len)
 		close(fd);
 		unlink(path);
 	}
-	return f;
+	return smime_in_buffered(f);
 }
 
 /* Makes f the current message, dropping the previous one of ours. */
@@ -95,7 +95,7 @@ static void
 inbound_advance(struct inbound *ib, FILE *f)
 {
 	if (ib->curf != NULL)
-		fclose(ib->curf);
+		smime_in_fclose(ib->curf);
 	ib->curf = f;
 }
 
@@ -109,7 +109,7 @@ inbound_open(struct inbound *ib)
 	if (ib->curf == NULL) {
 		if ((f = fopen(ib->in, "re")) == NULL)
 			log_warn("id=%s open %s", ib->msgid, ib->in);
-		return f;
+		return smime_in_buffered(f);
 	}
 	if ((fd = fcntl(fileno(ib->curf), F_DUPFD_CLOEXEC, 0)) == -1 ||
 	    lseek(fd, 0, SEEK_SET) == -1 || (f = fdopen(fd, "r")) == NULL) {
@@ -118,7 +118,7 @@ inbound_open(struct inbound *ib)
 			close(fd);
 		return NULL;
 	}
-	return f;
+	return smime_in_buffered(f);
 }
 
 /* The one From: mailbox, or "". */
@@ -193,7 +193,7 @@ inbound_body(struct inbound *ib, FILE *in, const struct header *h, int *bad)
 	r = cmsdec_unbase64(in, inbound_is_base64(h), out);
 	if (r != 0 || fseek(out, 0, SEEK_SET) == -1) {
 		*bad = r == CMSDEC_BAD;
-		fclose(out);
+		smime_in_fclose(out);
 		return NULL;
 	}
 	return out;
@@ -241,14 +241,14 @@ inbound_rewrap(struct inbound *ib, const struct header *h, FILE *ent)
 	if (r == 0)
 		header_free(&nh);
 	if (r != 0 || fflush(out) == EOF) {
-		fclose(out);
+		smime_in_fclose(out);
 		return -2;
 	}
 	inbound_advance(ib, out);
 	return 0;
 fail:
 	log_warn("id=%s write the decrypted message", ib->msgid);
-	fclose(out);
+	smime_in_fclose(out);
 	return -1;
 }
 
@@ -358,8 +358,8 @@ inbound_split(FILE *in, const char *b, FILE *part, unsigned char **sig,
 	if ((df = open_memstream((char **)sig, siglen)) == NULL)
 		fatal("inbound: open_memstream");
 	rc = cmsdec_unbase64(mf, inbound_is_base64(&h), df);
-	fclose(mf);
-	fclose(df);
+	smime_in_fclose(mf);
+	smime_in_fclose(df);
 	header_free(&h);
 	if (rc != 0) {
 		free(*sig);
@@ -437,7 +437,7 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 		return -1;
 	r = header_read(f, ib->gw->max_header, &h);
 	if (r != 0) {
-		fclose(f);
+		smime_in_fclose(f);
 		return r == -1 ? -1 : 0;
 	}
 	if (ib->from[0] == '\0')
@@ -542,10 +542,10 @@ inbound_layer(struct inbound *ib, char *const *rcpts, size_t nrcpts)
 out:
 	free(sig);
 	if (der != NULL)
-		fclose(der);
+		smime_in_fclose(der);
 	if (plain != NULL)
-		fclose(plain);
-	fclose(f);
+		smime_in_fclose(plain);
+	smime_in_fclose(f);
 	header_free(&h);
 	return r == -1 ? -1 : more;
 }
@@ -597,7 +597,7 @@ inbound_finish(struct inbound *ib, char *out, size_t outlen)
 	if ((fi = inbound_open(ib)) == NULL)
 		return -1;
 	if ((rc = header_read(fi, ib->gw->max_header, &h)) != 0) {
-		fclose(fi);
+		smime_in_fclose(fi);
 		return rc;
 	}
 	s = header_get(&h, "Subject");
@@ -653,8 +653,8 @@ inbound_finish(struct inbound *ib, char *out, size_t outlen)
 	free(extra);
 	if (fflush(fo) == EOF || ferror(fo))
 		rc = -1;
-	fclose(fo);
-	fclose(fi);
+	smime_in_fclose(fo);
+	smime_in_fclose(fi);
 	free(subject);
 	if (rc != 0) {
 		unlink(out);
@@ -664,7 +664,7 @@ inbound_finish(struct inbound *ib, char *out, size_t outlen)
 		    ib->msgid);
 	return rc;
 fail:
-	fclose(fi);
+	smime_in_fclose(fi);
 	free(subject);
 	return -1;
 }
@@ -757,7 +757,7 @@ local:
 	r = INBOUND_LOCAL;
 done:
 	if (ib.curf != NULL)
-		fclose(ib.curf);
+		smime_in_fclose(ib.curf);
 	smime_in_sig_free(&ib.sig);
 	return r;
 }

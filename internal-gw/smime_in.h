@@ -68,6 +68,13 @@ void	smime_in_sig_free(struct smime_in_sig *);
  */
 #define SMIME_IN_MEM_TMP	(1024 * 1024)
 FILE	*smime_in_tmp(const char *dir, off_t hint);
+/*
+ * Gives f (before its first read or write) a 64 KiB buffer; returns f.
+ * A FILE so treated, or made by smime_in_tmp, is closed with
+ * smime_in_fclose, which also takes any other FILE.
+ */
+FILE	*smime_in_buffered(FILE *f);
+int	 smime_in_fclose(FILE *f);
 const char *smime_in_status_name(enum smime_in_status);
 
 #endif
